@@ -1,0 +1,34 @@
+"""Deterministic percentage bucketing (DESIGN.md, "Evaluation semantics" 6).
+
+bucket = (murmur3_x86_32("<flag key>:<bucket value>", seed 0, unsigned) * 10000) >> 32
+The documented algorithm lets a client in any language reproduce a user's bucket bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mmh3
+
+from .model import BUCKET_COUNT
+
+
+def bucket_text(value: Any) -> str | None:
+    """The text a context value is hashed as, or None when it cannot be bucketed on."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        # Whole numbers read as integers (42.0 -> "42"): protobuf Structs carry every number as a double.
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
+def bucket(flag_key: str, text: str) -> int:
+    """The bucket in [0, 10000) of a bucket value for a flag."""
+    digest = mmh3.hash(f"{flag_key}:{text}".encode(), 0, signed=False)
+    return (digest * BUCKET_COUNT) >> 32

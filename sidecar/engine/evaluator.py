@@ -1,0 +1,219 @@
+"""Evaluate a compiled flag for a context (DESIGN.md, "Evaluation semantics").
+
+The fast path allocates nothing but the bucket key of a split: every answer is a ready-made
+Evaluation from the compiler. `debug=True` takes the traced path, which runs the same compiled
+predicates and records every rule, constraint, segment and bucket on the way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from bisect import bisect_right
+from collections.abc import Mapping
+from typing import Any
+
+from .bucketing import bucket, bucket_text
+from .model import (
+    RESERVED_PREFIX,
+    USER_ID_PROPERTY,
+    Constraint,
+    Context,
+    Evaluation,
+    Flag,
+    TraceStep,
+)
+
+
+class InvalidContextError(ValueError):
+    """A caller's context cannot be evaluated (reserved key, nested value...)."""
+
+
+def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The engine's view of a user: the attributes plus "$userId". Raises InvalidContextError."""
+    context: dict[str, Any] = {}
+    if attributes:
+        for key, value in attributes.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidContextError("context keys must be non-empty strings")
+            if key.startswith(RESERVED_PREFIX):
+                raise InvalidContextError(
+                    f"context key {key!r} is reserved: keys starting with '$' are set by the sidecar"
+                )
+            if value is not None and not isinstance(value, str | bool | int | float):
+                raise InvalidContextError(
+                    f"context key {key!r} holds a {type(value).__name__}; only strings, numbers, "
+                    "booleans and null can be targeted"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidContextError(f"context key {key!r} holds {value}, which is not a finite number")
+            context[key] = value
+    if user_id:
+        context[USER_ID_PROPERTY] = user_id
+    return context
+
+
+def evaluate(flag: Flag, context: Context, debug: bool = False) -> Evaluation:
+    """The variant `flag` serves to `context`. Never raises for any context."""
+    if debug:
+        return _evaluate_traced(flag, context)
+    if not flag.enabled:
+        return flag.off_answer
+    for rule in flag.rules:
+        for constraint in rule.constraints:
+            if not constraint.test(context):
+                break
+        else:
+            if rule.single is not None:
+                return rule.single
+            text = bucket_text(context.get(rule.bucket_by))
+            if text is None:
+                continue  # no bucket attribute: the rule does not match
+            return rule.split_answers[bisect_right(rule.bounds, bucket(flag.key, text))]
+    return flag.fallthrough_answer
+
+
+# ---------------------------------------------------------------- traced path
+
+
+def _evaluate_traced(flag: Flag, context: Context) -> Evaluation:
+    steps: list[TraceStep] = []
+    answer = _traced_answer(flag, context, steps)
+    return dataclasses.replace(answer, stack_trace=tuple(steps))
+
+
+def _traced_answer(flag: Flag, context: Context, steps: list[TraceStep]) -> Evaluation:
+    if not flag.enabled:
+        steps.append(
+            TraceStep(
+                "flag",
+                flag.key,
+                False,
+                f"flag is disabled (version {flag.version})",
+                answer=flag.off_answer.value,
+            )
+        )
+        steps.append(_default_step("defaultVariantWhenOff", flag.off_answer))
+        return flag.off_answer
+    steps.append(
+        TraceStep(
+            "flag", flag.key, True, f"flag is enabled (version {flag.version}) with {len(flag.rules)} rule(s)"
+        )
+    )
+    for rule in flag.rules:
+        rule_step = len(steps)
+        steps.append(TraceStep("rule", rule.id, False, "", depth=1))  # filled in below
+        matched = _trace_constraints(rule.constraints, context, steps, f"rules[{rule.index}]", depth=2)
+        if not matched:
+            steps[rule_step] = TraceStep(
+                "rule", rule.id, False, f"rule {rule.index} did not match: a constraint failed", depth=1
+            )
+            continue
+        if rule.single is not None:
+            steps[rule_step] = TraceStep(
+                "rule",
+                rule.id,
+                True,
+                f"rule {rule.index} matched: serves {rule.single.variant!r}",
+                depth=1,
+                answer=rule.single.value,
+            )
+            return rule.single
+        value = context.get(rule.bucket_by)
+        text = bucket_text(value)
+        if text is None:
+            why = "is missing" if value is None else f"is a {type(value).__name__}, which cannot be bucketed"
+            steps[rule_step] = TraceStep(
+                "rule",
+                rule.id,
+                False,
+                f"rule {rule.index} constraints hold, but bucket attribute {rule.bucket_by!r} {why}",
+                depth=1,
+            )
+            continue
+        position = bucket(flag.key, text)
+        chosen = rule.split_answers[bisect_right(rule.bounds, position)]
+        steps[rule_step] = TraceStep("rule", rule.id, True, f"rule {rule.index} matched: split", depth=1)
+        ranges = ", ".join(f"{d.variant.key} [{d.start}, {d.end})" for d in rule.distributions)
+        steps.append(
+            TraceStep(
+                "distribution",
+                rule.id,
+                True,
+                f"murmur3({flag.key}:{text}) -> bucket {position} of 10000; ranges {ranges}; "
+                f"serves {chosen.variant!r}",
+                depth=1,
+                answer=chosen.value,
+                bucket=position,
+            )
+        )
+        return chosen
+    steps.append(
+        _default_step(
+            "defaultVariantWhenOn",
+            flag.fallthrough_answer,
+            "no rule matched" if flag.rules else "flag has no rules",
+        )
+    )
+    return flag.fallthrough_answer
+
+
+def _default_step(which: str, answer: Evaluation, why: str = "") -> TraceStep:
+    prefix = f"{why}: " if why else ""
+    if answer.is_error:
+        return TraceStep("default", which, False, prefix + answer.error_message)
+    return TraceStep(
+        "default", which, True, f"{prefix}serves {which} {answer.variant!r}", answer=answer.value
+    )
+
+
+def _trace_constraints(
+    constraints: tuple[Constraint, ...], context: Context, steps: list[TraceStep], where: str, depth: int
+) -> bool:
+    """Record every constraint (and nested segment) of a rule; True when all hold.
+
+    Unlike the fast path this does not stop at the first failure, so a trace shows every outcome.
+    """
+    all_hold = True
+    for index, constraint in enumerate(constraints):
+        held = constraint.test(context)
+        all_hold = all_hold and held
+        steps.append(
+            TraceStep(
+                "constraint",
+                f"{where}.constraints[{index}]",
+                held,
+                _describe(constraint, context, held),
+                depth=depth,
+            )
+        )
+        for segment in constraint.segments:
+            inside = segment.contains(context)
+            steps.append(
+                TraceStep(
+                    "segment",
+                    segment.key,
+                    inside,
+                    f"user is {'in' if inside else 'not in'} segment {segment.key!r}",
+                    depth=depth + 1,
+                )
+            )
+            for rule_index, rule in enumerate(segment.rules):
+                _trace_constraints(
+                    rule.constraints, context, steps, f"segment {segment.key}.rules[{rule_index}]", depth + 2
+                )
+    return all_hold
+
+
+def _describe(constraint: Constraint, context: Context, held: bool) -> str:
+    values = ", ".join(repr(v) for v in constraint.values)
+    outcome = "holds" if held else "does not hold"
+    if constraint.segments:
+        return f"{constraint.operation} [{values}] {outcome}"
+    prop = constraint.property
+    if prop not in context or context[prop] is None:
+        actual = f"{prop} is missing"
+    else:
+        actual = f"{prop} = {context[prop]!r}"
+    listed = f" [{values}]" if values else ""
+    return f"{actual}; {constraint.operation}{listed} {outcome}"

@@ -1,0 +1,243 @@
+"""The 19 constraint operations, each compiled once into a predicate over a context.
+
+Typing rules (DESIGN.md): numbers compare numerically (5 == 5.0) but never across types ("5" != 5,
+true != 1); a type mismatch or a missing property makes a positive test false and its negation
+true. Nothing here raises at evaluation time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import re2
+
+from .model import Context, Predicate, Segment
+
+NUMBER_TYPES = (int, float)
+
+OPERATIONS = (
+    "ONE_OF",
+    "NOT_ONE_OF",
+    "GREATER",
+    "GREATER_OR_EQUAL",
+    "LOWER",
+    "LOWER_OR_EQUAL",
+    "EXISTS",
+    "DOESNT_EXIST",
+    "CONTAINS",
+    "DOESNT_CONTAIN",
+    "STARTS_WITH",
+    "DOESNT_START_WITH",
+    "ENDS_WITH",
+    "DOESNT_END_WITH",
+    "MATCHES_REGEX",
+    "DOESNT_MATCH_REGEX",
+    "IS_IN_SEGMENT",
+    "ISNT_IN_SEGMENT",
+    "IS_IN_NETWORK",
+)
+SEGMENT_OPERATIONS = frozenset({"IS_IN_SEGMENT", "ISNT_IN_SEGMENT"})
+NO_VALUE_OPERATIONS = frozenset({"EXISTS", "DOESNT_EXIST"})
+NUMBER_OPERATIONS = frozenset({"GREATER", "GREATER_OR_EQUAL", "LOWER", "LOWER_OR_EQUAL"})
+STRING_OPERATIONS = frozenset(
+    {
+        "CONTAINS",
+        "DOESNT_CONTAIN",
+        "STARTS_WITH",
+        "DOESNT_START_WITH",
+        "ENDS_WITH",
+        "DOESNT_END_WITH",
+        "MATCHES_REGEX",
+        "DOESNT_MATCH_REGEX",
+        "IS_IN_NETWORK",
+    }
+)
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is reported as a Problem, not printed by the C++ library
+
+
+class InvalidValues(ValueError):
+    """The configured values cannot be compiled for this operation."""
+
+
+def is_number(value: Any) -> bool:
+    return type(value) in NUMBER_TYPES
+
+
+def compile_regex(patterns: Sequence[str]) -> Any:
+    """One RE2 program matching any of the patterns (unanchored search)."""
+    joined = "|".join(f"(?:{p})" for p in patterns)
+    try:
+        return re2.compile(joined, _RE2_OPTIONS)
+    except re2.error:
+        # Find the culprit so the message names it.
+        for pattern in patterns:
+            try:
+                re2.compile(pattern, _RE2_OPTIONS)
+            except re2.error as error:
+                detail = error.args[0].decode() if isinstance(error.args[0], bytes) else str(error)
+                raise InvalidValues(f"invalid regular expression {pattern!r}: {detail}") from None
+        raise
+
+
+def parse_networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for value in values:
+        try:
+            # strict=False: "10.1.2.3/8" means 10.0.0.0/8, as Go's ParseCIDR reads it.
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise InvalidValues(f"{value!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _one_of(prop: str, values: Sequence[Any]) -> Predicate:
+    strings = frozenset(v for v in values if type(v) is str)
+    numbers = frozenset(float(v) for v in values if is_number(v))
+    # Kept apart from numbers because True == 1 in Python.
+    booleans = frozenset(v for v in values if type(v) is bool)
+
+    def test(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        kind = type(value)
+        if kind is str:
+            return value in strings
+        if kind is bool:
+            return value in booleans
+        if kind is int or kind is float:
+            return value in numbers
+        return False
+
+    return test
+
+
+def _negate(positive: Predicate) -> Predicate:
+    def test(ctx: Context) -> bool:
+        return not positive(ctx)
+
+    return test
+
+
+def _compare(prop: str, operation: str, values: Sequence[float]) -> Predicate:
+    # "Against every value" collapses to one threshold.
+    if operation in ("GREATER", "GREATER_OR_EQUAL"):
+        threshold = max(values)
+    else:
+        threshold = min(values)
+
+    def greater(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) in NUMBER_TYPES and value > threshold
+
+    def greater_or_equal(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) in NUMBER_TYPES and value >= threshold
+
+    def lower(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) in NUMBER_TYPES and value < threshold
+
+    def lower_or_equal(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) in NUMBER_TYPES and value <= threshold
+
+    return {
+        "GREATER": greater,
+        "GREATER_OR_EQUAL": greater_or_equal,
+        "LOWER": lower,
+        "LOWER_OR_EQUAL": lower_or_equal,
+    }[operation]
+
+
+def _exists(prop: str) -> Predicate:
+    def test(ctx: Context) -> bool:
+        return ctx.get(prop) is not None
+
+    return test
+
+
+def _string_test(prop: str, matches: Callable[[str], bool]) -> Predicate:
+    def test(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) is str and matches(value)
+
+    return test
+
+
+def _contains(values: Sequence[str]) -> Callable[[str], bool]:
+    if len(values) == 1:
+        needle = values[0]
+        return lambda text: needle in text
+    needles = tuple(values)
+    return lambda text: any(n in text for n in needles)
+
+
+def _in_network(prop: str, values: Sequence[str]) -> Predicate:
+    networks = parse_networks(values)
+    v4 = tuple(n for n in networks if n.version == 4)
+    v6 = tuple(n for n in networks if n.version == 6)
+
+    def test(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        if type(value) is not str:
+            return False
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        candidates = v4 if address.version == 4 else v6
+        return any(address in network for network in candidates)
+
+    return test
+
+
+def _in_segments(segments: Sequence[Segment]) -> Predicate:
+    if len(segments) == 1:
+        return segments[0].contains
+    members = tuple(segment.contains for segment in segments)
+    return lambda ctx: all(contains(ctx) for contains in members)
+
+
+def _in_no_segment(segments: Sequence[Segment]) -> Predicate:
+    members = tuple(segment.contains for segment in segments)
+    return lambda ctx: not any(contains(ctx) for contains in members)
+
+
+def build_predicate(
+    prop: str, operation: str, values: Sequence[Any], segments: Sequence[Segment] = ()
+) -> Predicate:
+    """Compile one constraint. Values must already have passed `compiler` validation;
+    InvalidValues is raised for what only compiling can find (regex syntax, network syntax)."""
+    if operation == "ONE_OF":
+        return _one_of(prop, values)
+    if operation == "NOT_ONE_OF":
+        return _negate(_one_of(prop, values))
+    if operation in NUMBER_OPERATIONS:
+        return _compare(prop, operation, values)
+    if operation == "EXISTS":
+        return _exists(prop)
+    if operation == "DOESNT_EXIST":
+        return _negate(_exists(prop))
+    if operation in ("CONTAINS", "DOESNT_CONTAIN"):
+        positive = _string_test(prop, _contains(values))
+    elif operation in ("STARTS_WITH", "DOESNT_START_WITH"):
+        prefixes = tuple(values)
+        positive = _string_test(prop, lambda text: text.startswith(prefixes))
+    elif operation in ("ENDS_WITH", "DOESNT_END_WITH"):
+        suffixes = tuple(values)
+        positive = _string_test(prop, lambda text: text.endswith(suffixes))
+    elif operation in ("MATCHES_REGEX", "DOESNT_MATCH_REGEX"):
+        search = compile_regex(values).search
+        positive = _string_test(prop, lambda text: search(text) is not None)
+    elif operation == "IS_IN_NETWORK":
+        return _in_network(prop, values)
+    elif operation == "IS_IN_SEGMENT":
+        return _in_segments(segments)
+    elif operation == "ISNT_IN_SEGMENT":
+        return _in_no_segment(segments)
+    else:
+        raise InvalidValues(f"unknown operation {operation!r}")
+    return _negate(positive) if operation.startswith("DOESNT") else positive
