@@ -123,10 +123,7 @@ def _negate(positive: Predicate) -> Predicate:
 
 def _compare(prop: str, operation: str, values: Sequence[float]) -> Predicate:
     # "Against every value" collapses to one threshold.
-    if operation in ("GREATER", "GREATER_OR_EQUAL"):
-        threshold = max(values)
-    else:
-        threshold = min(values)
+    threshold = max(values) if operation in ("GREATER", "GREATER_OR_EQUAL") else min(values)
 
     def greater(ctx: Context) -> bool:
         value = ctx.get(prop)
