@@ -1,0 +1,134 @@
+"""The flag file (YAML or JSON) as source of truth, watched for edits.
+
+Edits are seen through filesystem events on the file's directory (watchdog), which also catches the
+symlink swap Kubernetes does for a mounted ConfigMap (`..data` is renamed over), with a periodic
+stat as a safety net where events are unavailable. A change is reported only when the bytes differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from ..engine import FlagSet, FlagSetError, Problem, compile_flag_set
+from ..engine.compiler import VersionOf
+
+log = logging.getLogger(__name__)
+
+JSON_SUFFIXES = frozenset({".json"})
+
+
+def parse_flag_document(text: str, source: str) -> Any:
+    """Parse YAML or JSON (by file suffix); a syntax error is a FlagSetError with its position."""
+    try:
+        if Path(source).suffix.lower() in JSON_SUFFIXES:
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise FlagSetError([Problem(f"not valid JSON at {where}: {error.msg}", source=source)]) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        detail = getattr(error, "problem", None) or str(error)
+        raise FlagSetError([Problem(f"not valid YAML{where}: {detail}", source=source)]) from None
+
+
+def load_flag_file(path: str | os.PathLike[str], version_of: VersionOf | None = None) -> FlagSet:
+    """Read, parse, validate and compile a flag file. Raises FlagSetError or OSError."""
+    source = str(path)
+    text = Path(path).read_text(encoding="utf-8")
+    return compile_flag_set(parse_flag_document(text, source), source, version_of)
+
+
+class FileRepository:
+    """Loads a flag file and tells a listener when its content may have changed."""
+
+    def __init__(self, path: str | os.PathLike[str], poll_interval: float = 1.0) -> None:
+        self.path = Path(path)
+        self.poll_interval = poll_interval
+        self._digest: str | None = None
+        self._on_change: Callable[[], None] | None = None
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._observer: Any = None
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+    def load(self, version_of: VersionOf | None = None) -> FlagSet:
+        """Read and compile the file now. Raises FlagSetError or OSError."""
+        data = self.path.read_bytes()
+        self._digest = hashlib.sha1(data).hexdigest()
+        document = parse_flag_document(data.decode("utf-8", errors="replace"), self.source)
+        return compile_flag_set(document, self.source, version_of)
+
+    def changed(self) -> bool:
+        """Whether the file's bytes differ from the last load (a missing file counts as unchanged)."""
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return False
+        return hashlib.sha1(data).hexdigest() != self._digest
+
+    def watch(self, on_change: Callable[[], None]) -> None:
+        """Call `on_change` (on a background thread) whenever the file's content changes."""
+        self._on_change = on_change
+        self._start_observer()
+        self._thread = threading.Thread(target=self._run, name="flag-file-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _start_observer(self) -> None:
+        wake = self._wake
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                wake.set()
+
+        try:
+            observer = Observer()
+            # The directory, not the file: editors and Kubernetes replace files rather than write them.
+            observer.schedule(Handler(), str(self.path.absolute().parent), recursive=False)
+            observer.daemon = True
+            observer.start()
+            self._observer = observer
+        except OSError as error:
+            log.warning(
+                "cannot watch %s for events (%s); polling every %.1fs", self.path, error, self.poll_interval
+            )
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.poll_interval)
+            if self._stopped.is_set():
+                return
+            if self._wake.is_set():
+                # Let a burst of events (write, chmod, rename) settle before reading.
+                self._stopped.wait(0.05)
+                self._wake.clear()
+            if self.changed() and self._on_change is not None:
+                try:
+                    self._on_change()
+                except Exception:  # the watcher must outlive any listener bug
+                    log.exception("flag file change handler failed")
