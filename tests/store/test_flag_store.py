@@ -1,0 +1,188 @@
+import os
+import shutil
+
+import pytest
+
+from sidecar.engine import ErrorCode, FlagSetError, Reason, build_context
+from sidecar.store import FileRepository, FlagStore, load_flag_file
+
+from .conftest import flag, wait_until, write_flags
+
+BETA_RULE = {
+    "id": "beta",
+    "constraints": [{"operation": "IS_IN_SEGMENT", "values": ["beta"]}],
+    "distributions": [{"variant": "on", "percentage": 100}],
+}
+
+
+def beta_segment(*plans: str) -> dict:
+    return {
+        "key": "beta",
+        "rules": [{"constraints": [{"property": "plan", "operation": "ONE_OF", "values": list(plans)}]}],
+    }
+
+
+def test_serves_the_file(flag_file, make_store):
+    store = make_store(flag_file)
+    assert store.ready
+    assert store.evaluate("a", build_context("u1")).variant == "off"
+    assert store.flag_keys() == ["a", "b"]
+
+
+def test_unknown_flag_is_flag_not_found(flag_file, make_store):
+    result = make_store(flag_file).evaluate("nope", build_context("u1"))
+    assert result.error_code is ErrorCode.FLAG_NOT_FOUND
+    assert "nope" in result.error_message
+
+
+def test_evaluate_all_is_sorted_and_filters(flag_file, make_store):
+    store = make_store(flag_file)
+    assert [e.flag_key for e in store.evaluate_all(build_context("u"))] == ["a", "b"]
+    picked = store.evaluate_all(build_context("u"), ["zz", "b"])
+    assert [e.flag_key for e in picked] == ["b", "zz"]
+    assert picked[1].error_code is ErrorCode.FLAG_NOT_FOUND
+
+
+def test_broken_initial_file_lists_every_problem(tmp_path):
+    path = tmp_path / "flags.yaml"
+    path.write_text("flags:\n  - key: x\n    enabled: maybe\n    variants: []\n")
+    store = FlagStore(FileRepository(path))
+    with pytest.raises(FlagSetError) as raised:
+        store.start()
+    messages = [str(p) for p in raised.value.problems]
+    assert len(messages) == 2
+    assert all(str(path) in m and "flag 'x'" in m for m in messages)
+    assert not store.ready
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "flags.yaml"
+    path.write_text("flags:\n  - key: x\n    variants: [\n")
+    with pytest.raises(FlagSetError) as raised:
+        load_flag_file(path)
+    assert "line" in str(raised.value.problems[0])
+
+
+def test_json_files_are_read_as_json(tmp_path):
+    path = tmp_path / "flags.json"
+    path.write_text(
+        '{"flags": [{"key": "j", "enabled": true, "variants": [{"key": "v", "value": 1}],'
+        ' "defaultVariantWhenOn": "v"}]}'
+    )
+    assert list(load_flag_file(path).flags) == ["j"]
+    path.write_text('{"flags": [}')
+    with pytest.raises(FlagSetError, match="not valid JSON at line 1"):
+        load_flag_file(path)
+
+
+def test_edit_is_picked_up_within_a_second(flag_file, make_store):
+    store = make_store(flag_file)
+    changes = []
+    store.subscribe(changes.append)
+    write_flags(flag_file, [flag("a", default="on"), flag("c")])
+    assert wait_until(lambda: changes, timeout=1.0)
+    change = changes[-1]
+    assert (change.added, change.updated, change.removed) == ({"c"}, {"a"}, {"b"})
+    assert store.evaluate("a", build_context("u")).variant == "on"
+    assert store.evaluate("b", build_context("u")).error_code is ErrorCode.FLAG_NOT_FOUND
+
+
+def test_in_place_write_is_picked_up(flag_file, make_store):
+    store = make_store(flag_file)
+    text = flag_file.read_text().replace("defaultVariantWhenOn: 'off'", "defaultVariantWhenOn: 'on'", 1)
+    flag_file.write_text(text)
+    assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=1.0)
+
+
+def test_kubernetes_configmap_symlink_swap(tmp_path, make_store):
+    # A mounted ConfigMap: flags.yaml -> ..data/flags.yaml, ..data -> ..<timestamp>; an update
+    # writes a new timestamped directory and renames a new ..data link over the old one.
+    mount = tmp_path / "mount"
+    (mount / "..2026_01").mkdir(parents=True)
+    write_flags(mount / "..2026_01" / "flags.yaml", [flag("a")])
+    os.symlink("..2026_01", mount / "..data")
+    os.symlink("..data/flags.yaml", mount / "flags.yaml")
+    store = make_store(mount / "flags.yaml")
+    assert store.evaluate("a", build_context("u")).variant == "off"
+
+    (mount / "..2026_02").mkdir()
+    write_flags(mount / "..2026_02" / "flags.yaml", [flag("a", default="on")])
+    os.symlink("..2026_02", mount / "..data_tmp")
+    os.replace(mount / "..data_tmp", mount / "..data")
+    shutil.rmtree(mount / "..2026_01")
+    assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=1.0)
+
+
+def test_broken_edit_keeps_the_last_good_flags(flag_file, make_store, caplog):
+    store = make_store(flag_file)
+    flag_file.write_text("flags:\n  - key: a\n    enabled: true\n    variants: [{key: on, value: 1}]\n")
+    assert wait_until(lambda: store.stats["rejected_reloads"] == 1, timeout=1.0)
+    assert store.evaluate("a", build_context("u")).variant == "off"
+    assert store.flag_keys() == ["a", "b"]
+    rejected = [r for r in caplog.records if "rejected flag set" in r.getMessage()]
+    assert rejected
+    assert "read it as the boolean true" in rejected[0].getMessage()
+    # A later good edit is applied as usual.
+    write_flags(flag_file, [flag("a", default="on")])
+    assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=1.0)
+
+
+def test_deleted_file_keeps_serving(flag_file, make_store):
+    store = make_store(flag_file)
+    flag_file.unlink()
+    assert not store.reload()
+    assert store.evaluate("a", build_context("u")).variant == "off"
+
+
+def test_versions_increase_only_on_real_changes(flag_file, make_store):
+    store = make_store(flag_file)
+    assert store.get_flag("a").version == 1
+    store.reload()  # same bytes
+    write_flags(flag_file, [flag("a"), flag("b")])  # same definitions, rewritten
+    store.reload()
+    assert store.get_flag("a").version == 1
+    write_flags(flag_file, [flag("a", default="on"), flag("b")])
+    store.reload()
+    assert (store.get_flag("a").version, store.get_flag("b").version) == (2, 1)
+    write_flags(flag_file, [flag("b")])
+    store.reload()
+    write_flags(flag_file, [flag("a"), flag("b")])  # back, with its first definition
+    store.reload()
+    assert store.get_flag("a").version == 3, "a re-added flag must not reuse an old version"
+
+
+def test_segment_change_is_never_answered_from_cache(tmp_path, make_store):
+    path = tmp_path / "flags.yaml"
+    write_flags(path, [flag("f", rules=[BETA_RULE])], [beta_segment("pro")])
+    store = make_store(path, eval_cache_size=1000)
+    pro = build_context("u1", {"plan": "pro"})
+    for _ in range(3):
+        assert store.evaluate("f", pro).reason is Reason.TARGETING_MATCH
+    assert store.stats["cache_hits"] >= 2
+    assert store.get_segment("beta") is not None
+
+    write_flags(path, [flag("f", rules=[BETA_RULE])], [beta_segment("enterprise")])
+    store.reload()
+    assert store.get_flag("f").version == 1, "the flag itself did not change"
+    assert store.evaluate("f", pro).reason is Reason.DEFAULT
+
+
+def test_listeners_hear_only_real_changes(flag_file, make_store):
+    store = make_store(flag_file)
+    changes = []
+    store.subscribe(changes.append)
+    write_flags(flag_file, [flag("a"), flag("b")])
+    store.reload()
+    assert changes == []
+    unsubscribe = store.subscribe(lambda change: (_ for _ in ()).throw(RuntimeError("listener bug")))
+    write_flags(flag_file, [flag("a", default="on"), flag("b")])
+    store.reload()
+    assert [c.updated for c in changes] == [{"a"}], "a failing listener must not stop the others"
+    unsubscribe()
+
+
+def test_cache_ttl_expires_entries(flag_file, make_store):
+    store = make_store(flag_file, cache_ttl=0.05)
+    store.get_flag("a")
+    assert len(store._flags) == 1
+    assert wait_until(lambda: store._flags.expire() or len(store._flags) == 0, timeout=1.0)
