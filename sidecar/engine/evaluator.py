@@ -29,28 +29,34 @@ class InvalidContextError(ValueError):
     """A caller's context cannot be evaluated (reserved key, nested value...)."""
 
 
+_SCALAR_TYPES = frozenset({str, bool, int, float, type(None)})
+
+
 def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The engine's view of a user: the attributes plus "$userId". Raises InvalidContextError."""
-    context: dict[str, Any] = {}
-    if attributes:
-        for key, value in attributes.items():
-            if not isinstance(key, str) or not key:
-                raise InvalidContextError("context keys must be non-empty strings")
-            if key.startswith(RESERVED_PREFIX):
-                raise InvalidContextError(
-                    f"context key {key!r} is reserved: keys starting with '$' are set by the sidecar"
-                )
-            if value is not None and not isinstance(value, str | bool | int | float):
-                raise InvalidContextError(
-                    f"context key {key!r} holds a {type(value).__name__}; only strings, numbers, "
-                    "booleans and null can be targeted"
-                )
-            if isinstance(value, float) and not math.isfinite(value):
-                raise InvalidContextError(f"context key {key!r} holds {value}, which is not a finite number")
-            context[key] = value
+    context = dict(attributes) if attributes else {}
+    for key, value in context.items():
+        # One cheap test per attribute; the reason is worked out only for a bad one.
+        if type(value) not in _SCALAR_TYPES or type(key) is not str or key[:1] in ("$", ""):
+            raise InvalidContextError(_context_problem(key, value))
+        if type(value) is float and not math.isfinite(value):
+            raise InvalidContextError(f"context key {key!r} holds {value}, which is not a finite number")
     if user_id:
         context[USER_ID_PROPERTY] = user_id
     return context
+
+
+def _context_problem(key: object, value: object) -> str:
+    if not isinstance(key, str) or not key:
+        return "context keys must be non-empty strings"
+    if key.startswith(RESERVED_PREFIX):
+        return f"context key {key!r} is reserved: keys starting with '$' are set by the sidecar"
+    if isinstance(value, str | bool | int | float):  # a subclass, e.g. an IntEnum
+        return f"context key {key!r} holds a {type(value).__name__}; pass a plain string, number or boolean"
+    return (
+        f"context key {key!r} holds a {type(value).__name__}; only strings, numbers, booleans and null "
+        "can be targeted"
+    )
 
 
 def evaluate(flag: Flag, context: Context, debug: bool = False) -> Evaluation:
@@ -214,6 +220,14 @@ def _describe(constraint: Constraint, context: Context, held: bool) -> str:
     if prop not in context or context[prop] is None:
         actual = f"{prop} is missing"
     else:
-        actual = f"{prop} = {context[prop]!r}"
+        actual = f"{prop} = {_show(context[prop])}"
     listed = f" [{values}]" if values else ""
     return f"{actual}; {constraint.operation}{listed} {outcome}"
+
+
+def _show(value: Any) -> str:
+    """repr() for a trace, which must not fail whatever the caller put in the context."""
+    try:
+        return repr(value)
+    except (ValueError, RecursionError):  # an int too long to print, or absurdly deep nesting
+        return f"<{type(value).__name__} too large to show>"
