@@ -1,0 +1,170 @@
+"""Translate between protobuf messages and the engine's model, at the edge of the server.
+
+The hot path is one request in, one answer out: `struct_to_attributes` reads a request's context
+without json_format, and `EvaluationMessages` hands out ready-made response messages for the
+engine's precomputed answers, so a steady-state Evaluate converts nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from google.protobuf import struct_pb2
+
+from flagsidecar.v1 import evaluation_pb2
+from sidecar.engine import ErrorCode, Evaluation, TraceStep
+
+# ---------------------------------------------------------------- requests
+
+
+def struct_to_attributes(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain Python values.
+
+    Lists and nested structs come out as lists and dicts, not flattened or rejected here: the
+    engine's build_context refuses them with a message naming the key.
+    """
+    attributes: dict[str, Any] = {}
+    for key, value in struct.fields.items():
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            attributes[key] = value.string_value
+        elif kind == "number_value":
+            attributes[key] = value.number_value
+        elif kind == "bool_value":
+            attributes[key] = value.bool_value
+        elif kind == "struct_value":
+            attributes[key] = struct_to_attributes(value.struct_value)
+        elif kind == "list_value":
+            attributes[key] = [_value_to_python(item) for item in value.list_value.values]
+        else:  # null_value, or a Value with nothing set
+            attributes[key] = None
+    return attributes
+
+
+def _value_to_python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_to_attributes(value.struct_value)
+    if kind == "list_value":
+        return [_value_to_python(item) for item in value.list_value.values]
+    if kind is None or kind == "null_value":
+        return None
+    return getattr(value, kind)
+
+
+# ---------------------------------------------------------------- answers
+
+
+def python_to_value(data: Any) -> struct_pb2.Value:
+    """Any JSON value (as the engine holds variant values) as a google.protobuf.Value."""
+    value = struct_pb2.Value()
+    _fill_value(value, data)
+    return value
+
+
+def _fill_value(value: struct_pb2.Value, data: Any) -> None:
+    # bool before int/float: bool is an int subclass in Python.
+    if data is None:
+        value.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(data, bool):
+        value.bool_value = data
+    elif isinstance(data, int | float):
+        value.number_value = data
+    elif isinstance(data, str):
+        value.string_value = data
+    elif isinstance(data, Mapping):
+        fields = value.struct_value.fields
+        value.struct_value.SetInParent()  # an empty object is still an object, not unset
+        for key, item in data.items():
+            _fill_value(fields[str(key)], item)
+    elif isinstance(data, Sequence):
+        items = value.list_value
+        items.SetInParent()
+        for item in data:
+            _fill_value(items.values.add(), item)
+    else:
+        raise TypeError(f"cannot express a {type(data).__name__} as a protobuf Value")
+
+
+def evaluation_to_message(evaluation: Evaluation) -> evaluation_pb2.Evaluation:
+    """A new flagsidecar.v1.Evaluation for an engine Evaluation (Reason/ErrorCode numbers match)."""
+    message = evaluation_pb2.Evaluation(
+        flag_key=evaluation.flag_key,
+        variant=evaluation.variant,
+        reason=int(evaluation.reason),  # type: ignore[arg-type]
+        flag_version=evaluation.flag_version,
+    )
+    if evaluation.error_code is None:
+        # Only a served variant has a value; on error `value` stays unset (not null).
+        _fill_value(message.value, evaluation.value)
+    else:
+        message.error_code = int(evaluation.error_code)  # type: ignore[assignment]
+        message.error_message = evaluation.error_message
+    if evaluation.stack_trace:
+        message.stack_trace.extend(trace_step_to_message(step) for step in evaluation.stack_trace)
+    return message
+
+
+def trace_step_to_message(step: TraceStep) -> evaluation_pb2.StackTrace:
+    message = evaluation_pb2.StackTrace(
+        type=step.type, id=step.id, matched=step.matched, detail=step.detail, depth=step.depth
+    )
+    if step.answer is not None:
+        _fill_value(message.answer, step.answer)
+    if step.bucket is not None:
+        message.bucket = step.bucket
+    return message
+
+
+class EvaluationMessages:
+    """Ready-made responses for the engine's precomputed answers.
+
+    Without a debug trace the engine returns the same immutable Evaluation object for the same
+    (flag version, variant, reason), so the protobuf answer for it is built once and reused.
+    Entries are keyed by id() and keep their Evaluation alive, so an id cannot be recycled for
+    another object while its entry exists; the identity check on lookup makes that explicit.
+    The cache is emptied when the flag set changes (old answers are dead) and when it is full
+    (a crude bound, but lookups stay a lock-free dict read).
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._max_entries = max_entries
+        self._responses: dict[int, tuple[Evaluation, evaluation_pb2.EvaluateResponse]] = {}
+        # Writers only: readers rely on dict operations being atomic.
+        self._write_lock = threading.Lock()
+
+    def response(self, evaluation: Evaluation) -> evaluation_pb2.EvaluateResponse:
+        """The EvaluateResponse for `evaluation`; shared, so callers must not modify it."""
+        entry = self._responses.get(id(evaluation))
+        if entry is not None and entry[0] is evaluation:
+            return entry[1]
+        response = evaluation_pb2.EvaluateResponse(evaluation=evaluation_to_message(evaluation))
+        if self._is_reusable(evaluation):
+            with self._write_lock:
+                if len(self._responses) >= self._max_entries:
+                    self._responses.clear()
+                self._responses[id(evaluation)] = (evaluation, response)
+        return response
+
+    def message(self, evaluation: Evaluation) -> evaluation_pb2.Evaluation:
+        """The Evaluation message for `evaluation`; shared, so callers must not modify it."""
+        return self.response(evaluation).evaluation
+
+    def evaluate_all_response(self, evaluations: Iterable[Evaluation]) -> evaluation_pb2.EvaluateAllResponse:
+        messages = [self.response(evaluation).evaluation for evaluation in evaluations]
+        return evaluation_pb2.EvaluateAllResponse(evaluations=messages, total=len(messages))
+
+    def clear(self) -> None:
+        with self._write_lock:
+            self._responses.clear()
+
+    def __len__(self) -> int:
+        return len(self._responses)
+
+    @staticmethod
+    def _is_reusable(evaluation: Evaluation) -> bool:
+        # Traced answers and "flag not found" are built per request: caching them would only
+        # fill the cache with objects nobody asks for again.
+        return not evaluation.stack_trace and evaluation.error_code is not ErrorCode.FLAG_NOT_FOUND

@@ -1,0 +1,139 @@
+"""SidecarServer: health, reflection, the service registry, graceful stop."""
+
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
+from sidecar.server.app import SERVICE_REGISTRARS, RegisteredServices, SidecarServer
+from sidecar.store import FileRepository, FlagStore
+
+EVALUATION_SERVICE = "flagsidecar.v1.EvaluationService"
+SLOW_SERVICE = "test.Slow"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def health_of(sidecar, service: str = "") -> int:
+    stub = health_pb2_grpc.HealthStub(sidecar.channel)
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+
+def test_health_is_serving_overall_and_per_service(sidecar):
+    assert health_of(sidecar) == SERVING
+    assert health_of(sidecar, EVALUATION_SERVICE) == SERVING
+
+
+def test_reflection_lists_every_service(sidecar):
+    database = ProtoReflectionDescriptorDatabase(sidecar.channel)
+    services = set(database.get_services())
+    assert {
+        EVALUATION_SERVICE,
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= services
+    # Enough for grpcurl to build requests without the .proto files.
+    descriptor = database.FindFileContainingSymbol(EVALUATION_SERVICE)
+    assert descriptor.package == "flagsidecar.v1"
+
+
+def test_port_zero_binds_a_real_port(sidecar):
+    assert sidecar.server.port > 0
+    assert sidecar.address == f"127.0.0.1:{sidecar.server.port}"
+
+
+def test_unusable_address_is_an_os_error(sample_flag_file):
+    store = FlagStore(FileRepository(sample_flag_file))
+    store.start()
+    try:
+        with pytest.raises(OSError, match=r"cannot listen on 256\.1\.1\.1:1"):
+            SidecarServer(store, "256.1.1.1:1").start()
+    finally:
+        store.close()
+
+
+def test_health_is_not_serving_before_a_flag_set_is_loaded(sample_flag_file):
+    store = FlagStore(FileRepository(sample_flag_file))  # never started: nothing loaded
+    server = SidecarServer(store, "127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == NOT_SERVING
+            evaluation_stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                evaluation_stub.Evaluate(evaluation_pb2.EvaluateRequest(flag_key="banner-color"), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(grace=0)
+
+
+# ---------------------------------------------------------------- registry and graceful stop
+
+
+class SlowCall:
+    """A registrar adding /test.Slow/Wait: a unary call that takes `seconds` to answer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = threading.Event()
+        self.stopped_cleanly = False
+
+    def __call__(self, server, deps) -> RegisteredServices:
+        def wait(request: bytes, context) -> bytes:
+            self.started.set()
+            time.sleep(self.seconds)
+            return b"done"
+
+        handler = grpc.method_handlers_generic_handler(
+            SLOW_SERVICE, {"Wait": grpc.unary_unary_rpc_method_handler(wait)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        return RegisteredServices((SLOW_SERVICE,), on_stop=self._on_stop)
+
+    def _on_stop(self) -> None:
+        self.stopped_cleanly = True
+
+
+def test_registered_services_get_health_and_cleanup(start_sidecar):
+    slow = SlowCall(0)
+    sidecar = start_sidecar(registrars=(*SERVICE_REGISTRARS, slow))
+    assert health_of(sidecar, SLOW_SERVICE) == SERVING
+    assert SLOW_SERVICE in sidecar.server.service_names
+    sidecar.server.stop(grace=0)
+    assert slow.stopped_cleanly
+
+
+def test_stop_lets_an_in_flight_call_finish_and_reports_not_serving(start_sidecar):
+    slow = SlowCall(0.5)
+    sidecar = start_sidecar(registrars=(*SERVICE_REGISTRARS, slow))
+    call = sidecar.channel.unary_unary(f"/{SLOW_SERVICE}/Wait").future(b"", timeout=10)
+    assert slow.started.wait(5)
+
+    # A client watching health sees NOT_SERVING as soon as the drain starts.
+    watch = health_pb2_grpc.HealthStub(sidecar.channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+    assert next(watch).status == SERVING
+
+    stopper = threading.Thread(target=sidecar.server.stop, args=(5,))
+    stopper.start()
+    assert next(watch).status == NOT_SERVING
+    watch.cancel()  # an open Watch stream would otherwise hold the server for the whole grace period
+    assert call.result() == b"done"  # the in-flight call completed during the grace period
+    stopper.join(5)
+    assert not stopper.is_alive()
+
+
+def test_stop_cuts_calls_that_outlive_the_grace_period(start_sidecar):
+    slow = SlowCall(3)
+    sidecar = start_sidecar(registrars=(*SERVICE_REGISTRARS, slow))
+    call = sidecar.channel.unary_unary(f"/{SLOW_SERVICE}/Wait").future(b"", timeout=10)
+    assert slow.started.wait(5)
+    began = time.monotonic()
+    sidecar.server.stop(grace=0.2)
+    assert time.monotonic() - began < 2
+    with pytest.raises(grpc.RpcError):
+        call.result()
