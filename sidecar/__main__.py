@@ -1,0 +1,7 @@
+"""`python -m sidecar` runs the flag-sidecar command."""
+
+import sys
+
+from sidecar.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""Settings from command-line flags, environment variables and defaults."""
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from sidecar import config
+
+
+def settings_from(argv=(), env=None) -> config.Settings:
+    parser = argparse.ArgumentParser()
+    config.add_options(parser)
+    return config.load_settings(parser.parse_args(list(argv)), env or {})
+
+
+def test_defaults():
+    settings = settings_from()
+    assert settings == config.Settings(
+        flags=None, listen="127.0.0.1:50051", cache_ttl=30.0, log_level="info", shutdown_grace=10.0
+    )
+
+
+def test_environment_overrides_defaults():
+    settings = settings_from(
+        env={
+            "FLAG_SIDECAR_FLAGS": "/etc/flags.yaml",
+            "FLAG_SIDECAR_LISTEN": "0.0.0.0:6000",
+            "FLAG_SIDECAR_CACHE_TTL": "2.5",
+            "FLAG_SIDECAR_LOG_LEVEL": "DEBUG",
+            "FLAG_SIDECAR_SHUTDOWN_GRACE": "0",
+        }
+    )
+    assert settings == config.Settings(Path("/etc/flags.yaml"), "0.0.0.0:6000", 2.5, "debug", 0.0)
+
+
+def test_command_line_overrides_environment():
+    settings = settings_from(
+        ["--listen", "[::1]:7000", "--cache-ttl", "1"],
+        env={"FLAG_SIDECAR_LISTEN": "0.0.0.0:6000", "FLAG_SIDECAR_CACHE_TTL": "not-even-parsed"},
+    )
+    assert settings.listen == "[::1]:7000"
+    assert settings.cache_ttl == 1.0
+
+
+def test_empty_environment_variable_counts_as_unset():
+    assert settings_from(env={"FLAG_SIDECAR_LISTEN": ""}).listen == "127.0.0.1:50051"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--cache-ttl", "soon"], {}, "invalid cache_ttl 'soon' (from command-line flag --cache-ttl)"),
+        ([], {"FLAG_SIDECAR_CACHE_TTL": "-1"}, "(from environment variable FLAG_SIDECAR_CACHE_TTL)"),
+        ([], {"FLAG_SIDECAR_SHUTDOWN_GRACE": "inf"}, "invalid shutdown_grace 'inf'"),
+        (["--listen", "50051"], {}, "expected HOST:PORT"),
+        (["--listen", "localhost:http"], {}, "port 'http' is not a number from 0 to 65535"),
+        (["--listen", "localhost:70000"], {}, "port '70000'"),
+        ([], {"FLAG_SIDECAR_LOG_LEVEL": "loud"}, "expected one of debug, info, warning, error"),
+    ],
+)
+def test_bad_values_name_the_option_and_where_they_came_from(argv, env, message):
+    with pytest.raises(config.ConfigError) as caught:
+        settings_from(argv, env)
+    assert message in str(caught.value)
+
+
+def test_required_option_names_flag_and_environment_variable():
+    with pytest.raises(
+        config.ConfigError, match="flags is required: pass --flags PATH or set FLAG_SIDECAR_FLAGS"
+    ):
+        config.require(settings_from(), "flags")
+
+
+def test_a_later_layer_slots_in_between_environment_and_default():
+    # What a config-file layer will do: fill what neither the command line nor the environment set.
+    file_layer = config.Layer({"listen": "127.0.0.1:9999", "cache_ttl": "5"}, lambda o: f"file key {o.name}")
+    settings = config.resolve(
+        [
+            config.command_line_layer(argparse.Namespace(cache_ttl="7")),
+            config.environment_layer({}),
+            file_layer,
+        ]
+    )
+    assert (settings.listen, settings.cache_ttl) == ("127.0.0.1:9999", 7.0)
+
+
+def test_options_table_and_settings_agree():
+    assert [o.name for o in config.OPTIONS] == [f.name for f in dataclasses.fields(config.Settings)]
+    for option in config.OPTIONS:
+        assert option.env_var == "FLAG_SIDECAR_" + option.name.upper()
+        if option.default is not None:
+            assert option.parse(str(option.default)) == option.default
