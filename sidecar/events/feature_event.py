@@ -1,0 +1,226 @@
+"""The events the pipeline carries: FeatureEvent (one per tracked evaluation) and TrackingEvent.
+
+JSON field names are go-feature-flag's (`exporter/feature_event.go`, `exporter/tracking_event.go`)
+plus `eventId`, so that existing consumers of its webhook/file output read ours unchanged and a
+receiver can drop the duplicates that at-least-once delivery allows.
+
+The hot path only builds the object (a slots class, positional arguments, a counter for the id);
+the JSON dict is built later, on an exporter's worker, by `to_json`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sidecar.engine.model import Evaluation
+
+# Unique ids without a uuid4 per event: a random per-process prefix (96 bits) plus a counter.
+PROCESS_TOKEN = secrets.token_hex(12)
+_sequence = itertools.count(1)
+
+SDK_DEFAULT_VARIATION = "SdkDefault"
+ANONYMOUS_ATTRIBUTE = "anonymous"
+
+
+def new_event_id() -> str:
+    """A globally unique event id: `<24 hex chars per process>-<sequence in hex>`."""
+    return f"{PROCESS_TOKEN}-{next(_sequence):x}"
+
+
+def context_kind_of(context: Mapping[str, Any] | None) -> str:
+    """go-feature-flag's rule: "anonymousUser" when the `anonymous` attribute is boolean true."""
+    if context and context.get(ANONYMOUS_ATTRIBUTE) is True:
+        return "anonymousUser"
+    return "user"
+
+
+class FeatureEvent:
+    """One evaluation of a flag whose track_events is true."""
+
+    __slots__ = (
+        "context_kind",
+        "creation_date",
+        "default",
+        "event_id",
+        "key",
+        "source",
+        "user_key",
+        "value",
+        "variation",
+        "version",
+    )
+    kind = "feature"
+
+    def __init__(
+        self,
+        key: str,
+        user_key: str,
+        variation: str,
+        value: Any,
+        default: bool,
+        version: str,
+        context_kind: str = "user",
+        creation_date: float | None = None,
+        source: str = "SERVER",
+        event_id: str | None = None,
+    ) -> None:
+        self.key = key
+        self.user_key = user_key
+        self.variation = variation
+        self.value = value
+        self.default = default
+        self.version = version
+        self.context_kind = context_kind
+        self.creation_date = time.time() if creation_date is None else creation_date
+        self.source = source
+        self.event_id = new_event_id() if event_id is None else event_id
+
+    @classmethod
+    def from_evaluation(
+        cls,
+        evaluation: Evaluation,
+        user_id: str,
+        context: Mapping[str, Any] | None = None,
+        source: str = "SERVER",
+    ) -> FeatureEvent:
+        """The event for one engine Evaluation. Errors report variation "SdkDefault", default=true."""
+        version = str(evaluation.flag_version) if evaluation.flag_version else ""
+        kind = "anonymousUser" if context and context.get(ANONYMOUS_ATTRIBUTE) is True else "user"
+        if evaluation.error_code is not None:
+            return cls(
+                evaluation.flag_key, user_id, SDK_DEFAULT_VARIATION, None, True, version, kind, None, source
+            )
+        return cls(
+            evaluation.flag_key,
+            user_id,
+            evaluation.variant,
+            evaluation.value,
+            False,
+            version,
+            kind,
+            None,
+            source,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "feature",
+            "contextKind": self.context_kind,
+            "userKey": self.user_key,
+            "creationDate": int(self.creation_date),
+            "key": self.key,
+            "variation": self.variation,
+            "value": self.value,
+            "default": self.default,
+            "version": self.version,
+            "source": self.source,
+            "eventId": self.event_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureEvent:
+        return cls(
+            key=data["key"],
+            user_key=data.get("userKey", ""),
+            variation=data.get("variation", ""),
+            value=data.get("value"),
+            default=bool(data.get("default", False)),
+            version=str(data.get("version", "")),
+            context_kind=data.get("contextKind", "user"),
+            creation_date=float(data.get("creationDate", 0)),
+            source=data.get("source", "SERVER"),
+            event_id=data.get("eventId") or new_event_id(),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FeatureEvent) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FeatureEvent({self.to_json()!r})"
+
+
+class TrackingEvent:
+    """An application's own event ("checkout completed"), sent through EventService.Track."""
+
+    __slots__ = (
+        "context_kind",
+        "creation_date",
+        "evaluation_context",
+        "event_id",
+        "key",
+        "tracking_event_details",
+        "user_key",
+    )
+    kind = "tracking"
+
+    def __init__(
+        self,
+        key: str,
+        user_key: str,
+        evaluation_context: Mapping[str, Any] | None = None,
+        tracking_event_details: Mapping[str, Any] | None = None,
+        context_kind: str | None = None,
+        creation_date: float | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        self.key = key
+        self.user_key = user_key
+        self.evaluation_context = dict(evaluation_context or {})
+        self.tracking_event_details = dict(tracking_event_details or {})
+        self.context_kind = context_kind if context_kind is not None else context_kind_of(evaluation_context)
+        self.creation_date = time.time() if creation_date is None else creation_date
+        self.event_id = new_event_id() if event_id is None else event_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "tracking",
+            "contextKind": self.context_kind,
+            "userKey": self.user_key,
+            "creationDate": int(self.creation_date),
+            "key": self.key,
+            "evaluationContext": {"targetingKey": self.user_key, **self.evaluation_context},
+            "trackingEventDetails": self.tracking_event_details,
+            "eventId": self.event_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrackingEvent:
+        context = dict(data.get("evaluationContext") or {})
+        context.pop("targetingKey", None)
+        return cls(
+            key=data["key"],
+            user_key=data.get("userKey", ""),
+            evaluation_context=context,
+            tracking_event_details=data.get("trackingEventDetails") or {},
+            context_kind=data.get("contextKind", "user"),
+            creation_date=float(data.get("creationDate", 0)),
+            event_id=data.get("eventId") or new_event_id(),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrackingEvent) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TrackingEvent({self.to_json()!r})"
+
+
+Event = FeatureEvent | TrackingEvent
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    """Rebuild an event from its JSON form (spool replay). Unknown kinds raise ValueError."""
+    kind = data.get("kind")
+    if kind == "feature":
+        return FeatureEvent.from_json(data)
+    if kind == "tracking":
+        return TrackingEvent.from_json(data)
+    raise ValueError(f"unknown event kind {kind!r}")

@@ -1,0 +1,643 @@
+"""DataExporterScheduler: the seed's scheduler, rebuilt so that it neither blocks nor loses events.
+
+One scheduler drives one exporter with two threads of its own:
+
+    add_event ──put_nowait──▶ intake (SimpleQueue) ──▶ collector thread ──▶ memory batches ──▶ export thread
+                                                              │   (past the buffer limit, or      ▲
+                                                              ╰── while exports fail) ──▶ spool ──╯
+
+- `add_event` (any thread) checks two integers and puts the event on a C queue: no lock shared
+  with the workers, no I/O, never blocks. Past the intake limit it refuses and counts the drop.
+- The collector forms batches: a non-bulk exporter gets whatever has arrived, at once; a bulk one
+  gets a batch at max_events_in_memory events or flush_interval seconds after the batch's first
+  event, whichever comes first, and on close. A batch is kept in memory while the memory buffer
+  (buffer_limit events) has room and the exporter is healthy, else appended to the spool.
+- The export thread delivers the spool's oldest record first (replay after a restart, spilled
+  batches), then memory batches. A failed memory batch is written to the spool before it is
+  retried; retries use exponential backoff with full jitter and honour Retry-After. A
+  PermanentExportError sends the batch to the dead-letter file instead.
+- `close(timeout)` flushes the open batch, lets the export thread deliver what it can until the
+  deadline, then spools whatever is still in memory. Without a spool, that remainder is dropped,
+  counted and logged.
+
+Every event that does not reach the exporter is accounted for in `dropped_by_reason`, and logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .exporter import Exporter, PermanentExportError, RetryableExportError, close_exporter
+from .feature_event import Event, event_from_json
+from .spool import Spool, SpoolRecord
+
+_STOP: Any = object()
+_FLUSH: Any = object()
+LOG_EVERY = 10.0  # seconds between repeated warnings of the same kind
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(maximum, initial*m**(n-1)))."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    multiplier: float = 2.0
+    max_retry_after: float = 300.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        cap = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+        delay = rng.uniform(0.0, cap)
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return delay
+
+
+def encode_batch(events: Sequence[Event]) -> bytes:
+    return json.dumps(
+        [e.to_json() for e in events], separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode()
+
+
+def decode_batch(payload: bytes) -> list[Event]:
+    return [event_from_json(item) for item in json.loads(payload)]
+
+
+class _Batch:
+    __slots__ = ("events", "record")
+
+    def __init__(self, events: list[Event], record: SpoolRecord | None = None) -> None:
+        self.events = events
+        self.record = record  # set when the batch was read from the spool
+
+
+class _Throttle:
+    """Log the first occurrence at once, then at most every LOG_EVERY seconds."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def ready(self, key: str) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is None or now - last >= LOG_EVERY:
+            self._last[key] = now
+            return True
+        return False
+
+
+class DataExporterScheduler:
+    """Batches events for one exporter and delivers them at least once (see the module doc)."""
+
+    def __init__(
+        self,
+        flush_interval: float,
+        max_events_in_memory: int,
+        exporter: Exporter,
+        logger: logging.Logger | None = None,
+        *,
+        name: str | None = None,
+        spool: Spool | None = None,
+        buffer_limit: int | None = None,
+        retry: RetryPolicy | None = None,
+        dead_letter_path: str | Path | None = None,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        if max_events_in_memory < 1:
+            raise ValueError("max_events_in_memory must be at least 1")
+        self.flush_interval = flush_interval
+        self.max_events_in_memory = max_events_in_memory
+        self.exporter = exporter
+        self.name = name or type(exporter).__name__
+        self.log = logger or logging.getLogger("sidecar.events")
+        self.spool = spool
+        self.buffer_limit = buffer_limit or max(5 * max_events_in_memory, 10_000)
+        self.retry = retry or RetryPolicy()
+        self.dead_letter_path = Path(dead_letter_path) if dead_letter_path else None
+        self.close_timeout = close_timeout
+        self.is_bulk = bool(exporter.is_bulk)
+
+        self._intake: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._put = self._intake.put_nowait
+        self._qsize = self._intake.qsize
+        self._closing = False
+        self._closed = False
+        self._started = False
+
+        # Shared by the collector, the export thread and close(); never taken by add_event.
+        self._cond = threading.Condition(threading.Lock())
+        self._memory: deque[_Batch] = deque()
+        self._mem_events = 0
+        self._inflight: _Batch | None = None
+        self._failing = False
+        self._collector_done = False
+        self._deadline: float | None = None
+        self._abandoned = False
+
+        self._received = 0  # written by the collector only
+        self._open = 0  # events in the collector's open batch
+        self.exported = 0
+        self.retried = 0
+        self.spooled = 0
+        self.dead_lettered = 0
+        self.replayed = 0
+        self._dropped: dict[str, int] = {}
+        self._hot_lock = threading.Lock()  # only on add_event's refusal path
+        self._hot_drops: dict[str, int] = {}
+        self._hot_logged: dict[str, int] = {}
+        self._throttle = _Throttle()
+        self._rng = random.Random()
+        self._collector = threading.Thread(
+            target=self._collect, name=f"events-{self.name}-batch", daemon=True
+        )
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"events-{self.name}-export", daemon=True
+        )
+
+    # ---- the hot path ------------------------------------------------------------------------
+
+    def add_event(self, event: Event) -> bool:
+        """Queue one event; never blocks, never does I/O. False when refused (counted as dropped)."""
+        if self._closing or self._qsize() >= self.buffer_limit:
+            self._refuse("closed" if self._closing else "intake_full")
+            return False
+        self._put(event)
+        return True
+
+    def _refuse(self, reason: str) -> None:
+        with self._hot_lock:
+            self._hot_drops[reason] = self._hot_drops.get(reason, 0) + 1
+        if reason == "closed" and self._collector_done:
+            self._report_refusals()  # nobody else is left to log it
+
+    @property
+    def saturated(self) -> bool:
+        """True when a new event would be dropped: memory buffer full and no room in the spool."""
+        if self._closing or self._qsize() >= self.buffer_limit:
+            return True
+        if self._mem_events + self._open < self.buffer_limit:
+            return False
+        return self.spool is None or self.spool.is_full
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start_daemon(self) -> None:
+        """Start the worker threads (idempotent). Spooled batches from a previous run go first."""
+        if self._started:
+            return
+        self._started = True
+        self._collector.start()
+        self._sender.start()
+
+    def flush(self) -> None:
+        """Seal the open batch now instead of waiting for flush_interval (does not wait)."""
+        self._put(_FLUSH)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, deliver what can be delivered within `timeout` seconds, spool the rest."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        self.start_daemon()
+        self._closing = True
+        self._put(_STOP)
+        self._collector.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            self._deadline = deadline
+            self._cond.notify_all()
+        self._sender.join(max(0.0, deadline - time.monotonic()))
+        with self._cond:
+            self._abandoned = True
+            leftovers: list[_Batch] = []
+            if self._inflight is not None and self._inflight.record is None:
+                leftovers.append(self._inflight)
+            leftovers.extend(self._memory)
+            self._memory.clear()
+            self._mem_events = 0
+            self._inflight = None
+            self._cond.notify_all()
+        stray = self._drain_intake()
+        if self._collector.is_alive():
+            self._drop(self._open, "shutdown_timeout")
+            self.log.error("events %s: the batching thread did not stop in time", self.name)
+        if stray:
+            leftovers.append(_Batch(stray))
+        for batch in leftovers:
+            if self.spool is None:
+                self._drop(len(batch.events), "shutdown_no_spool")
+                continue
+            reason = self._spool_events(batch.events)
+            if reason is not None:
+                self._drop(len(batch.events), reason)
+        if self._sender.is_alive():
+            self.log.warning(
+                "events %s: export still running at the shutdown deadline; its batch was spooled "
+                "and will be sent again after a restart",
+                self.name,
+            )
+        self._report_refusals()
+        stats = self.stats()
+        self.log.info(
+            "events %s closed: exported=%d spooled=%d (pending in spool: %d) dead_lettered=%d dropped=%d",
+            self.name,
+            stats["exported"],
+            stats["spooled"],
+            stats["spool_pending"],
+            stats["dead_lettered"],
+            stats["dropped"],
+        )
+        if self.spool is not None:
+            self.spool.close()
+        try:
+            close_exporter(self.exporter)
+        except Exception:
+            self.log.exception("events %s: closing the exporter failed", self.name)
+
+    def _drain_intake(self) -> list[Event]:
+        events: list[Event] = []
+        while True:
+            try:
+                item = self._intake.get_nowait()
+            except queue.Empty:
+                return events
+            if item is not _STOP and item is not _FLUSH:
+                events.append(item)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued event is exported (or dead-lettered); False on timeout."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._cond:
+                idle = (
+                    self._qsize() == 0
+                    and self._open == 0
+                    and self._mem_events == 0
+                    and self._inflight is None
+                    and (self.spool is None or self.spool.pending_records == 0)
+                )
+            if idle:
+                return True
+            time.sleep(0.005)
+        return False
+
+    # ---- counters ----------------------------------------------------------------------------
+
+    @property
+    def enqueued(self) -> int:
+        return self._received + self._qsize()
+
+    @property
+    def dropped_by_reason(self) -> dict[str, int]:
+        merged = dict(self._dropped)
+        with self._hot_lock:
+            for reason, n in self._hot_drops.items():
+                merged[reason] = merged.get(reason, 0) + n
+        if self.spool is not None and self.spool.corrupt_events:
+            merged["corrupt"] = merged.get("corrupt", 0) + self.spool.corrupt_events
+        return merged
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.dropped_by_reason.values())
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "enqueued": self.enqueued,
+            "exported": self.exported,
+            "retried": self.retried,
+            "spooled": self.spooled,
+            "replayed": self.replayed,
+            "dead_lettered": self.dead_lettered,
+            "dropped": self.dropped,
+            "in_memory": self._qsize() + self._open + self._mem_events,
+            "spool_pending": self.spool.pending_events if self.spool is not None else 0,
+            "spool_bytes": self.spool.total_bytes if self.spool is not None else 0,
+            "failing": int(self._failing),
+        }
+
+    def _drop(self, n: int, reason: str) -> None:
+        if n <= 0:
+            return
+        with self._cond:
+            self._dropped[reason] = self._dropped.get(reason, 0) + n
+        if self._throttle.ready("drop:" + reason):
+            self.log.warning(
+                "events %s: dropped %d events (%s); %d dropped for this reason so far",
+                self.name,
+                n,
+                reason,
+                self._dropped[reason],
+            )
+
+    def _report_refusals(self) -> None:
+        with self._hot_lock:
+            new = {r: n - self._hot_logged.get(r, 0) for r, n in self._hot_drops.items()}
+            self._hot_logged = dict(self._hot_drops)
+        for reason, n in new.items():
+            if n > 0:
+                self.log.warning("events %s: refused %d events (%s)", self.name, n, reason)
+
+    # ---- collector thread --------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        try:
+            self._collect_loop()
+        except Exception:
+            self.log.exception("events %s: the batching thread failed", self.name)
+        finally:
+            with self._cond:
+                self._collector_done = True
+                self._cond.notify_all()
+
+    def _collect_loop(self) -> None:
+        get = self._intake.get
+        get_nowait = self._intake.get_nowait
+        size = self.max_events_in_memory
+        batch: list[Event] = []
+        deadline = 0.0
+        stopping = False
+        while not stopping:
+            try:
+                wait = max(0.0, deadline - time.monotonic()) if batch and self.is_bulk else None
+                item = get(timeout=wait)
+            except queue.Empty:
+                self._seal(batch)
+                batch = []
+                self._open = 0
+                continue
+            seal_now = False
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                if item is _FLUSH:
+                    seal_now = True
+                else:
+                    if not batch:
+                        deadline = time.monotonic() + self.flush_interval
+                    batch.append(item)
+                    self._received += 1
+                    if len(batch) >= size:
+                        self._open = len(batch)
+                        self._seal(batch)
+                        batch = []
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            self._open = len(batch)
+            if batch and (seal_now or stopping or not self.is_bulk):
+                self._seal(batch)
+                batch = []
+                self._open = 0
+            if self._hot_drops:
+                self._report_refusals()
+        # Events that raced with close(): take them too.
+        rest = self._drain_intake()
+        self._received += len(rest)
+        for start in range(0, len(rest), size):
+            self._seal(rest[start : start + size])
+
+    def _seal(self, events: list[Event]) -> None:
+        """Hand a finished batch to the export thread: memory if it fits and exports work, else spool."""
+        n = len(events)
+        if n == 0:
+            return
+        with self._cond:
+            fits = self._mem_events + n <= self.buffer_limit
+            to_spool = self.spool is not None and (self._failing or not fits)
+            if not to_spool and fits:
+                self._memory.append(_Batch(events))
+                self._mem_events += n
+                self._open = 0
+                self._cond.notify_all()
+                return
+        reason = "buffer_full"
+        if to_spool:
+            spool_reason = self._spool_events(events)
+            if spool_reason is None:
+                with self._cond:
+                    self._open = 0
+                    self._cond.notify_all()
+                return
+            reason = spool_reason
+            with self._cond:
+                if self._mem_events + n <= self.buffer_limit:
+                    # The spool is full (or broken) but memory has room: keep the events there.
+                    self._memory.append(_Batch(events))
+                    self._mem_events += n
+                    self._open = 0
+                    self._cond.notify_all()
+                    return
+        self._open = 0
+        self._drop(n, reason)
+
+    def _spool_events(self, events: list[Event]) -> str | None:
+        """Append events to the spool; None on success, else why they could not be spooled."""
+        assert self.spool is not None
+        try:
+            record = self.spool.append(encode_batch(events), len(events))
+        except OSError as exc:
+            if self._throttle.ready("spool-error"):
+                self.log.error(
+                    "events %s: cannot write to spool %s: %s", self.name, self.spool.directory, exc
+                )
+            return "spool_error"
+        if record is None:
+            return "spool_closed" if self.spool.closed else "spool_full"
+        with self._cond:
+            self.spooled += len(events)
+            self._cond.notify_all()
+        return None
+
+    # ---- export thread -----------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        try:
+            attempt = 0
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                error = self._export(batch)
+                if error is None:
+                    if attempt:
+                        self.log.info(
+                            "events %s: export recovered after %d failed attempts", self.name, attempt
+                        )
+                    attempt = 0
+                    self._delivered(batch)
+                elif isinstance(error, PermanentExportError):
+                    self._dead_letter(batch, str(error))
+                    self._delivered(batch, dead=True)
+                else:
+                    attempt += 1
+                    if not self._failed(batch, error, attempt):
+                        return
+        except Exception:
+            self.log.exception("events %s: the export thread failed", self.name)
+
+    def _next_batch(self) -> _Batch | None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._abandoned:
+                        return None
+                    now = time.monotonic()
+                    if self._deadline is not None and now >= self._deadline:
+                        return None
+                    if self.spool is not None and self.spool.pending_records:
+                        break
+                    if self._memory:
+                        batch = self._memory.popleft()
+                        self._inflight = batch
+                        return batch
+                    if self._collector_done:
+                        return None
+                    self._cond.wait(None if self._deadline is None else self._deadline - now)
+            assert self.spool is not None
+            record = self.spool.peek()
+            if record is None:
+                if self.spool.pending_records and not self._sleep(1.0):
+                    return None  # unreadable spool (logged by the spool): wait, then try again
+                continue
+            try:
+                events = decode_batch(record.payload)
+            except (ValueError, KeyError, TypeError) as exc:
+                self.log.error("events %s: undecodable spool record skipped: %s", self.name, exc)
+                self._drop(record.count, "corrupt")
+                self.spool.ack(record)
+                continue
+            batch = _Batch(events, record)
+            with self._cond:
+                if self._abandoned:
+                    return None
+                self._inflight = batch
+            return batch
+
+    def _export(self, batch: _Batch) -> Exception | None:
+        try:
+            self.exporter.export(batch.events)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _delivered(self, batch: _Batch, dead: bool = False) -> None:
+        n = len(batch.events)
+        with self._cond:
+            if self._abandoned:
+                return
+            self._inflight = None
+            if batch.record is None:
+                self._mem_events -= n
+            else:
+                self.replayed += n
+            if dead:
+                self.dead_lettered += n
+            else:
+                self.exported += n
+            self._failing = False
+            self._cond.notify_all()
+        if batch.record is not None and self.spool is not None:
+            self.spool.ack(batch.record)
+
+    def _failed(self, batch: _Batch, error: Exception, attempt: int) -> bool:
+        """Keep the batch (spool first), wait out the backoff; False when it is time to stop."""
+        retry_after = error.retry_after if isinstance(error, RetryableExportError) else None
+        delay = self.retry.delay(attempt, self._rng, retry_after)
+        if self._throttle.ready("export-failed"):
+            self.log.warning(
+                "events %s: export of %d events failed (attempt %d, next try in %.1fs): %s",
+                self.name,
+                len(batch.events),
+                attempt,
+                delay,
+                error if str(error) else type(error).__name__,
+            )
+        with self._cond:
+            self.retried += 1
+            self._failing = True
+        if batch.record is None:
+            moved = self.spool is not None and self._spool_events(batch.events) is None
+            with self._cond:
+                if self._abandoned:
+                    return False  # close() already took the in-flight batch
+                self._inflight = None
+                if moved:
+                    self._mem_events -= len(batch.events)
+                else:
+                    self._memory.appendleft(batch)
+        else:
+            with self._cond:
+                self._inflight = None
+        return self._sleep(delay)
+
+    def _sleep(self, delay: float) -> bool:
+        """Wait `delay` seconds; cut short when close() starts. False once past the deadline."""
+        end = time.monotonic() + delay
+        with self._cond:
+            closing_before = self._deadline is not None
+            while True:
+                if self._abandoned:
+                    return False
+                now = time.monotonic()
+                if self._deadline is not None:
+                    if now >= self._deadline:
+                        return False
+                    if not closing_before:
+                        return True  # shutdown began: one more try right away
+                    limit = min(end, self._deadline)
+                else:
+                    limit = end
+                if now >= limit:
+                    return True
+                self._cond.wait(limit - now)
+
+    def _dead_letter(self, batch: _Batch, reason: str) -> None:
+        failed_at = datetime.now(UTC).isoformat()
+        lines = [
+            json.dumps(
+                {"reason": reason, "exporter": self.name, "failedAt": failed_at, "event": e.to_json()},
+                separators=(",", ":"),
+                default=str,
+            )
+            for e in batch.events
+        ]
+        where = "the log"
+        if self.dead_letter_path is not None:
+            try:
+                self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.dead_letter_path, "a", encoding="utf-8") as f:
+                    f.write("\n".join(lines) + "\n")
+                    f.flush()
+                    with contextlib.suppress(OSError):
+                        os.fsync(f.fileno())
+                where = str(self.dead_letter_path)
+            except OSError as exc:
+                self.log.error("events %s: cannot write dead-letter file: %s", self.name, exc)
+        if where == "the log":
+            for line in lines:
+                self.log.error("events %s: dead letter: %s", self.name, line)
+        self.log.error(
+            "events %s: %d events rejected permanently (%s); written to %s",
+            self.name,
+            len(lines),
+            reason,
+            where,
+        )

@@ -1,0 +1,373 @@
+"""A durable FIFO of event batches on disk: one directory per exporter, append-only segments.
+
+Layout of a spool directory:
+
+    lock                 flock'ed while a process owns the spool (a second owner is refused)
+    cursor               {"segment": N, "offset": M}: the first record not yet delivered
+    00000000000000000007.seg, ...   segments, appended to and never rewritten
+
+A record is a 16-byte header, then the payload (a JSON array of events):
+
+    magic b"FSP1" | u32 payload length | u32 event count | u32 CRC32 of the payload   (little endian)
+
+Appends go to the newest segment, which rolls over past `segment_bytes`; every process start opens
+a fresh segment, so a segment with a torn tail is never appended to. On open, the segments from
+the cursor on are scanned: a torn record at the end of a segment (a crash mid-write) is cut off
+and logged; records are read back in order with `peek` and acknowledged with `ack`, which moves
+the cursor (written to a temporary file and renamed) and deletes segments once delivered. A
+record whose CRC does not match is skipped, and its events are counted as dropped and logged.
+
+The quota (`max_bytes`, the size of all segment files) makes `append` refuse a record instead
+of filling the disk; the caller counts and logs that drop.
+
+Durability: with `fsync=True` (the default) every append and cursor update is fsync'ed, so a
+record survives power loss once `append` returns; with False it survives a process crash (it is
+in the page cache) but not a kernel crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+MAGIC = b"FSP1"
+HEADER = struct.Struct("<4sIII")
+SEGMENT_SUFFIX = ".seg"
+CURSOR_FILE = "cursor"
+LOCK_FILE = "lock"
+MAX_RECORD_BYTES = 1 << 30
+
+
+class SpoolLockedError(RuntimeError):
+    """Another process owns this spool directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolRecord:
+    """Where one record lives, and what it holds once read."""
+
+    segment: int
+    offset: int
+    length: int  # payload bytes
+    count: int  # events
+    payload: bytes = b""
+
+    @property
+    def end(self) -> int:
+        return self.offset + HEADER.size + self.length
+
+
+def _segment_name(segment: int) -> str:
+    return f"{segment:020d}{SEGMENT_SUFFIX}"
+
+
+class Spool:
+    """A FIFO of records on disk. Thread-safe: one lock guards all state (never held by callers)."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        segment_bytes: int = 8 * 1024 * 1024,
+        fsync: bool = True,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.log = logger or logging.getLogger("sidecar.events.spool")
+        self._lock = threading.Lock()
+        self._pending: deque[SpoolRecord] = deque()
+        self._segment_sizes: dict[int, int] = {}
+        self._active: int | None = None
+        self._writer: IO[bytes] | None = None
+        self._reader: tuple[int, IO[bytes]] | None = None
+        self._closed = False
+        self._full = False
+        self.pending_events = 0
+        # Events lost to corruption found on disk (counted, logged).
+        self.corrupt_events = 0
+        self.corrupt_bytes = 0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = self._take_lock()
+        try:
+            self._recover()
+        except BaseException:
+            self._lock_handle.close()
+            raise
+
+    # ---- state -------------------------------------------------------------------------------
+
+    @property
+    def pending_records(self) -> int:
+        return len(self._pending)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self._segment_sizes.values())
+
+    @property
+    def is_full(self) -> bool:
+        """True after an append was refused for the quota, until space is freed."""
+        return self._full
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ---- open / recover ----------------------------------------------------------------------
+
+    def _take_lock(self) -> IO[bytes]:
+        handle = open(self.directory / LOCK_FILE, "a+b")  # noqa: SIM115 - held for the spool's life
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            raise SpoolLockedError(f"spool {self.directory} is in use by another process") from exc
+        return handle
+
+    def _read_cursor(self) -> tuple[int, int]:
+        try:
+            data = json.loads((self.directory / CURSOR_FILE).read_text())
+            return int(data["segment"]), int(data["offset"])
+        except FileNotFoundError:
+            return 0, 0
+        except (ValueError, KeyError, TypeError) as exc:
+            # Written atomically, so this means outside damage: replay everything still on disk.
+            self.log.warning("spool %s: unreadable cursor (%s); replaying every segment", self.directory, exc)
+            return 0, 0
+
+    def _recover(self) -> None:
+        segments = sorted(int(p.stem) for p in self.directory.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
+        cursor_segment, cursor_offset = self._read_cursor()
+        for segment in segments:
+            path = self.directory / _segment_name(segment)
+            if segment < cursor_segment:
+                path.unlink(missing_ok=True)  # fully delivered before the last stop
+                continue
+            start = cursor_offset if segment == cursor_segment else 0
+            self._scan_segment(segment, path, start)
+        if self._pending:
+            self.log.info(
+                "spool %s: %d events in %d batches to replay",
+                self.directory,
+                self.pending_events,
+                len(self._pending),
+            )
+        # Never reuse an id at or below the cursor's: a new segment there would count as delivered.
+        self._next_segment = max(segments[-1] + 1 if segments else 0, cursor_segment + 1)
+
+    def _scan_segment(self, segment: int, path: Path, start: int) -> None:
+        size = path.stat().st_size
+        offset = start if start <= size else size
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while offset < size:
+                header = f.read(HEADER.size)
+                if len(header) < HEADER.size:
+                    break
+                magic, length, count, _crc = HEADER.unpack(header)
+                if magic != MAGIC or length > MAX_RECORD_BYTES or offset + HEADER.size + length > size:
+                    break
+                self._pending.append(SpoolRecord(segment, offset, length, count))
+                self.pending_events += count
+                offset += HEADER.size + length
+                f.seek(offset)
+        if offset < size:
+            # A torn tail (a crash mid-append) or damage: what follows cannot be framed.
+            lost = size - offset
+            self.corrupt_bytes += lost
+            self.log.warning(
+                "spool %s: segment %s has %d unreadable bytes at offset %d (a write cut short by a "
+                "crash, or damage); truncating them",
+                self.directory,
+                path.name,
+                lost,
+                offset,
+            )
+            with open(path, "r+b") as f:
+                f.truncate(offset)
+            size = offset
+        self._segment_sizes[segment] = size
+
+    # ---- append ------------------------------------------------------------------------------
+
+    def append(self, payload: bytes, count: int) -> SpoolRecord | None:
+        """Write one record; None (and nothing written) when it would exceed the quota or the
+        spool is closed. OSError propagates (disk full, I/O error)."""
+        record_bytes = HEADER.size + len(payload)
+        header = HEADER.pack(MAGIC, len(payload), count, zlib.crc32(payload))
+        with self._lock:
+            if self._closed:
+                return None
+            if self.total_bytes + record_bytes > self.max_bytes:
+                self._full = True
+                return None
+            writer = self._writer_for(record_bytes)
+            segment = self._active
+            assert segment is not None
+            offset = self._segment_sizes[segment]
+            try:
+                writer.write(header + payload)
+                writer.flush()
+                if self.fsync:
+                    os.fsync(writer.fileno())
+            except OSError:
+                # Cut any partial write so the segment stays framed, then report the failure.
+                with contextlib.suppress(OSError):
+                    writer.truncate(offset)
+                raise
+            self._segment_sizes[segment] = offset + record_bytes
+            record = SpoolRecord(segment, offset, len(payload), count)
+            self._pending.append(record)
+            self.pending_events += count
+            return record
+
+    def _writer_for(self, record_bytes: int) -> IO[bytes]:
+        if self._writer is not None and self._active is not None:
+            if self._segment_sizes[self._active] == 0 or (
+                self._segment_sizes[self._active] + record_bytes <= self.segment_bytes
+            ):
+                return self._writer
+            self._writer.close()
+            self._writer = None
+        segment = self._next_segment
+        self._next_segment += 1
+        path = self.directory / _segment_name(segment)
+        self._writer = open(path, "ab")  # noqa: SIM115 - kept open until the segment rolls over
+        self._active = segment
+        self._segment_sizes[segment] = 0
+        if self.fsync:
+            self._fsync_directory()
+        return self._writer
+
+    # ---- read / ack --------------------------------------------------------------------------
+
+    def peek(self) -> SpoolRecord | None:
+        """The oldest undelivered record with its payload, or None. Corrupt records are skipped
+        (counted in corrupt_events, logged)."""
+        with self._lock:
+            while self._pending and not self._closed:
+                head = self._pending[0]
+                try:
+                    data = self._read(head)
+                except OSError as exc:
+                    self.log.error("spool %s: cannot read segment %d: %s", self.directory, head.segment, exc)
+                    return None
+                if data is not None:
+                    return SpoolRecord(head.segment, head.offset, head.length, head.count, data)
+                self.corrupt_events += head.count
+                self.log.error(
+                    "spool %s: record at segment %d offset %d fails its checksum; %d events lost",
+                    self.directory,
+                    head.segment,
+                    head.offset,
+                    head.count,
+                )
+                self._advance()
+            return None
+
+    def _read(self, record: SpoolRecord) -> bytes | None:
+        if self._reader is None or self._reader[0] != record.segment:
+            if self._reader is not None:
+                self._reader[1].close()
+            self._reader = (record.segment, open(self.directory / _segment_name(record.segment), "rb"))  # noqa: SIM115
+        f = self._reader[1]
+        f.seek(record.offset)
+        header = f.read(HEADER.size)
+        if len(header) < HEADER.size:
+            return None
+        magic, length, count, crc = HEADER.unpack(header)
+        if magic != MAGIC or length != record.length or count != record.count:
+            return None
+        payload = f.read(length)
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            return None
+        return payload
+
+    def ack(self, record: SpoolRecord) -> None:
+        """Mark the head record delivered. Acks of anything but the head are ignored."""
+        with self._lock:
+            if self._closed or not self._pending:
+                return
+            head = self._pending[0]
+            if (head.segment, head.offset) != (record.segment, record.offset):
+                return
+            self._advance()
+
+    def _advance(self) -> None:
+        """Drop the head record, persist the cursor, delete fully delivered segments."""
+        head = self._pending.popleft()
+        self.pending_events -= head.count
+        if self._pending:
+            nxt = self._pending[0]
+            cursor = (nxt.segment, nxt.offset)
+        else:
+            cursor = (head.segment, head.end)
+        self._write_cursor(*cursor)
+        for segment in sorted(self._segment_sizes):
+            if segment >= cursor[0]:
+                break
+            self._delete_segment(segment)
+        if not self._pending and self._active == cursor[0] and cursor[1] == self._segment_sizes[cursor[0]]:
+            # Everything delivered: start the next append in a fresh segment, free this one.
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            self._delete_segment(cursor[0])
+            self._active = None
+            self._write_cursor(self._next_segment, 0)
+        elif not self._pending and self._active != cursor[0]:
+            self._delete_segment(cursor[0])
+            self._write_cursor(self._next_segment, 0)
+
+    def _delete_segment(self, segment: int) -> None:
+        if self._reader is not None and self._reader[0] == segment:
+            self._reader[1].close()
+            self._reader = None
+        (self.directory / _segment_name(segment)).unlink(missing_ok=True)
+        self._segment_sizes.pop(segment, None)
+        self._full = False
+
+    def _write_cursor(self, segment: int, offset: int) -> None:
+        tmp = self.directory / (CURSOR_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"segment": segment, "offset": offset}))
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, self.directory / CURSOR_FILE)
+
+    def _fsync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ---- close -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            if self._reader is not None:
+                self._reader[1].close()
+                self._reader = None
+            self._lock_handle.close()
