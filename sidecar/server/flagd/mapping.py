@@ -1,0 +1,239 @@
+"""How our model maps onto flagd's evaluation protocol (README: "Using OpenFeature flagd providers").
+
+- Reasons: our `Reason` names are OpenFeature reason strings already, so they go out as they are:
+  STATIC, DEFAULT, TARGETING_MATCH, SPLIT, DISABLED, ERROR. flagd itself never emits SPLIT (its
+  fractional splits report TARGETING_MATCH), but SPLIT is a standard OpenFeature reason that
+  flagd's model defines and the providers pass through untouched; only STATIC is special to them
+  (it is the only reason they cache), and our STATIC, like flagd's, means "no rules at all".
+- Errors become gRPC status codes, as flagd's `errFormat` does: FLAG_NOT_FOUND -> NOT_FOUND,
+  TYPE_MISMATCH -> INVALID_ARGUMENT, PARSE_ERROR -> DATA_LOSS, GENERAL -> UNKNOWN; our
+  INVALID_CONTEXT and TARGETING_KEY_MISSING (no flagd equivalent) -> INVALID_ARGUMENT.
+- Types: a flag's type is the JSON type of its variants. Booleans only through ResolveBoolean,
+  strings only through ResolveString, numbers through ResolveFloat or ResolveInt, objects through
+  ResolveObject; anything else is TYPE_MISMATCH, checked before the disabled state so that a wrong
+  call fails the same way whatever the flag's state. ResolveInt truncates a fractional number
+  toward zero, as flagd does (`int64(float)`): 3.9 -> 3, -3.9 -> -3; a number outside int64 is
+  TYPE_MISMATCH. List- or null-valued flags cannot be expressed by the protocol (its object value
+  is a Struct): every Resolve call reports TYPE_MISMATCH and ResolveAll leaves them out.
+- Context: the request's Struct, then the static `--context-value` pairs, then the
+  `--context-from-header` mappings (later wins; header names match case-insensitively; an empty
+  header is ignored), exactly flagd's order. `targetingKey` becomes the user id and leaves the
+  attributes. Keys starting with "$" are reserved for the server in both flagd (which overwrites
+  `$flagd` and warns) and here, so they are dropped from the request; flagd's `$flagd.flagKey` and
+  `$flagd.timestamp` are not provided (our rules read the flag key from the flag, and a timestamp
+  would make every answer uncacheable). Objects and lists in the context are dropped as well: the
+  OpenFeature SDKs send them freely and flagd accepts them, but our constraints only ever target
+  scalars, so they could not match anything anyway (the native API rejects them instead).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import grpc
+from google.protobuf.struct_pb2 import ListValue, Struct, Value
+
+from ...engine import ErrorCode, Flag, Reason
+
+REASONS: Final[Mapping[Reason, str]] = {reason: reason.name for reason in Reason}
+
+STATUS_CODES: Final[Mapping[ErrorCode, grpc.StatusCode]] = {
+    ErrorCode.FLAG_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.TYPE_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.PARSE_ERROR: grpc.StatusCode.DATA_LOSS,
+    ErrorCode.GENERAL: grpc.StatusCode.UNKNOWN,
+    ErrorCode.INVALID_CONTEXT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.TARGETING_KEY_MISSING: grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+TARGETING_KEY: Final = "targetingKey"
+RESERVED_PREFIX: Final = "$"
+
+# The JSON types a flag can have, as far as the protocol is concerned.
+BOOLEAN: Final = "boolean"
+STRING: Final = "string"
+NUMBER: Final = "number"
+OBJECT: Final = "object"
+UNSUPPORTED: Final = "unsupported"  # lists and nulls
+
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
+def status_code(error_code: ErrorCode | None) -> grpc.StatusCode:
+    return STATUS_CODES.get(error_code, grpc.StatusCode.UNKNOWN) if error_code else grpc.StatusCode.UNKNOWN
+
+
+def value_type(value: Any) -> str:
+    """The protocol type of one variant value."""
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, int | float):
+        return NUMBER
+    if isinstance(value, Mapping):
+        return OBJECT
+    return UNSUPPORTED
+
+
+def flag_type(flag: Flag) -> str:
+    """A flag's type: all its variants share one, so the first one tells."""
+    for variant in flag.variants.values():
+        return value_type(variant.value)
+    return UNSUPPORTED
+
+
+def to_int64(value: Any) -> int | None:
+    """A number as ResolveInt sends it (truncated toward zero), or None when it cannot be one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else None
+    if isinstance(value, float) and math.isfinite(value):
+        truncated = int(value)
+        return truncated if INT64_MIN <= truncated <= INT64_MAX else None
+    return None
+
+
+# ---------------------------------------------------------------- Struct <-> Python
+
+
+def struct_to_dict(struct: Struct) -> dict[str, Any]:
+    return {key: _from_value(value) for key, value in struct.fields.items()}
+
+
+def _from_value(value: Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "number_value":
+        return value.number_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_from_value(item) for item in value.list_value.values]
+    return None
+
+
+def fill_struct(struct: Struct, data: Mapping[str, Any]) -> Struct:
+    """Write `data` (JSON-like) into `struct`; integers become doubles, as Struct requires."""
+    for key, item in data.items():
+        _fill_value(struct.fields[str(key)], item)
+    return struct
+
+
+def _fill_value(target: Value, item: Any) -> None:
+    if item is None:
+        target.null_value = 0
+    elif isinstance(item, bool):
+        target.bool_value = item
+    elif isinstance(item, int | float):
+        target.number_value = float(item)
+    elif isinstance(item, str):
+        target.string_value = item
+    elif isinstance(item, Mapping):
+        fill_struct(target.struct_value, item)
+    elif isinstance(item, Sequence):
+        _fill_list(target.list_value, item)
+    else:
+        target.string_value = str(item)
+
+
+def _fill_list(target: ListValue, items: Iterable[Any]) -> None:
+    for item in items:
+        _fill_value(target.values.add(), item)
+
+
+# ---------------------------------------------------------------- context
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRules:
+    """flagd's context enrichment: static values (-X) and header mappings (-H)."""
+
+    static_values: Mapping[str, str] = field(default_factory=dict)
+    # lower-case gRPC metadata key -> context key
+    header_keys: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, static_values: Mapping[str, str] | None = None, header_keys: Mapping[str, str] | None = None
+    ) -> ContextRules:
+        """Validated rules; raises ValueError naming the bad entry."""
+        static = dict(static_values or {})
+        headers: dict[str, str] = {}
+        for key in static:
+            _check_context_key(key, f"--context-value {key}=...")
+        for header, key in (header_keys or {}).items():
+            name = header.strip().lower()
+            if not name or any(c.isspace() for c in name):
+                raise ValueError(f"--context-from-header {header}={key}: {header!r} is not a header name")
+            if name.endswith("-bin"):
+                raise ValueError(f"--context-from-header {header}={key}: binary headers cannot be mapped")
+            _check_context_key(key, f"--context-from-header {header}={key}")
+            headers[name] = key
+        return cls(static, headers)
+
+    def merge(
+        self, request_context: Struct, metadata: Iterable[tuple[str, str | bytes]] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """(user id, attributes) for one request, flagd's layers applied in order (later wins)."""
+        attributes: dict[str, Any] = {}
+        for key, value in request_context.fields.items():
+            if key.startswith(RESERVED_PREFIX):
+                continue
+            kind = value.WhichOneof("kind")
+            if kind == "string_value":
+                attributes[key] = value.string_value
+            elif kind == "bool_value":
+                attributes[key] = value.bool_value
+            elif kind == "number_value":
+                if math.isfinite(value.number_value):  # NaN and infinities cannot be targeted
+                    attributes[key] = value.number_value
+            elif kind == "null_value":
+                attributes[key] = None
+            # struct_value / list_value: dropped, see the module docstring
+        if self.static_values:
+            attributes.update(self.static_values)
+        if self.header_keys and metadata:
+            for name, header_value in metadata:
+                key = self.header_keys.get(name.lower())
+                if key is not None and isinstance(header_value, str) and header_value:
+                    attributes[key] = header_value
+        return _user_id(attributes.pop(TARGETING_KEY, None)), attributes
+
+
+def _check_context_key(key: str, where: str) -> None:
+    if not key:
+        raise ValueError(f"{where}: the context key is empty")
+    if key.startswith(RESERVED_PREFIX):
+        raise ValueError(f"{where}: context keys starting with '$' are reserved")
+
+
+def _user_id(raw: Any) -> str:
+    if raw is None or isinstance(raw, str):
+        return raw or ""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, float):
+        return str(int(raw)) if raw.is_integer() else repr(raw)
+    return str(raw)
+
+
+def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
+    """`key=value` command-line pairs (flagd's -X and -H syntax) as a dict; later pairs win."""
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} {pair!r}: expected KEY=VALUE")
+        parsed[key.strip()] = value
+    return parsed

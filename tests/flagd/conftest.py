@@ -1,0 +1,92 @@
+"""A gRPC server with the flagd services over a real FlagStore and flag file, on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar.engine import Evaluation
+from sidecar.server import flagd
+from sidecar.store import FileRepository, FlagStore
+from tests.conftest import write_flag_file
+
+from . import flags as test_flags
+
+
+@dataclass
+class Recorded:
+    evaluation: Evaluation
+    user_id: str
+    attributes: dict[str, Any]
+
+
+@dataclass
+class FlagdServer:
+    server: grpc.Server
+    store: FlagStore
+    events: flagd.EventBroadcaster
+    flag_file: Path
+    port: int
+    channel: grpc.Channel
+    recorded: list[Recorded] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def rewrite_flags(self, document: dict[str, Any]) -> None:
+        write_flag_file(self.flag_file, document)
+
+
+@pytest.fixture
+def start_flagd(tmp_path: Path) -> Iterator[Callable[..., FlagdServer]]:
+    started: list[FlagdServer] = []
+
+    def start(
+        document: dict[str, Any] | None = None,
+        keepalive_interval: float = flagd.DEFAULT_KEEPALIVE_INTERVAL,
+        max_streams: int = 4,
+        static_context: dict[str, str] | None = None,
+        header_to_context: dict[str, str] | None = None,
+        start_store: bool = True,
+    ) -> FlagdServer:
+        flag_file = write_flag_file(tmp_path / f"flags-{len(started)}.yaml", document or test_flags.flags())
+        store = FlagStore(FileRepository(flag_file, poll_interval=0.1))
+        if start_store:
+            store.start()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4 + max_streams))
+        recorded: list[Recorded] = []
+        rules = flagd.ContextRules.build(
+            test_flags.STATIC_CONTEXT if static_context is None else static_context,
+            test_flags.HEADER_TO_CONTEXT if header_to_context is None else header_to_context,
+        )
+        resolver = flagd.FlagdResolver(
+            store, rules, lambda ev, user, attrs: recorded.append(Recorded(ev, user, dict(attrs)))
+        )
+        events = flagd.EventBroadcaster(store, keepalive_interval=keepalive_interval, max_streams=max_streams)
+        flagd.add_to_server(server, resolver, events)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        running = FlagdServer(
+            server, store, events, flag_file, port, grpc.insecure_channel(f"127.0.0.1:{port}"), recorded
+        )
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.events.shutdown(timeout=1)
+        running.channel.close()
+        running.server.stop(0).wait()
+        running.store.close()
+
+
+@pytest.fixture
+def flagd_server(start_flagd: Callable[..., FlagdServer]) -> FlagdServer:
+    return start_flagd()
