@@ -75,7 +75,8 @@ class SidecarServer:
         self._store = store
         self._listen = listen
         self._executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
-        self._server = grpc.server(self._executor)
+        # No SO_REUSEPORT: a second sidecar on the same port must fail, not silently share the traffic.
+        self._server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
         # Non-blocking: Watch streams do not each hold one of the server's worker threads.
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

@@ -56,6 +56,12 @@ def test_unusable_address_is_an_os_error(sample_flag_file):
         store.close()
 
 
+def test_a_port_in_use_is_refused_not_shared(sidecar):
+    second = SidecarServer(sidecar.store, sidecar.address)
+    with pytest.raises(OSError, match="cannot listen"):
+        second.start()
+
+
 def test_health_is_not_serving_before_a_flag_set_is_loaded(sample_flag_file):
     store = FlagStore(FileRepository(sample_flag_file))  # never started: nothing loaded
     server = SidecarServer(store, "127.0.0.1:0")
