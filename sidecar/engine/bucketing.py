@@ -21,7 +21,10 @@ def bucket_text(value: Any) -> str | None:
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python will convert (sys.get_int_max_str_digits)
+            return None
     if kind is float:
         # Whole numbers read as integers (42.0 -> "42"): protobuf Structs carry every number as a double.
         return str(int(value)) if value.is_integer() else repr(value)
@@ -30,5 +33,10 @@ def bucket_text(value: Any) -> str | None:
 
 def bucket(flag_key: str, text: str) -> int:
     """The bucket in [0, 10000) of a bucket value for a flag."""
-    digest = mmh3.hash(f"{flag_key}:{text}".encode(), 0, signed=False)
+    key = f"{flag_key}:{text}"
+    try:
+        data = key.encode()
+    except UnicodeEncodeError:  # a lone surrogate (not valid text): hash it rather than fail
+        data = key.encode("utf-8", "surrogatepass")
+    digest = mmh3.hash(data, 0, signed=False)
     return (digest * BUCKET_COUNT) >> 32

@@ -88,8 +88,13 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _is_finite_number(value: Any) -> bool:
+    # Integers are always finite; math.isfinite would overflow on those beyond the float range.
+    return is_number(value) and (type(value) is int or math.isfinite(value))
+
+
 def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | bool) or (is_number(value) and math.isfinite(value))
+    return isinstance(value, str | bool) or _is_finite_number(value)
 
 
 @dataclass
@@ -328,7 +333,7 @@ def _values_fit(
         bad = [repr(v) for v in values if not _is_scalar(v)]
         kind = "a string, number or boolean"
     elif operation in NUMBER_OPERATIONS:
-        bad = [repr(v) for v in values if not (is_number(v) and math.isfinite(v))]
+        bad = [repr(v) for v in values if not _is_finite_number(v)]
         kind = "a number"
     elif operation in STRING_OPERATIONS or operation in SEGMENT_OPERATIONS:
         bad = [repr(v) for v in values if not isinstance(v, str)]

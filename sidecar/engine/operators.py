@@ -69,18 +69,19 @@ def is_number(value: Any) -> bool:
 
 def compile_regex(patterns: Sequence[str]) -> Any:
     """One RE2 program matching any of the patterns (unanchored search)."""
-    joined = "|".join(f"(?:{p})" for p in patterns)
+    # Each pattern is checked on its own: once wrapped and joined, an invalid one such as "a)(?:b"
+    # can balance into a valid program that means something else.
+    for pattern in patterns:
+        try:
+            re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as error:
+            detail = error.args[0].decode() if isinstance(error.args[0], bytes) else str(error)
+            raise InvalidValues(f"invalid regular expression {pattern!r}: {detail}") from None
     try:
-        return re2.compile(joined, _RE2_OPTIONS)
-    except re2.error:
-        # Find the culprit so the message names it.
-        for pattern in patterns:
-            try:
-                re2.compile(pattern, _RE2_OPTIONS)
-            except re2.error as error:
-                detail = error.args[0].decode() if isinstance(error.args[0], bytes) else str(error)
-                raise InvalidValues(f"invalid regular expression {pattern!r}: {detail}") from None
-        raise
+        return re2.compile("|".join(f"(?:{p})" for p in patterns), _RE2_OPTIONS)
+    except re2.error as error:  # each is valid, but together they exceed RE2's limits
+        detail = error.args[0].decode() if isinstance(error.args[0], bytes) else str(error)
+        raise InvalidValues(f"invalid regular expressions together: {detail}") from None
 
 
 def parse_networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -96,7 +97,9 @@ def parse_networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipadd
 
 def _one_of(prop: str, values: Sequence[Any]) -> Predicate:
     strings = frozenset(v for v in values if type(v) is str)
-    numbers = frozenset(float(v) for v in values if is_number(v))
+    # Kept exact (not converted to float): 5 == 5.0 and hash(5) == hash(5.0) already, while float()
+    # would lose integers above 2**53 and overflow on those beyond the float range.
+    numbers = frozenset(v for v in values if is_number(v))
     # Kept apart from numbers because True == 1 in Python.
     booleans = frozenset(v for v in values if type(v) is bool)
 
@@ -172,6 +175,16 @@ def _contains(values: Sequence[str]) -> Callable[[str], bool]:
     return lambda text: any(n in text for n in needles)
 
 
+def _searcher(search: Callable[[str], Any]) -> Callable[[str], bool]:
+    def matches(text: str) -> bool:
+        try:
+            return search(text) is not None
+        except UnicodeEncodeError:  # a lone surrogate: not valid text, so no pattern matches it
+            return False
+
+    return matches
+
+
 def _in_network(prop: str, values: Sequence[str]) -> Predicate:
     networks = parse_networks(values)
     v4 = tuple(n for n in networks if n.version == 4)
@@ -227,8 +240,7 @@ def build_predicate(
         suffixes = tuple(values)
         positive = _string_test(prop, lambda text: text.endswith(suffixes))
     elif operation in ("MATCHES_REGEX", "DOESNT_MATCH_REGEX"):
-        search = compile_regex(values).search
-        positive = _string_test(prop, lambda text: search(text) is not None)
+        positive = _string_test(prop, _searcher(compile_regex(values).search))
     elif operation == "IS_IN_NETWORK":
         return _in_network(prop, values)
     elif operation == "IS_IN_SEGMENT":

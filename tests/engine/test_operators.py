@@ -1,0 +1,386 @@
+"""One table per operation (DESIGN.md operator table and typing rules).
+
+Each case builds a one-rule flag around a single constraint on property "x" and checks whether the
+rule matches. A type mismatch is never an error: the positive test is false, its negation true.
+"""
+
+import sys
+
+import pytest
+
+from sidecar.engine import OPERATIONS
+
+from .helpers import constraint, holds, segment
+
+MISSING = {}
+NULL = {"x": None}
+
+
+def table(*cases):
+    """Parametrize a test with (id, values, attrs, expected) rows."""
+    return pytest.mark.parametrize(
+        ("values", "attrs", "expected"),
+        [pytest.param(values, attrs, expected, id=case_id) for case_id, values, attrs, expected in cases],
+    )
+
+
+def test_every_operation_has_a_table():
+    module = sys.modules[__name__]
+    missing = [op for op in OPERATIONS if not hasattr(module, f"test_{op.lower()}")]
+    assert missing == []
+    assert len(OPERATIONS) == 19
+
+
+# ---------------------------------------------------------------- equality
+
+
+@table(
+    ("string-match", ["pro", "enterprise"], {"x": "enterprise"}, True),
+    ("string-no-match", ["pro", "enterprise"], {"x": "free"}, False),
+    ("string-case-sensitive", ["pro"], {"x": "Pro"}, False),
+    ("empty-string-is-a-value", [""], {"x": ""}, True),
+    ("int-equals-int", [5], {"x": 5}, True),
+    ("int-equals-float", [5], {"x": 5.0}, True),
+    ("float-equals-int", [5.0], {"x": 5}, True),
+    ("float-match", [0.5], {"x": 0.5}, True),
+    ("number-no-match", [5], {"x": 6}, False),
+    ("string-5-vs-number-5", [5], {"x": "5"}, False),
+    ("number-5-vs-string-5", ["5"], {"x": 5}, False),
+    ("true-vs-1", [1], {"x": True}, False),
+    ("1-vs-true", [True], {"x": 1}, False),
+    ("false-vs-0", [0], {"x": False}, False),
+    ("0-vs-false", [False], {"x": 0}, False),
+    ("true-vs-string-true", ["true"], {"x": True}, False),
+    ("bool-match", [False], {"x": False}, True),
+    ("bool-no-match", [True], {"x": False}, False),
+    ("mixed-list-string", ["a", 1, True], {"x": "a"}, True),
+    ("mixed-list-number", ["a", 1, True], {"x": 1.0}, True),
+    ("mixed-list-bool", ["a", 1, True], {"x": True}, True),
+    ("int-beyond-2^53-exact", [2**53 + 1], {"x": 2**53 + 1}, True),
+    ("int-beyond-2^53-neighbour", [2**53 + 1], {"x": 2**53}, False),
+    ("int-beyond-float-range", [10**400], {"x": 10**400}, True),
+    ("missing", ["a"], MISSING, False),
+    ("null", ["a"], NULL, False),
+)
+def test_one_of(values, attrs, expected):
+    assert holds("ONE_OF", values, attrs) is expected
+
+
+@table(
+    ("string-listed", ["pro", "enterprise"], {"x": "pro"}, False),
+    ("string-not-listed", ["pro", "enterprise"], {"x": "free"}, True),
+    ("int-vs-float-listed", [5], {"x": 5.0}, False),
+    ("number-not-listed", [5], {"x": 7}, True),
+    ("string-5-vs-number-5", [5], {"x": "5"}, True),
+    ("number-5-vs-string-5", ["5"], {"x": 5}, True),
+    ("true-vs-1", [1], {"x": True}, True),
+    ("1-vs-true", [True], {"x": 1}, True),
+    ("bool-listed", [True], {"x": True}, False),
+    ("missing", ["a"], MISSING, True),
+    ("null", ["a"], NULL, True),
+)
+def test_not_one_of(values, attrs, expected):
+    assert holds("NOT_ONE_OF", values, attrs) is expected
+
+
+# ---------------------------------------------------------------- numeric comparisons
+
+
+@table(
+    ("above", [10], {"x": 11}, True),
+    ("equal", [10], {"x": 10}, False),
+    ("equal-float", [10], {"x": 10.0}, False),
+    ("below", [10], {"x": 9}, False),
+    ("float-above", [10], {"x": 10.5}, True),
+    ("float-threshold", [1.5], {"x": 2}, True),
+    ("negative", [-3], {"x": -2.5}, True),
+    ("every-value-all-below", [10, 20], {"x": 21}, True),
+    ("every-value-one-not-below", [10, 20], {"x": 15}, False),
+    ("string-number", [10], {"x": "11"}, False),
+    ("bool-true", [0], {"x": True}, False),
+    ("missing", [10], MISSING, False),
+    ("null", [10], NULL, False),
+)
+def test_greater(values, attrs, expected):
+    assert holds("GREATER", values, attrs) is expected
+
+
+@table(
+    ("above", [10], {"x": 11}, True),
+    ("equal", [10], {"x": 10}, True),
+    ("equal-float-vs-int", [10], {"x": 10.0}, True),
+    ("below", [10], {"x": 9.99}, False),
+    ("every-value-equal-max", [10, 20], {"x": 20}, True),
+    ("every-value-between", [10, 20], {"x": 15}, False),
+    ("string-number", [10], {"x": "10"}, False),
+    ("bool-true-vs-1", [1], {"x": True}, False),
+    ("missing", [10], MISSING, False),
+    ("null", [10], NULL, False),
+)
+def test_greater_or_equal(values, attrs, expected):
+    assert holds("GREATER_OR_EQUAL", values, attrs) is expected
+
+
+@table(
+    ("below", [10], {"x": 9}, True),
+    ("equal", [10], {"x": 10}, False),
+    ("above", [10], {"x": 11}, False),
+    ("negative", [10], {"x": -1}, True),
+    ("float", [10], {"x": 9.5}, True),
+    ("every-value-below-min", [10, 5], {"x": 4}, True),
+    ("every-value-between", [10, 5], {"x": 7}, False),
+    ("string-number", [10], {"x": "9"}, False),
+    ("bool-false", [10], {"x": False}, False),
+    ("missing", [10], MISSING, False),
+    ("null", [10], NULL, False),
+)
+def test_lower(values, attrs, expected):
+    assert holds("LOWER", values, attrs) is expected
+
+
+@table(
+    ("below", [10], {"x": 9}, True),
+    ("equal", [10], {"x": 10}, True),
+    ("equal-int-vs-float", [10.0], {"x": 10}, True),
+    ("above", [10], {"x": 10.01}, False),
+    ("every-value-equal-min", [10, 5], {"x": 5}, True),
+    ("every-value-between", [10, 5], {"x": 6}, False),
+    ("string-number", [10], {"x": "1"}, False),
+    ("bool-false-vs-0", [0], {"x": False}, False),
+    ("missing", [10], MISSING, False),
+    ("null", [10], NULL, False),
+)
+def test_lower_or_equal(values, attrs, expected):
+    assert holds("LOWER_OR_EQUAL", values, attrs) is expected
+
+
+# ---------------------------------------------------------------- presence
+
+
+@table(
+    ("string", None, {"x": "a"}, True),
+    ("empty-string", None, {"x": ""}, True),
+    ("zero", None, {"x": 0}, True),
+    ("false", None, {"x": False}, True),
+    ("other-property-only", None, {"y": "a"}, False),
+    ("missing", None, MISSING, False),
+    ("null", None, NULL, False),
+)
+def test_exists(values, attrs, expected):
+    assert holds("EXISTS", values, attrs) is expected
+
+
+@table(
+    ("string", None, {"x": "a"}, False),
+    ("empty-string", None, {"x": ""}, False),
+    ("zero", None, {"x": 0}, False),
+    ("false", None, {"x": False}, False),
+    ("other-property-only", None, {"y": "a"}, True),
+    ("missing", None, MISSING, True),
+    ("null", None, NULL, True),
+)
+def test_doesnt_exist(values, attrs, expected):
+    assert holds("DOESNT_EXIST", values, attrs) is expected
+
+
+# ---------------------------------------------------------------- strings
+
+
+@table(
+    ("substring", ["beta"], {"x": "my-beta-app"}, True),
+    ("whole", ["beta"], {"x": "beta"}, True),
+    ("absent", ["beta"], {"x": "alpha"}, False),
+    ("any-of-values", ["nope", "et"], {"x": "beta"}, True),
+    ("case-sensitive", ["beta"], {"x": "BETA"}, False),
+    ("unicode", ["ü"], {"x": "Müller"}, True),
+    ("number-for-string-op", ["12"], {"x": 123}, False),
+    ("bool-for-string-op", ["true"], {"x": True}, False),
+    ("missing", ["beta"], MISSING, False),
+    ("null", ["beta"], NULL, False),
+)
+def test_contains(values, attrs, expected):
+    assert holds("CONTAINS", values, attrs) is expected
+
+
+@table(
+    ("substring", ["beta"], {"x": "my-beta-app"}, False),
+    ("absent", ["beta"], {"x": "alpha"}, True),
+    ("one-of-values-present", ["nope", "et"], {"x": "beta"}, False),
+    ("case-sensitive", ["beta"], {"x": "BETA"}, True),
+    ("number-for-string-op", ["12"], {"x": 123}, True),
+    ("bool-for-string-op", ["true"], {"x": True}, True),
+    ("missing", ["beta"], MISSING, True),
+    ("null", ["beta"], NULL, True),
+)
+def test_doesnt_contain(values, attrs, expected):
+    assert holds("DOESNT_CONTAIN", values, attrs) is expected
+
+
+@table(
+    ("prefix", ["admin-"], {"x": "admin-bob"}, True),
+    ("not-prefix", ["admin-"], {"x": "bob-admin-"}, False),
+    ("any-of-values", ["root-", "admin-"], {"x": "admin-bob"}, True),
+    ("case-sensitive", ["admin-"], {"x": "Admin-bob"}, False),
+    ("number-for-string-op", ["1"], {"x": 123}, False),
+    ("missing", ["admin-"], MISSING, False),
+    ("null", ["admin-"], NULL, False),
+)
+def test_starts_with(values, attrs, expected):
+    assert holds("STARTS_WITH", values, attrs) is expected
+
+
+@table(
+    ("prefix", ["admin-"], {"x": "admin-bob"}, False),
+    ("not-prefix", ["admin-"], {"x": "bob"}, True),
+    ("one-of-values-prefix", ["root-", "admin-"], {"x": "root-x"}, False),
+    ("number-for-string-op", ["1"], {"x": 123}, True),
+    ("missing", ["admin-"], MISSING, True),
+    ("null", ["admin-"], NULL, True),
+)
+def test_doesnt_start_with(values, attrs, expected):
+    assert holds("DOESNT_START_WITH", values, attrs) is expected
+
+
+@table(
+    ("suffix", ["@example.com"], {"x": "bob@example.com"}, True),
+    ("not-suffix", ["@example.com"], {"x": "bob@example.com.evil"}, False),
+    ("any-of-values", ["@a.io", "@b.io"], {"x": "x@b.io"}, True),
+    ("case-sensitive", ["@example.com"], {"x": "bob@EXAMPLE.com"}, False),
+    ("number-for-string-op", ["3"], {"x": 123}, False),
+    ("missing", ["@example.com"], MISSING, False),
+    ("null", ["@example.com"], NULL, False),
+)
+def test_ends_with(values, attrs, expected):
+    assert holds("ENDS_WITH", values, attrs) is expected
+
+
+@table(
+    ("suffix", ["@example.com"], {"x": "bob@example.com"}, False),
+    ("not-suffix", ["@example.com"], {"x": "bob@other.com"}, True),
+    ("one-of-values-suffix", ["@a.io", "@b.io"], {"x": "x@a.io"}, False),
+    ("number-for-string-op", ["3"], {"x": 123}, True),
+    ("missing", ["@example.com"], MISSING, True),
+    ("null", ["@example.com"], NULL, True),
+)
+def test_doesnt_end_with(values, attrs, expected):
+    assert holds("DOESNT_END_WITH", values, attrs) is expected
+
+
+@table(
+    ("unanchored-search", ["b+"], {"x": "abbbc"}, True),
+    ("anchored-no-match", ["^b"], {"x": "abc"}, False),
+    ("anchored-match", ["^a.c$"], {"x": "abc"}, True),
+    ("any-of-patterns", ["^z", "c$"], {"x": "abc"}, True),
+    ("none-of-patterns", ["^z", "y$"], {"x": "abc"}, False),
+    ("re2-unicode-class", [r"^\p{Greek}+$"], {"x": "αβγ"}, True),
+    ("re2-case-insensitive-flag", ["(?i)beta"], {"x": "BETA"}, True),
+    ("case-sensitive-by-default", ["beta"], {"x": "BETA"}, False),
+    ("number-for-string-op", [r"\d+"], {"x": 123}, False),
+    ("bool-for-string-op", ["true"], {"x": True}, False),
+    ("lone-surrogate-is-not-text", ["."], {"x": "\ud800"}, False),
+    ("missing", [".*"], MISSING, False),
+    ("null", [".*"], NULL, False),
+)
+def test_matches_regex(values, attrs, expected):
+    assert holds("MATCHES_REGEX", values, attrs) is expected
+
+
+@table(
+    ("matches", ["b+"], {"x": "abbbc"}, False),
+    ("no-match", ["^b"], {"x": "abc"}, True),
+    ("one-of-patterns-matches", ["^z", "c$"], {"x": "abc"}, False),
+    ("none-of-patterns", ["^z", "y$"], {"x": "abc"}, True),
+    ("number-for-string-op", [r"\d+"], {"x": 123}, True),
+    ("missing", [".*"], MISSING, True),
+    ("null", [".*"], NULL, True),
+)
+def test_doesnt_match_regex(values, attrs, expected):
+    assert holds("DOESNT_MATCH_REGEX", values, attrs) is expected
+
+
+# ---------------------------------------------------------------- segments
+
+SEGMENTS = [
+    segment("paying", [constraint("ONE_OF", ["pro", "enterprise"], "plan")]),
+    segment("eu", [constraint("ONE_OF", ["eu"], "region")]),
+]
+
+
+@table(
+    ("in-segment", ["paying"], {"plan": "pro"}, True),
+    ("not-in-segment", ["paying"], {"plan": "free"}, False),
+    ("in-all-listed", ["paying", "eu"], {"plan": "pro", "region": "eu"}, True),
+    ("in-first-only", ["paying", "eu"], {"plan": "pro", "region": "us"}, False),
+    ("in-second-only", ["paying", "eu"], {"plan": "free", "region": "eu"}, False),
+    ("type-mismatch-inside-segment", ["paying"], {"plan": 1}, False),
+    ("property-x-is-unused", ["paying"], {"x": "paying", "plan": "free"}, False),
+    ("missing", ["paying"], MISSING, False),
+    ("null", ["paying"], {"plan": None}, False),
+)
+def test_is_in_segment(values, attrs, expected):
+    assert holds("IS_IN_SEGMENT", values, attrs, prop=None, segments=SEGMENTS) is expected
+
+
+@table(
+    ("in-segment", ["paying"], {"plan": "pro"}, False),
+    ("not-in-segment", ["paying"], {"plan": "free"}, True),
+    ("in-none-listed", ["paying", "eu"], {"plan": "free", "region": "us"}, True),
+    ("in-first-only", ["paying", "eu"], {"plan": "pro", "region": "us"}, False),
+    ("in-second-only", ["paying", "eu"], {"plan": "free", "region": "eu"}, False),
+    ("in-both", ["paying", "eu"], {"plan": "pro", "region": "eu"}, False),
+    ("missing", ["paying"], MISSING, True),
+    ("null", ["paying"], {"plan": None}, True),
+)
+def test_isnt_in_segment(values, attrs, expected):
+    assert holds("ISNT_IN_SEGMENT", values, attrs, prop=None, segments=SEGMENTS) is expected
+
+
+def test_segment_operations_ignore_a_given_property():
+    assert holds("IS_IN_SEGMENT", ["paying"], {"plan": "pro"}, prop="ignored", segments=SEGMENTS)
+
+
+# ---------------------------------------------------------------- networks
+
+NETWORKS = ["10.0.0.0/8", "2001:db8::/32", "192.168.1.7", "fe80::1"]
+
+
+@table(
+    ("ipv4-inside", NETWORKS, {"x": "10.1.2.3"}, True),
+    ("ipv4-network-edge", NETWORKS, {"x": "10.255.255.255"}, True),
+    ("ipv4-outside", NETWORKS, {"x": "11.0.0.1"}, False),
+    ("ipv6-inside", NETWORKS, {"x": "2001:db8::1"}, True),
+    ("ipv6-outside", NETWORKS, {"x": "2001:db9::1"}, False),
+    ("bare-ipv4-is-slash-32", NETWORKS, {"x": "192.168.1.7"}, True),
+    ("bare-ipv4-neighbour", NETWORKS, {"x": "192.168.1.8"}, False),
+    ("bare-ipv6-is-slash-128", NETWORKS, {"x": "fe80::1"}, True),
+    ("bare-ipv6-neighbour", NETWORKS, {"x": "fe80::2"}, False),
+    ("host-bits-set-in-cidr", ["10.1.2.3/8"], {"x": "10.200.0.1"}, True),
+    ("not-an-address", NETWORKS, {"x": "not-an-ip"}, False),
+    ("cidr-is-not-an-address", NETWORKS, {"x": "10.0.0.0/8"}, False),
+    ("integer-address", NETWORKS, {"x": 167772161}, False),
+    ("missing", NETWORKS, MISSING, False),
+    ("null", NETWORKS, NULL, False),
+)
+def test_is_in_network(values, attrs, expected):
+    assert holds("IS_IN_NETWORK", values, attrs) is expected
+
+
+# ---------------------------------------------------------------- negations
+
+NEGATIONS = [
+    ("ONE_OF", "NOT_ONE_OF", ["a", 1, True]),
+    ("EXISTS", "DOESNT_EXIST", None),
+    ("CONTAINS", "DOESNT_CONTAIN", ["a"]),
+    ("STARTS_WITH", "DOESNT_START_WITH", ["a"]),
+    ("ENDS_WITH", "DOESNT_END_WITH", ["a"]),
+    ("MATCHES_REGEX", "DOESNT_MATCH_REGEX", ["^a"]),
+]
+SAMPLE_VALUES = ["a", "ba", "ab", "", "A", 1, 1.0, 0, True, False, None, 2.5, "1"]
+
+
+@pytest.mark.parametrize(("positive", "negative", "values"), NEGATIONS, ids=[n[1] for n in NEGATIONS])
+def test_negations_are_exact_complements(positive, negative, values):
+    for sample in SAMPLE_VALUES:
+        attrs = {"x": sample}
+        assert holds(positive, values, attrs) is not holds(negative, values, attrs), sample
+    assert holds(positive, values, {}) is not holds(negative, values, {})
