@@ -40,6 +40,15 @@ FLAGS: dict[str, Any] = {
             "defaultVariantWhenOff": "ten",
         },
         {
+            # Read as a float by the clients. (Not int-flag: the Python provider caches STATIC answers
+            # by flag key alone, so one flag read as both integer and float returns the cached type.)
+            "key": "whole-number-flag",
+            "enabled": True,
+            "variants": [{"key": "seven", "value": 7}],
+            "defaultVariantWhenOn": "seven",
+            "defaultVariantWhenOff": "seven",
+        },
+        {
             "key": "float-flag",
             "enabled": True,
             "variants": [{"key": "half", "value": 0.5}, {"key": "big", "value": 3.75}],
