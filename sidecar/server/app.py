@@ -11,11 +11,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from flagsidecar.v1 import evaluation_pb2_grpc
 from sidecar.store import FlagSetChange, FlagStore
 
 from . import evaluation_service
-from .convert import EvaluationMessages
+from .convert import EncodedEvaluations
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +39,10 @@ Registrar = Callable[[grpc.Server, ServiceDependencies], RegisteredServices]
 
 
 def register_evaluation_service(server: grpc.Server, deps: ServiceDependencies) -> RegisteredServices:
-    messages = EvaluationMessages()
+    encoded = EncodedEvaluations()
     # Answers of a replaced flag set are never served again: drop them rather than wait for eviction.
-    unsubscribe = deps.store.subscribe(lambda _change: messages.clear())
-    servicer = evaluation_service.EvaluationService(deps.store, messages)
-    evaluation_pb2_grpc.add_EvaluationServiceServicer_to_server(servicer, server)
+    unsubscribe = deps.store.subscribe(lambda _change: encoded.clear())
+    evaluation_service.add_to_server(evaluation_service.EvaluationService(deps.store, encoded), server)
     return RegisteredServices((evaluation_service.SERVICE_NAME,), on_stop=unsubscribe)
 
 

@@ -1,14 +1,14 @@
 """Translate between protobuf messages and the engine's model, at the edge of the server.
 
 The hot path is one request in, one answer out: `struct_to_attributes` reads a request's context
-without json_format, and `EvaluationMessages` hands out ready-made response messages for the
-engine's precomputed answers, so a steady-state Evaluate converts nothing.
+without json_format, and `EncodedEvaluations` hands out ready-serialized responses for the
+engine's precomputed answers, so a steady-state call converts and serializes nothing.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -118,50 +118,71 @@ def trace_step_to_message(step: TraceStep) -> evaluation_pb2.StackTrace:
     return message
 
 
-class EvaluationMessages:
-    """Ready-made responses for the engine's precomputed answers.
+# Both EvaluateResponse.evaluation and EvaluateAllResponse.evaluations are field 1 of type
+# Evaluation, so one encoded field entry (tag, length, message) is a complete EvaluateResponse and
+# also one element of an EvaluateAllResponse: responses are assembled by joining bytes.
+_EVALUATION_FIELD_TAG = b"\x0a"  # field 1, wire type 2 (length-delimited)
+_TOTAL_FIELD_TAG = b"\x10"  # EvaluateAllResponse.total: field 2, wire type 0 (varint)
+
+
+def _varint(number: int) -> bytes:
+    encoded = bytearray()
+    while number > 0x7F:
+        encoded.append((number & 0x7F) | 0x80)
+        number >>= 7
+    encoded.append(number)
+    return bytes(encoded)
+
+
+def encode_evaluation_field(evaluation: Evaluation) -> bytes:
+    """`evaluation` as an encoded field-1 entry: a serialized EvaluateResponse as it stands."""
+    body = evaluation_to_message(evaluation).SerializeToString()
+    return _EVALUATION_FIELD_TAG + _varint(len(body)) + body
+
+
+class EncodedEvaluations:
+    """Serialized responses for the engine's answers, built once per precomputed answer.
 
     Without a debug trace the engine returns the same immutable Evaluation object for the same
-    (flag version, variant, reason), so the protobuf answer for it is built once and reused.
-    Entries are keyed by id() and keep their Evaluation alive, so an id cannot be recycled for
-    another object while its entry exists; the identity check on lookup makes that explicit.
-    The cache is emptied when the flag set changes (old answers are dead) and when it is full
-    (a crude bound, but lookups stay a lock-free dict read).
+    (flag version, variant, reason), so its encoding is computed once and reused: a steady-state
+    call converts and serializes nothing. Entries are keyed by id() and keep their Evaluation
+    alive, so an id cannot be recycled for another object while its entry exists; the identity
+    check on lookup makes that explicit. The cache is emptied when the flag set changes (old
+    answers are dead) and when it is full (a crude bound, but lookups stay a lock-free dict read).
     """
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self._max_entries = max_entries
-        self._responses: dict[int, tuple[Evaluation, evaluation_pb2.EvaluateResponse]] = {}
+        self._encoded: dict[int, tuple[Evaluation, bytes]] = {}
         # Writers only: readers rely on dict operations being atomic.
         self._write_lock = threading.Lock()
 
-    def response(self, evaluation: Evaluation) -> evaluation_pb2.EvaluateResponse:
-        """The EvaluateResponse for `evaluation`; shared, so callers must not modify it."""
-        entry = self._responses.get(id(evaluation))
+    def evaluate_response(self, evaluation: Evaluation) -> bytes:
+        """A serialized flagsidecar.v1.EvaluateResponse."""
+        entry = self._encoded.get(id(evaluation))
         if entry is not None and entry[0] is evaluation:
             return entry[1]
-        response = evaluation_pb2.EvaluateResponse(evaluation=evaluation_to_message(evaluation))
+        encoded = encode_evaluation_field(evaluation)
         if self._is_reusable(evaluation):
             with self._write_lock:
-                if len(self._responses) >= self._max_entries:
-                    self._responses.clear()
-                self._responses[id(evaluation)] = (evaluation, response)
-        return response
+                if len(self._encoded) >= self._max_entries:
+                    self._encoded.clear()
+                self._encoded[id(evaluation)] = (evaluation, encoded)
+        return encoded
 
-    def message(self, evaluation: Evaluation) -> evaluation_pb2.Evaluation:
-        """The Evaluation message for `evaluation`; shared, so callers must not modify it."""
-        return self.response(evaluation).evaluation
-
-    def evaluate_all_response(self, evaluations: Iterable[Evaluation]) -> evaluation_pb2.EvaluateAllResponse:
-        messages = [self.response(evaluation).evaluation for evaluation in evaluations]
-        return evaluation_pb2.EvaluateAllResponse(evaluations=messages, total=len(messages))
+    def evaluate_all_response(self, evaluations: Sequence[Evaluation]) -> bytes:
+        """A serialized flagsidecar.v1.EvaluateAllResponse listing `evaluations` in order."""
+        parts = [self.evaluate_response(evaluation) for evaluation in evaluations]
+        if evaluations:  # proto3 leaves a zero total out
+            parts.append(_TOTAL_FIELD_TAG + _varint(len(evaluations)))
+        return b"".join(parts)
 
     def clear(self) -> None:
         with self._write_lock:
-            self._responses.clear()
+            self._encoded.clear()
 
     def __len__(self) -> int:
-        return len(self._responses)
+        return len(self._encoded)
 
     @staticmethod
     def _is_reusable(evaluation: Evaluation) -> bool:

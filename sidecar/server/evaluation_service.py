@@ -8,12 +8,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.engine import ErrorCode, InvalidContextError, build_context
 from sidecar.store import FlagStore
 
-from .convert import EvaluationMessages, struct_to_attributes
+from .convert import EncodedEvaluations, struct_to_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +57,26 @@ def rpc_method(method: Handler[Request, Response]) -> Handler[Request, Response]
 
 
 class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
-    def __init__(self, store: FlagStore, messages: EvaluationMessages) -> None:
+    """Answers with serialized responses (bytes): see `add_to_server` and convert.EncodedEvaluations."""
+
+    def __init__(self, store: FlagStore, encoded: EncodedEvaluations) -> None:
         self._store = store
-        self._messages = messages
+        self._encoded = encoded
 
     @rpc_method
-    def Evaluate(
-        self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext
-    ) -> evaluation_pb2.EvaluateResponse:
+    def Evaluate(self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
         if not request.flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
         evaluation = self._store.evaluate(request.flag_key, self._context_of(request.user), request.debug)
         if evaluation.error_code is ErrorCode.FLAG_NOT_FOUND:
             raise RequestFailed(grpc.StatusCode.NOT_FOUND, evaluation.error_message)
-        return self._messages.response(evaluation)
+        return self._encoded.evaluate_response(evaluation)
 
     @rpc_method
-    def EvaluateAll(
-        self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext
-    ) -> evaluation_pb2.EvaluateAllResponse:
+    def EvaluateAll(self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
         evaluations = self._store.evaluate_all(self._context_of(request.user), flag_keys, request.debug)
-        return self._messages.evaluate_all_response(evaluations)
+        return self._encoded.evaluate_all_response(evaluations)
 
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
         if not self._store.ready:
@@ -87,3 +86,26 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             return build_context(user.id, attributes)
         except InvalidContextError as error:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"invalid user context: {error}") from None
+
+
+def serialize_response(response: bytes | Message) -> bytes:
+    return response if type(response) is bytes else response.SerializeToString()
+
+
+def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:
+    """Like the generated add_EvaluationServiceServicer_to_server, but the servicer answers with
+    already-serialized responses, so the serializer passes bytes through."""
+    handlers = {
+        "Evaluate": grpc.unary_unary_rpc_method_handler(
+            servicer.Evaluate,
+            request_deserializer=evaluation_pb2.EvaluateRequest.FromString,
+            response_serializer=serialize_response,
+        ),
+        "EvaluateAll": grpc.unary_unary_rpc_method_handler(
+            servicer.EvaluateAll,
+            request_deserializer=evaluation_pb2.EvaluateAllRequest.FromString,
+            response_serializer=serialize_response,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)

@@ -1,11 +1,12 @@
 """protobuf <-> engine model translation."""
 
+import pytest
 from google.protobuf import struct_pb2
 
 from flagsidecar.v1 import evaluation_pb2
 from sidecar.engine import ErrorCode, Evaluation, Reason, TraceStep, flag_not_found
 from sidecar.server.convert import (
-    EvaluationMessages,
+    EncodedEvaluations,
     evaluation_to_message,
     python_to_value,
     struct_to_attributes,
@@ -124,45 +125,64 @@ def test_stack_trace_steps_become_messages():
     assert distribution_step.bucket == 0  # bucket 0 is present, not "unset"
 
 
-def test_precomputed_answers_are_converted_once():
-    messages = EvaluationMessages()
+def decode_evaluate(encoded: bytes) -> evaluation_pb2.Evaluation:
+    return evaluation_pb2.EvaluateResponse.FromString(encoded).evaluation
+
+
+def test_precomputed_answers_are_encoded_once():
+    encoded = EncodedEvaluations()
     answer = served()
-    first = messages.response(answer)
-    assert messages.response(answer) is first
-    assert first.evaluation.variant == "on"
-    assert len(messages) == 1
+    first = encoded.evaluate_response(answer)
+    assert encoded.evaluate_response(answer) is first
+    assert decode_evaluate(first) == evaluation_to_message(answer)
+    assert len(encoded) == 1
 
 
 def test_equal_but_distinct_answers_get_their_own_entry():
-    messages = EvaluationMessages()
+    encoded = EncodedEvaluations()
     old, new = served(version=1), served(value=False, version=2)
-    assert messages.response(old).evaluation.value.bool_value is True
-    assert messages.response(new).evaluation.value.bool_value is False
+    assert decode_evaluate(encoded.evaluate_response(old)).value.bool_value is True
+    assert decode_evaluate(encoded.evaluate_response(new)).value.bool_value is False
 
 
 def test_traced_and_not_found_answers_are_not_cached():
-    messages = EvaluationMessages()
+    encoded = EncodedEvaluations()
     traced = Evaluation("f", 1, "a", Reason.STATIC, stack_trace=(TraceStep("flag", "f", True, ""),))
-    messages.response(traced)
-    messages.response(flag_not_found("missing"))
-    assert len(messages) == 0
+    assert decode_evaluate(encoded.evaluate_response(traced)).stack_trace[0].type == "flag"
+    encoded.evaluate_response(flag_not_found("missing"))
+    assert len(encoded) == 0
 
 
 def test_cache_is_bounded_and_can_be_cleared():
-    messages = EvaluationMessages(max_entries=3)
+    encoded = EncodedEvaluations(max_entries=3)
     answers = [served(version=v) for v in range(10)]
     for answer in answers:
-        messages.response(answer)
-        assert len(messages) <= 3
-    assert messages.response(answers[-1]).evaluation.flag_version == 9
-    messages.clear()
-    assert len(messages) == 0
+        encoded.evaluate_response(answer)
+        assert len(encoded) <= 3
+    assert decode_evaluate(encoded.evaluate_response(answers[-1])).flag_version == 9
+    encoded.clear()
+    assert len(encoded) == 0
 
 
-def test_evaluate_all_response_keeps_order_and_counts():
-    messages = EvaluationMessages()
+def expected_all_response(answers) -> evaluation_pb2.EvaluateAllResponse:
+    return evaluation_pb2.EvaluateAllResponse(
+        evaluations=[evaluation_to_message(a) for a in answers], total=len(answers)
+    )
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 127, 128, 300])
+def test_evaluate_all_bytes_equal_the_message_protobuf_would_build(count):
+    # Long values push message lengths past one varint byte, and 128+ entries do the same to total.
+    answers = [served(value="x" * (i * 3), version=i) for i in range(count)]
+    encoded = EncodedEvaluations().evaluate_all_response(answers)
+    assert evaluation_pb2.EvaluateAllResponse.FromString(encoded) == expected_all_response(answers)
+    assert encoded == expected_all_response(answers).SerializeToString()
+
+
+def test_evaluate_all_keeps_order_and_reports_errors():
+    encoded = EncodedEvaluations()
     answers = [served(version=1), flag_not_found("zzz")]
-    response = messages.evaluate_all_response(answers)
+    response = evaluation_pb2.EvaluateAllResponse.FromString(encoded.evaluate_all_response(answers))
     assert response.total == 2
     assert [e.flag_key for e in response.evaluations] == ["f", "zzz"]
     assert response.evaluations[1].error_code == evaluation_pb2.FLAG_NOT_FOUND
