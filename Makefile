@@ -12,10 +12,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,parquet]'
 	touch $(STAMP)
 
+# The Node OpenFeature client used by tests/flagd (versions pinned by its package-lock.json).
+NODE_CLIENT := tests/flagd/node
+NODE_STAMP  := $(NODE_CLIENT)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -28,4 +36,4 @@ proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules
