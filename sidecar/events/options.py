@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-# A comma separates options only when it is followed by `key=`; `\,` is a literal comma anywhere.
-_SPLIT = re.compile(r"(?<!\\),(?=\s*[A-Za-z_][A-Za-z0-9_.-]*=)")
+# A comma separates options only when `key=` follows it directly (no space); `\,` is always a
+# literal comma. So a log template may contain ", flag={key}".
+_SPLIT = re.compile(r"(?<!\\),(?=[A-Za-z_][A-Za-z0-9_.-]*=)")
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 

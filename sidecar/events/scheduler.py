@@ -112,6 +112,7 @@ class DataExporterScheduler:
         name: str | None = None,
         spool: Spool | None = None,
         buffer_limit: int | None = None,
+        intake_limit: int | None = None,
         retry: RetryPolicy | None = None,
         dead_letter_path: str | Path | None = None,
         close_timeout: float = 10.0,
@@ -126,7 +127,10 @@ class DataExporterScheduler:
         self.name = name or type(exporter).__name__
         self.log = logger or logging.getLogger("sidecar.events")
         self.spool = spool
+        # Sealed batches kept in memory (beyond it: spool); and events queued by add_event but not
+        # yet batched, a burst absorber that only fills if producers outrun the batching thread.
         self.buffer_limit = buffer_limit or max(5 * max_events_in_memory, 10_000)
+        self.intake_limit = intake_limit or max(self.buffer_limit, 50_000)
         self.retry = retry or RetryPolicy()
         self.dead_letter_path = Path(dead_letter_path) if dead_letter_path else None
         self.close_timeout = close_timeout
@@ -173,7 +177,7 @@ class DataExporterScheduler:
 
     def add_event(self, event: Event) -> bool:
         """Queue one event; never blocks, never does I/O. False when refused (counted as dropped)."""
-        if self._closing or self._qsize() >= self.buffer_limit:
+        if self._closing or self._qsize() >= self.intake_limit:
             self._refuse("closed" if self._closing else "intake_full")
             return False
         self._put(event)
@@ -188,7 +192,7 @@ class DataExporterScheduler:
     @property
     def saturated(self) -> bool:
         """True when a new event would be dropped: memory buffer full and no room in the spool."""
-        if self._closing or self._qsize() >= self.buffer_limit:
+        if self._closing or self._qsize() >= self.intake_limit:
             return True
         if self._mem_events + self._open < self.buffer_limit:
             return False
