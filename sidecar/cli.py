@@ -1,19 +1,28 @@
-"""The `flag-sidecar` command: `serve` a flag file over gRPC, or `validate` one."""
+"""The `flag-sidecar` command: `serve` a flag file over gRPC, `validate` one, or print the
+effective configuration (`config --print`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
 from sidecar import config
+from sidecar.config_file import render_effective
 from sidecar.engine import FlagSetError
+from sidecar.logging_setup import configure_logging
 from sidecar.server.app import SidecarServer
+from sidecar.server.limits import ContextLimits
+from sidecar.server.listeners import TlsFiles
+from sidecar.server.management import ManagementServer
+from sidecar.server.metrics import SidecarMetrics
 from sidecar.store import FileRepository, FlagStore, load_flag_file
 
 logger = logging.getLogger("sidecar")
@@ -27,10 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         return validate(args.path)
     try:
-        settings = config.load_settings(args)
+        settings, sources = config.load_settings_with_sources(args)
+        if args.command == "config":
+            if not args.print:
+                parser.exit(
+                    2, "flag-sidecar config: nothing to do; use `flag-sidecar config --print [OPTIONS]`\n"
+                )
+            sys.stdout.write(render_effective(settings, sources))
+            return 0
         flags_path: Path = config.require(settings, "flags")
     except config.ConfigError as error:
-        parser.exit(2, f"flag-sidecar serve: error: {error}\n")  # 2, like any other bad argument
+        # 2, like any other bad argument
+        parser.exit(2, f"flag-sidecar {args.command}: error: {error}\n")
     return serve(settings, flags_path)
 
 
@@ -43,9 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve a flag file over gRPC",
         description="Serve a flag file over gRPC. Every option can also be set by its environment "
-        f"variable ({config.ENV_PREFIX}<NAME>); a command-line flag wins over the environment.",
+        f"variable ({config.ENV_PREFIX}<NAME>) or as a key of the --config file; a command-line "
+        "flag wins over the environment, which wins over the file.",
     )
     config.add_options(serve_parser)
+    config_parser = commands.add_parser(
+        "config",
+        help="print the effective configuration",
+        description="Resolve the options exactly as `serve` would and print the result as YAML "
+        "(usable as a --config file), each value with where it came from.",
+    )
+    config_parser.add_argument("--print", action="store_true", help="print the effective configuration")
+    config.add_options(config_parser)
     validate_parser = commands.add_parser(
         "validate", help="check a flag file and list every problem", description="Check a flag file."
     )
@@ -83,15 +109,25 @@ def plural(count: int, noun: str) -> str:
 
 
 def serve(settings: config.Settings, flags_path: Path) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
     stop_requested = StopRequest()
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
 
     store = FlagStore(FileRepository(flags_path), cache_ttl=settings.cache_ttl)
+    metrics = SidecarMetrics(store)
+    # Up before the flags load: /healthz answers and /readyz says why it is not ready yet.
+    management = (
+        ManagementServer(settings.management_listen, store=store, registry=metrics.registry)
+        if settings.management_listen
+        else None
+    )
+    try:
+        if management is not None:
+            management.start()
+    except OSError as error:
+        logger.error("not serving: %s", error)
+        return 1
+
     try:
         store.start()
     except FlagSetError as error:
@@ -100,26 +136,92 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         logger.error(
             "not serving: %s has %s, listed above", flags_path, plural(len(error.problems), "problem")
         )
+        _stop_management(management)
         return 1
     except OSError as error:
         logger.error("not serving: cannot read flag file %s: %s", flags_path, error.strerror or error)
+        _stop_management(management)
         return 1
 
-    server = SidecarServer(store, settings.listen)
+    server = SidecarServer(
+        store,
+        settings.listen,
+        tls=_tls_files(settings),
+        max_request_bytes=settings.max_request_bytes,
+        max_concurrent_calls=settings.max_concurrent_calls,
+        metrics=metrics,
+        context_limits=ContextLimits(settings.max_context_keys, settings.max_context_bytes),
+    )
     try:
         server.start()
     except OSError as error:
         logger.error("not serving: %s", error)
         store.close()
+        _stop_management(management)
         return 1
+    if management is not None:
+        management.mark_serving()
 
     stop_requested.wait()
     stop_requested.restore_defaults()  # a second Ctrl-C or SIGTERM kills at once
-    logger.info("received %s", stop_requested.signal_name)
-    server.stop(settings.shutdown_grace)
+    return shutdown(settings, stop_requested.signal_name, server, store, management)
+
+
+def shutdown(
+    settings: config.Settings,
+    reason: str,
+    server: SidecarServer,
+    store: FlagStore,
+    management: ManagementServer | None,
+) -> int:
+    """Readiness off and health NOT_SERVING first, then refuse new calls and let in-flight ones
+    finish (up to --shutdown-grace), then flush what is left, all before --shutdown-timeout."""
+    began = time.monotonic()
+    deadline = began + settings.shutdown_timeout
+    watchdog = threading.Timer(
+        settings.shutdown_timeout, _deadline_exceeded, args=(settings.shutdown_timeout,)
+    )
+    watchdog.daemon = True
+    watchdog.start()
+    logger.info(
+        "received %s: shutting down (up to %gs for in-flight calls, exit within %gs)",
+        reason,
+        settings.shutdown_grace,
+        settings.shutdown_timeout,
+        extra={"event": "shutdown_started", "signal": reason},
+    )
+    if management is not None:
+        management.begin_shutdown()
+    server.stop(min(settings.shutdown_grace, max(0.0, deadline - time.monotonic())))
     store.close()
-    logger.info("stopped")
+    _stop_management(management)
+    watchdog.cancel()
+    elapsed = time.monotonic() - began
+    logger.info(
+        "stopped after %.2fs", elapsed, extra={"event": "shutdown_complete", "seconds": round(elapsed, 3)}
+    )
     return 0
+
+
+def _deadline_exceeded(timeout: float) -> None:
+    logger.error(
+        "shutdown did not finish within %gs (--shutdown-timeout): exiting now",
+        timeout,
+        extra={"event": "shutdown_deadline_exceeded"},
+    )
+    logging.shutdown()
+    os._exit(1)
+
+
+def _stop_management(management: ManagementServer | None) -> None:
+    if management is not None:
+        management.stop()
+
+
+def _tls_files(settings: config.Settings) -> TlsFiles | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
 
 
 class StopRequest:

@@ -1,15 +1,20 @@
-"""Settings: one table of options, read from command-line flags, then environment, then defaults.
+"""Settings: one table of options, read from command-line flags, environment, config file, defaults.
 
-Every option is declared once in OPTIONS; the argparse flags and the FLAG_SIDECAR_<NAME>
-environment variables are generated from it. Resolution walks a list of layers, first hit wins:
-today [command line, environment], then the default. A config file layer slots in after the
-environment without touching the options.
+Every option is declared once in OPTIONS; the argparse flags, the FLAG_SIDECAR_<NAME>
+environment variables and the config-file keys are generated from it. Resolution walks a list
+of layers, first hit wins: [command line, environment, config file], then the default. Every
+value is parsed by the option's own parser whatever layer it came from, so a bad value is
+rejected at start with the option and its source in the message.
+
+An option with `multiple=True` takes several values: a repeated flag, a list in the file, or
+one environment variable split on the option's `separator`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +22,10 @@ from typing import Any
 
 ENV_PREFIX = "FLAG_SIDECAR_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+UNIX_PREFIX = "unix:"
+
+RawValue = str | Sequence[str]
 
 
 class ConfigError(ValueError):
@@ -32,13 +41,33 @@ def parse_path(text: str) -> Path:
     return Path(text)
 
 
-def parse_listen_address(text: str) -> str:
+def parse_tcp_address(text: str) -> str:
     host, colon, port = text.rpartition(":")
     if not colon or not host:
         raise ValueError("expected HOST:PORT, for example 127.0.0.1:50051 or [::1]:50051")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"port {port!r} is not a number from 0 to 65535")
     return text
+
+
+def parse_listen_address(text: str) -> str:
+    """HOST:PORT, or a Unix domain socket as unix:///absolute/path or unix:relative/path."""
+    if text.startswith(UNIX_PREFIX):
+        if not unix_socket_path(text):
+            raise ValueError("expected unix:///absolute/path or unix:relative/path")
+        return text
+    return parse_tcp_address(text)
+
+
+def unix_socket_path(address: str) -> str:
+    """The file path of a unix: address (gRPC's spelling: unix:path or unix:///abs/path)."""
+    rest = address[len(UNIX_PREFIX) :]
+    return "/" + rest.lstrip("/") if rest.startswith("//") else rest
+
+
+def parse_optional_tcp_address(text: str) -> str:
+    """HOST:PORT, or `off` to disable the listener (returned as "")."""
+    return "" if text.strip().lower() == "off" else parse_tcp_address(text)
 
 
 def parse_seconds(text: str) -> float:
@@ -51,11 +80,41 @@ def parse_seconds(text: str) -> float:
     return seconds
 
 
-def parse_log_level(text: str) -> str:
-    level = text.strip().lower()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
-    return level
+def parse_count(text: str) -> int:
+    """A whole number, 0 or more (0 means "no limit" where an option says so)."""
+    if not text.strip().isdigit():
+        raise ValueError("expected a whole number, 0 or more")
+    return int(text)
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes: 65536, 64KiB, 4MiB, 1GiB (K/M/G are powers of 1024, with or without `iB`)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError("expected a size in bytes, for example 65536, 64KiB or 4MiB")
+    number, unit = match.groups()
+    size = int(number) * _UNITS[(unit or "")[:1].lower()]
+    if size > 2**31 - 1:  # gRPC's message size limits are C ints
+        raise ValueError("expected a size below 2GiB")
+    return size
+
+
+def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+parse_log_level = parse_choice(LOG_LEVELS)
+parse_log_format = parse_choice(LOG_FORMATS)
 
 
 # ---------------------------------------------------------------- the table
@@ -63,11 +122,14 @@ def parse_log_level(text: str) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    name: str  # the Settings field; also gives --flag-name and FLAG_SIDECAR_NAME
+    name: str  # the Settings field; also gives --flag-name, FLAG_SIDECAR_NAME and the file key
     parse: Callable[[str], Any]
     default: Any  # already parsed; None means "no default"
     metavar: str
     help: str
+    multiple: bool = False  # a tuple of values: repeated flag, YAML list, env split on `separator`
+    separator: str = ","
+    in_file: bool = True  # False for --config itself
 
     @property
     def flag(self) -> str:
@@ -79,18 +141,60 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option(
+        "config",
+        parse_path,
+        None,
+        "PATH",
+        "YAML file setting any option below (keys = option names)",
+        in_file=False,
+    ),
     Option("flags", parse_path, None, "PATH", "flag file to serve (YAML or JSON); watched for edits"),
     Option(
         "listen",
         parse_listen_address,
-        "127.0.0.1:50051",
+        ("127.0.0.1:50051",),
+        "ADDRESS",
+        "gRPC listen address, HOST:PORT (port 0: any free port) or unix:///path; repeat for several",
+        multiple=True,
+    ),
+    Option(
+        "management_listen",
+        parse_optional_tcp_address,
+        "127.0.0.1:8014",
         "HOST:PORT",
-        "gRPC listen address (port 0: any free port)",
+        "HTTP /healthz, /readyz and /metrics (off: disabled)",
     ),
     Option(
         "cache_ttl", parse_seconds, 30.0, "SECONDS", "how long flags, segments and evaluations stay cached"
     ),
     Option("log_level", parse_log_level, "info", "LEVEL", f"logging level: {', '.join(LOG_LEVELS)}"),
+    Option("log_format", parse_log_format, "json", "FORMAT", "json (one object per line) or text"),
+    Option("tls_cert", parse_path, None, "PATH", "PEM certificate chain: serve TLS on the TCP listeners"),
+    Option("tls_key", parse_path, None, "PATH", "PEM private key of --tls-cert"),
+    Option(
+        "tls_client_ca",
+        parse_path,
+        None,
+        "PATH",
+        "PEM CA bundle: require client certificates signed by it (mutual TLS)",
+    ),
+    Option("max_request_bytes", parse_size, 1024**2, "BYTES", "largest request message accepted (e.g. 1MiB)"),
+    Option("max_context_keys", parse_count, 256, "N", "most attributes in one user context (0: no limit)"),
+    Option(
+        "max_context_bytes",
+        parse_size,
+        64 * 1024,
+        "BYTES",
+        "largest encoded user context (0: no limit)",
+    ),
+    Option(
+        "max_concurrent_calls",
+        parse_count,
+        512,
+        "N",
+        "calls in progress or queued at once, streams included; more are refused (0: no limit)",
+    ),
     Option(
         "shutdown_grace",
         parse_seconds,
@@ -98,16 +202,41 @@ OPTIONS: tuple[Option, ...] = (
         "SECONDS",
         "on SIGTERM/SIGINT, how long in-flight calls may take",
     ),
+    Option(
+        "shutdown_timeout",
+        parse_seconds,
+        15.0,
+        "SECONDS",
+        "on SIGTERM/SIGINT, deadline for the whole shutdown (calls, then event flush); exit 0 within it",
+    ),
 )
 
 
 @dataclass(frozen=True)
 class Settings:
+    config: Path | None
     flags: Path | None
-    listen: str
+    listen: tuple[str, ...]
+    management_listen: str
     cache_ttl: float
     log_level: str
+    log_format: str
+    tls_cert: Path | None
+    tls_key: Path | None
+    tls_client_ca: Path | None
+    max_request_bytes: int
+    max_context_keys: int
+    max_context_bytes: int
+    max_concurrent_calls: int
     shutdown_grace: float
+    shutdown_timeout: float
+
+
+OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+
+
+def option_named(name: str) -> Option:
+    return OPTIONS_BY_NAME[name]
 
 
 # ---------------------------------------------------------------- layers and resolution
@@ -117,7 +246,7 @@ class Settings:
 class Layer:
     """Raw (unparsed) values from one source, and how to name that source in an error."""
 
-    values: Mapping[str, str]
+    values: Mapping[str, RawValue]
     describe: Callable[[Option], str]
 
 
@@ -128,26 +257,73 @@ def command_line_layer(namespace: argparse.Namespace) -> Layer:
 
 def environment_layer(environ: Mapping[str, str]) -> Layer:
     # An empty variable counts as unset, as `FOO=` in a compose file or Kubernetes manifest means.
-    given = {o.name: environ[o.env_var] for o in OPTIONS if environ.get(o.env_var)}
+    given: dict[str, RawValue] = {}
+    for option in OPTIONS:
+        text = environ.get(option.env_var)
+        if text:
+            given[option.name] = text.split(option.separator) if option.multiple else text
     return Layer(given, lambda option: f"environment variable {option.env_var}")
 
 
-def resolve(layers: Sequence[Layer]) -> Settings:
-    """The first layer that sets an option wins; otherwise its default. Raises ConfigError."""
+def parse_value(option: Option, raw: RawValue) -> Any:
+    """Parse one layer's raw value for `option`. Raises ValueError."""
+    if option.multiple:
+        items = [raw] if isinstance(raw, str) else list(raw)
+        values = tuple(option.parse(item.strip()) for item in items if item.strip())
+        if not values:
+            raise ValueError("expected at least one value")
+        return values
+    if not isinstance(raw, str):
+        raise ValueError("expected a single value, not a list")
+    return option.parse(raw)
+
+
+def resolve_with_sources(layers: Sequence[Layer]) -> tuple[Settings, dict[str, str]]:
+    """Settings, and for each option where its value came from ("default" or the layer's name)."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for option in OPTIONS:
-        values[option.name] = option.default
+        values[option.name], sources[option.name] = option.default, "default"
         for layer in layers:
             if option.name in layer.values:
                 raw = layer.values[option.name]
                 try:
-                    values[option.name] = option.parse(raw)
+                    values[option.name] = parse_value(option, raw)
                 except ValueError as error:
+                    shown = raw if isinstance(raw, str) else list(raw)
                     raise ConfigError(
-                        f"invalid {option.name} {raw!r} (from {layer.describe(option)}): {error}"
+                        f"invalid {option.name} {shown!r} (from {layer.describe(option)}): {error}"
                     ) from None
+                sources[option.name] = layer.describe(option)
                 break
-    return Settings(**values)
+    settings = Settings(**values)
+    check_consistency(settings, sources)
+    return settings, sources
+
+
+def resolve(layers: Sequence[Layer]) -> Settings:
+    """The first layer that sets an option wins; otherwise its default. Raises ConfigError."""
+    return resolve_with_sources(layers)[0]
+
+
+def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
+    """Rules between options, checked at start rather than discovered at the first call."""
+
+    def where(name: str) -> str:
+        return f"{option_named(name).flag} (from {sources[name]})"
+
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        given = "tls_cert" if settings.tls_key is None else "tls_key"
+        raise ConfigError(f"{where(given)} needs both --tls-cert and --tls-key")
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        raise ConfigError(f"{where('tls_client_ca')} (mutual TLS) needs --tls-cert and --tls-key as well")
+    if settings.tls_cert is not None and all(a.startswith(UNIX_PREFIX) for a in settings.listen):
+        raise ConfigError(f"{where('tls_cert')}: TLS applies to TCP listeners, and --listen has none")
+    if settings.shutdown_timeout < settings.shutdown_grace:
+        raise ConfigError(
+            f"{where('shutdown_timeout')} is {settings.shutdown_timeout:g}s, shorter than "
+            f"{where('shutdown_grace')} ({settings.shutdown_grace:g}s)"
+        )
 
 
 def add_options(parser: argparse.ArgumentParser, exclude: Sequence[str] = ()) -> None:
@@ -155,25 +331,60 @@ def add_options(parser: argparse.ArgumentParser, exclude: Sequence[str] = ()) ->
     for option in OPTIONS:
         if option.name in exclude:
             continue
-        default = "" if option.default is None else f" (default {option.default})"
+        default = "" if option.default is None else f" (default {_show_default(option.default)})"
         parser.add_argument(
             option.flag,
             dest=option.name,
             metavar=option.metavar,
             default=None,
+            action="append" if option.multiple else "store",
             help=f"{option.help}{default}; env {option.env_var}",
         )
 
 
+def _show_default(default: Any) -> str:
+    if isinstance(default, tuple):
+        return ",".join(str(item) for item in default)
+    return str(default) if default != "" else "off"
+
+
+def layers_for(namespace: argparse.Namespace, environ: Mapping[str, str]) -> list[Layer]:
+    """[command line, environment, config file (if --config or FLAG_SIDECAR_CONFIG names one)]."""
+    from .config_file import file_layer  # config_file imports this module
+
+    layers = [command_line_layer(namespace), environment_layer(environ)]
+    config_option = option_named("config")
+    for layer in layers:
+        if "config" in layer.values:
+            raw = layer.values["config"]
+            try:
+                path = parse_value(config_option, raw)
+            except ValueError as error:
+                source = layer.describe(config_option)
+                raise ConfigError(f"invalid config {raw!r} (from {source}): {error}") from None
+            layers.append(file_layer(path))
+            break
+    return layers
+
+
 def load_settings(namespace: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    return load_settings_with_sources(namespace, environ)[0]
+
+
+def load_settings_with_sources(
+    namespace: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, dict[str, str]]:
     environ = os.environ if environ is None else environ
-    return resolve([command_line_layer(namespace), environment_layer(environ)])
+    return resolve_with_sources(layers_for(namespace, environ))
 
 
 def require(settings: Settings, name: str) -> Any:
     """The value of an option that this command cannot do without. Raises ConfigError."""
     value = getattr(settings, name)
     if value is None:
-        option = next(o for o in OPTIONS if o.name == name)
-        raise ConfigError(f"{name} is required: pass {option.flag} {option.metavar} or set {option.env_var}")
+        option = option_named(name)
+        raise ConfigError(
+            f"{name} is required: pass {option.flag} {option.metavar} or set {option.env_var}"
+            f" (or `{name}:` in the --config file)"
+        )
     return value

@@ -15,6 +15,9 @@ from sidecar.store import FlagSetChange, FlagStore
 
 from . import evaluation_service
 from .convert import EncodedEvaluations
+from .limits import ContextLimits
+from .listeners import BoundAddress, TlsFiles, bind, remove_socket_files, server_credentials
+from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,8 @@ class ServiceDependencies:
     """What a service may need to be built. Grows as services need more (events, metrics...)."""
 
     store: FlagStore
+    metrics: SidecarMetrics | NullMetrics = NULL_METRICS
+    context_limits: ContextLimits = field(default_factory=ContextLimits)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,10 @@ class RegisteredServices:
 
     names: tuple[str, ...]
     on_stop: Callable[[], None] = field(default=lambda: None)
+    # Runs when shutdown begins, before the server stops waiting for in-flight calls: a
+    # long-lived stream (flagd's EventStream) says goodbye and ends here, or it would hold the
+    # whole grace period.
+    on_shutdown: Callable[[], None] = field(default=lambda: None)
 
 
 # Adds one or more servicers to the server.
@@ -42,7 +51,8 @@ def register_evaluation_service(server: grpc.Server, deps: ServiceDependencies) 
     encoded = EncodedEvaluations()
     # Answers of a replaced flag set are never served again: drop them rather than wait for eviction.
     unsubscribe = deps.store.subscribe(lambda _change: encoded.clear())
-    evaluation_service.add_to_server(evaluation_service.EvaluationService(deps.store, encoded), server)
+    servicer = evaluation_service.EvaluationService(deps.store, encoded, deps.metrics, deps.context_limits)
+    evaluation_service.add_to_server(servicer, server)
     return RegisteredServices((evaluation_service.SERVICE_NAME,), on_stop=unsubscribe)
 
 
@@ -60,65 +70,110 @@ class SidecarServer:
     Health reports SERVING for "" and every registered service once the store has a flag set, and
     NOT_SERVING from the moment shutdown starts, so load balancers stop routing before calls are
     refused.
+
+    `listen` is one address or several: HOST:PORT (TLS when `tls` is given) or unix:///path
+    (always plaintext). `max_request_bytes` and `max_concurrent_calls` are enforced by grpcio
+    itself (RESOURCE_EXHAUSTED); 0 or None means grpcio's default / no limit.
     """
 
     def __init__(
         self,
         store: FlagStore,
-        listen: str,
+        listen: str | Sequence[str],
         *,
         max_workers: int = 8,
         registrars: Sequence[Registrar] = SERVICE_REGISTRARS,
+        tls: TlsFiles | None = None,
+        max_request_bytes: int | None = None,
+        max_concurrent_calls: int | None = None,
+        metrics: SidecarMetrics | None = None,
+        context_limits: ContextLimits | None = None,
     ) -> None:
         self._store = store
-        self._listen = listen
+        self._listen: tuple[str, ...] = (listen,) if isinstance(listen, str) else tuple(listen)
+        self._tls = tls
         self._executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
         # No SO_REUSEPORT: a second sidecar on the same port must fail, not silently share the traffic.
-        self._server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
+        options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+        if max_request_bytes:
+            options.append(("grpc.max_receive_message_length", max_request_bytes))
+        self._server = grpc.server(
+            self._executor, options=options, maximum_concurrent_rpcs=max_concurrent_calls or None
+        )
         # Non-blocking: Watch streams do not each hold one of the server's worker threads.
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
 
-        deps = ServiceDependencies(store=store)
+        deps = ServiceDependencies(
+            store=store,
+            metrics=NULL_METRICS if metrics is None else metrics,
+            context_limits=ContextLimits() if context_limits is None else context_limits,
+        )
         registered = [register(self._server, deps) for register in registrars]
         self.service_names: tuple[str, ...] = tuple(name for r in registered for name in r.names)
         self._cleanups = [r.on_stop for r in registered]
+        self._shutdown_hooks = [r.on_shutdown for r in registered]
         reflection.enable_server_reflection(
             (*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.port = 0
+        self.bound: list[BoundAddress] = []
         self._unsubscribe_readiness: Callable[[], None] | None = None
+        self._shutting_down = False
 
     @property
     def address(self) -> str:
-        """The listen address with the bound port (useful with port 0)."""
-        host = self._listen.rpartition(":")[0]
-        return f"{host}:{self.port}"
+        """The first listen address, with the bound port (useful with port 0)."""
+        return self.bound[0].address if self.bound else self._listen[0]
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(entry.address for entry in self.bound)
 
     def start(self) -> int:
-        """Bind and start serving; returns the bound port. Raises OSError if the address is unusable."""
-        try:
-            self.port = self._server.add_insecure_port(self._listen)
-        except RuntimeError as error:  # grpcio raises RuntimeError when it cannot bind
-            raise OSError(f"cannot listen on {self._listen}: {error}") from None
-        if self.port == 0:
-            raise OSError(f"cannot listen on {self._listen}")
+        """Bind and start serving; returns the first TCP port bound (0 if only Unix sockets).
+        Raises OSError if an address is unusable or a TLS file cannot be read."""
+        credentials = server_credentials(self._tls) if self._tls is not None else None
+        self.bound = [bind(self._server, address, credentials) for address in self._listen]
+        self.port = next((entry.port for entry in self.bound if entry.port), 0)
         self._unsubscribe_readiness = self._store.subscribe(self._on_flag_set_change)
         self._update_health()
         self._server.start()
-        logger.info("listening on %s (services: %s)", self.address, ", ".join(self.service_names))
+        mode = "plaintext" if self._tls is None else "mutual TLS" if self._tls.client_ca else "TLS"
+        for entry in self.bound:
+            logger.info(
+                "listening on %s (%s; services: %s)",
+                entry.address,
+                mode if entry.tls else "plaintext",
+                ", ".join(self.service_names),
+                extra={"event": "listening"},
+            )
         return self.port
 
-    def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, let in-flight calls finish for up to `grace` seconds, then stop."""
-        logger.info("shutting down: health NOT_SERVING, up to %gs for in-flight calls", grace)
+    def begin_shutdown(self) -> None:
+        """Health NOT_SERVING and long-lived streams told to end; calls are still answered."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
         self.health.enter_graceful_shutdown()
         if self._unsubscribe_readiness is not None:
             self._unsubscribe_readiness()
+        for hook in self._shutdown_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("a service's shutdown hook failed")
+
+    def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, refuse new calls, let in-flight ones finish for up to `grace`
+        seconds, then stop."""
+        logger.info("shutting down: health NOT_SERVING, up to %gs for in-flight calls", grace)
+        self.begin_shutdown()
         self._server.stop(grace).wait()
         for cleanup in self._cleanups:
             cleanup()
         self._executor.shutdown(wait=False)
+        remove_socket_files(self.bound)
         logger.info("server stopped")
 
     def wait(self, timeout: float | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,6 +16,8 @@ from sidecar.engine import ErrorCode, InvalidContextError, build_context
 from sidecar.store import FlagStore
 
 from .convert import EncodedEvaluations, struct_to_attributes
+from .limits import ContextLimits
+from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -35,21 +38,27 @@ class RequestFailed(Exception):
 
 
 def rpc_method(method: Handler[Request, Response]) -> Handler[Request, Response]:
-    """Turn RequestFailed into its status and anything unexpected into INTERNAL.
+    """Turn RequestFailed into its status and anything unexpected into INTERNAL, and time the
+    handler into the latency histogram (by method and status code).
 
     context.abort() raises, so it is called outside the try: otherwise the catch-all would
     swallow the abort itself.
     """
+    name = method.__name__
 
     @functools.wraps(method)
     def guarded(self: EvaluationService, request: Request, context: grpc.ServicerContext) -> Response:
+        started = time.perf_counter()
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
+            self._metrics.observe_rpc(name, time.perf_counter() - started, "OK")
+            return response
         except RequestFailed as failure:
             code, message = failure.code, failure.message
         except Exception:
-            logger.exception("%s failed on an unexpected error", method.__name__)
+            logger.exception("%s failed on an unexpected error", name)
             code, message = grpc.StatusCode.INTERNAL, "internal error in the sidecar (see its log)"
+        self._metrics.observe_rpc(name, time.perf_counter() - started, code)
         context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")
 
@@ -59,15 +68,32 @@ def rpc_method(method: Handler[Request, Response]) -> Handler[Request, Response]
 class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     """Answers with serialized responses (bytes): see `add_to_server` and convert.EncodedEvaluations."""
 
-    def __init__(self, store: FlagStore, encoded: EncodedEvaluations) -> None:
+    def __init__(
+        self,
+        store: FlagStore,
+        encoded: EncodedEvaluations,
+        metrics: SidecarMetrics | NullMetrics = NULL_METRICS,
+        context_limits: ContextLimits | None = None,
+    ) -> None:
         self._store = store
         self._encoded = encoded
+        self._metrics = metrics
+        self._context_limits = ContextLimits() if context_limits is None else context_limits
 
     @rpc_method
     def Evaluate(self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
         if not request.flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
         evaluation = self._store.evaluate(request.flag_key, self._context_of(request.user), request.debug)
+        self._metrics.record_evaluation(evaluation)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "evaluated %s for user %r: variant %r (%s)",
+                evaluation.flag_key,
+                request.user.id,
+                evaluation.variant,
+                evaluation.reason.name,
+            )
         if evaluation.error_code is ErrorCode.FLAG_NOT_FOUND:
             raise RequestFailed(grpc.StatusCode.NOT_FOUND, evaluation.error_message)
         return self._encoded.evaluate_response(evaluation)
@@ -76,11 +102,15 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     def EvaluateAll(self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
         evaluations = self._store.evaluate_all(self._context_of(request.user), flag_keys, request.debug)
+        self._metrics.record_evaluations(evaluations)
         return self._encoded.evaluate_all_response(evaluations)
 
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
         if not self._store.ready:
             raise RequestFailed(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
+        violation = self._context_limits.violation(user.context)
+        if violation is not None:
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, violation)
         attributes = struct_to_attributes(user.context) if user.context.fields else None
         try:
             return build_context(user.id, attributes)

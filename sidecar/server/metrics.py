@@ -55,13 +55,21 @@ UNKNOWN_FLAG = "(unknown)"
 MAX_EVALUATION_SERIES = 10_000
 OVERFLOW_FLAG = "(other)"
 
-# The counters the event pipeline keeps per exporter, in exposition order.
+# What EventPipeline.stats() reports per exporter, in exposition order; absent ones read as 0.
 EXPORTER_COUNTERS: tuple[tuple[str, str], ...] = (
     ("enqueued", "Feature events accepted by the pipeline, per exporter"),
     ("exported", "Feature events the exporter has confirmed, per exporter"),
     ("retried", "Failed export attempts that were retried, per exporter"),
     ("spooled", "Feature events written to the disk spool (memory full or export failing), per exporter"),
     ("dropped", "Feature events lost, per exporter (each drop is also logged)"),
+    ("replayed", "Feature events read back from the disk spool for export, per exporter"),
+    ("dead_lettered", "Feature events set aside after a permanent export error, per exporter"),
+)
+EXPORTER_GAUGES: tuple[tuple[str, str], ...] = (
+    ("in_memory", "Feature events waiting in memory, per exporter"),
+    ("spool_pending", "Feature events waiting in the disk spool, per exporter"),
+    ("spool_bytes", "Bytes used by the disk spool, per exporter"),
+    ("failing", "1 while the exporter's last export attempt failed"),
 )
 
 
@@ -202,7 +210,7 @@ class SidecarMetrics:
         for source in self._exporter_sources:
             for exporter, counters in source().items():
                 merged = totals.setdefault(exporter, {})
-                for name, _help in EXPORTER_COUNTERS:
+                for name, _help in (*EXPORTER_COUNTERS, *EXPORTER_GAUGES):
                     merged[name] = merged.get(name, 0) + int(counters.get(name, 0))
         return totals
 
@@ -281,3 +289,24 @@ class _SidecarCollector(Collector):
             for exporter, counters in sorted(counts.items()):
                 family.add_metric((exporter,), counters[name])
             yield family
+        for name, help_text in EXPORTER_GAUGES:
+            gauge = GaugeMetricFamily(PREFIX + "events_" + name, help_text, labels=("exporter",))
+            for exporter, counters in sorted(counts.items()):
+                gauge.add_metric((exporter,), counters[name])
+            yield gauge
+
+
+class NullMetrics:
+    """Stands in for SidecarMetrics when a server is built without metrics (tests, embedding)."""
+
+    def record_evaluation(self, evaluation: Evaluation) -> None:
+        pass
+
+    def record_evaluations(self, evaluations: Iterable[Evaluation]) -> None:
+        pass
+
+    def observe_rpc(self, method: str, seconds: float, code: Any = "OK") -> None:
+        pass
+
+
+NULL_METRICS = NullMetrics()

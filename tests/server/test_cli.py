@@ -51,6 +51,8 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAG_SIDECAR_")}
     env["PYTHONUNBUFFERED"] = "1"
+    # Not the fixed default port 8014: tests (and other sidecars) run side by side.
+    env["FLAG_SIDECAR_MANAGEMENT_LISTEN"] = "127.0.0.1:0"
     return env
 
 

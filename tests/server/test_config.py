@@ -18,7 +18,22 @@ def settings_from(argv=(), env=None) -> config.Settings:
 def test_defaults():
     settings = settings_from()
     assert settings == config.Settings(
-        flags=None, listen="127.0.0.1:50051", cache_ttl=30.0, log_level="info", shutdown_grace=10.0
+        config=None,
+        flags=None,
+        listen=("127.0.0.1:50051",),
+        management_listen="127.0.0.1:8014",
+        cache_ttl=30.0,
+        log_level="info",
+        log_format="json",
+        tls_cert=None,
+        tls_key=None,
+        tls_client_ca=None,
+        max_request_bytes=1024 * 1024,
+        max_context_keys=256,
+        max_context_bytes=64 * 1024,
+        max_concurrent_calls=512,
+        shutdown_grace=10.0,
+        shutdown_timeout=15.0,
     )
 
 
@@ -32,7 +47,14 @@ def test_environment_overrides_defaults():
             "FLAG_SIDECAR_SHUTDOWN_GRACE": "0",
         }
     )
-    assert settings == config.Settings(Path("/etc/flags.yaml"), "0.0.0.0:6000", 2.5, "debug", 0.0)
+    s = settings
+    assert (s.flags, s.listen, s.cache_ttl, s.log_level, s.shutdown_grace) == (
+        Path("/etc/flags.yaml"),
+        ("0.0.0.0:6000",),
+        2.5,
+        "debug",
+        0.0,
+    )
 
 
 def test_command_line_overrides_environment():
@@ -40,12 +62,12 @@ def test_command_line_overrides_environment():
         ["--listen", "[::1]:7000", "--cache-ttl", "1"],
         env={"FLAG_SIDECAR_LISTEN": "0.0.0.0:6000", "FLAG_SIDECAR_CACHE_TTL": "not-even-parsed"},
     )
-    assert settings.listen == "[::1]:7000"
+    assert settings.listen == ("[::1]:7000",)
     assert settings.cache_ttl == 1.0
 
 
 def test_empty_environment_variable_counts_as_unset():
-    assert settings_from(env={"FLAG_SIDECAR_LISTEN": ""}).listen == "127.0.0.1:50051"
+    assert settings_from(env={"FLAG_SIDECAR_LISTEN": ""}).listen == ("127.0.0.1:50051",)
 
 
 @pytest.mark.parametrize(
@@ -83,12 +105,15 @@ def test_a_later_layer_slots_in_between_environment_and_default():
             file_layer,
         ]
     )
-    assert (settings.listen, settings.cache_ttl) == ("127.0.0.1:9999", 7.0)
+    assert (settings.listen, settings.cache_ttl) == (("127.0.0.1:9999",), 7.0)
 
 
 def test_options_table_and_settings_agree():
     assert [o.name for o in config.OPTIONS] == [f.name for f in dataclasses.fields(config.Settings)]
     for option in config.OPTIONS:
         assert option.env_var == "FLAG_SIDECAR_" + option.name.upper()
-        if option.default is not None:
-            assert option.parse(str(option.default)) == option.default
+        if option.default is None:
+            continue
+        defaults = option.default if option.multiple else (option.default,)
+        for default in defaults:
+            assert option.parse(str(default) or "off") == default
