@@ -59,6 +59,7 @@ class _Snapshot:
 
 
 _MISSING = object()
+ALL_FLAGS_KEY = flag_cache_key("*")
 _EMPTY = _Snapshot(FlagSet(flags={}, segments={}), 0, 0)
 
 
@@ -68,8 +69,11 @@ class FlagStore:
         repository: Repository,
         cache_ttl: float = 30.0,
         cache_size: int = 100_000,
-        eval_cache_size: int = 10_000,
+        eval_cache_size: int = 0,
     ) -> None:
+        """`eval_cache_size` > 0 caches evaluation results too. Off by default: a compiled evaluation
+        (about 1 µs) is cheaper than hashing the context for the cache key (about 4 µs), see
+        BENCHMARKS.md; it pays off only for flags whose rules are much more expensive."""
         self.repository = repository
         self._lock = threading.Lock()  # guards the caches only; never held during I/O or evaluation
         self._flags: TTLCache[str, Any] = TTLCache(cache_size, cache_ttl)
@@ -237,15 +241,25 @@ class FlagStore:
         self, context: Mapping[str, Any], flag_keys: Iterable[str] | None = None, debug: bool = False
     ) -> list[Evaluation]:
         """Evaluate every flag, or the requested ones, sorted by key; unknown keys are FLAG_NOT_FOUND."""
-        keys = sorted(set(flag_keys)) if flag_keys else self.flag_keys()
+        # One cache entry holds the whole mapping (flaggio's `flag:*`): one lookup, not one per flag.
+        flags, segments_revision = self._all_flags()
         context_hash = request_hash(context) if self._evaluations is not None and not debug else None
         results = []
-        for key in keys:
-            entry = self._flag_entry(key)
-            results.append(
-                flag_not_found(key) if entry is None else self._evaluate(entry, context, debug, context_hash)
-            )
+        for key in sorted(set(flag_keys)) if flag_keys else flags:
+            flag = flags.get(key)
+            if flag is None:
+                results.append(flag_not_found(key))
+            else:
+                results.append(self._evaluate((flag, segments_revision), context, debug, context_hash))
         return results
+
+    def _all_flags(self) -> tuple[Mapping[str, Flag], int]:
+        entry: tuple[Mapping[str, Flag], int] = self._cached(
+            self._flags,
+            ALL_FLAGS_KEY,
+            lambda snapshot: (snapshot.flag_set.flags, snapshot.segments_revision),
+        )
+        return entry
 
     def _evaluate(
         self, entry: tuple[Flag, int], context: Mapping[str, Any], debug: bool, context_hash: str | None
