@@ -481,7 +481,7 @@ class DataExporterScheduler:
                     return
                 error = self._export(batch)
                 if error is None:
-                    if attempt:
+                    if attempt and self._throttle.ready("export-recovered"):
                         self.log.info(
                             "events %s: export recovered after %d failed attempts", self.name, attempt
                         )
@@ -506,7 +506,9 @@ class DataExporterScheduler:
                     now = time.monotonic()
                     if self._deadline is not None and now >= self._deadline:
                         return None
-                    if self.spool is not None and self.spool.pending_records:
+                    closing = self._deadline is not None
+                    # Closing: memory first (the spool keeps its backlog for the next start).
+                    if not closing and self.spool is not None and self.spool.pending_records:
                         break
                     if self._memory:
                         batch = self._memory.popleft()
@@ -556,15 +558,20 @@ class DataExporterScheduler:
                 self.dead_lettered += n
             else:
                 self.exported += n
-            self._failing = False
             self._cond.notify_all()
         if batch.record is not None and self.spool is not None:
             self.spool.ack(batch.record)
+        with self._cond:
+            # Batches keep going through the spool until its backlog is delivered.
+            if self.spool is None or self.spool.pending_records == 0:
+                self._failing = False
 
     def _failed(self, batch: _Batch, error: Exception, attempt: int) -> bool:
         """Keep the batch (spool first), wait out the backoff; False when it is time to stop."""
         retry_after = error.retry_after if isinstance(error, RetryableExportError) else None
         delay = self.retry.delay(attempt, self._rng, retry_after)
+        if self._abandoned:
+            return False  # close() gave up on this export and took care of its batch
         if self._throttle.ready("export-failed"):
             self.log.warning(
                 "events %s: export of %d events failed (attempt %d, next try in %.1fs): %s",
@@ -590,7 +597,26 @@ class DataExporterScheduler:
         else:
             with self._cond:
                 self._inflight = None
+        if self.spool is not None:
+            self._spill_memory()
         return self._sleep(delay)
+
+    def _spill_memory(self) -> None:
+        """While exports fail, move the batches waiting in memory to the spool (under the lock,
+        so close() never sees a batch that is in neither place)."""
+        assert self.spool is not None
+        with self._cond:
+            while self._memory and not self._abandoned:
+                batch = self._memory[0]
+                try:
+                    record = self.spool.append(encode_batch(batch.events), len(batch.events))
+                except OSError:
+                    return  # logged when the collector meets it; the batch stays in memory
+                if record is None:
+                    return
+                self._memory.popleft()
+                self._mem_events -= len(batch.events)
+                self.spooled += len(batch.events)
 
     def _sleep(self, delay: float) -> bool:
         """Wait `delay` seconds; cut short when close() starts. False once past the deadline."""

@@ -20,9 +20,10 @@ record whose CRC does not match is skipped, and its events are counted as droppe
 The quota (`max_bytes`, the size of all segment files) makes `append` refuse a record instead
 of filling the disk; the caller counts and logs that drop.
 
-Durability: with `fsync=True` (the default) every append and cursor update is fsync'ed, so a
-record survives power loss once `append` returns; with False it survives a process crash (it is
-in the page cache) but not a kernel crash.
+Durability: with `fsync=True` (the default) every append is fsync'ed, so a record survives power
+loss once `append` returns; with False it survives a process crash (it is in the page cache) but
+not a kernel crash or power loss. The cursor is never fsync'ed: if it lags after a power loss,
+some delivered records are sent again, which at-least-once delivery allows.
 """
 
 from __future__ import annotations
@@ -342,12 +343,10 @@ class Spool:
         self._full = False
 
     def _write_cursor(self, segment: int, offset: int) -> None:
+        # Not fsync'ed, even with fsync=True: a cursor that lags after a power loss only means
+        # some delivered batches are sent again, which at-least-once delivery allows.
         tmp = self.directory / (CURSOR_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(json.dumps({"segment": segment, "offset": offset}))
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        tmp.write_text(json.dumps({"segment": segment, "offset": offset}))
         os.replace(tmp, self.directory / CURSOR_FILE)
 
     def _fsync_directory(self) -> None:

@@ -184,7 +184,8 @@ def test_webhook_reuses_its_connection(receiver: Receiver) -> None:
     seen: set[int] = set()
     for _ in range(3):
         exporter.export(feature_events(1))
-        assert exporter._conn is not None and exporter._conn.sock is not None
+        assert exporter._conn is not None
+        assert exporter._conn.sock is not None
         seen.add(id(exporter._conn.sock))
     assert len(seen) == 1
     exporter.close()

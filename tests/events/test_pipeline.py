@@ -84,7 +84,8 @@ def test_build_pipeline_names_and_options(tmp_path: Path) -> None:
     assert pipeline.routes[1].kinds == frozenset({"feature"})
     audit = pipeline.schedulers[2]
     assert isinstance(audit.exporter, WebhookExporter)
-    assert audit.spool is not None and audit.spool.max_bytes == 1024 * 1024
+    assert audit.spool is not None
+    assert audit.spool.max_bytes == 1024 * 1024
     assert audit.spool.directory == tmp_path / "spool" / "audit"
     assert str(audit.dead_letter_path) == "/tmp/dl.jsonl"
     assert str(pipeline.schedulers[0].dead_letter_path) == str(
