@@ -11,9 +11,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from flagsidecar.v1 import event_pb2_grpc
+from sidecar.events import EventPipeline
 from sidecar.store import FlagSetChange, FlagStore
 
-from . import evaluation_service
+from . import evaluation_service, event_service
 from .convert import EncodedEvaluations
 from .limits import ContextLimits
 from .listeners import BoundAddress, TlsFiles, bind, remove_socket_files, server_credentials
@@ -29,6 +31,8 @@ class ServiceDependencies:
     store: FlagStore
     metrics: SidecarMetrics | NullMetrics = NULL_METRICS
     context_limits: ContextLimits = field(default_factory=ContextLimits)
+    # Evaluation and tracking events; a pipeline without exporters records nothing.
+    events: EventPipeline = field(default_factory=EventPipeline)
 
 
 @dataclass(frozen=True)
@@ -51,16 +55,24 @@ def register_evaluation_service(server: grpc.Server, deps: ServiceDependencies) 
     encoded = EncodedEvaluations()
     # Answers of a replaced flag set are never served again: drop them rather than wait for eviction.
     unsubscribe = deps.store.subscribe(lambda _change: encoded.clear())
-    servicer = evaluation_service.EvaluationService(deps.store, encoded, deps.metrics, deps.context_limits)
+    servicer = evaluation_service.EvaluationService(
+        deps.store, encoded, deps.metrics, deps.context_limits, deps.events
+    )
     evaluation_service.add_to_server(servicer, server)
     return RegisteredServices((evaluation_service.SERVICE_NAME,), on_stop=unsubscribe)
+
+
+def register_event_service(server: grpc.Server, deps: ServiceDependencies) -> RegisteredServices:
+    servicer = event_service.EventService(deps.events, deps.context_limits)
+    event_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
+    return RegisteredServices((event_service.SERVICE_NAME,))
 
 
 # ================================================================ SERVICE REGISTRY
 # Every service the sidecar serves is added here, and only here; health and reflection pick the
 # names up from what each registrar returns. Add the flagd-compatible services and EventService
 # by appending their registrar.
-SERVICE_REGISTRARS: tuple[Registrar, ...] = (register_evaluation_service,)
+SERVICE_REGISTRARS: tuple[Registrar, ...] = (register_evaluation_service, register_event_service)
 # ================================================================
 
 
@@ -88,6 +100,7 @@ class SidecarServer:
         max_concurrent_calls: int | None = None,
         metrics: SidecarMetrics | None = None,
         context_limits: ContextLimits | None = None,
+        events: EventPipeline | None = None,
     ) -> None:
         self._store = store
         self._listen: tuple[str, ...] = (listen,) if isinstance(listen, str) else tuple(listen)
@@ -108,6 +121,7 @@ class SidecarServer:
             store=store,
             metrics=NULL_METRICS if metrics is None else metrics,
             context_limits=ContextLimits() if context_limits is None else context_limits,
+            events=EventPipeline() if events is None else events,
         )
         registered = [register(self._server, deps) for register in registrars]
         self.service_names: tuple[str, ...] = tuple(name for r in registered for name in r.names)

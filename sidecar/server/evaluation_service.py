@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.engine import ErrorCode, InvalidContextError, build_context
+from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
 from .convert import EncodedEvaluations, struct_to_attributes
@@ -74,18 +75,23 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         encoded: EncodedEvaluations,
         metrics: SidecarMetrics | NullMetrics = NULL_METRICS,
         context_limits: ContextLimits | None = None,
+        events: EventPipeline | None = None,
     ) -> None:
         self._store = store
         self._encoded = encoded
         self._metrics = metrics
         self._context_limits = ContextLimits() if context_limits is None else context_limits
+        # One non-blocking call per evaluation (a few microseconds; nothing without exporters).
+        self._events = EventPipeline() if events is None else events
 
     @rpc_method
     def Evaluate(self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
         if not request.flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
-        evaluation = self._store.evaluate(request.flag_key, self._context_of(request.user), request.debug)
+        user_context = self._context_of(request.user)
+        evaluation = self._store.evaluate(request.flag_key, user_context, request.debug)
         self._metrics.record_evaluation(evaluation)
+        self._events.add_evaluation(evaluation, request.user.id, user_context)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "evaluated %s for user %r: variant %r (%s)",
@@ -101,8 +107,10 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     @rpc_method
     def EvaluateAll(self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
-        evaluations = self._store.evaluate_all(self._context_of(request.user), flag_keys, request.debug)
+        user_context = self._context_of(request.user)
+        evaluations = self._store.evaluate_all(user_context, flag_keys, request.debug)
         self._metrics.record_evaluations(evaluations)
+        self._events.add_evaluations(evaluations, request.user.id, user_context)
         return self._encoded.evaluate_all_response(evaluations)
 
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
