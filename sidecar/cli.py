@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -173,9 +173,13 @@ def shutdown(
     server: SidecarServer,
     store: FlagStore,
     management: ManagementServer | None,
+    flushers: Sequence[Callable[[float], None]] = (),
 ) -> int:
     """Readiness off and health NOT_SERVING first, then refuse new calls and let in-flight ones
-    finish (up to --shutdown-grace), then flush what is left, all before --shutdown-timeout."""
+    finish (up to --shutdown-grace), then flush what is left, all before --shutdown-timeout.
+
+    `flushers` get the seconds left before the deadline (the event pipeline's `close(grace)`):
+    they run after the drain, so the events of the last calls are flushed too."""
     began = time.monotonic()
     deadline = began + settings.shutdown_timeout
     watchdog = threading.Timer(
@@ -193,6 +197,9 @@ def shutdown(
     if management is not None:
         management.begin_shutdown()
     server.stop(min(settings.shutdown_grace, max(0.0, deadline - time.monotonic())))
+    for flush in flushers:
+        # Keep a little of the budget for the last log lines and the exit itself.
+        flush(max(0.0, deadline - time.monotonic() - 0.5))
     store.close()
     _stop_management(management)
     watchdog.cancel()
