@@ -23,7 +23,21 @@ from . import flags as test_flags
 class Recorded:
     evaluation: Evaluation
     user_id: str
-    attributes: dict[str, Any]
+    context: dict[str, Any]
+
+
+class RecordingEvents:
+    """Stands in for the EventPipeline: keeps what the servicers hand it."""
+
+    def __init__(self, recorded: list[Recorded]) -> None:
+        self.recorded = recorded
+
+    def add_evaluation(self, evaluation, user_id, context=None) -> None:
+        self.recorded.append(Recorded(evaluation, user_id, dict(context or {})))
+
+    def add_evaluations(self, evaluations, user_id, context=None) -> None:
+        for evaluation in evaluations:
+            self.add_evaluation(evaluation, user_id, context)
 
 
 @dataclass
@@ -62,19 +76,24 @@ def start_flagd(tmp_path: Path) -> Iterator[Callable[..., FlagdServer]]:
             store.start()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4 + max_streams))
         recorded: list[Recorded] = []
-        rules = flagd.ContextRules.build(
-            test_flags.STATIC_CONTEXT if static_context is None else static_context,
-            test_flags.HEADER_TO_CONTEXT if header_to_context is None else header_to_context,
+        settings = flagd.FlagdSettings.from_options(
+            (test_flags.STATIC_CONTEXT if static_context is None else static_context).items(),
+            (test_flags.HEADER_TO_CONTEXT if header_to_context is None else header_to_context).items(),
+            keepalive_interval=keepalive_interval,
+            max_event_streams=max_streams,
         )
-        resolver = flagd.FlagdResolver(
-            store, rules, lambda ev, user, attrs: recorded.append(Recorded(ev, user, dict(attrs)))
-        )
-        events = flagd.EventBroadcaster(store, keepalive_interval=keepalive_interval, max_streams=max_streams)
-        flagd.add_to_server(server, resolver, events)
+        services = flagd.FlagdServices(store, settings, events=RecordingEvents(recorded))
+        services.add_to_server(server)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         running = FlagdServer(
-            server, store, events, flag_file, port, grpc.insecure_channel(f"127.0.0.1:{port}"), recorded
+            server,
+            store,
+            services.events,
+            flag_file,
+            port,
+            grpc.insecure_channel(f"127.0.0.1:{port}"),
+            recorded,
         )
         started.append(running)
         return running

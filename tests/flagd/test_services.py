@@ -111,8 +111,7 @@ def test_targeting_key_is_the_user_id(flagd_server, stub_v2):
     assert stub_v2.ResolveBoolean(request, timeout=TIMEOUT).value is False
     last = flagd_server.recorded[-1]
     assert last.user_id == ""
-    assert "targetingKey" not in last.attributes
-    assert last.attributes["plan"] == "x"
+    assert last.context == {"plan": "x", "injected": "set"}
 
 
 def test_split_buckets_on_the_targeting_key_like_the_native_api(flagd_server, stub_v2):
@@ -209,7 +208,7 @@ def test_reserved_and_nested_context_values_are_dropped(flagd_server, stub_v2):
         context=ctx(**{"$flagd": {"flagKey": "x"}, "$userId": "evil", "obj": {"a": 1}, "list": [1], "ok": 1}),
     )
     assert stub_v2.ResolveBoolean(request, timeout=TIMEOUT).value is True
-    assert flagd_server.recorded[-1].attributes == {"ok": 1.0, "injected": "set"}
+    assert flagd_server.recorded[-1].context == {"ok": 1.0, "injected": "set"}
     assert flagd_server.recorded[-1].user_id == ""
 
 

@@ -12,10 +12,12 @@ from .mapping import ContextRules, parse_pairs
 from .service import (
     SERVICE_NAME_V1,
     SERVICE_NAME_V2,
-    EvaluationRecorder,
+    EvaluationEvents,
     EvaluationServiceV1,
     EvaluationServiceV2,
     FlagdResolver,
+    FlagdServices,
+    FlagdSettings,
     add_to_server,
 )
 from .stream import DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_EVENT_STREAMS, EventBroadcaster
@@ -29,11 +31,13 @@ __all__ = [
     "SERVICE_NAME_V1",
     "SERVICE_NAME_V2",
     "ContextRules",
-    "EvaluationRecorder",
+    "EvaluationEvents",
     "EvaluationServiceV1",
     "EvaluationServiceV2",
     "EventBroadcaster",
     "FlagdResolver",
+    "FlagdServices",
+    "FlagdSettings",
     "add_to_server",
     "parse_pairs",
 ]

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -37,10 +38,12 @@ from ...engine import (
     flag_not_found,
 )
 from ...store import FlagStore
+from ..limits import ContextLimits
+from ..metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 from . import mapping
 from ._generated import evaluation_v1, evaluation_v1_grpc, evaluation_v2, evaluation_v2_grpc
 from .mapping import BOOLEAN, NUMBER, OBJECT, STRING, ContextRules, fill_struct
-from .stream import EventBroadcaster
+from .stream import DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_EVENT_STREAMS, EventBroadcaster
 
 # What a Resolve* call asks for: the flag type it accepts, and whether the value must be an int64.
 FLOAT: Final = "float"
@@ -55,9 +58,19 @@ _ACCEPTS: Final[Mapping[str, str]] = {
 
 log = logging.getLogger(__name__)
 
-# Called for every evaluation answered through flagd's protocol, with the same arguments the
-# native service uses: the engine's Evaluation, the user id and the user's attributes.
-EvaluationRecorder = Callable[[Evaluation, str, Mapping[str, Any]], None]
+
+class EvaluationEvents(Protocol):
+    """Where evaluations go to become FeatureEvents: sidecar.events.EventPipeline's hot-path calls,
+    made with the same arguments as the native EvaluationService (evaluation, user id, context)."""
+
+    def add_evaluation(
+        self, evaluation: Evaluation, user_id: str, context: Mapping[str, Any] | None = None
+    ) -> None: ...
+
+    def add_evaluations(
+        self, evaluations: Iterable[Evaluation], user_id: str, context: Mapping[str, Any] | None = None
+    ) -> None: ...
+
 
 _DISABLED: Final = mapping.REASONS[Reason.DISABLED]
 _Response = TypeVar("_Response", bound=Message)
@@ -81,25 +94,37 @@ class FlagdResolver:
         self,
         store: FlagStore,
         rules: ContextRules | None = None,
-        record: EvaluationRecorder | None = None,
+        events: EvaluationEvents | None = None,
+        *,
+        metrics: SidecarMetrics | NullMetrics = NULL_METRICS,
+        context_limits: ContextLimits | None = None,
     ) -> None:
         self.store = store
         self.rules = rules or ContextRules()
-        self.record = record
+        self.events = events
+        self.metrics = metrics
+        self.context_limits = ContextLimits() if context_limits is None else context_limits
         self._metadata: dict[tuple[str, int], Struct | None] = {}
+
+    def _recorded(self, evaluation: Evaluation, user_id: str, context: Mapping[str, Any]) -> None:
+        """Count the evaluation and make its FeatureEvent, exactly as the native Evaluate does."""
+        self.metrics.record_evaluation(evaluation)
+        if self.events is not None:
+            self.events.add_evaluation(evaluation, user_id, context)
 
     # ------------------------------------------------------------ context
 
-    def context_of(
-        self, request_context: Struct, call: grpc.ServicerContext
-    ) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """(user id, attributes, engine context) for a request, or abort INVALID_ARGUMENT/UNAVAILABLE."""
+    def context_of(self, request_context: Struct, call: grpc.ServicerContext) -> tuple[str, dict[str, Any]]:
+        """(user id, engine context) for a request; Failure INVALID_ARGUMENT / UNAVAILABLE."""
         if not self.store.ready:
             raise Failure(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
+        violation = self.context_limits.violation(request_context)
+        if violation is not None:
+            raise Failure(grpc.StatusCode.INVALID_ARGUMENT, violation)
         metadata = call.invocation_metadata() if self.rules.header_keys else None
         user_id, attributes = self.rules.merge(request_context, metadata)  # type: ignore[arg-type]
         try:
-            return user_id, attributes, build_context(user_id, attributes)
+            return user_id, build_context(user_id, attributes)
         except InvalidContextError as error:
             raise Failure(grpc.StatusCode.INVALID_ARGUMENT, f"invalid evaluation context: {error}") from None
 
@@ -109,16 +134,12 @@ class FlagdResolver:
         self, flag_key: str, request_context: Struct, call: grpc.ServicerContext, kind: str
     ) -> _Answer:
         """Evaluate `flag_key` as a flag of protocol type `kind`; aborts the call on an error."""
-        user_id, attributes, context = self.context_of(request_context, call)
+        user_id, context = self.context_of(request_context, call)
         flag: Flag | None = self.store.get_flag(flag_key)
         evaluation = flag_not_found(flag_key) if flag is None else self.store.evaluate(flag_key, context)
         answer = self._answer(flag, evaluation, kind)
-        if self.record is not None:
-            recorded = evaluation if not isinstance(answer, Evaluation) else answer
-            try:
-                self.record(recorded, user_id, attributes)
-            except Exception:  # events must never fail an evaluation
-                log.exception("recording the evaluation of %r failed", flag_key)
+        # A failed type check is what the client got, so it is what gets counted and recorded.
+        self._recorded(answer if isinstance(answer, Evaluation) else evaluation, user_id, context)
         if isinstance(answer, Evaluation):
             raise Failure(mapping.status_code(answer.error_code), answer.error_message)
         return answer
@@ -161,14 +182,14 @@ class FlagdResolver:
         self, request_context: Struct, call: grpc.ServicerContext, any_flag: type[Any]
     ) -> dict[str, Any]:
         """flag key -> AnyFlag (message class `any_flag`) for every flag that answers successfully."""
-        user_id, attributes, context = self.context_of(request_context, call)
+        user_id, context = self.context_of(request_context, call)
+        evaluations = self.store.evaluate_all(context)
+        # As the native EvaluateAll: every evaluation is counted, events as configured for bulk calls.
+        self.metrics.record_evaluations(evaluations)
+        if self.events is not None:
+            self.events.add_evaluations(evaluations, user_id, context)
         flags: dict[str, Any] = {}
-        for evaluation in self.store.evaluate_all(context):
-            if self.record is not None:
-                try:
-                    self.record(evaluation, user_id, attributes)
-                except Exception:
-                    log.exception("recording the evaluation of %r failed", evaluation.flag_key)
+        for evaluation in evaluations:
             if evaluation.is_error or evaluation.reason is Reason.DISABLED:
                 continue
             message = _any_flag(any_flag, evaluation)
@@ -228,15 +249,22 @@ def _guarded(method: _Handler) -> _Handler:
     context.abort() raises, so it runs outside the try, where nothing can swallow it.
     """
 
+    name = method.__name__
+
     @functools.wraps(method)
-    def guarded(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    def guarded(self: _Resolvers, request: Any, context: grpc.ServicerContext) -> Any:
+        started = time.perf_counter()
+        metrics = self._resolver.metrics
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
+            metrics.observe_rpc(f"{self._label}/{name}", time.perf_counter() - started, "OK")
+            return response
         except Failure as failure:
             code, message = failure.code, failure.message
         except Exception:
-            log.exception("flagd %s failed on an unexpected error", method.__name__)
+            log.exception("%s/%s failed on an unexpected error", self._label, name)
             code, message = grpc.StatusCode.INTERNAL, "internal error in the sidecar (see its log)"
+        metrics.observe_rpc(f"{self._label}/{name}", time.perf_counter() - started, code)
         context.abort(code, message)
         raise AssertionError("unreachable: ServicerContext.abort raises")
 
@@ -250,6 +278,7 @@ class _Resolvers:
     """The Resolve* methods and EventStream, for the message module `_pb` of one protocol version."""
 
     _pb: ModuleType
+    _label: str  # the method prefix in metrics: "flagd.v1" / "flagd.v2"
 
     def __init__(self, resolver: FlagdResolver, events: EventBroadcaster) -> None:
         self._resolver = resolver
@@ -303,6 +332,7 @@ class EvaluationServiceV1(_Resolvers, evaluation_v1_grpc.ServiceServicer):
     """flagd.evaluation.v1.Service."""
 
     _pb = evaluation_v1
+    _label = "flagd.v1"
 
     @_guarded
     def ResolveAll(
@@ -318,6 +348,7 @@ class EvaluationServiceV2(_Resolvers, evaluation_v2_grpc.ServiceServicer):
     """flagd.evaluation.v2.Service (no ResolveAll)."""
 
     _pb = evaluation_v2
+    _label = "flagd.v2"
 
 
 SERVICE_NAME_V1: Final = evaluation_v1.DESCRIPTOR.services_by_name["Service"].full_name
@@ -329,3 +360,53 @@ def add_to_server(server: grpc.Server, resolver: FlagdResolver, events: EventBro
     evaluation_v1_grpc.add_ServiceServicer_to_server(EvaluationServiceV1(resolver, events), server)
     evaluation_v2_grpc.add_ServiceServicer_to_server(EvaluationServiceV2(resolver, events), server)
     return SERVICE_NAME_V1, SERVICE_NAME_V2
+
+
+# ---------------------------------------------------------------- wiring
+
+
+@dataclass(frozen=True)
+class FlagdSettings:
+    """The flagd-specific settings: context enrichment (-X / -H) and the EventStream's limits."""
+
+    context: ContextRules = field(default_factory=ContextRules)
+    keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL
+    # Each open EventStream holds one server worker thread: size the pool as unary workers + this.
+    max_event_streams: int = DEFAULT_MAX_EVENT_STREAMS
+
+    @classmethod
+    def from_options(
+        cls,
+        context_values: Iterable[tuple[str, str]] = (),
+        context_from_headers: Iterable[tuple[str, str]] = (),
+        **kwargs: Any,
+    ) -> FlagdSettings:
+        """From --context-value KEY=VALUE and --context-from-header HEADER=KEY pairs (later wins).
+        Raises ValueError naming a bad entry."""
+        return cls(ContextRules.build(dict(context_values), dict(context_from_headers)), **kwargs)
+
+
+class FlagdServices:
+    """Both flagd services over one store, with their EventStream fan-out; what app.py registers."""
+
+    def __init__(
+        self,
+        store: FlagStore,
+        settings: FlagdSettings | None = None,
+        *,
+        events: EvaluationEvents | None = None,
+        metrics: SidecarMetrics | NullMetrics = NULL_METRICS,
+        context_limits: ContextLimits | None = None,
+    ) -> None:
+        settings = settings or FlagdSettings()
+        self.resolver = FlagdResolver(
+            store, settings.context, events, metrics=metrics, context_limits=context_limits
+        )
+        self.events = EventBroadcaster(store, settings.keepalive_interval, settings.max_event_streams)
+
+    def add_to_server(self, server: grpc.Server) -> tuple[str, str]:
+        return add_to_server(server, self.resolver, self.events)
+
+    def shutdown(self) -> None:
+        """provider_shutdown on every EventStream, which then ends: run before the server stops."""
+        self.events.shutdown()
