@@ -113,6 +113,37 @@ def parse_choice(choices: Sequence[str]) -> Callable[[str], str]:
     return parse
 
 
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_positive_seconds(text: str) -> float:
+    seconds = parse_seconds(text)
+    if seconds <= 0:
+        raise ValueError("expected a number of seconds above 0")
+    return seconds
+
+
+def parse_positive_count(text: str) -> int:
+    count = parse_count(text)
+    if count < 1:
+        raise ValueError("expected a whole number, 1 or more")
+    return count
+
+
+def parse_exporter(text: str) -> str:
+    """KIND[:key=value,...]; the syntax is checked here, kinds and options when the pipeline is built."""
+    from sidecar.events.options import parse_exporter_spec
+
+    parse_exporter_spec(text)  # raises SpecError, a ValueError
+    return text.strip()
+
+
 parse_log_level = parse_choice(LOG_LEVELS)
 parse_log_format = parse_choice(LOG_FORMATS)
 
@@ -195,6 +226,61 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "calls in progress or queued at once, streams included; more are refused (0: no limit)",
     ),
+    # ---- events (README "Events")
+    Option(
+        "exporter",
+        parse_exporter,
+        None,
+        "KIND[:key=value,...]",
+        "send evaluation and tracking events to an exporter: log, file:dir=PATH[,format=jsonl|csv|"
+        "parquet], webhook:url=URL[,secret=S]; repeat for several (environment: one per line)",
+        multiple=True,
+        separator="\n",
+    ),
+    Option(
+        "flush_interval",
+        parse_positive_seconds,
+        10.0,
+        "SECONDS",
+        "bulk exporters (file, webhook) get the waiting events at least this often",
+    ),
+    Option(
+        "max_events_in_memory",
+        parse_positive_count,
+        10_000,
+        "N",
+        "bulk exporters get a batch as soon as this many events wait",
+    ),
+    Option(
+        "spool_dir",
+        parse_path,
+        None,
+        "PATH",
+        "disk spool (a subdirectory per exporter): events an exporter could not take yet survive "
+        "outages and restarts; without it they are kept in memory only",
+    ),
+    Option(
+        "spool_max_bytes",
+        parse_size,
+        256 * 1024**2,
+        "BYTES",
+        "disk quota of each exporter's spool; past it new events are dropped (counted and logged)",
+    ),
+    Option(
+        "events_on_evaluate_all",
+        parse_bool,
+        True,
+        "BOOL",
+        "EvaluateAll produces one event per flag, like Evaluate (false: it produces none)",
+    ),
+    Option(
+        "events_flush_timeout",
+        parse_seconds,
+        5.0,
+        "SECONDS",
+        "on SIGTERM/SIGINT, how long exporters may take to deliver waiting events (within "
+        "--shutdown-timeout); what is left goes to the spool",
+    ),
     Option(
         "shutdown_grace",
         parse_seconds,
@@ -228,6 +314,13 @@ class Settings:
     max_context_keys: int
     max_context_bytes: int
     max_concurrent_calls: int
+    exporter: tuple[str, ...] | None
+    flush_interval: float
+    max_events_in_memory: int
+    spool_dir: Path | None
+    spool_max_bytes: int
+    events_on_evaluate_all: bool
+    events_flush_timeout: float
     shutdown_grace: float
     shutdown_timeout: float
 

@@ -32,6 +32,13 @@ def test_defaults():
         max_context_keys=256,
         max_context_bytes=64 * 1024,
         max_concurrent_calls=512,
+        exporter=None,
+        flush_interval=10.0,
+        max_events_in_memory=10_000,
+        spool_dir=None,
+        spool_max_bytes=256 * 1024**2,
+        events_on_evaluate_all=True,
+        events_flush_timeout=5.0,
         shutdown_grace=10.0,
         shutdown_timeout=15.0,
     )
@@ -117,3 +124,46 @@ def test_options_table_and_settings_agree():
         defaults = option.default if option.multiple else (option.default,)
         for default in defaults:
             assert option.parse(str(default) or "off") == default
+
+
+def test_event_options():
+    settings = settings_from(
+        [
+            "--exporter",
+            "file:dir=/var/events,format=jsonl",
+            "--exporter",
+            "webhook:url=http://127.0.0.1:9000/events,secret=s3cret",
+            "--flush-interval",
+            "0.5",
+            "--max-events-in-memory",
+            "500",
+            "--spool-dir",
+            "/var/spool/flag-sidecar",
+            "--events-on-evaluate-all",
+            "false",
+        ]
+    )
+    assert settings.exporter == (
+        "file:dir=/var/events,format=jsonl",
+        "webhook:url=http://127.0.0.1:9000/events,secret=s3cret",
+    )
+    assert settings.flush_interval == 0.5
+    assert settings.max_events_in_memory == 500
+    assert settings.spool_dir == Path("/var/spool/flag-sidecar")
+    assert settings.events_on_evaluate_all is False
+    env = settings_from(env={"FLAG_SIDECAR_EXPORTER": "log\nfile:dir=/tmp/x"})
+    assert env.exporter == ("log", "file:dir=/tmp/x")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--exporter", ":x"], "invalid exporter"),
+        (["--flush-interval", "0"], "above 0"),
+        (["--max-events-in-memory", "0"], "1 or more"),
+        (["--events-on-evaluate-all", "maybe"], "true or false"),
+    ],
+)
+def test_bad_event_options(argv, message):
+    with pytest.raises(config.ConfigError, match=message):
+        settings_from(argv)
