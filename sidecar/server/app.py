@@ -17,6 +17,7 @@ from sidecar.store import FlagSetChange, FlagStore
 
 from . import evaluation_service, event_service
 from .convert import EncodedEvaluations
+from .flagd import FlagdServices, FlagdSettings
 from .limits import ContextLimits
 from .listeners import BoundAddress, TlsFiles, bind, remove_socket_files, server_credentials
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
@@ -33,6 +34,8 @@ class ServiceDependencies:
     context_limits: ContextLimits = field(default_factory=ContextLimits)
     # Evaluation and tracking events; a pipeline without exporters records nothing.
     events: EventPipeline = field(default_factory=EventPipeline)
+    # flagd's protocol: context enrichment (--context-value, --context-from-header), EventStream limits.
+    flagd: FlagdSettings = field(default_factory=FlagdSettings)
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,29 @@ def register_event_service(server: grpc.Server, deps: ServiceDependencies) -> Re
     return RegisteredServices((event_service.SERVICE_NAME,))
 
 
+def register_flagd_services(server: grpc.Server, deps: ServiceDependencies) -> RegisteredServices:
+    """flagd.evaluation.v1 and v2, for OpenFeature's flagd providers (sidecar/server/flagd)."""
+    services = FlagdServices(
+        deps.store,
+        deps.flagd,
+        events=deps.events,
+        metrics=deps.metrics,
+        context_limits=deps.context_limits,
+    )
+    names = services.add_to_server(server)
+    # EventStreams never end by themselves: they send provider_shutdown and end when shutdown begins.
+    return RegisteredServices(names, on_stop=services.shutdown, on_shutdown=services.shutdown)
+
+
 # ================================================================ SERVICE REGISTRY
 # Every service the sidecar serves is added here, and only here; health and reflection pick the
 # names up from what each registrar returns. Add the flagd-compatible services and EventService
 # by appending their registrar.
-SERVICE_REGISTRARS: tuple[Registrar, ...] = (register_evaluation_service, register_event_service)
+SERVICE_REGISTRARS: tuple[Registrar, ...] = (
+    register_evaluation_service,
+    register_event_service,
+    register_flagd_services,
+)
 # ================================================================
 
 
@@ -101,11 +122,16 @@ class SidecarServer:
         metrics: SidecarMetrics | None = None,
         context_limits: ContextLimits | None = None,
         events: EventPipeline | None = None,
+        flagd: FlagdSettings | None = None,
     ) -> None:
         self._store = store
         self._listen: tuple[str, ...] = (listen,) if isinstance(listen, str) else tuple(listen)
         self._tls = tls
-        self._executor = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
+        flagd = FlagdSettings() if flagd is None else flagd
+        # Each open flagd EventStream holds a worker thread for its whole life: room for them on top.
+        self._executor = futures.ThreadPoolExecutor(
+            max_workers=max_workers + flagd.max_event_streams, thread_name_prefix="grpc"
+        )
         # No SO_REUSEPORT: a second sidecar on the same port must fail, not silently share the traffic.
         options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
         if max_request_bytes:
@@ -122,6 +148,7 @@ class SidecarServer:
             metrics=NULL_METRICS if metrics is None else metrics,
             context_limits=ContextLimits() if context_limits is None else context_limits,
             events=EventPipeline() if events is None else events,
+            flagd=flagd,
         )
         registered = [register(self._server, deps) for register in registrars]
         self.service_names: tuple[str, ...] = tuple(name for r in registered for name in r.names)
