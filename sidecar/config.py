@@ -144,6 +144,34 @@ def parse_exporter(text: str) -> str:
     return text.strip()
 
 
+FLAGD_DEFAULT_LISTEN = "127.0.0.1:8013"
+
+
+def parse_flagd_listen(text: str) -> str:
+    """An extra listener for flagd providers: HOST:PORT or unix:..., `on` for flagd's
+    127.0.0.1:8013, `off` for none (returned as "")."""
+    value = text.strip().lower()
+    if value == "off":
+        return ""
+    if value == "on":
+        return FLAGD_DEFAULT_LISTEN
+    return parse_listen_address(text.strip())
+
+
+def parse_context_value(text: str) -> str:
+    """KEY=VALUE, checked (sidecar.server.flagd.mapping) and kept as text."""
+    from sidecar.server.flagd.mapping import parse_context_value
+
+    return "=".join(parse_context_value(text))
+
+
+def parse_header_mapping(text: str) -> str:
+    """HEADER=KEY, checked (sidecar.server.flagd.mapping) and kept as text, header lower-cased."""
+    from sidecar.server.flagd.mapping import parse_header_mapping
+
+    return "=".join(parse_header_mapping(text))
+
+
 parse_log_level = parse_choice(LOG_LEVELS)
 parse_log_format = parse_choice(LOG_FORMATS)
 
@@ -225,6 +253,32 @@ OPTIONS: tuple[Option, ...] = (
         512,
         "N",
         "calls in progress or queued at once, streams included; more are refused (0: no limit)",
+    ),
+    # ---- flagd protocol (README "Using OpenFeature flagd providers")
+    Option(
+        "flagd_listen",
+        parse_flagd_listen,
+        "",
+        "HOST:PORT",
+        "one more listener, like --listen (every service), where flagd providers look by default: "
+        f"on = {FLAGD_DEFAULT_LISTEN}, off = none",
+    ),
+    Option(
+        "context_value",
+        parse_context_value,
+        None,
+        "KEY=VALUE",
+        "flagd protocol: a static value merged into every evaluation's context (flagd's -X); "
+        "repeat for several",
+        multiple=True,
+    ),
+    Option(
+        "context_from_header",
+        parse_header_mapping,
+        None,
+        "HEADER=KEY",
+        "flagd protocol: the request header HEADER sets context key KEY (flagd's -H); repeat for several",
+        multiple=True,
     ),
     # ---- events (README "Events")
     Option(
@@ -314,6 +368,9 @@ class Settings:
     max_context_keys: int
     max_context_bytes: int
     max_concurrent_calls: int
+    flagd_listen: str
+    context_value: tuple[str, ...] | None
+    context_from_header: tuple[str, ...] | None
     exporter: tuple[str, ...] | None
     flush_interval: float
     max_events_in_memory: int

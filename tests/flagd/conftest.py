@@ -76,9 +76,11 @@ def start_flagd(tmp_path: Path) -> Iterator[Callable[..., FlagdServer]]:
             store.start()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4 + max_streams))
         recorded: list[Recorded] = []
+        static_context = test_flags.STATIC_CONTEXT if static_context is None else static_context
+        header_to_context = test_flags.HEADER_TO_CONTEXT if header_to_context is None else header_to_context
         settings = flagd.FlagdSettings.from_options(
-            (test_flags.STATIC_CONTEXT if static_context is None else static_context).items(),
-            (test_flags.HEADER_TO_CONTEXT if header_to_context is None else header_to_context).items(),
+            [f"{key}={value}" for key, value in static_context.items()],
+            [f"{header}={key}" for header, key in header_to_context.items()],
             keepalive_interval=keepalive_interval,
             max_event_streams=max_streams,
         )

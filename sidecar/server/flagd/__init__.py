@@ -8,7 +8,7 @@ providers (RPC resolver) in any language work against the sidecar unchanged.
   (`DEFAULT_MAX_EVENT_STREAMS`).
 """
 
-from .mapping import ContextRules, parse_pairs
+from .mapping import ContextRules, parse_context_value, parse_header_mapping, parse_pairs
 from .service import (
     SERVICE_NAME_V1,
     SERVICE_NAME_V2,
@@ -39,5 +39,7 @@ __all__ = [
     "FlagdServices",
     "FlagdSettings",
     "add_to_server",
+    "parse_context_value",
+    "parse_header_mapping",
     "parse_pairs",
 ]

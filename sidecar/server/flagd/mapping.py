@@ -166,18 +166,18 @@ class ContextRules:
         cls, static_values: Mapping[str, str] | None = None, header_keys: Mapping[str, str] | None = None
     ) -> ContextRules:
         """Validated rules; raises ValueError naming the bad entry."""
-        static = dict(static_values or {})
+        static: dict[str, str] = {}
         headers: dict[str, str] = {}
-        for key in static:
-            _check_context_key(key, f"--context-value {key}=...")
+        for key, value in (static_values or {}).items():
+            try:
+                static.update([parse_context_value(f"{key}={value}")])
+            except ValueError as error:
+                raise ValueError(f"--context-value {key}={value}: {error}") from None
         for header, key in (header_keys or {}).items():
-            name = header.strip().lower()
-            if not name or any(c.isspace() for c in name):
-                raise ValueError(f"--context-from-header {header}={key}: {header!r} is not a header name")
-            if name.endswith("-bin"):
-                raise ValueError(f"--context-from-header {header}={key}: binary headers cannot be mapped")
-            _check_context_key(key, f"--context-from-header {header}={key}")
-            headers[name] = key
+            try:
+                headers.update([parse_header_mapping(f"{header}={key}")])
+            except ValueError as error:
+                raise ValueError(f"--context-from-header {header}={key}: {error}") from None
         return cls(static, headers)
 
     def merge(
@@ -209,13 +209,6 @@ class ContextRules:
         return _user_id(attributes.pop(TARGETING_KEY, None)), attributes
 
 
-def _check_context_key(key: str, where: str) -> None:
-    if not key:
-        raise ValueError(f"{where}: the context key is empty")
-    if key.startswith(RESERVED_PREFIX):
-        raise ValueError(f"{where}: context keys starting with '$' are reserved")
-
-
 def _user_id(raw: Any) -> str:
     if raw is None or isinstance(raw, str):
         return raw or ""
@@ -226,6 +219,32 @@ def _user_id(raw: Any) -> str:
     if isinstance(raw, float):
         return str(int(raw)) if raw.is_integer() else repr(raw)
     return str(raw)
+
+
+def parse_context_value(text: str) -> tuple[str, str]:
+    """One --context-value KEY=VALUE (flagd's -X). Raises ValueError."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError("expected KEY=VALUE, for example region=eu")
+    if key.startswith(RESERVED_PREFIX):
+        raise ValueError(f"context keys starting with '$' are reserved, so {key!r} cannot be set")
+    return key, value
+
+
+def parse_header_mapping(text: str) -> tuple[str, str]:
+    """One --context-from-header HEADER=KEY (flagd's -H): (lower-case header, key). Raises ValueError."""
+    header, sep, key = text.partition("=")
+    header, key = header.strip().lower(), key.strip()
+    if not sep or not header or not key:
+        raise ValueError("expected HEADER=KEY, for example x-tenant=tenant")
+    if any(c.isspace() or c == ":" for c in header):
+        raise ValueError(f"{header!r} is not a header name")
+    if header.endswith("-bin"):
+        raise ValueError(f"{header!r} is a binary header; only text headers can be mapped")
+    if key.startswith(RESERVED_PREFIX):
+        raise ValueError(f"context keys starting with '$' are reserved, so {key!r} cannot be set")
+    return header, key
 
 
 def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:

@@ -376,14 +376,24 @@ class FlagdSettings:
 
     @classmethod
     def from_options(
-        cls,
-        context_values: Iterable[tuple[str, str]] = (),
-        context_from_headers: Iterable[tuple[str, str]] = (),
-        **kwargs: Any,
+        cls, context_values: Iterable[str] = (), context_from_headers: Iterable[str] = (), **kwargs: Any
     ) -> FlagdSettings:
-        """From --context-value KEY=VALUE and --context-from-header HEADER=KEY pairs (later wins).
-        Raises ValueError naming a bad entry."""
-        return cls(ContextRules.build(dict(context_values), dict(context_from_headers)), **kwargs)
+        """From --context-value KEY=VALUE and --context-from-header HEADER=KEY texts (a later one
+        wins). Raises ValueError naming a bad entry."""
+        static: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        for text in context_values:
+            static.update([_parsed("--context-value", mapping.parse_context_value, text)])
+        for text in context_from_headers:
+            headers.update([_parsed("--context-from-header", mapping.parse_header_mapping, text)])
+        return cls(ContextRules(static, headers), **kwargs)
+
+
+def _parsed(option: str, parse: Callable[[str], tuple[str, str]], text: str) -> tuple[str, str]:
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise ValueError(f"{option} {text}: {error}") from None
 
 
 class FlagdServices:
