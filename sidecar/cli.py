@@ -17,6 +17,7 @@ from types import FrameType
 from sidecar import config
 from sidecar.config_file import render_effective
 from sidecar.engine import FlagSetError
+from sidecar.events import PipelineConfig, SpecError, SpoolLockedError, build_pipeline
 from sidecar.logging_setup import configure_logging
 from sidecar.server.app import SidecarServer
 from sidecar.server.limits import ContextLimits
@@ -129,6 +130,15 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         return 1
 
     try:
+        events = build_pipeline(_pipeline_config(settings))
+    except (SpecError, SpoolLockedError, OSError) as error:
+        logger.error("not serving: %s", error)
+        _stop_management(management)
+        return 1
+    metrics.add_exporter_counters(events.stats)
+    events.start()  # replays what the spool kept from the last run
+
+    try:
         store.start()
     except FlagSetError as error:
         for problem in error.problems:
@@ -136,10 +146,12 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         logger.error(
             "not serving: %s has %s, listed above", flags_path, plural(len(error.problems), "problem")
         )
+        events.close(0)
         _stop_management(management)
         return 1
     except OSError as error:
         logger.error("not serving: cannot read flag file %s: %s", flags_path, error.strerror or error)
+        events.close(0)
         _stop_management(management)
         return 1
 
@@ -151,12 +163,14 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         max_concurrent_calls=settings.max_concurrent_calls,
         metrics=metrics,
         context_limits=ContextLimits(settings.max_context_keys, settings.max_context_bytes),
+        events=events,
     )
     try:
         server.start()
     except OSError as error:
         logger.error("not serving: %s", error)
         store.close()
+        events.close(0)
         _stop_management(management)
         return 1
     if management is not None:
@@ -164,7 +178,32 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
 
     stop_requested.wait()
     stop_requested.restore_defaults()  # a second Ctrl-C or SIGTERM kills at once
-    return shutdown(settings, stop_requested.signal_name, server, store, management)
+    # Events go out after the calls have drained, within --events-flush-timeout; the rest is spooled.
+    return shutdown(
+        settings,
+        stop_requested.signal_name,
+        server,
+        store,
+        management,
+        flushers=[lambda left: events.close(min(settings.events_flush_timeout, left))],
+    )
+
+
+def _pipeline_config(settings: config.Settings) -> PipelineConfig:
+    if settings.exporter and settings.spool_dir is None:
+        logger.warning(
+            "no --spool-dir: events an exporter cannot take yet are kept in memory only, and lost "
+            "(counted and logged) on a crash, or past the memory buffer during an outage"
+        )
+    return PipelineConfig(
+        exporters=settings.exporter or (),
+        flush_interval=settings.flush_interval,
+        max_events_in_memory=settings.max_events_in_memory,
+        spool_dir=settings.spool_dir,
+        spool_max_bytes=settings.spool_max_bytes,
+        events_on_evaluate_all=settings.events_on_evaluate_all,
+        shutdown_grace=settings.events_flush_timeout,
+    )
 
 
 def shutdown(

@@ -217,7 +217,10 @@ class DataExporterScheduler:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        total = self.close_timeout if timeout is None else timeout
+        # Keep part of the time for writing what is left to the spool.
+        reserve = min(1.0, 0.2 * total) if self.spool is not None else 0.0
+        deadline = time.monotonic() + total - reserve
         self.start_daemon()
         self._closing = True
         self._put(_STOP)
