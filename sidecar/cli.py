@@ -20,6 +20,7 @@ from sidecar.engine import FlagSetError
 from sidecar.events import PipelineConfig, SpecError, SpoolLockedError, build_pipeline
 from sidecar.logging_setup import configure_logging
 from sidecar.server.app import SidecarServer
+from sidecar.server.flagd import FlagdSettings
 from sidecar.server.limits import ContextLimits
 from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
@@ -157,13 +158,16 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
 
     server = SidecarServer(
         store,
-        settings.listen,
+        # --flagd-listen is one more listener (flagd providers default to port 8013), same services.
+        (*settings.listen, settings.flagd_listen) if settings.flagd_listen else settings.listen,
         tls=_tls_files(settings),
         max_request_bytes=settings.max_request_bytes,
         max_concurrent_calls=settings.max_concurrent_calls,
         metrics=metrics,
         context_limits=ContextLimits(settings.max_context_keys, settings.max_context_bytes),
         events=events,
+        # Checked when the options were parsed (config.parse_context_value / parse_header_mapping).
+        flagd=FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ()),
     )
     try:
         server.start()
