@@ -1,6 +1,9 @@
 """The real OpenFeature flagd providers (Python and Node, RPC resolver) against a running sidecar.
 
-Each client runs in its own process (clients/py_client.py, node/client.mjs): it waits for READY,
+The sidecar is the real command (`python -m sidecar.cli serve`) with --flagd-listen,
+--context-value and --context-from-header; the Python client talks to the --listen port (the
+native API's), the Node client to the --flagd-listen one. Each client runs in its own process
+(clients/py_client.py, node/client.mjs): it waits for READY,
 runs the checks of clients/checks.json, edits the flag file, waits for
 PROVIDER_CONFIGURATION_CHANGED and prints a JSON report, which must match expectations.py.
 The Node dependencies come from the committed package-lock.json (`npm ci`, also run by `make test`).
@@ -9,22 +12,66 @@ The Node dependencies come from the committed package-lock.json (`npm ci`, also 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
-from tests.conftest import write_flag_file
+from flagd.evaluation.v2 import evaluation_pb2 as v2
+from flagd.evaluation.v2 import evaluation_pb2_grpc as v2_grpc
+from tests.conftest import eventually, write_flag_file
+from tests.server.test_cli import ServeProcess
 
 from . import expectations
 from . import flags as test_flags
+from .test_event_stream import StreamReader
 
 HERE = Path(__file__).parent
 NODE_DIR = HERE / "node"
 CLIENT_TIMEOUT = 45
+
+
+class Sidecar:
+    def __init__(self, process: ServeProcess, flag_file: Path) -> None:
+        self.process = process
+        self.flag_file = flag_file
+
+        def bound() -> list[int] | None:
+            if process.process.poll() is not None:
+                pytest.fail(f"serve exited early with {process.process.returncode}:\n{process.log}")
+            ports = [int(port) for port in re.findall(r"listening on 127\.0\.0\.1:(\d+)", process.log)]
+            return ports if len(ports) == 2 else None
+
+        self.listen_port, self.flagd_port = eventually(bound, timeout=15)
+        self.terminated = False
+
+    def terminate(self) -> None:
+        """SIGTERM, once (a second one kills the process at once)."""
+        if not self.terminated:
+            self.terminated = True
+            self.process.process.send_signal(signal.SIGTERM)
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
+    flag_file = write_flag_file(tmp_path / "flags.yaml", test_flags.flags())
+    context = [f"--context-value={key}={value}" for key, value in test_flags.STATIC_CONTEXT.items()]
+    headers = [f"--context-from-header={name}={key}" for name, key in test_flags.HEADER_TO_CONTEXT.items()]
+    process = ServeProcess(flag_file, "--flagd-listen", "127.0.0.1:0", *context, *headers)
+    try:
+        running = Sidecar(process, flag_file)
+        yield running
+        running.terminate()
+        assert process.process.wait(timeout=15) == 0, process.log
+    finally:
+        process.stop()
 
 
 def run_client(command: list[str], port: int, flag_file: Path, tmp_path: Path) -> dict[str, Any]:
@@ -66,20 +113,29 @@ def node_modules() -> Path:
     return NODE_DIR / "node_modules"
 
 
-def test_python_provider(flagd_server, tmp_path):
-    report = run_client(
-        [sys.executable, str(HERE / "clients" / "py_client.py")],
-        flagd_server.port,
-        flagd_server.flag_file,
-        tmp_path,
-    )
+def test_python_provider_on_the_native_port(sidecar, tmp_path):
+    command = [sys.executable, str(HERE / "clients" / "py_client.py")]
+    report = run_client(command, sidecar.listen_port, sidecar.flag_file, tmp_path)
     assert report["client"] == "python"
     check_report(report)
 
 
-def test_node_provider(node_modules, flagd_server, tmp_path):
-    report = run_client(
-        ["node", str(NODE_DIR / "client.mjs")], flagd_server.port, flagd_server.flag_file, tmp_path
-    )
+def test_node_provider_on_the_flagd_port(node_modules, sidecar, tmp_path):
+    command = ["node", str(NODE_DIR / "client.mjs")]
+    report = run_client(command, sidecar.flagd_port, sidecar.flag_file, tmp_path)
     assert report["client"] == "node"
     check_report(report)
+
+
+def test_header_mapping_and_shutdown_through_the_command(sidecar):
+    """--context-from-header maps gRPC metadata into the context; SIGTERM says provider_shutdown."""
+    with grpc.insecure_channel(f"127.0.0.1:{sidecar.flagd_port}") as channel:
+        stub = v2_grpc.ServiceStub(channel)
+        request = v2.ResolveBooleanRequest(flag_key="header-flag")
+        assert stub.ResolveBoolean(request, timeout=5, metadata=[("x-tenant", "acme")]).value is True
+        assert stub.ResolveBoolean(request, timeout=5).value is False
+        reader = StreamReader(channel)
+        assert reader.next()[0] == "provider_ready"
+        sidecar.terminate()
+        assert reader.next() == ("provider_shutdown", {})
+        assert reader.next()[0] == "end"
