@@ -6,12 +6,16 @@ import threading
 from typing import Any
 
 import grpc
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.engine import ErrorCode, Evaluation, Reason, flag_not_found
 from sidecar.server import metrics as metrics_module
+from sidecar.server.app import SidecarServer
 from sidecar.server.metrics import SidecarMetrics
+from sidecar.store import FileRepository, FlagStore
 
 from .test_management import StubStore
 
@@ -153,3 +157,49 @@ def test_every_sidecar_metric_has_the_prefix() -> None:
     assert {name for name in names if not name.startswith(("process_", "python_"))} == {
         name for name in names if name.startswith("flag_sidecar_")
     }
+
+
+def test_batches_fold_unknown_flags_and_respect_the_cap(monkeypatch) -> None:
+    monkeypatch.setattr(metrics_module, "MAX_EVALUATION_SERIES", 3)
+    metrics = SidecarMetrics(process_metrics=False)
+    metrics.record_evaluations([flag_not_found("a"), flag_not_found("b"), *(on(f"f{i}") for i in range(4))])
+    values = samples(scrape(metrics)["flag_sidecar_evaluations"], "_total")
+    unknown = (("error_code", "FLAG_NOT_FOUND"), ("flag", "(unknown)"), ("reason", "ERROR"), ("variant", ""))
+    overflow = (("error_code", ""), ("flag", "(other)"), ("reason", "TARGETING_MATCH"), ("variant", ""))
+    assert values[unknown] == 2
+    assert values[overflow] == 2
+    assert sum(values.values()) == 6
+
+
+def test_a_real_server_counts_calls_and_evaluations(sample_flag_file) -> None:
+    store = FlagStore(FileRepository(sample_flag_file))
+    store.start()
+    metrics = SidecarMetrics(store, process_metrics=False)
+    server = SidecarServer(store, "127.0.0.1:0", metrics=metrics)
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
+            for _ in range(3):
+                stub.Evaluate(evaluation_pb2.EvaluateRequest(flag_key="banner-color"), timeout=5)
+            with pytest.raises(grpc.RpcError):
+                stub.Evaluate(evaluation_pb2.EvaluateRequest(flag_key="nope"), timeout=5)
+            total = stub.EvaluateAll(evaluation_pb2.EvaluateAllRequest(), timeout=5).total
+    finally:
+        server.stop(0)
+        store.close()
+    families = scrape(metrics)
+    evaluations = samples(families["flag_sidecar_evaluations"], "_total")
+    assert (
+        evaluations[(("error_code", ""), ("flag", "banner-color"), ("reason", "STATIC"), ("variant", "blue"))]
+        == 4
+    )
+    assert sum(evaluations.values()) == 3 + 1 + total
+    calls = samples(families["flag_sidecar_rpc_duration_seconds"], "_count")
+    assert calls == {
+        (("code", "OK"), ("method", "Evaluate")): 3,
+        (("code", "NOT_FOUND"), ("method", "Evaluate")): 1,
+        (("code", "OK"), ("method", "EvaluateAll")): 1,
+    }
+    assert families["flag_sidecar_flag_set_reloads"].samples[0].value == 1
+    assert families["flag_sidecar_flags"].samples[0].value == total
