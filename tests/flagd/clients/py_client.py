@@ -72,7 +72,8 @@ def main() -> int:
         host=args.host,
         port=args.port,
         tls=False,
-        deadline_ms=2000,
+        # GENERAL is UNKNOWN, which the provider retries until this deadline (README, caveats).
+        deadline_ms=1000,
         retry_backoff_ms=100,
         retry_backoff_max_ms=500,
         retry_grace_period=2,
