@@ -82,7 +82,7 @@ def register_flagd_services(server: grpc.Server, deps: ServiceDependencies) -> R
     )
     names = services.add_to_server(server)
     # EventStreams never end by themselves: they send provider_shutdown and end when shutdown begins.
-    return RegisteredServices(names, on_stop=services.shutdown, on_shutdown=services.shutdown)
+    return RegisteredServices(names, on_stop=services.close, on_shutdown=services.shutdown)
 
 
 # ================================================================ SERVICE REGISTRY

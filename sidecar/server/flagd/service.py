@@ -420,3 +420,7 @@ class FlagdServices:
     def shutdown(self) -> None:
         """provider_shutdown on every EventStream, which then ends: run before the server stops."""
         self.events.shutdown()
+
+    def close(self) -> None:
+        """After the server stopped: stop following the store (streams, if any, are told to end)."""
+        self.events.shutdown(timeout=0)
