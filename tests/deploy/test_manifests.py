@@ -1,0 +1,236 @@
+"""The Kubernetes manifests and the Dockerfile agree with the server: ports, probe paths, args.
+
+Defaults come from sidecar/config.py's option table and the args go through the real command-line
+parser and settings resolution, so a renamed flag or a moved default breaks this test, not a pod.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sidecar import cli, config
+from sidecar.server.management import ManagementServer, split_host_port
+from sidecar.store import load_flag_file
+
+REPO = Path(__file__).resolve().parents[2]
+KUBERNETES = REPO / "deploy" / "kubernetes"
+SIDECAR = "flag-sidecar"
+
+
+def default_port(option: str) -> int:
+    default = config.option_named(option).default
+    address = default[0] if isinstance(default, tuple) else default
+    return split_host_port(address)[1]
+
+
+GRPC_PORT = default_port("listen")
+MANAGEMENT_PORT = default_port("management_listen")
+
+
+def documents() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    found = []
+    for name in kustomization["resources"]:
+        found.extend(d for d in yaml.safe_load_all((KUBERNETES / name).read_text()) if d)
+    return found
+
+
+def one(kind: str) -> dict[str, Any]:
+    matches = [d for d in documents() if d["kind"] == kind]
+    assert len(matches) == 1, f"expected one {kind}"
+    return matches[0]
+
+
+@dataclass
+class Pod:
+    spec: dict[str, Any]
+
+    @property
+    def sidecar(self) -> dict[str, Any]:
+        return next(c for c in self.spec["initContainers"] if c["name"] == SIDECAR)
+
+    @property
+    def app(self) -> dict[str, Any]:
+        return self.spec["containers"][0]
+
+    def port(self, container: dict[str, Any], name_or_number: str | int) -> int:
+        if isinstance(name_or_number, int):
+            return name_or_number
+        return next(p["containerPort"] for p in container["ports"] if p["name"] == name_or_number)
+
+    def volume(self, name: str) -> dict[str, Any]:
+        return next(v for v in self.spec["volumes"] if v["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def pod() -> Pod:
+    return Pod(one("Deployment")["spec"]["template"]["spec"])
+
+
+@pytest.fixture(scope="module")
+def settings(pod: Pod) -> config.Settings:
+    """The sidecar's settings, resolved from its args and env exactly as `serve` would."""
+    args = cli.build_parser().parse_args(pod.sidecar["args"])
+    assert args.command == "serve"
+    environ = {e["name"]: e["value"] for e in pod.sidecar.get("env", [])}
+    for name in environ:
+        assert name.removeprefix(config.ENV_PREFIX).lower() in config.OPTIONS_BY_NAME, name
+    return config.load_settings(args, environ)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = set(yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_the_sidecar_is_a_native_sidecar(pod: Pod) -> None:
+    assert pod.sidecar["restartPolicy"] == "Always"
+    assert SIDECAR not in [c["name"] for c in pod.spec["containers"]]
+
+
+def test_grpc_port_and_the_apps_address(pod: Pod, settings: config.Settings) -> None:
+    assert settings.listen == (f"127.0.0.1:{GRPC_PORT}",)  # loopback: only this pod's app calls it
+    assert pod.port(pod.sidecar, "grpc") == GRPC_PORT
+    app_env = {e["name"]: e["value"] for e in pod.app["env"]}
+    assert app_env["FLAG_SIDECAR_ADDRESS"] == settings.listen[0]
+
+
+def test_management_port_listens_on_the_pod_ip(pod: Pod, settings: config.Settings) -> None:
+    host, port = split_host_port(settings.management_listen)
+    assert (host, port) == ("0.0.0.0", MANAGEMENT_PORT)  # the kubelet probes the pod IP
+    assert pod.port(pod.sidecar, "management") == MANAGEMENT_PORT
+    annotations = one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(MANAGEMENT_PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@dataclass
+class StubStore:
+    ready: bool
+
+
+@pytest.mark.parametrize(
+    ("probe", "path", "before_flags", "serving"),
+    [
+        ("startupProbe", "/readyz", 503, 200),
+        ("readinessProbe", "/readyz", 503, 200),
+        ("livenessProbe", "/healthz", 200, 200),
+    ],
+)
+def test_probes_hit_what_the_management_server_serves(
+    pod: Pod, probe: str, path: str, before_flags: int, serving: int
+) -> None:
+    http_get = pod.sidecar[probe]["httpGet"]
+    assert http_get["path"] == path
+    assert pod.port(pod.sidecar, http_get["port"]) == MANAGEMENT_PORT
+    # Ask a real management server what that path answers, before and after the flags load.
+    store = StubStore(ready=False)
+    server = ManagementServer("127.0.0.1:0", store=store)
+    server.start()
+    try:
+        assert _get(server.port, path) == before_flags
+        store.ready = True
+        server.mark_serving()
+        assert _get(server.port, path) == serving
+    finally:
+        server.stop()
+
+
+def _get(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_flags_come_from_the_configmap_mounted_as_a_directory(
+    pod: Pod, settings: config.Settings, tmp_path: Path
+) -> None:
+    assert settings.flags is not None
+    mount = next(m for m in pod.sidecar["volumeMounts"] if Path(m["mountPath"]) == settings.flags.parent)
+    assert "subPath" not in mount  # subPath mounts never receive ConfigMap updates
+    assert mount.get("readOnly") is True
+    config_map_name = pod.volume(mount["name"])["configMap"]["name"]
+    config_map = one("ConfigMap")
+    assert config_map["metadata"]["name"] == config_map_name
+    # The file named in --flags is a key of the ConfigMap, and a valid flag file.
+    text = config_map["data"][settings.flags.name]
+    copy = tmp_path / settings.flags.name
+    copy.write_text(text)
+    flag_set = load_flag_file(copy)
+    assert len(flag_set.flags) >= 1
+    assert not flag_set.warnings
+
+
+def test_resources_and_security(pod: Pod, settings: config.Settings) -> None:
+    resources = pod.sidecar["resources"]
+    for kind in ("cpu", "memory"):
+        assert kind in resources["requests"]
+        assert kind in resources["limits"]
+    # Measured idle RSS is about 50 MB: the limit must leave room above it.
+    assert _mebibytes(resources["limits"]["memory"]) >= 96
+    assert _mebibytes(resources["requests"]["memory"]) >= 48
+    security = pod.sidecar["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["runAsNonRoot"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert pod.spec["securityContext"]["runAsUser"] == _dockerfile_user()
+    # The pod waits long enough for the sidecar's whole shutdown.
+    assert pod.spec["terminationGracePeriodSeconds"] > settings.shutdown_timeout
+
+
+def _mebibytes(quantity: str) -> float:
+    match = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
+    assert match, f"memory quantity {quantity!r}: use Mi or Gi"
+    number, unit = match.groups()
+    return int(number) * (1024 if unit == "Gi" else 1)
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+
+def dockerfile() -> str:
+    # Joined continuation lines: one instruction per line.
+    return (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+
+
+def instructions(name: str) -> list[str]:
+    return [line.split(None, 1)[1] for line in dockerfile().splitlines() if line.startswith(name + " ")]
+
+
+def _dockerfile_user() -> int:
+    (user,) = instructions("USER")
+    return int(user.split(":")[0])
+
+
+def test_dockerfile_ports_user_healthcheck() -> None:
+    (exposed,) = instructions("EXPOSE")
+    assert {int(port) for port in exposed.split()} == {GRPC_PORT, MANAGEMENT_PORT}
+    assert _dockerfile_user() != 0
+    (healthcheck,) = instructions("HEALTHCHECK")
+    assert f"http://127.0.0.1:{MANAGEMENT_PORT}/readyz" in healthcheck
+    assert instructions("ENTRYPOINT") == ['["flag-sidecar"]']
+    assert "flag-sidecar" in (REPO / "pyproject.toml").read_text().split("[project.scripts]")[1]
+
+
+def test_dockerfile_environment_is_valid_settings() -> None:
+    environ: dict[str, str] = {}
+    for env in instructions("ENV"):
+        for assignment in shlex.split(env):
+            name, _, value = assignment.partition("=")
+            environ[name] = value
+    settings = config.load_settings(cli.build_parser().parse_args(["serve"]), environ)
+    assert settings.listen == (f"0.0.0.0:{GRPC_PORT}",)  # a container's port must be reachable
+    assert settings.management_listen == f"0.0.0.0:{MANAGEMENT_PORT}"
+    assert settings.flags is not None
