@@ -192,3 +192,29 @@ def test_sigint_before_the_flags_finish_loading_still_exits_cleanly(start) -> No
     eventually(lambda: sidecar.message_matching("management endpoints on ") is not None, timeout=20)
     sidecar.process.send_signal(signal.SIGINT)
     assert sidecar.process.wait(timeout=20) == 0
+
+
+def test_sigterm_flushes_the_events_of_the_last_calls(start, tmp_path: Path) -> None:
+    events_dir = tmp_path / "events"
+    # A long flush interval: nothing is written before the signal, everything at shutdown.
+    sidecar = start("--exporter", f"file:dir={events_dir}", "--flush-interval", "600")
+    address, http_base = sidecar.wait_ready()
+    with grpc.insecure_channel(address) as channel:
+        stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
+        for i in range(25):
+            request = evaluation_pb2.EvaluateRequest(
+                flag_key="flag-00007", user=evaluation_pb2.User(id=f"u{i}")
+            )
+            stub.Evaluate(request, timeout=5)
+    with urllib.request.urlopen(http_base + "/metrics", timeout=2) as response:
+        exposition = response.read().decode()
+    assert 'flag_sidecar_events_enqueued_total{exporter="file"} 25.0' in exposition
+    assert not list(events_dir.glob("*.jsonl"))
+
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=20) == 0
+    lines = [
+        json.loads(line) for file in events_dir.glob("*.jsonl") for line in file.read_text().splitlines()
+    ]
+    assert sorted(event["userKey"] for event in lines) == sorted(f"u{i}" for i in range(25))
+    assert {event["key"] for event in lines} == {"flag-00007"}
