@@ -1,8 +1,8 @@
 """Server CPU per call, read from the server process's own accounting (/proc/PID/stat).
 
-Each measurement starts a server process, warms it up, then runs a load-generator process and
-reads the server's utime+stime before and after: CPU seconds / calls. The empty-RPC server is the
-same SidecarServer with one empty method, measured in the same run, paired with each of ours.
+A bench server runs in its own process and a load generator (bench.load) in another. For each
+measurement the load generator warms up, then the server's utime+stime is read right before and
+right after the measured calls: CPU seconds / calls. Wall time plays no part in it.
 """
 
 from __future__ import annotations
@@ -14,17 +14,34 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds_ticks(pid: int) -> float:
+    """utime + stime of the whole process (live and exited threads), in clock ticks (10 ms)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of the process's live threads, in nanoseconds (the scheduler's own sum_exec_runtime
+    per thread, /proc/PID/task/TID/schedstat). /proc/PID/stat counts the same time in 10 ms ticks;
+    this is its precise form, as long as no thread exits during a measurement (the bench servers'
+    threads live as long as the process; `measure` checks the two agree)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that just exited
+    return total / 1e9
 
 
 def rss_mb(pid: int) -> float:
@@ -34,14 +51,28 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+@dataclass
+class Server:
+    kind: str
+    process: subprocess.Popen[bytes]
+    target: str
+    ready_s: float  # from spawn to listening
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
 @contextmanager
-def server_process(kind: str, flags_file: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    """Start a bench server; yield (process, target, seconds from start to serving)."""
+def server_process(kind: str, flags_file: Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """Start a bench server (bench.servers KIND); stop it with SIGTERM on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         start = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.servers", kind, str(flags_file), str(port_file)], cwd=REPO
+            [sys.executable, "-m", "bench.servers", kind, str(flags_file), str(port_file)],
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
         )
         try:
             while not port_file.exists() or not port_file.read_text():
@@ -49,27 +80,86 @@ def server_process(kind: str, flags_file: Path) -> Iterator[tuple[subprocess.Pop
                     raise RuntimeError(f"{kind} server exited with {process.returncode}")
                 time.sleep(0.005)
             ready = time.perf_counter() - start
-            yield process, f"127.0.0.1:{port_file.read_text()}", ready
+            yield Server(kind, process, f"127.0.0.1:{port_file.read_text()}", ready)
         finally:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def load(target: str, method: str, request: bytes, calls: int, concurrency: int) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.load", target, method, request.hex(), str(calls), str(concurrency)],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output)
+@dataclass
+class Measurement:
+    cpu_us: float  # server CPU per call
+    throughput: float  # calls per second (wall)
+    p50_us: float
+    p99_us: float
+    calls: int
 
 
-def cpu_per_call_us(
-    process: subprocess.Popen[bytes], target: str, method: str, request: bytes, calls: int, concurrency: int
-) -> float:
-    load(target, method, request, max(calls // 10, 200), concurrency)  # warm-up
-    before = cpu_seconds(process.pid)
-    result = load(target, method, request, calls, concurrency)
-    return (cpu_seconds(process.pid) - before) / result["calls"] * 1e6
+class LoadGenerator:
+    """A bench.load process with one channel to `server`, driven over its stdin/stdout."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", server.target],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def _send(self, line: str) -> dict[str, float]:
+        stdin: IO[str] | None = self._process.stdin
+        stdout: IO[str] | None = self._process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(line + "\n")
+        stdin.flush()
+        answer = stdout.readline()
+        if not answer:
+            raise RuntimeError(f"load generator for {self.server.kind} exited with {self._process.wait()}")
+        result: dict[str, float] = json.loads(answer)
+        return result
+
+    def measure(
+        self, method: str, request: bytes, calls: int, concurrency: int, warmup: int | None = None
+    ) -> Measurement:
+        command = {
+            "method": method,
+            "request": request.hex(),
+            "calls": calls,
+            "concurrency": concurrency,
+            "warmup": max(calls // 10, 100) if warmup is None else warmup,
+        }
+        self._send(json.dumps(command))  # warm-up done when this returns
+        before, before_ticks = cpu_seconds(self.server.pid), cpu_seconds_ticks(self.server.pid)
+        result = self._send("go")
+        used = cpu_seconds(self.server.pid) - before
+        used_ticks = cpu_seconds_ticks(self.server.pid) - before_ticks
+        if used_ticks > used + 0.05 + 0.1 * used:
+            raise RuntimeError(f"{self.server.kind}: threads exited during a measurement; CPU unreliable")
+        return Measurement(
+            cpu_us=used / result["calls"] * 1e6,
+            throughput=result["throughput"],
+            p50_us=result["p50_us"],
+            p99_us=result["p99_us"],
+            calls=int(result["calls"]),
+        )
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> LoadGenerator:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
