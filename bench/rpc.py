@@ -115,7 +115,8 @@ class LoadGenerator:
     def _send(self, line: str) -> dict[str, float]:
         stdin: IO[str] | None = self._process.stdin
         stdout: IO[str] | None = self._process.stdout
-        assert stdin is not None and stdout is not None
+        assert stdin is not None
+        assert stdout is not None
         stdin.write(line + "\n")
         stdin.flush()
         answer = stdout.readline()

@@ -7,6 +7,7 @@ engine's precomputed answers, so a steady-state call converts and serializes not
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,9 +15,48 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from flagsidecar.v1 import evaluation_pb2
-from sidecar.engine import ErrorCode, Evaluation, TraceStep
+from sidecar.engine import ErrorCode, Evaluation, TraceStep, build_context
+from sidecar.engine.model import USER_ID_PROPERTY
 
 # ---------------------------------------------------------------- requests
+
+_INF = math.inf
+
+
+def user_context(user: evaluation_pb2.User) -> dict[str, Any]:
+    """The engine's context for a request's user: exactly `build_context(user.id,
+    struct_to_attributes(user.context))`, in one pass over the Struct.
+
+    This is on every call's path: reading a Struct costs about 0.5 us per key, and converting then
+    validating in two passes cost as much again. Anything build_context would refuse (a list or
+    object value, a reserved or empty key, NaN or infinity) sends the request down the two-step
+    path, which raises InvalidContextError with its usual message.
+    """
+    context: dict[str, Any] = {}
+    for key, value in user.context.fields.items():
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            context[key] = value.string_value
+        elif kind == "number_value":
+            number = value.number_value
+            if not -_INF < number < _INF:  # NaN or infinite
+                return _checked_context(user)
+            context[key] = number
+        elif kind == "bool_value":
+            context[key] = value.bool_value
+        elif kind == "null_value" or kind is None:
+            context[key] = None
+        else:  # struct_value, list_value
+            return _checked_context(user)
+        if key[:1] in ("$", ""):
+            return _checked_context(user)
+    if user.id:
+        context[USER_ID_PROPERTY] = user.id
+    return context
+
+
+def _checked_context(user: evaluation_pb2.User) -> dict[str, Any]:
+    return build_context(user.id, struct_to_attributes(user.context))
 
 
 def struct_to_attributes(struct: struct_pb2.Struct) -> dict[str, Any]:

@@ -12,11 +12,11 @@ import grpc
 from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
-from sidecar.engine import ErrorCode, InvalidContextError, build_context
+from sidecar.engine import ErrorCode, InvalidContextError
 from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
-from .convert import EncodedEvaluations, struct_to_attributes
+from .convert import EncodedEvaluations, user_context
 from .limits import ContextLimits
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
@@ -119,9 +119,8 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         violation = self._context_limits.violation(user.context)
         if violation is not None:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, violation)
-        attributes = struct_to_attributes(user.context) if user.context.fields else None
         try:
-            return build_context(user.id, attributes)
+            return user_context(user)
         except InvalidContextError as error:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"invalid user context: {error}") from None
 

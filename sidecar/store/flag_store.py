@@ -59,7 +59,6 @@ class _Snapshot:
 
 
 _MISSING = object()
-ALL_FLAGS_KEY = flag_cache_key("*")
 _EMPTY = _Snapshot(FlagSet(flags={}, segments={}), 0, 0)
 
 
@@ -230,20 +229,31 @@ class FlagStore:
 
     # ------------------------------------------------------------ evaluation
 
+    # The evaluation path reads the current snapshot, not the flag caches: the snapshot is an
+    # immutable in-memory mapping swapped in one assignment, so the read is atomic and never stale,
+    # while a TTLCache lookup under the lock costs 1.5-2 us a call and saves nothing (BENCHMARKS.md).
+    # get_flag / get_segment keep flaggio's cached lookups; evaluation results are cached (keyed by
+    # flag version and segments revision) only when eval_cache_size > 0.
+
     def evaluate(self, flag_key: str, context: Mapping[str, Any], debug: bool = False) -> Evaluation:
         """Evaluate one flag; an unknown key gives a FLAG_NOT_FOUND evaluation."""
-        entry = self._flag_entry(flag_key)
-        if entry is None:
+        snapshot = self._snapshot
+        flag = snapshot.flag_set.flags.get(flag_key)
+        if flag is None:
             return flag_not_found(flag_key)
-        return self._evaluate(entry, context, debug, None)
+        if self._evaluations is None and not debug:
+            return evaluate(flag, context)
+        return self._evaluate((flag, snapshot.segments_revision), context, debug, None)
 
     def evaluate_all(
         self, context: Mapping[str, Any], flag_keys: Iterable[str] | None = None, debug: bool = False
     ) -> list[Evaluation]:
         """Evaluate every flag, or the requested ones, sorted by key; unknown keys are FLAG_NOT_FOUND."""
-        # One cache entry holds the whole mapping (flaggio's `flag:*`): one lookup, not one per flag.
-        flags, segments_revision = self._all_flags()
+        snapshot = self._snapshot
+        flags, segments_revision = snapshot.flag_set.flags, snapshot.segments_revision
         context_hash = request_hash(context) if self._evaluations is not None and not debug else None
+        if not flag_keys and self._evaluations is None and not debug:
+            return [evaluate(flag, context) for flag in flags.values()]
         results = []
         for key in sorted(set(flag_keys)) if flag_keys else flags:
             flag = flags.get(key)
@@ -252,14 +262,6 @@ class FlagStore:
             else:
                 results.append(self._evaluate((flag, segments_revision), context, debug, context_hash))
         return results
-
-    def _all_flags(self) -> tuple[Mapping[str, Flag], int]:
-        entry: tuple[Mapping[str, Flag], int] = self._cached(
-            self._flags,
-            ALL_FLAGS_KEY,
-            lambda snapshot: (snapshot.flag_set.flags, snapshot.segments_revision),
-        )
-        return entry
 
     def _evaluate(
         self, entry: tuple[Flag, int], context: Mapping[str, Any], debug: bool, context_hash: str | None

@@ -4,12 +4,21 @@ import pytest
 from google.protobuf import struct_pb2
 
 from flagsidecar.v1 import evaluation_pb2
-from sidecar.engine import ErrorCode, Evaluation, Reason, TraceStep, flag_not_found
+from sidecar.engine import (
+    ErrorCode,
+    Evaluation,
+    InvalidContextError,
+    Reason,
+    TraceStep,
+    build_context,
+    flag_not_found,
+)
 from sidecar.server.convert import (
     EncodedEvaluations,
     evaluation_to_message,
     python_to_value,
     struct_to_attributes,
+    user_context,
 )
 
 
@@ -46,6 +55,49 @@ def test_a_value_with_nothing_set_reads_as_null():
     struct = struct_pb2.Struct()
     struct.fields["empty"].CopyFrom(struct_pb2.Value())
     assert struct_to_attributes(struct) == {"empty": None}
+
+
+def _two_step_context(user: evaluation_pb2.User) -> dict | str:
+    try:
+        return build_context(user.id, struct_to_attributes(user.context))
+    except InvalidContextError as error:
+        return f"refused: {error}"
+
+
+def _one_pass_context(user: evaluation_pb2.User) -> dict | str:
+    try:
+        return user_context(user)
+    except InvalidContextError as error:
+        return f"refused: {error}"
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {},
+        {"plan": "pro", "age": 34, "beta": True, "gone": None, "ratio": 0.5},
+        {"plan": "pro", "tags": ["a"]},
+        {"address": {"city": "Oslo"}, "plan": "pro"},
+        {"plan": "pro", "$userId": "someone-else"},
+        {"": "empty key"},
+        {"n": float("nan")},
+        {"n": float("inf"), "m": float("-inf")},
+        {"big": 1e308, "small": -1e-308},
+    ],
+)
+@pytest.mark.parametrize("user_id", ["u-1", ""])
+def test_user_context_is_build_context_of_the_struct_in_one_pass(context, user_id):
+    user = evaluation_pb2.User(id=user_id, context=make_struct(context))
+    one_pass = _one_pass_context(user)
+    assert one_pass == _two_step_context(user)
+    if isinstance(one_pass, dict):
+        assert list(one_pass) == list(_two_step_context(user))  # same order, "$userId" last
+
+
+def test_user_context_reads_a_value_with_nothing_set_as_null():
+    user = evaluation_pb2.User(id="u")
+    user.context.fields["empty"].CopyFrom(struct_pb2.Value())
+    assert user_context(user) == {"empty": None, "$userId": "u"}
 
 
 def test_python_values_round_trip_through_protobuf_value():
