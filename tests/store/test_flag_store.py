@@ -1,10 +1,13 @@
+import gc
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 
 from sidecar.engine import ErrorCode, FlagSetError, Reason, build_context
-from sidecar.store import FileRepository, FlagStore, load_flag_file
+from sidecar.store import FileRepository, FlagStore, load_flag_file, parse_flag_document
 
 from .conftest import flag, wait_until, write_flags
 
@@ -61,6 +64,34 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     with pytest.raises(FlagSetError) as raised:
         load_flag_file(path)
     assert "line" in str(raised.value.problems[0])
+
+
+def test_yaml_is_read_as_pyyaml_safe_load_reads_it():
+    examples = Path(__file__).resolve().parents[2] / "examples" / "flags.yaml"
+    text = examples.read_text() + "extra: [on, off, yes, no, 0x1F, 1_000, 2026-01-02, ~, .inf, !!str 5]\n"
+    assert parse_flag_document(text, "flags.yaml") == yaml.safe_load(text)
+
+
+def test_yaml_syntax_error_is_worded_by_the_pure_python_parser(tmp_path):
+    path = tmp_path / "flags.yaml"
+    path.write_text("flags:\n  - key: x\n    variants: [\n")
+    # (libyaml would say "did not find expected node content")
+    wording = "line 4, column 1: expected the node content, but found '<stream end>'"
+    with pytest.raises(FlagSetError, match=wording):
+        load_flag_file(path)
+
+
+def test_loading_leaves_the_garbage_collector_as_it_was(tmp_path):
+    path = tmp_path / "flags.yaml"
+    path.write_text("flags: []\n")
+    load_flag_file(path)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_flag_file(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_json_files_are_read_as_json(tmp_path):
