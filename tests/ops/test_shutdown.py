@@ -187,7 +187,7 @@ def test_exits_0_by_the_deadline_when_calls_outlive_the_grace(start) -> None:
     channel.close()
 
 
-def test_sigint_before_the_flags_finish_loading_still_exits_cleanly(start) -> None:
+def test_an_early_sigint_exits_cleanly(start) -> None:
     sidecar = start()
     eventually(lambda: sidecar.message_matching("management endpoints on ") is not None, timeout=20)
     sidecar.process.send_signal(signal.SIGINT)
