@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fastpath import build_fast_path
 from .model import (
     BUCKET_COUNT,
     USER_ID_PROPERTY,
@@ -428,6 +429,7 @@ def _compile_flag(
     else:
         fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
     return Flag(
+        fast=build_fast_path(key, rules, fallthrough) if enabled and rules else None,
         key=key,
         name=check.text(body.get("name"), "name", **where) or key,
         description=check.text(body.get("description"), "description", **where),

@@ -174,6 +174,9 @@ class Flag:
     fallthrough_answer: Evaluation
     # A digest of the flag's definition, to tell a real change from a reload of the same text.
     fingerprint: str = ""
+    # The rules as one generated function (fastpath.py), for an enabled flag with rules; the
+    # evaluator's loop over `rules` gives the same answers without it.
+    fast: Callable[[Context], Evaluation] | None = None
 
 
 @dataclass(frozen=True, slots=True)

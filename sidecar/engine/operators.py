@@ -95,7 +95,7 @@ def parse_networks(values: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipadd
     return tuple(networks)
 
 
-def _one_of(prop: str, values: Sequence[Any]) -> Predicate:
+def _one_of(prop: str, values: Sequence[Any], negate: bool = False) -> Predicate:
     strings = frozenset(v for v in values if type(v) is str)
     # Kept exact (not converted to float): 5 == 5.0 and hash(5) == hash(5.0) already, while float()
     # would lose integers above 2**53 and overflow on those beyond the float range.
@@ -114,7 +114,18 @@ def _one_of(prop: str, values: Sequence[Any]) -> Predicate:
             return value in numbers
         return False
 
-    return test
+    def not_test(ctx: Context) -> bool:  # `not test(ctx)` without a second call
+        value = ctx.get(prop)
+        kind = type(value)
+        if kind is str:
+            return value not in strings
+        if kind is bool:
+            return value not in booleans
+        if kind is int or kind is float:
+            return value not in numbers
+        return True
+
+    return not_test if negate else test
 
 
 def _negate(positive: Predicate) -> Predicate:
@@ -165,6 +176,33 @@ def _string_test(prop: str, matches: Callable[[str], bool]) -> Predicate:
         return type(value) is str and matches(value)
 
     return test
+
+
+# The common string tests in one function each (one Python call per constraint, not two).
+
+
+def _contains_test(prop: str, values: Sequence[str]) -> Predicate:
+    if len(values) != 1:
+        return _string_test(prop, _contains(values))
+    needle = values[0]
+
+    def test(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) is str and needle in value
+
+    return test
+
+
+def _affix_test(prop: str, affixes: tuple[str, ...], suffix: bool) -> Predicate:
+    def ends_with(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) is str and value.endswith(affixes)
+
+    def starts_with(ctx: Context) -> bool:
+        value = ctx.get(prop)
+        return type(value) is str and value.startswith(affixes)
+
+    return ends_with if suffix else starts_with
 
 
 def _contains(values: Sequence[str]) -> Callable[[str], bool]:
@@ -224,7 +262,7 @@ def build_predicate(
     if operation == "ONE_OF":
         return _one_of(prop, values)
     if operation == "NOT_ONE_OF":
-        return _negate(_one_of(prop, values))
+        return _one_of(prop, values, negate=True)
     if operation in NUMBER_OPERATIONS:
         return _compare(prop, operation, values)
     if operation == "EXISTS":
@@ -232,13 +270,11 @@ def build_predicate(
     if operation == "DOESNT_EXIST":
         return _negate(_exists(prop))
     if operation in ("CONTAINS", "DOESNT_CONTAIN"):
-        positive = _string_test(prop, _contains(values))
+        positive = _contains_test(prop, values)
     elif operation in ("STARTS_WITH", "DOESNT_START_WITH"):
-        prefixes = tuple(values)
-        positive = _string_test(prop, lambda text: text.startswith(prefixes))
+        positive = _affix_test(prop, tuple(values), suffix=False)
     elif operation in ("ENDS_WITH", "DOESNT_END_WITH"):
-        suffixes = tuple(values)
-        positive = _string_test(prop, lambda text: text.endswith(suffixes))
+        positive = _affix_test(prop, tuple(values), suffix=True)
     elif operation in ("MATCHES_REGEX", "DOESNT_MATCH_REGEX"):
         positive = _string_test(prop, _searcher(compile_regex(values).search))
     elif operation == "IS_IN_NETWORK":

@@ -1,0 +1,94 @@
+"""The generated fast path (fastpath.py) answers exactly as the evaluator's rule-by-rule loop."""
+
+from hypothesis import given, settings
+
+from sidecar.engine import compile_flag_set, evaluate
+from sidecar.engine.evaluator import evaluate_rules
+from sidecar.engine.fastpath import _factories
+
+from .helpers import SOURCE, constraint, document, flag_doc, rule, segment, split
+from .test_properties import all_flags, contexts
+
+
+def test_enabled_flags_with_rules_get_a_fast_path_and_the_others_do_not():
+    for flag in all_flags():
+        assert (flag.fast is not None) == (flag.enabled and bool(flag.rules)), flag.key
+
+
+@settings(max_examples=300, deadline=None)
+@given(context=contexts)
+def test_fast_path_gives_the_same_answer_object_as_the_loop(context):
+    for flag in all_flags():
+        if flag.fast is not None:
+            assert flag.fast(context) is evaluate_rules(flag, context), flag.key
+
+
+MIXED_VALUES = [
+    constraint("ONE_OF", ["pro", 5, True], "plan"),
+    constraint("NOT_ONE_OF", ["pro", 5.0, False], "plan"),
+    constraint("ONE_OF", ["pro", "team"], "plan"),
+    constraint("NOT_ONE_OF", ["free"], "plan"),
+    constraint("GREATER", [1, 7.5], "n"),
+    constraint("LOWER_OR_EQUAL", [10, 3], "n"),
+    constraint("CONTAINS", ["a", "b"], "email"),
+    constraint("DOESNT_CONTAIN", ["@"], "email"),
+    constraint("DOESNT_START_WITH", ["x", "y"], "email"),
+    constraint("DOESNT_EXIST", prop="gone"),
+]
+SAMPLE_CONTEXTS = [
+    {},
+    {"plan": "pro", "n": 8, "email": "ab", "$userId": "u"},
+    {"plan": 5, "n": 3.0, "email": "x@y"},
+    {"plan": True, "n": True, "email": None, "gone": 1},
+    {"plan": 5.0, "n": 10**400, "email": "yab", "$userId": "v"},
+    {"plan": False, "n": float("nan"), "email": "b"},
+    {"plan": "team", "n": -1, "email": "ba", "gone": None, "$userId": "w"},
+]
+
+
+def test_every_inline_form_and_fallback_against_the_loop():
+    flags = [
+        flag_doc(key=f"c{index}", rules=[rule(body), rule(distributions=split(("hit", 50), ("miss", 50)))])
+        for index, body in enumerate(MIXED_VALUES)
+    ]
+    flags.append(flag_doc(key="all", rules=[rule(*MIXED_VALUES)]))
+    compiled = compile_flag_set(document(*flags), SOURCE).flags.values()
+    for flag in compiled:
+        for context in SAMPLE_CONTEXTS:
+            assert flag.fast is not None
+            assert flag.fast(context) is evaluate_rules(flag, context), (flag.key, context)
+            assert evaluate(flag, context) is evaluate_rules(flag, context)
+
+
+def test_flags_of_one_shape_share_code_and_user_text_never_enters_the_source():
+    odd = "pl'an\"\n) or True #"
+    flags = [
+        flag_doc(key=f"shape-{index}", rules=[rule(constraint("ONE_OF", [f"v{index}", odd], prop))])
+        for index, prop in enumerate(["plan", odd, "x"])
+    ]
+    compiled = list(compile_flag_set(document(*flags), SOURCE).flags.values())
+    codes = {flag.fast.__code__ for flag in compiled if flag.fast is not None}
+    assert len(codes) == 1
+    assert all(odd not in text for text in _factories)
+    assert compiled[1].fast({odd: odd}).variant == "hit"
+    assert compiled[1].fast({odd: "v0"}).variant == "miss"
+    assert compiled[1].fast({odd: "v1"}).variant == "hit"
+
+
+def test_segments_and_splits_go_through_the_fast_path():
+    in_beta = constraint("IS_IN_SEGMENT", ["beta"], prop=None)
+    doc = document(
+        flag_doc(
+            key="seg-split",
+            rules=[
+                rule(in_beta, distributions=split(("hit", 30), ("miss", 70)), bucket_by="account"),
+                rule(constraint("ISNT_IN_SEGMENT", ["beta"], prop=None)),
+            ],
+        ),
+        segments=[segment("beta", [constraint("ONE_OF", ["pro"], "plan")])],
+    )
+    flag = compile_flag_set(doc, SOURCE).flags["seg-split"]
+    for context in ({"plan": "pro", "account": "a1"}, {"plan": "pro"}, {"plan": "free"}, {}):
+        assert flag.fast is not None
+        assert flag.fast(context) is evaluate_rules(flag, context)
+        assert evaluate(flag, context, debug=True).variant == flag.fast(context).variant
