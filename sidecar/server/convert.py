@@ -33,7 +33,9 @@ def user_context(user: evaluation_pb2.User) -> dict[str, Any]:
     path, which raises InvalidContextError with its usual message.
     """
     context: dict[str, Any] = {}
-    for key, value in user.context.fields.items():
+    fields = user.context.fields
+    for key in fields:  # not .items(): upb's map has no C items(), and the abc one is a generator
+        value = fields[key]
         kind = value.WhichOneof("kind")
         if kind == "string_value":
             context[key] = value.string_value
