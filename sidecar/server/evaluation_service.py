@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.engine import ErrorCode, InvalidContextError
@@ -86,17 +85,19 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
 
     @rpc_method
     def Evaluate(self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
-        if not request.flag_key:
+        flag_key = request.flag_key  # each field read of a protobuf message costs: read them once
+        if not flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
-        user_context = self._context_of(request.user)
-        evaluation = self._store.evaluate(request.flag_key, user_context, request.debug)
+        user = request.user
+        user_context = self._context_of(user)
+        evaluation = self._store.evaluate(flag_key, user_context, request.debug)
         self._metrics.record_evaluation(evaluation)
-        self._events.add_evaluation(evaluation, request.user.id, user_context)
+        self._events.add_evaluation(evaluation, user.id, user_context)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "evaluated %s for user %r: variant %r (%s)",
                 evaluation.flag_key,
-                request.user.id,
+                user.id,
                 evaluation.variant,
                 evaluation.reason.name,
             )
@@ -107,10 +108,11 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     @rpc_method
     def EvaluateAll(self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
-        user_context = self._context_of(request.user)
+        user = request.user
+        user_context = self._context_of(user)
         evaluations = self._store.evaluate_all(user_context, flag_keys, request.debug)
         self._metrics.record_evaluations(evaluations)
-        self._events.add_evaluations(evaluations, request.user.id, user_context)
+        self._events.add_evaluations(evaluations, user.id, user_context)
         return self._encoded.evaluate_all_response(evaluations)
 
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
@@ -125,23 +127,16 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"invalid user context: {error}") from None
 
 
-def serialize_response(response: bytes | Message) -> bytes:
-    return response if type(response) is bytes else response.SerializeToString()
-
-
 def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:
     """Like the generated add_EvaluationServiceServicer_to_server, but the servicer answers with
-    already-serialized responses, so the serializer passes bytes through."""
+    already-serialized responses (bytes, on every path), so there is no response serializer:
+    grpcio sends the bytes as they are, without a Python call per response."""
     handlers = {
         "Evaluate": grpc.unary_unary_rpc_method_handler(
-            servicer.Evaluate,
-            request_deserializer=evaluation_pb2.EvaluateRequest.FromString,
-            response_serializer=serialize_response,
+            servicer.Evaluate, request_deserializer=evaluation_pb2.EvaluateRequest.FromString
         ),
         "EvaluateAll": grpc.unary_unary_rpc_method_handler(
-            servicer.EvaluateAll,
-            request_deserializer=evaluation_pb2.EvaluateAllRequest.FromString,
-            response_serializer=serialize_response,
+            servicer.EvaluateAll, request_deserializer=evaluation_pb2.EvaluateAllRequest.FromString
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
