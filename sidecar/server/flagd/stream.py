@@ -61,6 +61,7 @@ class _Marker:
 
 _CLOSE: Final = _Marker("close")  # the RPC ended (client cancelled, deadline): stop silently
 _SHUTDOWN: Final = _Marker("shutdown")  # the server is stopping: say goodbye, then stop
+_LOADED: Final = _Marker("loaded")  # the first flag set is in: ready now, but that load is no change
 
 
 class EventBroadcaster:
@@ -84,6 +85,8 @@ class EventBroadcaster:
         self._change_lock = threading.Lock()
         # The last flag set seen, to tell which segments a change touched.
         self._flag_set: FlagSet | None = getattr(store, "flag_set", None)
+        # Until the store's first load is seen, a change is that load, not a configuration change.
+        self._first_load_seen = bool(getattr(store, "ready", False))
         self._unsubscribe = store.subscribe(self._on_change)
 
     @property
@@ -96,6 +99,15 @@ class EventBroadcaster:
     def _on_change(self, change: FlagSetChange) -> None:
         with self._change_lock:  # reloads may report from different threads
             previous, self._flag_set = self._flag_set, change.flag_set
+            first_load, self._first_load_seen = not self._first_load_seen, True
+        if first_load:
+            # Not sent as a change even to a stream that saw the store ready before this call
+            # (it polls `ready`, which the store sets before it calls its listeners).
+            with self._lock:
+                streams = list(self._streams)
+            for stream in streams:
+                stream.put(_LOADED)
+            return
         flags: dict[str, dict[str, str]] = {}
         if change.segments_changed:
             for key in _flags_using_changed_segments(previous, change.flag_set):
@@ -174,6 +186,11 @@ class EventBroadcaster:
             if item is _SHUTDOWN:
                 yield PROVIDER_SHUTDOWN, None
                 return
+            if item is _LOADED:
+                if not ready and self._store.ready:
+                    ready = True
+                    yield PROVIDER_READY, None
+                continue
             if ready:
                 yield CONFIGURATION_CHANGE, item
             elif self._store.ready:
