@@ -2,7 +2,7 @@
 
 from .bucketing import bucket, bucket_text
 from .compiler import compile_flag_set, fingerprint
-from .evaluator import InvalidContextError, build_context, evaluate
+from .evaluator import InvalidContextError, build_context, evaluate, evaluate_plan, evaluation_plan
 from .model import (
     Context,
     ErrorCode,
@@ -38,6 +38,8 @@ __all__ = [
     "build_context",
     "compile_flag_set",
     "evaluate",
+    "evaluate_plan",
+    "evaluation_plan",
     "fingerprint",
     "flag_not_found",
 ]

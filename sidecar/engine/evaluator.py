@@ -8,9 +8,10 @@ predicates and records every rule, constraint, segment and bucket on the way.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .bucketing import bucket, bucket_text
@@ -73,6 +74,30 @@ def evaluate(flag: Flag, context: Context, debug: bool = False) -> Evaluation:
     if not flag.rules:
         return flag.fallthrough_answer
     return evaluate_rules(flag, context)
+
+
+# For evaluating a whole flag set per call (EvaluateAll): per flag, the function that computes its
+# answer, or None when the answer is fixed (a disabled flag, or one without rules: no call at all).
+PlanStep = tuple[Callable[[Context], Evaluation] | None, Evaluation]
+
+
+def evaluation_plan(flags: Iterable[Flag]) -> tuple[PlanStep, ...]:
+    """Steps for `evaluate_plan`, in the order of `flags`; built once per flag set."""
+    steps: list[PlanStep] = []
+    for flag in flags:
+        if not flag.enabled:
+            steps.append((None, flag.off_answer))
+        elif not flag.rules:
+            steps.append((None, flag.fallthrough_answer))
+        else:
+            compute = flag.fast or functools.partial(evaluate_rules, flag)
+            steps.append((compute, flag.fallthrough_answer))
+    return tuple(steps)
+
+
+def evaluate_plan(plan: Sequence[PlanStep], context: Context) -> list[Evaluation]:
+    """`[evaluate(flag, context) for flag in flags]` for the flags the plan was built from."""
+    return [fixed if compute is None else compute(context) for compute, fixed in plan]
 
 
 def evaluate_rules(flag: Flag, context: Context) -> Evaluation:

@@ -16,8 +16,19 @@ from typing import Any, Protocol
 
 from cachetools import TTLCache
 
-from ..engine import Evaluation, Flag, FlagSet, FlagSetError, Segment, evaluate, flag_not_found
+from ..engine import (
+    Evaluation,
+    Flag,
+    FlagSet,
+    FlagSetError,
+    Segment,
+    evaluate,
+    evaluate_plan,
+    evaluation_plan,
+    flag_not_found,
+)
 from ..engine.compiler import VersionOf
+from ..engine.evaluator import PlanStep
 from .cache_keys import eval_cache_key, flag_cache_key, request_hash, segment_cache_key
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ class _Snapshot:
     flag_set: FlagSet
     segments_revision: int
     generation: int
+    plan: tuple[PlanStep, ...] = ()  # evaluate_all's steps, one per flag in key order
 
 
 _MISSING = object()
@@ -183,8 +195,9 @@ class FlagStore:
         segments_changed = _fingerprints(old.flag_set.segments) != _fingerprints(flag_set.segments)
         revision = old.segments_revision + 1 if segments_changed or old is _EMPTY else old.segments_revision
         self._versions.update(pending)
+        plan = evaluation_plan(flag_set.flags.values())
         with self._lock:
-            self._snapshot = _Snapshot(flag_set, revision, old.generation + 1)
+            self._snapshot = _Snapshot(flag_set, revision, old.generation + 1, plan)
             self._flags.clear()
             self._segments.clear()
             if self._evaluations is not None:
@@ -253,7 +266,7 @@ class FlagStore:
         flags, segments_revision = snapshot.flag_set.flags, snapshot.segments_revision
         context_hash = request_hash(context) if self._evaluations is not None and not debug else None
         if not flag_keys and self._evaluations is None and not debug:
-            return [evaluate(flag, context) for flag in flags.values()]
+            return evaluate_plan(snapshot.plan, context)
         results = []
         for key in sorted(set(flag_keys)) if flag_keys else flags:
             flag = flags.get(key)

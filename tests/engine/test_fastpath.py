@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings
 
-from sidecar.engine import compile_flag_set, evaluate
+from sidecar.engine import compile_flag_set, evaluate, evaluate_plan, evaluation_plan
 from sidecar.engine.evaluator import evaluate_rules
 from sidecar.engine.fastpath import _factories
 
@@ -21,6 +21,16 @@ def test_fast_path_gives_the_same_answer_object_as_the_loop(context):
     for flag in all_flags():
         if flag.fast is not None:
             assert flag.fast(context) is evaluate_rules(flag, context), flag.key
+
+
+@settings(max_examples=100, deadline=None)
+@given(context=contexts)
+def test_a_plan_answers_as_evaluate_does_flag_by_flag(context):
+    flags = all_flags()
+    answers = evaluate_plan(evaluation_plan(flags), context)
+    assert len(answers) == len(flags)
+    for flag, answer in zip(flags, answers, strict=True):
+        assert answer is evaluate(flag, context), flag.key
 
 
 MIXED_VALUES = [
