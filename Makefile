@@ -31,6 +31,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check sidecar tests tools
 	cd proto && ../$(BIN)/buf lint
 
+# The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
+# BENCH_BEFORE is the revision whose sidecar/ is measured as "before the optimisations".
+BENCH_STAMP  := $(VENV)/.bench-installed
+BENCH_BEFORE ?= d3ab468
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,parquet,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --before $(BENCH_BEFORE)
+
 # Regenerate the committed protobuf code after editing proto/.
 proto: $(STAMP)
 	$(BIN)/python tools/gen_proto.py

@@ -64,14 +64,17 @@ class Server:
 
 
 @contextmanager
-def server_process(kind: str, flags_file: Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """Start a bench server (bench.servers KIND); stop it with SIGTERM on exit."""
+def server_process(
+    kind: str, flags_file: Path, env: Mapping[str, str] | None = None, root: Path = REPO
+) -> Iterator[Server]:
+    """Start a bench server (bench.servers KIND) from the tree at `root` (this one, or an older
+    revision's sidecar/ with this bench/ copied in); stop it with SIGTERM on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         start = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-m", "bench.servers", kind, str(flags_file), str(port_file)],
-            cwd=REPO,
+            cwd=root,
             env={**os.environ, **(env or {})},
         )
         try:

@@ -13,22 +13,27 @@ KIND is one of
 Both kinds of a pair load the same flag file into a started FlagStore (file watcher included),
 so the only difference between them is the service that answers.
 
+With BENCH_SPIN_US=N, the empty method spins for N microseconds of pure Python before answering:
+a calibration of what the server charges for handler time by itself.
+
 With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included) runs an event
 pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does.
 
-With BENCH_PROFILE=PATH in the environment, the handlers run under cProfile (one profiler per
-worker thread) and the merged statistics are written to PATH (pstats format) on SIGTERM.
+With BENCH_INSTRUMENT=cpu or =profile (and BENCH_INSTRUMENT_OUT=PATH), our code on the call path
+is timed in thread CPU or profiled; see "optional instrumentation" below.
 """
 
 from __future__ import annotations
 
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import signal
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -43,43 +48,82 @@ from sidecar.server.app import (
     SidecarServer,
     register_evaluation_service,
 )
+from sidecar.server.metrics import SidecarMetrics
 from sidecar.store import FileRepository, FlagStore
 
 EMPTY_SERVICE = "bench.Empty"
 EMPTY_METHOD = f"/{EMPTY_SERVICE}/Call"
 KINDS = ("sidecar", "empty", "aio-sidecar", "aio-empty")
 
-# ---------------------------------------------------------------- optional cProfile
+# ---------------------------------------------------------------- optional instrumentation
 
-_PROFILE_PATH = os.environ.get("BENCH_PROFILE")
+# BENCH_INSTRUMENT=cpu: the thread CPU time of our code (request deserializer, handler, response
+# serializer) is added up per call; =profile: the same code runs under cProfile with a thread-CPU
+# clock. Either is written to BENCH_INSTRUMENT_OUT on SIGTERM (JSON / pstats).
+_INSTRUMENT = os.environ.get("BENCH_INSTRUMENT", "")
+_INSTRUMENT_OUT = os.environ.get("BENCH_INSTRUMENT_OUT", "")
 _profiles: list[cProfile.Profile] = []
 _local = threading.local()
+_cpu_counters: list[list[int]] = []  # per thread: [CPU ns in our code, handler calls]
+
+
+def _counter_of_thread() -> list[int]:
+    counter: list[int] | None = getattr(_local, "counter", None)
+    if counter is None:
+        counter = _local.counter = [0, 0]
+        _cpu_counters.append(counter)
+    return counter
+
+
+def _profile_of_thread() -> cProfile.Profile:
+    profile: cProfile.Profile | None = getattr(_local, "profile", None)
+    if profile is None:
+        profile = cProfile.Profile(time.thread_time_ns, 1e-9)
+        _profiles.append(profile)
+        _local.profile = profile
+    return profile
+
+
+def _instrumented(function: Callable[..., Any], counts_calls: bool = False) -> Callable[..., Any]:
+    if _INSTRUMENT == "cpu":
+
+        def timed(*args: Any) -> Any:
+            started = time.thread_time_ns()
+            try:
+                return function(*args)
+            finally:
+                counter = _counter_of_thread()
+                counter[0] += time.thread_time_ns() - started
+                counter[1] += counts_calls
+
+        return timed
+    if _INSTRUMENT == "profile":
+
+        def profiled(*args: Any) -> Any:
+            profile = _profile_of_thread()
+            profile.enable()
+            try:
+                return function(*args)
+            finally:
+                profile.disable()
+
+        return profiled
+    return function
 
 
 def _profiled(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """`handler` with a per-thread cProfile switched on at its first call in each thread (cProfile
-    profiles only the thread that enabled it; once on, it stays on for that thread)."""
-    if not _PROFILE_PATH:
-        return handler
-
-    def wrapper(*args: Any) -> Any:
-        if not getattr(_local, "on", False):
-            profile = cProfile.Profile()
-            _profiles.append(profile)
-            _local.on = True
-            profile.enable()
-        return handler(*args)
-
-    return wrapper
+    return _instrumented(handler, counts_calls=True)
 
 
-def _write_profile() -> None:
-    if not _PROFILE_PATH or not _profiles:
-        return
-    stats = pstats.Stats(_profiles[0])
-    for profile in _profiles[1:]:
-        stats.add(profile)
-    stats.dump_stats(_PROFILE_PATH)
+def _write_instrumentation() -> None:
+    if _INSTRUMENT == "cpu" and _INSTRUMENT_OUT:
+        cpu_ns, calls = (sum(c[0] for c in _cpu_counters), sum(c[1] for c in _cpu_counters))
+        Path(_INSTRUMENT_OUT).write_text(json.dumps({"cpu_ns": cpu_ns, "calls": calls}))
+    elif _INSTRUMENT == "profile" and _INSTRUMENT_OUT and _profiles:
+        stats = pstats.Stats(_profiles[0])
+        for profile in _profiles[1:]:
+            stats.add(profile)
+        stats.dump_stats(_INSTRUMENT_OUT)
 
 
 def _wrap_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
@@ -87,8 +131,8 @@ def _wrap_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         return handler
     return grpc.unary_unary_rpc_method_handler(
         _profiled(handler.unary_unary),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        request_deserializer=handler.request_deserializer and _instrumented(handler.request_deserializer),
+        response_serializer=handler.response_serializer and _instrumented(handler.response_serializer),
     )
 
 
@@ -112,7 +156,15 @@ class _WrappingRegistration:
 # ---------------------------------------------------------------- handlers
 
 
+_SPIN_SECONDS = float(os.environ.get("BENCH_SPIN_US", "0")) / 1e6
+
+
 def _empty_call(_request: bytes, _context: Any) -> bytes:
+    if _SPIN_SECONDS:  # calibration: pure-Python CPU in the handler, nothing else
+        clock = time.perf_counter
+        end = clock() + _SPIN_SECONDS
+        while clock() < end:
+            pass
     return b""
 
 
@@ -126,7 +178,7 @@ def register_empty_service(server: grpc.Server, _deps: ServiceDependencies) -> R
 def _profiling_registrar(
     register: Callable[[Any, ServiceDependencies], RegisteredServices],
 ) -> Callable[[grpc.Server, ServiceDependencies], RegisteredServices]:
-    if not _PROFILE_PATH:
+    if not _INSTRUMENT:
         return register
     return lambda server, deps: register(_WrappingRegistration(server, _wrap_handler), deps)
 
@@ -140,14 +192,15 @@ def serve_sync(kind: str, store: FlagStore, port_file: str, events: EventPipelin
         if kind == "empty"
         else tuple(_profiling_registrar(r) for r in SERVICE_REGISTRARS)
     )
-    server = SidecarServer(store, "127.0.0.1:0", registrars=registrars, events=events)
+    metrics = SidecarMetrics(store)  # as `serve` has it
+    server = SidecarServer(store, "127.0.0.1:0", registrars=registrars, events=events, metrics=metrics)
     port = server.start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     Path(port_file).write_text(str(port))
     stopped.wait()
     server.stop(0)
-    _write_profile()
+    _write_instrumentation()
 
 
 # ---------------------------------------------------------------- grpc.aio server
@@ -202,7 +255,7 @@ async def serve_aio(kind: str, store: FlagStore, port_file: str, events: EventPi
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    deps = ServiceDependencies(store=store, events=events)
+    deps = ServiceDependencies(store=store, events=events, metrics=SidecarMetrics(store))
     registration: Any = _WrappingRegistration(server, _to_async)
     # Only the native EvaluationService: the other registrars' streaming methods have no async form.
     registrars = (register_empty_service,) if kind == "aio-empty" else (register_evaluation_service,)
@@ -217,7 +270,7 @@ async def serve_aio(kind: str, store: FlagStore, port_file: str, events: EventPi
     Path(port_file).write_text(str(port))
     await stopped.wait()
     await server.stop(0)
-    _write_profile()
+    _write_instrumentation()
 
 
 def main(kind: str, flags_file: str, port_file: str) -> None:

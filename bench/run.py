@@ -1,0 +1,957 @@
+"""`make bench`: the whole benchmark suite in one run, written to BENCHMARKS.md.
+
+    .venv/bin/python -m bench.run [--repeats 5] [--calls 3000] [--before REV] [--output BENCHMARKS.md]
+
+Every figure is measured in this run against baselines measured in the same run, and is the
+median over repeats with the min and max beside it. RPC measurements are paired: in each repeat
+the empty-RPC server is measured, then ours, back to back, and the ratio of that pair is one
+sample. Server CPU is read from the server process's own accounting (bench.rpc), never wall time.
+
+Sections: 1-2 server CPU per call (Evaluate, EvaluateAll; grpcio sync and grpc.aio; before and
+after the optimisations), 3 the engine against openfeature-flagd-core, 4 throughput and latency,
+5 FeatureEvent cost, 6 memory and start-up, 7 profiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import pickle
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import engine_cases, event_cases, flagsets
+from .profile import CaseProfile, profile_case
+from .profile import cases as profile_cases
+from .rpc import REPO, LoadGenerator, Measurement, Server, rss_mb, server_process
+from .servers import EMPTY_METHOD
+
+# The raw results of the last run, to re-render the report (--render-only) after editing notes.md.
+RESULTS = Path(tempfile.gettempdir()) / "flag-sidecar-bench-results.pickle"
+
+# ---------------------------------------------------------------- statistics
+
+
+@dataclass
+class Series:
+    values: list[float] = field(default_factory=list)
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def show(self, digits: int = 0, unit: str = "") -> str:
+        if not self.values:
+            return "n/a"
+        low, high = min(self.values), max(self.values)
+        return f"**{self.median:,.{digits}f}**{unit} ({low:,.{digits}f} to {high:,.{digits}f})"
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+# ---------------------------------------------------------------- setup
+
+
+@dataclass
+class FlagFiles:
+    directory: Path
+    by_count: dict[int, Path]
+
+    def __getitem__(self, count: int) -> Path:
+        return self.by_count[count]
+
+
+def write_flag_files(directory: Path, counts: Sequence[int]) -> FlagFiles:
+    return FlagFiles(directory, {count: flagsets.write_flag_file(directory, count) for count in counts})
+
+
+def before_tree(revision: str, directory: Path) -> Path:
+    """The sidecar/, flagsidecar/ and flagd/ packages of `revision`, with this bench/ beside them."""
+    root = directory / f"before-{revision}"
+    root.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "sidecar", "flagsidecar", "flagd"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout
+    archive_path = directory / "before.tar"
+    archive_path.write_bytes(archive)
+    with tarfile.open(archive_path) as tar:
+        tar.extractall(root, filter="data")
+    shutil.copytree(REPO / "bench", root / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    compile_bytecode(root)
+    return root
+
+
+def compile_bytecode(root: Path) -> None:
+    """Write .pyc files first, as an installed package has them: a process that compiles its own
+    sources at start (PYTHONDONTWRITEBYTECODE, a fresh checkout) starts slower and bigger."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    packages = [str(root / name) for name in ("sidecar", "flagsidecar", "flagd", "bench")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True, env=env)
+
+
+# ---------------------------------------------------------------- 1-2: server CPU per call
+
+
+@dataclass
+class RpcCase:
+    name: str
+    method: str
+    request: bytes
+    flags: int  # which flag set the sidecar serves
+    calls: int
+
+
+@dataclass
+class Pair:
+    """Paired samples: the empty RPC's CPU per call and ours, and their per-repeat ratio."""
+
+    empty_us: Series = field(default_factory=Series)
+    ours_us: Series = field(default_factory=Series)
+    ratio: Series = field(default_factory=Series)
+
+    def add(self, empty: Measurement, ours: Measurement) -> None:
+        self.empty_us.add(empty.cpu_us)
+        self.ours_us.add(ours.cpu_us)
+        self.ratio.add(ours.cpu_us / empty.cpu_us)
+
+
+def rpc_cases(calls: int) -> list[RpcCase]:
+    evaluate = flagsets.EVALUATE_METHOD
+    evaluate_all = flagsets.EVALUATE_ALL_METHOD
+    everything = flagsets.evaluate_all_request()
+    return [
+        RpcCase("Evaluate, static flag", evaluate, flagsets.evaluate_request("static"), 100, calls),
+        RpcCase(
+            "Evaluate, 5 rules x 3 constraints + segment",
+            evaluate,
+            flagsets.evaluate_request("rules"),
+            100,
+            calls,
+        ),
+        RpcCase("Evaluate, 3-way percentage split", evaluate, flagsets.evaluate_request("split"), 100, calls),
+        RpcCase("EvaluateAll, 10 flags", evaluate_all, everything, 10, calls),
+        RpcCase("EvaluateAll, 100 flags", evaluate_all, everything, 100, max(calls // 2, 200)),
+        RpcCase("EvaluateAll, 1000 flags", evaluate_all, everything, 1000, max(calls // 10, 50)),
+    ]
+
+
+SPIN_US = (25, 150)  # about what our Evaluate and EvaluateAll(100) handlers take inside the server
+
+
+@dataclass
+class RpcResults:
+    spin: dict[int, Pair]  # empty RPC + N us of pure Python, against the empty RPC
+    sync: dict[str, Pair]
+    aio: dict[str, Pair]  # aio-sidecar against aio-empty
+    aio_vs_sync: dict[str, Series]  # aio CPU per call / sync CPU per call, same case
+    before: dict[str, Pair]
+    concurrency: int
+
+
+AIO_CASES = ("Evaluate, static flag", "EvaluateAll, 100 flags")
+BEFORE_CASES = (
+    "Evaluate, static flag",
+    "Evaluate, 5 rules x 3 constraints + segment",
+    "Evaluate, 3-way percentage split",
+    "EvaluateAll, 100 flags",
+)
+
+
+def measure_rpc(
+    files: FlagFiles, repeats: int, calls: int, concurrency: int, before: Path | None
+) -> RpcResults:
+    cases = rpc_cases(calls)
+    results = RpcResults(
+        spin={spin: Pair() for spin in SPIN_US},
+        sync={case.name: Pair() for case in cases},
+        aio={name: Pair() for name in AIO_CASES},
+        aio_vs_sync={f"{name}, {who}": Series() for name in AIO_CASES for who in ("empty RPC", "ours")},
+        before={name: Pair() for name in BEFORE_CASES} if before else {},
+        concurrency=concurrency,
+    )
+    with contextlib.ExitStack() as stack:
+
+        def start(
+            kind: str, flags: int, root: Path = REPO, env: dict[str, str] | None = None
+        ) -> LoadGenerator:
+            server = stack.enter_context(server_process(kind, files[flags], env, root))
+            return stack.enter_context(LoadGenerator(server))
+
+        empty = start("empty", 100)
+        spinners = {spin: start("empty", 100, env={"BENCH_SPIN_US": str(spin)}) for spin in SPIN_US}
+        ours = {count: start("sidecar", count) for count in sorted({case.flags for case in cases})}
+        aio_empty, aio_ours = start("aio-empty", 100), start("aio-sidecar", 100)
+        old = start("sidecar", 100, before) if before else None
+        progress(f"RPC servers up: {', '.join(str(count) for count in ours)}-flag sidecars, aio, before")
+        for repeat in range(repeats):
+            progress(f"RPC CPU per call, repeat {repeat + 1}/{repeats}")
+            for spin, spinner in spinners.items():
+                floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+                results.spin[spin].add(floor, spinner.measure(EMPTY_METHOD, b"", calls, concurrency))
+            for case in cases:
+                floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+                mine = ours[case.flags].measure(case.method, case.request, case.calls, concurrency)
+                results.sync[case.name].add(floor, mine)
+                if case.name in AIO_CASES:
+                    aio_floor = aio_empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+                    aio_mine = aio_ours.measure(case.method, case.request, case.calls, concurrency)
+                    results.aio[case.name].add(aio_floor, aio_mine)
+                    results.aio_vs_sync[f"{case.name}, empty RPC"].add(aio_floor.cpu_us / floor.cpu_us)
+                    results.aio_vs_sync[f"{case.name}, ours"].add(aio_mine.cpu_us / mine.cpu_us)
+                if old is not None and case.name in BEFORE_CASES:
+                    floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+                    previous = old.measure(case.method, case.request, case.calls, concurrency)
+                    results.before[case.name].add(floor, previous)
+    return results
+
+
+# ---------------------------------------------------------------- 4: throughput and latency
+
+
+@dataclass
+class LoadResult:
+    throughput: Series = field(default_factory=Series)
+    p50_us: Series = field(default_factory=Series)
+    p99_us: Series = field(default_factory=Series)
+    cpu_us: Series = field(default_factory=Series)
+
+
+THROUGHPUT_SERVERS = ("empty", "sidecar", "aio-empty", "aio-sidecar")
+
+
+def measure_throughput(
+    files: FlagFiles, repeats: int, calls: int, levels: Sequence[int]
+) -> dict[tuple[str, int], LoadResult]:
+    results = {(kind, level): LoadResult() for kind in THROUGHPUT_SERVERS for level in levels}
+    request = flagsets.evaluate_request("split")
+    with contextlib.ExitStack() as stack:
+        loads = {}
+        for kind in THROUGHPUT_SERVERS:
+            server = stack.enter_context(server_process(kind, files[100]))
+            loads[kind] = stack.enter_context(LoadGenerator(server))
+        for repeat in range(repeats):
+            progress(f"throughput and latency, repeat {repeat + 1}/{repeats}")
+            for level in levels:
+                for kind in THROUGHPUT_SERVERS:
+                    method = EMPTY_METHOD if kind.endswith("empty") else flagsets.EVALUATE_METHOD
+                    measured = loads[kind].measure(
+                        method, b"" if kind.endswith("empty") else request, calls, level
+                    )
+                    result = results[(kind, level)]
+                    result.throughput.add(measured.throughput)
+                    result.p50_us.add(measured.p50_us)
+                    result.p99_us.add(measured.p99_us)
+                    result.cpu_us.add(measured.cpu_us)
+    return results
+
+
+# ---------------------------------------------------------------- 6: memory and start-up
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    options = [("grpc.initial_reconnect_backoff_ms", 5), ("grpc.max_reconnect_backoff_ms", 20)]
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target, options=options) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the sidecar exited with {process.returncode}")
+            try:
+                answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.003)
+    raise TimeoutError(f"{target} not SERVING within {timeout}s")
+
+
+@contextlib.contextmanager
+def real_sidecar(
+    flags_file: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """`flag-sidecar serve` as a user runs it (metrics listener included); yields (process, target,
+    seconds from spawn to SERVING)."""
+    port, management = free_port(), free_port()
+    target = f"127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "serve",
+        "--flags",
+        str(flags_file),
+        "--listen",
+        target,
+        "--management-listen",
+        f"127.0.0.1:{management}",
+        "--log-level",
+        "warning",
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stderr=subprocess.DEVNULL)
+    try:
+        wait_serving(target, process)
+        yield process, target, time.perf_counter() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class MemoryResults:
+    startup_s: dict[int, Series]
+    idle_rss: dict[tuple[int, str], Series]  # (flags, malloc setting)
+    busy_rss: dict[str, Series]  # 100 flags, after a burst of calls, per malloc setting
+    bare_rss: Series
+    empty_rss: Series
+
+
+MALLOC_SETTINGS = {"glibc default": {}, "MALLOC_ARENA_MAX=2": {"MALLOC_ARENA_MAX": "2"}}
+IDLE_SECONDS = 2.0
+
+
+def measure_memory(files: FlagFiles, repeats: int, counts: Sequence[int]) -> MemoryResults:
+    results = MemoryResults(
+        startup_s={count: Series() for count in counts},
+        idle_rss={(count, name): Series() for count in counts for name in MALLOC_SETTINGS},
+        busy_rss={name: Series() for name in MALLOC_SETTINGS},
+        bare_rss=Series(),
+        empty_rss=Series(),
+    )
+    request = flagsets.evaluate_request("rules")
+    for repeat in range(repeats):
+        progress(f"memory and start-up, repeat {repeat + 1}/{repeats}")
+        for count in counts:
+            for name, env in MALLOC_SETTINGS.items():
+                with real_sidecar(files[count], env) as (process, target, ready):
+                    if not env:
+                        results.startup_s[count].add(ready)
+                    time.sleep(IDLE_SECONDS)
+                    results.idle_rss[(count, name)].add(rss_mb(process.pid))
+                    if count == 100:
+                        server = Server("sidecar", process, target, ready)
+                        with LoadGenerator(server) as load:
+                            load.measure(flagsets.EVALUATE_METHOD, request, 5000, 8, warmup=0)
+                        time.sleep(IDLE_SECONDS)
+                        results.busy_rss[name].add(rss_mb(process.pid))
+        with bare_server() as pid:
+            time.sleep(IDLE_SECONDS)
+            results.bare_rss.add(rss_mb(pid))
+        with server_process("empty", files[100]) as server:
+            time.sleep(IDLE_SECONDS)
+            results.empty_rss.add(rss_mb(server.pid))
+    return results
+
+
+@contextlib.contextmanager
+def bare_server() -> Iterator[int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        process = subprocess.Popen([sys.executable, "-m", "bench.bare_server", str(port_file)], cwd=REPO)
+        try:
+            while not port_file.exists() or not port_file.read_text():
+                time.sleep(0.005)
+            yield process.pid
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def machine() -> list[tuple[str, str]]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = {name: importlib.metadata.version(name) for name in ("grpcio", "protobuf", "PyYAML")}
+    return [
+        ("CPU", f"{os.cpu_count()} cores ({model or platform.machine()})"),
+        ("OS", f"{platform.system()} {platform.release()}"),
+        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("grpcio", versions["grpcio"]),
+        ("protobuf", versions["protobuf"]),
+        ("PyYAML", f"{versions['PyYAML']} (libyaml {'yes' if _has_libyaml() else 'no'})"),
+        ("openfeature-flagd-core", importlib.metadata.version("openfeature-flagd-core")),
+    ]
+
+
+def _has_libyaml() -> bool:
+    import yaml
+
+    return hasattr(yaml, "CSafeLoader")
+
+
+def git_revision() -> str:
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "sidecar", "bench"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return revision + (" (with local changes)" if dirty else "")
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        self.lines.append("| " + " | ".join(header) + " |")
+        self.lines.append("|" + "|".join("---" for _ in header) + "|")
+        self.lines.extend("| " + " | ".join(row) + " |" for row in rows)
+        self.lines.append("")
+
+    def text(self) -> str:
+        return "\n".join(self.lines).rstrip() + "\n"
+
+
+TARGETS = {
+    "evaluate": 1.15,
+    "evaluate_all_100": 2.0,
+    "engine": 3.0,
+    "add_event_us": 5.0,
+    "events_per_s": 50_000,
+    "rss_mb": 40.0,
+    "startup_s": 1.0,
+}
+
+
+def write_report(
+    path: Path,
+    args: argparse.Namespace,
+    started: datetime.datetime,
+    elapsed: float,
+    rpc: RpcResults | None,
+    throughput: dict[tuple[str, int], LoadResult] | None,
+    engine: list[engine_cases.EngineResult] | None,
+    events: event_cases.EventResult | None,
+    memory: MemoryResults | None,
+    profiles: dict[str, list[CaseProfile]] | None,
+) -> None:
+    report = Report()
+    report.add(
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run.py`); do not edit by hand. Every figure below was measured "
+        "in one run, against baselines measured in the same run: **median** over the repeats, "
+        "(min to max) beside it. Ratios are the median of per-repeat ratios, each repeat measuring the "
+        "baseline and ours back to back. The machine is shared and noisy, so read medians and "
+        "ratios, not single values.",
+        "",
+        "## Machine and run",
+        "",
+    )
+    report.table(
+        ("", ""),
+        [
+            *machine(),
+            ("revision", git_revision()),
+            ("date", started.strftime("%Y-%m-%d %H:%M UTC")),
+            (
+                "command",
+                f"`make bench` = `{args.command}`",
+            ),
+            ("duration", f"{elapsed / 60:.1f} min"),
+            (
+                "repeats",
+                f"{args.repeats} (RPC CPU), {args.load_repeats} (throughput), {args.memory_repeats} (memory)",
+            ),
+        ],
+    )
+    summary: list[tuple[str, str, str, str]] = []
+    if rpc is not None:
+        write_rpc(report, rpc, args, summary)
+    if engine is not None:
+        write_engine(report, engine, summary)
+    if throughput is not None:
+        write_throughput(report, throughput, args)
+    if events is not None:
+        write_events(report, events, summary)
+    if memory is not None:
+        write_memory(report, memory, summary)
+    if profiles is not None:
+        write_profiles(report, profiles, args)
+    notes = Path(__file__).with_name("notes.md")
+    if notes.exists():
+        report.add(notes.read_text().rstrip(), "")
+    header_end = report.lines.index("## Machine and run")
+    headline = Report()
+    headline.add("## Targets", "")
+    headline.table(("target", "measured", "", "section"), summary)
+    report.lines[header_end:header_end] = headline.lines
+    path.write_text(report.text())
+
+
+def write_rpc(
+    report: Report, rpc: RpcResults, args: argparse.Namespace, summary: list[tuple[str, str, str, str]]
+) -> None:
+    report.add(
+        "## 1-2. Server CPU per call, against an empty RPC",
+        "",
+        f"Server CPU time per call (utime+stime of the server process, from the kernel's per-thread "
+        f"`schedstat` in ns), {args.calls} calls per measurement (fewer for the big EvaluateAll), "
+        f"{rpc.concurrency} concurrent clients in a separate load-generator process, one channel. "
+        "The floor is an *empty unary RPC* on the same `SidecarServer` (same executor, options, "
+        "health, reflection, store and file watcher) whose only method returns an empty message "
+        "without parsing its request. Flag sets: 100 flags cycling through static / 5 rules x 3 "
+        "constraints (the last testing a segment; the user fails rules 0-3 on their third "
+        "constraint and matches rule 4) / 3-way split, one segment; EvaluateAll over 10, 100 and "
+        "1000 such flags. The user has an id and 4 attributes. Production metrics are on; no event "
+        "exporter is configured (see section 5 for the events' own cost).",
+        "",
+    )
+    rows = []
+    for name, pair in rpc.sync.items():
+        target = TARGETS["evaluate"] if name.startswith("Evaluate,") else None
+        if name == "EvaluateAll, 100 flags":
+            target = TARGETS["evaluate_all_100"]
+        met = "" if target is None else f"≤ {target}x: {verdict(pair.ratio.median <= target)}"
+        rows.append(
+            (name, pair.empty_us.show(0, " µs"), pair.ours_us.show(0, " µs"), pair.ratio.show(2, "x"), met)
+        )
+        if target is not None:
+            summary.append(
+                (
+                    f"{name}: ≤ {target}x the empty RPC's CPU",
+                    pair.ratio.show(2, "x"),
+                    verdict(pair.ratio.median <= target),
+                    "1-2",
+                )
+            )
+    report.table(("case", "empty RPC", "ours", "ratio", "target"), rows)
+    report.add(
+        "Calibration: the empty RPC whose handler first spins for N µs of pure Python (nothing "
+        "else changes). *Charged* is the server CPU per call above the empty RPC, divided by N: "
+        "what the sync server charges per µs of handler time (GIL hand-offs between its polling "
+        "thread and the workers grow with the time a handler holds the interpreter).",
+        "",
+    )
+    rows = []
+    for spin, pair in rpc.spin.items():
+        charged = Series(
+            [
+                (ours - empty) / spin
+                for empty, ours in zip(pair.empty_us.values, pair.ours_us.values, strict=True)
+            ]
+        )
+        rows.append(
+            (
+                f"empty RPC + {spin} µs of Python",
+                pair.empty_us.show(0, " µs"),
+                pair.ours_us.show(0, " µs"),
+                pair.ratio.show(2, "x"),
+                charged.show(2, " µs per µs"),
+            )
+        )
+    report.table(("calibration", "empty RPC", "with the spin", "ratio", "charged"), rows)
+    if rpc.before:
+        report.add(
+            "### Before and after the optimisations (same run)",
+            "",
+            f"`before` is the sidecar code of revision `{args.before}` (this bench harness, that "
+            "revision's `sidecar/`), served next to the current one and paired with the same "
+            "empty-RPC server.",
+            "",
+        )
+        rows = []
+        for name, pair in rpc.before.items():
+            now = rpc.sync[name]
+            rows.append(
+                (
+                    name,
+                    pair.ours_us.show(0, " µs"),
+                    pair.ratio.show(2, "x"),
+                    now.ours_us.show(0, " µs"),
+                    now.ratio.show(2, "x"),
+                )
+            )
+        report.table(("case", "before", "before ratio", "now", "now ratio"), rows)
+    report.add(
+        "### grpcio sync server against grpc.aio",
+        "",
+        "The same measurement on a `grpc.aio` server (`bench/servers.py`, kinds `aio-empty` and "
+        "`aio-sidecar`: same store, health and reflection; the EvaluationService's methods called "
+        "inline from thin async wrappers). Left: each server against its own empty RPC. Right: "
+        "aio's CPU per call divided by the sync server's, same case, same repeat (below 1 means "
+        "aio is cheaper).",
+        "",
+    )
+    rows = []
+    for name, pair in rpc.aio.items():
+        rows.append(
+            (
+                name,
+                pair.empty_us.show(0, " µs"),
+                pair.ours_us.show(0, " µs"),
+                pair.ratio.show(2, "x"),
+                rpc.aio_vs_sync[f"{name}, empty RPC"].show(2, "x"),
+                rpc.aio_vs_sync[f"{name}, ours"].show(2, "x"),
+            )
+        )
+    report.table(
+        ("case", "aio empty RPC", "aio ours", "aio ratio", "aio/sync, empty", "aio/sync, ours"), rows
+    )
+
+
+def write_engine(
+    report: Report, engine: list[engine_cases.EngineResult], summary: list[tuple[str, str, str, str]]
+) -> None:
+    report.add(
+        "## 3. The engine alone, against openfeature-flagd-core",
+        "",
+        "µs per evaluation (`bench/engine_cases.py`, timeit, 7 repeats), on equivalent flags: our "
+        "flag model on one side, flagd's JSON Logic (`in`, `ends_with`, `>=`; `fractional`) on the "
+        "other, same user and attributes. *End to end* builds each engine's context from the raw "
+        "attributes on every call (`build_context` / `EvaluationContext`); *prebuilt* reuses one.",
+        "",
+    )
+    rows = []
+    for result in engine:
+        ours, flagd = Series(result.ours_us), Series(result.flagd_us)
+        ours_pre, flagd_pre = Series(result.ours_prebuilt_us), Series(result.flagd_prebuilt_us)
+        worst = min(result.ratio, result.prebuilt_ratio)
+        rows.append(
+            (
+                result.case,
+                ours.show(2, " µs"),
+                flagd.show(2, " µs"),
+                f"**{result.ratio:.1f}x**",
+                ours_pre.show(2, " µs"),
+                flagd_pre.show(2, " µs"),
+                f"**{result.prebuilt_ratio:.1f}x**",
+                verdict(worst >= TARGETS["engine"]),
+            )
+        )
+        summary.append(
+            (
+                f"engine ≥ 3x faster than flagd-core: {result.case}",
+                f"{result.ratio:.1f}x end to end, {result.prebuilt_ratio:.1f}x prebuilt",
+                verdict(worst >= TARGETS["engine"]),
+                "3",
+            )
+        )
+    report.table(
+        (
+            "case",
+            "ours",
+            "flagd-core",
+            "speed-up",
+            "ours, prebuilt",
+            "flagd-core, prebuilt",
+            "speed-up",
+            "≥ 3x",
+        ),
+        rows,
+    )
+
+
+def write_throughput(
+    report: Report, results: dict[tuple[str, int], LoadResult], args: argparse.Namespace
+) -> None:
+    report.add(
+        "## 4. Throughput and latency",
+        "",
+        f"A fixed load of {args.load_calls} calls from N concurrent client threads (one channel) in a "
+        "separate load-generator process; Evaluate on the 3-way split flag of the 100-flag set, or "
+        "the empty RPC. Both processes share the 2 cores, so the client's own CPU caps throughput: "
+        "compare rows, not absolute numbers.",
+        "",
+    )
+    rows = []
+    for (kind, level), result in results.items():
+        server = {
+            "empty": "sync, empty RPC",
+            "sidecar": "sync, Evaluate",
+            "aio-empty": "aio, empty RPC",
+            "aio-sidecar": "aio, Evaluate",
+        }[kind]
+        rows.append(
+            (
+                server,
+                str(level),
+                result.throughput.show(0, "/s"),
+                result.p50_us.show(0, " µs"),
+                result.p99_us.show(0, " µs"),
+                result.cpu_us.show(0, " µs"),
+            )
+        )
+    rows.sort(key=lambda row: (int(row[1]), row[0]))
+    report.table(("server", "clients", "calls/s", "p50", "p99", "server CPU per call"), rows)
+
+
+def write_events(
+    report: Report, events: event_cases.EventResult, summary: list[tuple[str, str, str, str]]
+) -> None:
+    add_event, add_evaluation = Series(events.add_event_us), Series(events.add_evaluation_us)
+    fsync, no_fsync = Series(events.sustained_fsync), Series(events.sustained_no_fsync)
+    report.add(
+        "## 5. FeatureEvent cost",
+        "",
+        "`bench/event_cases.py`: a DataExporterScheduler with the file exporter (JSON lines), its "
+        "batching and export threads running. `add_event` queues a prebuilt FeatureEvent; "
+        "`add_evaluation` is what an Evaluate call pays (EventPipeline builds the FeatureEvent from "
+        "the answer, then add_event). Sustained: events/s from the first add_evaluation until the "
+        "exporter has written all of them (100,000 events, batches of 10,000).",
+        "",
+    )
+    report.table(
+        ("measure", "value", "target"),
+        [
+            (
+                "add_event",
+                add_event.show(2, " µs"),
+                f"≤ 5 µs: {verdict(add_event.median <= TARGETS['add_event_us'])}",
+            ),
+            ("add_evaluation (FeatureEvent + add_event)", add_evaluation.show(2, " µs"), ""),
+            (
+                "sustained into the file exporter, fsync on (default)",
+                fsync.show(0, " events/s"),
+                f"≥ 50k/s: {verdict(fsync.median >= TARGETS['events_per_s'])}",
+            ),
+            ("sustained into the file exporter, fsync off", no_fsync.show(0, " events/s"), ""),
+        ],
+    )
+    summary.append(
+        (
+            "add_event ≤ 5 µs",
+            add_event.show(2, " µs"),
+            verdict(add_event.median <= TARGETS["add_event_us"]),
+            "5",
+        )
+    )
+    summary.append(
+        (
+            "≥ 50k events/s into the file exporter",
+            fsync.show(0, "/s"),
+            verdict(fsync.median >= TARGETS["events_per_s"]),
+            "5",
+        )
+    )
+
+
+def write_memory(report: Report, memory: MemoryResults, summary: list[tuple[str, str, str, str]]) -> None:
+    report.add(
+        "## 6. Memory and start-up",
+        "",
+        "`flag-sidecar serve` as a user runs it (YAML flag file, metrics listener on, no exporter), "
+        f"RSS (`VmRSS`) {IDLE_SECONDS:g} s after it reports SERVING; start-up is from spawning the "
+        "process to the first gRPC health check answering SERVING. *After a burst*: the same, "
+        "after 5,000 Evaluate calls from 8 clients. For scale: the smallest grpcio server process "
+        "(`bench/bare_server.py`: interpreter, grpcio, one empty method, nothing else imported) and "
+        "the `empty` bench server (the sidecar's modules loaded, 100 flags, no metrics listener).",
+        "",
+    )
+    rows = []
+    for (count, name), series in memory.idle_rss.items():
+        rows.append((f"idle, {count:,} flags", name, series.show(1, " MB")))
+    for name, series in memory.busy_rss.items():
+        rows.append(("after a burst, 100 flags", name, series.show(1, " MB")))
+    rows.append(("bare grpcio server (floor)", "glibc default", memory.bare_rss.show(1, " MB")))
+    rows.append(("`empty` bench server, 100 flags", "glibc default", memory.empty_rss.show(1, " MB")))
+    report.table(("process", "malloc", "RSS"), rows)
+    rows = [(f"{count:,} flags", series.show(2, " s")) for count, series in memory.startup_s.items()]
+    report.table(("flag file", "start to SERVING"), rows)
+    idle = memory.idle_rss[(100, "glibc default")]
+    summary.append(
+        (
+            "idle RSS with 100 flags ≤ 40 MB",
+            idle.show(1, " MB"),
+            verdict(idle.median <= TARGETS["rss_mb"]),
+            "6",
+        )
+    )
+    start = memory.startup_s[100]
+    summary.append(
+        (
+            "start to SERVING ≤ 1 s (100 flags)",
+            start.show(2, " s"),
+            verdict(start.median <= TARGETS["startup_s"]),
+            "6",
+        )
+    )
+    if 10_000 in memory.startup_s:
+        big = memory.startup_s[10_000]
+        summary.append(("start to SERVING, 10,000 flags (no target)", big.show(2, " s"), "", "6"))
+
+
+def write_profiles(report: Report, profiles: dict[str, list[CaseProfile]], args: argparse.Namespace) -> None:
+    report.add(
+        "## 7. Profiles of the hot path",
+        "",
+        "`bench/profile.py`, on a fresh `sidecar` bench server per case. *Ours* is the thread CPU "
+        "of our code on the call path (request deserializer, handler, response serializer), "
+        "summed inside the server; *the rest* is the server's total CPU per call minus ours: "
+        "grpcio's C core, its Python glue in `grpc/_server.py`, the thread pool and the "
+        "hand-offs between the polling thread and the workers. The tables list the functions "
+        "where our code spends its time (cProfile with a thread-CPU clock; shares of our time, "
+        "self time only).",
+        "",
+    )
+    for label, cases in profiles.items():
+        report.add(f"### {label}", "")
+        for profile in cases:
+            report.add(
+                f"**{profile.case}**: server {profile.server_cpu_us:.0f} µs per call, of which ours "
+                f"{profile.ours_cpu_us:.1f} µs and the rest {profile.grpc_cpu_us:.0f} µs.",
+                "",
+            )
+            report.table(
+                ("share of ours", "calls per RPC", "function"),
+                [
+                    (f"{row.share:.1%}", f"{row.calls_per_rpc:.1f}", f"`{row.function}`")
+                    for row in profile.rows
+                ],
+            )
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmark suite and write BENCHMARKS.md.")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of the RPC CPU measurements")
+    parser.add_argument("--calls", type=int, default=3000, help="calls per RPC CPU measurement")
+    parser.add_argument("--concurrency", type=int, default=4, help="clients for the RPC CPU measurements")
+    parser.add_argument("--load-calls", type=int, default=6000, help="calls per throughput measurement")
+    parser.add_argument("--load-levels", default="8,32", help="client counts for throughput")
+    parser.add_argument("--load-repeats", type=int, default=3)
+    parser.add_argument("--memory-repeats", type=int, default=3)
+    parser.add_argument("--before", default="", help="revision whose sidecar/ is measured as 'before'")
+    parser.add_argument("--only", default="rpc,engine,throughput,events,memory,profile")
+    parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where the raw results are kept (pickle)"
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="write the report from --results without measuring"
+    )
+    args = parser.parse_args(argv)
+    if args.render_only:
+        saved = pickle.loads(args.results.read_bytes())
+        write_report(args.output, saved["args"], *saved["results"])
+        progress(f"wrote {args.output} from {args.results}")
+        return 0
+    args.command = " ".join([".venv/bin/python", "-m", "bench.run", *sys.argv[1:]])
+    only = set(args.only.split(","))
+    started = datetime.datetime.now(datetime.UTC)
+    clock = time.perf_counter()
+    compile_bytecode(REPO)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        counts = (10, 100, 1000, 10_000)
+        progress("writing flag files")
+        files = write_flag_files(directory, counts)
+        before = before_tree(args.before, directory) if args.before else None
+        rpc = throughput = engine = events = memory = profiles = None
+        steps: list[tuple[str, Callable[[], None]]] = []
+
+        def run_rpc() -> None:
+            nonlocal rpc
+            rpc = measure_rpc(files, args.repeats, args.calls, args.concurrency, before)
+
+        def run_engine() -> None:
+            nonlocal engine
+            progress("engine against openfeature-flagd-core")
+            engine = engine_cases.run()
+
+        def run_throughput() -> None:
+            nonlocal throughput
+            levels = [int(level) for level in args.load_levels.split(",")]
+            throughput = measure_throughput(files, args.load_repeats, args.load_calls, levels)
+
+        def run_events() -> None:
+            nonlocal events
+            progress("events")
+            events = event_cases.run()
+
+        def run_memory() -> None:
+            nonlocal memory
+            memory = measure_memory(files, args.memory_repeats, (100, 10_000))
+
+        def run_profiles() -> None:
+            nonlocal profiles
+            profiles = {}
+            trees = [("Now", REPO)] + ([(f"Before (revision {args.before})", before)] if before else [])
+            for label, root in trees:
+                progress(f"profiles: {label}")
+                profiles[label] = [
+                    profile_case(case, path, method, request, args.calls, root=root)
+                    for case, path, method, request in profile_cases(files[100])
+                ]
+
+        steps = [
+            ("rpc", run_rpc),
+            ("engine", run_engine),
+            ("throughput", run_throughput),
+            ("events", run_events),
+            ("memory", run_memory),
+            ("profile", run_profiles),
+        ]
+        for name, step in steps:
+            if name in only:
+                step()
+    elapsed = time.perf_counter() - clock
+    results = (started, elapsed, rpc, throughput, engine, events, memory, profiles)
+    args.results.write_bytes(pickle.dumps({"args": args, "results": results}))
+    write_report(args.output, args, *results)
+    progress(f"wrote {args.output} in {elapsed / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
