@@ -59,7 +59,8 @@ class RetryPolicy:
     max_retry_after: float = 300.0
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        cap = min(self.maximum, self.initial * self.multiplier ** max(0, attempt - 1))
+        # The exponent is capped: multiplier ** 1024 overflows a float after a long outage.
+        cap = min(self.maximum, self.initial * self.multiplier ** min(max(0, attempt - 1), 60))
         delay = rng.uniform(0.0, cap)
         if retry_after is not None and retry_after > 0:
             delay = max(delay, min(retry_after, self.max_retry_after))
@@ -154,7 +155,7 @@ class DataExporterScheduler:
         self._abandoned = False
 
         self._received = 0  # written by the collector only
-        self._open = 0  # events in the collector's open batch
+        self._sealed = 0  # events the collector has handed on (memory, spool or counted drop)
         self.exported = 0
         self.retried = 0
         self.spooled = 0
@@ -306,6 +307,11 @@ class DataExporterScheduler:
     # ---- counters ----------------------------------------------------------------------------
 
     @property
+    def _open(self) -> int:
+        """Events the collector has taken from the intake but not handed on yet."""
+        return self._received - self._sealed
+
+    @property
     def enqueued(self) -> int:
         return self._received + self._qsize()
 
@@ -386,7 +392,6 @@ class DataExporterScheduler:
             except queue.Empty:
                 self._seal(batch)
                 batch = []
-                self._open = 0
                 continue
             seal_now = False
             while True:
@@ -401,18 +406,15 @@ class DataExporterScheduler:
                     batch.append(item)
                     self._received += 1
                     if len(batch) >= size:
-                        self._open = len(batch)
                         self._seal(batch)
                         batch = []
                 try:
                     item = get_nowait()
                 except queue.Empty:
                     break
-            self._open = len(batch)
             if batch and (seal_now or stopping or not self.is_bulk):
                 self._seal(batch)
                 batch = []
-                self._open = 0
             if self._hot_drops:
                 self._report_refusals()
         # Events that raced with close(): take them too.
@@ -432,7 +434,7 @@ class DataExporterScheduler:
             if not to_spool and fits:
                 self._memory.append(_Batch(events))
                 self._mem_events += n
-                self._open = 0
+                self._sealed += n
                 self._cond.notify_all()
                 return
         reason = "buffer_full"
@@ -440,7 +442,7 @@ class DataExporterScheduler:
             spool_reason = self._spool_events(events)
             if spool_reason is None:
                 with self._cond:
-                    self._open = 0
+                    self._sealed += n
                     self._cond.notify_all()
                 return
             reason = spool_reason
@@ -449,11 +451,12 @@ class DataExporterScheduler:
                     # The spool is full (or broken) but memory has room: keep the events there.
                     self._memory.append(_Batch(events))
                     self._mem_events += n
-                    self._open = 0
+                    self._sealed += n
                     self._cond.notify_all()
                     return
-        self._open = 0
         self._drop(n, reason)
+        with self._cond:
+            self._sealed += n
 
     def _spool_events(self, events: list[Event]) -> str | None:
         """Append events to the spool; None on success, else why they could not be spooled."""

@@ -126,6 +126,7 @@ def test_backoff_grows_exponentially_with_full_jitter() -> None:
     assert max(caps[4:]) <= 8.0
     assert min(policy.delay(3, rng) for _ in range(500)) < 0.1  # full jitter reaches down to 0
     assert policy.delay(1, rng, retry_after=5.0) >= 5.0
+    assert policy.delay(100_000, rng) <= 8.0  # a days-long outage does not overflow the exponent
 
 
 def test_failed_batch_is_spooled_before_it_is_retried(tmp_path: Path, schedulers: list) -> None:
