@@ -7,18 +7,20 @@ One scheduler drives one exporter with two threads of its own:
                                                               ╰── while exports fail) ──▶ spool ──╯
 
 - `add_event` (any thread) checks two integers and puts the event on a C queue: no lock shared
-  with the workers, no I/O, never blocks. Past the intake limit it refuses and counts the drop.
+  with the workers, no I/O, never blocks. Past the intake limit (producers outrunning the
+  collector) it refuses and counts the drop.
 - The collector forms batches: a non-bulk exporter gets whatever has arrived, at once; a bulk one
   gets a batch at max_events_in_memory events or flush_interval seconds after the batch's first
   event, whichever comes first, and on close. A batch is kept in memory while the memory buffer
   (buffer_limit events) has room and the exporter is healthy, else appended to the spool.
 - The export thread delivers the spool's oldest record first (replay after a restart, spilled
   batches), then memory batches. A failed memory batch is written to the spool before it is
-  retried; retries use exponential backoff with full jitter and honour Retry-After. A
-  PermanentExportError sends the batch to the dead-letter file instead.
-- `close(timeout)` flushes the open batch, lets the export thread deliver what it can until the
-  deadline, then spools whatever is still in memory. Without a spool, that remainder is dropped,
-  counted and logged.
+  retried, and so are the batches waiting in memory; until the spool's backlog is delivered, new
+  batches go through the spool too. Retries use exponential backoff with full jitter and honour
+  Retry-After. A PermanentExportError sends the batch to the dead-letter file instead.
+- `close(timeout)` flushes the open batch, lets the export thread deliver the memory batches
+  until the deadline (the spool keeps its backlog for the next start), then spools whatever is
+  still in memory or in flight. Without a spool, that remainder is dropped, counted and logged.
 
 Every event that does not reach the exporter is accounted for in `dropped_by_reason`, and logged.
 """
@@ -225,7 +227,8 @@ class DataExporterScheduler:
         self.start_daemon()
         self._closing = True
         self._put(_STOP)
-        self._collector.join(max(0.0, deadline - time.monotonic()))
+        # The batching thread does no network I/O: give it a moment even with no time left.
+        self._collector.join(max(0.5, deadline - time.monotonic()))
         with self._cond:
             self._deadline = deadline
             self._cond.notify_all()
