@@ -195,9 +195,11 @@ class DataExporterScheduler:
     @property
     def saturated(self) -> bool:
         """True when a new event would be dropped: memory buffer full and no room in the spool."""
-        if self._closing or self._qsize() >= self.intake_limit:
+        queued = self._qsize()
+        if self._closing or queued >= self.intake_limit:
             return True
-        if self._mem_events + self._open < self.buffer_limit:
+        # Queued and half-batched events count too: they will need room in memory or the spool.
+        if queued + self._open + self._mem_events < self.buffer_limit:
             return False
         return self.spool is None or self.spool.is_full
 
