@@ -202,3 +202,30 @@ def test_sigterm_during_an_outage_spools_and_the_next_start_delivers(
     eventually(lambda: not segments(tmp_path / "spool" / "webhook"))
     stop_driver(again)
     assert_one_id_per_event(receiver)
+
+
+def test_rejected_batches_go_to_the_dead_letter_file_and_the_rest_flows(tmp_path: Path) -> None:
+    receiver = Receiver(respond=lambda n: (400, {}) if n == 0 else (200, {}))
+    try:
+        pipeline = build_pipeline(
+            PipelineConfig(
+                exporters=[f"webhook:url={receiver.url}"],
+                flush_interval=0.02,
+                spool_dir=tmp_path / "spool",
+                retry=RetryPolicy(initial=0.01, maximum=0.1),
+            )
+        )
+        pipeline.start()
+        pipeline.add_evaluation(evaluation(), "rejected")
+        eventually(lambda: pipeline.stats()["webhook"]["dead_lettered"] == 1)
+        pipeline.add_evaluation(evaluation(), "accepted")
+        eventually(lambda: len(receiver.delivered_ids()) == 1)
+        pipeline.close(1)
+    finally:
+        receiver.close()
+    [line] = (tmp_path / "spool" / "webhook" / "dead-letter.jsonl").read_text().splitlines()
+    dead = json.loads(line)
+    assert dead["event"]["userKey"] == "rejected"
+    assert "HTTP 400" in dead["reason"]
+    assert receiver.delivered()[0]["userKey"] == "accepted"
+    assert len(receiver.requests) == 2  # the 400 was not retried
