@@ -158,7 +158,10 @@ def compile_flag_set(document: Any, source: str = "", version_of: VersionOf | No
     """Validate and compile a whole document; raise FlagSetError listing every problem."""
     check = _Checker(source)
     if document is None:
-        document = {}
+        # An empty file is far more often a write caught half-way (truncate, then write) than a wish
+        # to serve nothing; `flags: []` says the latter explicitly.
+        check.add("the document is empty; write `flags: []` to serve no flags")
+        raise FlagSetError(check.problems)
     top = check.mapping(document, "the flag document", TOP_LEVEL_FIELDS)
     raw_segments = check.sequence(top.get("segments"), "segments", path="segments")
     raw_flags = check.sequence(top.get("flags"), "flags", path="flags")

@@ -506,10 +506,17 @@ def test_a_valid_set_loads_with_no_problems():
     assert flag_set.warnings == ()
 
 
-@pytest.mark.parametrize("doc", [None, {}, {"flags": []}], ids=["none", "empty", "no-flags"])
+@pytest.mark.parametrize("doc", [{}, {"flags": []}], ids=["empty", "no-flags"])
 def test_empty_documents_are_empty_sets(doc):
     flag_set = compile_flag_set(doc, SOURCE)
     assert (dict(flag_set.flags), dict(flag_set.segments)) == ({}, {})
+
+
+def test_a_document_with_nothing_at_all_is_rejected():
+    # An empty file is usually a write caught half-way; serving no flags must be asked for.
+    [problem] = problems_of(None)
+    assert "the document is empty" in str(problem)
+    assert "flags: []" in str(problem)
 
 
 @pytest.mark.parametrize("doc", [[], "flags", {"flags": {"a": 1}}], ids=["list", "string", "flags-mapping"])
