@@ -864,7 +864,7 @@ def write_profiles(report: Report, profiles: dict[str, list[CaseProfile]], args:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmark suite and write BENCHMARKS.md.")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats of the RPC CPU measurements")
+    parser.add_argument("--repeats", type=int, default=7, help="repeats of the RPC CPU measurements")
     parser.add_argument("--calls", type=int, default=3000, help="calls per RPC CPU measurement")
     parser.add_argument("--concurrency", type=int, default=4, help="clients for the RPC CPU measurements")
     parser.add_argument("--load-calls", type=int, default=6000, help="calls per throughput measurement")

@@ -82,6 +82,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         self._context_limits = ContextLimits() if context_limits is None else context_limits
         # One non-blocking call per evaluation (a few microseconds; nothing without exporters).
         self._events = EventPipeline() if events is None else events
+        self._ready = False
 
     @rpc_method
     def Evaluate(self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
@@ -116,8 +117,10 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         return self._encoded.evaluate_all_response(evaluations)
 
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
-        if not self._store.ready:
-            raise RequestFailed(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
+        if not self._ready:  # a store never goes back to not ready: ask it until it is
+            if not self._store.ready:
+                raise RequestFailed(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
+            self._ready = True
         violation = self._context_limits.violation(user.context)
         if violation is not None:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, violation)
