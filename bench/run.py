@@ -162,11 +162,14 @@ def rpc_cases(calls: int) -> list[RpcCase]:
 
 
 SPIN_US = (25, 150)  # about what our Evaluate and EvaluateAll(100) handlers take inside the server
+TOUCH_DICTS = 80  # about 25 us in a timeit loop on the reference machine, mostly cache misses
 
 
 @dataclass
 class RpcResults:
     spin: dict[int, Pair]  # empty RPC + N us of pure Python, against the empty RPC
+    touch: Pair  # empty RPC + reading TOUCH_DICTS dicts spread over a large pool
+    touch_us: float  # what that read takes in a timeit loop here
     sync: dict[str, Pair]
     aio: dict[str, Pair]  # aio-sidecar against aio-empty
     aio_vs_sync: dict[str, Series]  # aio CPU per call / sync CPU per call, same case
@@ -183,12 +186,33 @@ BEFORE_CASES = (
 )
 
 
+def touch_cost_us() -> float:
+    """What the BENCH_TOUCH_DICTS handler's work takes in a timeit loop (same pool, same walk)."""
+    import random
+    import timeit
+
+    pool = [{f"k{field}": field for field in range(8)} for _ in range(200_000)]
+    random.Random(42).shuffle(pool)
+    cursor = [0]
+
+    def walk() -> int:
+        start, total = cursor[0], 0
+        for item in pool[start : start + TOUCH_DICTS]:
+            total += item.get("k3", 0)
+        cursor[0] = (start + TOUCH_DICTS) % (len(pool) - TOUCH_DICTS)
+        return total
+
+    return min(timeit.repeat(walk, number=2000, repeat=5)) / 2000 * 1e6
+
+
 def measure_rpc(
     files: FlagFiles, repeats: int, calls: int, concurrency: int, before: Path | None
 ) -> RpcResults:
     cases = rpc_cases(calls)
     results = RpcResults(
         spin={spin: Pair() for spin in SPIN_US},
+        touch=Pair(),
+        touch_us=touch_cost_us(),
         sync={case.name: Pair() for case in cases},
         aio={name: Pair() for name in AIO_CASES},
         aio_vs_sync={f"{name}, {who}": Series() for name in AIO_CASES for who in ("empty RPC", "ours")},
@@ -205,6 +229,7 @@ def measure_rpc(
 
         empty = start("empty", 100)
         spinners = {spin: start("empty", 100, env={"BENCH_SPIN_US": str(spin)}) for spin in SPIN_US}
+        toucher = start("empty", 100, env={"BENCH_TOUCH_DICTS": str(TOUCH_DICTS)})
         ours = {count: start("sidecar", count) for count in sorted({case.flags for case in cases})}
         aio_empty, aio_ours = start("aio-empty", 100), start("aio-sidecar", 100)
         old = start("sidecar", 100, before) if before else None
@@ -214,6 +239,8 @@ def measure_rpc(
             for spin, spinner in spinners.items():
                 floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
                 results.spin[spin].add(floor, spinner.measure(EMPTY_METHOD, b"", calls, concurrency))
+            floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+            results.touch.add(floor, toucher.measure(EMPTY_METHOD, b"", calls, concurrency))
             for case in cases:
                 floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
                 mine = ours[case.flags].measure(case.method, case.request, case.calls, concurrency)
@@ -575,10 +602,11 @@ def write_rpc(
             )
     report.table(("case", "empty RPC", "ours", "ratio", "target"), rows)
     report.add(
-        "Calibration: the empty RPC whose handler first spins for N µs of pure Python (nothing "
-        "else changes). *Charged* is the server CPU per call above the empty RPC, divided by N: "
-        "what the sync server charges per µs of handler time (GIL hand-offs between its polling "
-        "thread and the workers grow with the time a handler holds the interpreter).",
+        "Calibration: the empty RPC whose handler first does some Python work and nothing else: "
+        "spins for N µs (a tight loop, no memory traffic), or reads a few dozen dicts spread over a "
+        "large pool (cache misses, as a real handler's objects). *Charged* is the server CPU per "
+        "call above the empty RPC, divided by the time that work takes on its own: what the sync "
+        "server charges per µs of handler. Compare the Evaluate rows with the last one.",
         "",
     )
     rows = []
@@ -598,7 +626,20 @@ def write_rpc(
                 charged.show(2, " µs per µs"),
             )
         )
-    report.table(("calibration", "empty RPC", "with the spin", "ratio", "charged"), rows)
+    pair = rpc.touch
+    extra = zip(pair.empty_us.values, pair.ours_us.values, strict=True)
+    charged = Series([(ours - empty) / rpc.touch_us for empty, ours in extra])
+    rows.append(
+        (
+            f"empty RPC + reading {TOUCH_DICTS} dicts spread over 70 MB "
+            f"({rpc.touch_us:.1f} µs in a timeit loop)",
+            pair.empty_us.show(0, " µs"),
+            pair.ours_us.show(0, " µs"),
+            pair.ratio.show(2, "x"),
+            charged.show(2, " µs per µs"),
+        )
+    )
+    report.table(("calibration", "empty RPC", "with the extra work", "ratio", "charged"), rows)
     if rpc.before:
         report.add(
             "### Before and after the optimisations (same run)",

@@ -13,8 +13,9 @@ KIND is one of
 Both kinds of a pair load the same flag file into a started FlagStore (file watcher included),
 so the only difference between them is the service that answers.
 
-With BENCH_SPIN_US=N, the empty method spins for N microseconds of pure Python before answering:
-a calibration of what the server charges for handler time by itself.
+With BENCH_SPIN_US=N, the empty method spins for N microseconds of pure Python before answering;
+with BENCH_TOUCH_DICTS=N it reads N dicts picked across a 70 MB pool: calibrations of what the
+server charges for handler time by itself.
 
 With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included) runs an event
 pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does.
@@ -30,6 +31,7 @@ import cProfile
 import json
 import os
 import pstats
+import random
 import signal
 import sys
 import threading
@@ -157,6 +159,14 @@ class _WrappingRegistration:
 
 
 _SPIN_SECONDS = float(os.environ.get("BENCH_SPIN_US", "0")) / 1e6
+_TOUCH = int(os.environ.get("BENCH_TOUCH_DICTS", "0"))
+# 200,000 small dicts in random order (about 70 MB): reading a few dozen of them misses the caches
+# the way a real handler's objects do, unlike a spin loop.
+_POOL: list[dict[str, int]] = []
+if _TOUCH:
+    _POOL = [{f"k{field}": field for field in range(8)} for _ in range(200_000)]
+    random.Random(42).shuffle(_POOL)
+_cursor = [0]
 
 
 def _empty_call(_request: bytes, _context: Any) -> bytes:
@@ -165,6 +175,12 @@ def _empty_call(_request: bytes, _context: Any) -> bytes:
         end = clock() + _SPIN_SECONDS
         while clock() < end:
             pass
+    if _TOUCH:  # calibration: Python work that reads memory, as a handler does
+        start = _cursor[0]
+        total = 0
+        for item in _POOL[start : start + _TOUCH]:
+            total += item.get("k3", 0)
+        _cursor[0] = (start + _TOUCH) % (len(_POOL) - _TOUCH)
     return b""
 
 
