@@ -115,7 +115,9 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     stop_requested = StopRequest()
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
 
-    store = FlagStore(FileRepository(flags_path), cache_ttl=settings.cache_ttl)
+    store = FlagStore(
+        FileRepository(flags_path), cache_ttl=settings.cache_ttl, eval_cache_size=settings.eval_cache_size
+    )
     metrics = SidecarMetrics(store)
     # Up before the flags load: /healthz answers and /readyz says why it is not ready yet.
     management = (

@@ -227,6 +227,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cache_ttl", parse_seconds, 30.0, "SECONDS", "how long flags, segments and evaluations stay cached"
     ),
+    Option(
+        "eval_cache_size",
+        parse_count,
+        0,
+        "N",
+        "cache up to N evaluation results (0: off; evaluating is cheaper than the cache key)",
+    ),
     Option("log_level", parse_log_level, "info", "LEVEL", f"logging level: {', '.join(LOG_LEVELS)}"),
     Option("log_format", parse_log_format, "json", "FORMAT", "json (one object per line) or text"),
     Option("tls_cert", parse_path, None, "PATH", "PEM certificate chain: serve TLS on the TCP listeners"),
@@ -359,6 +366,7 @@ class Settings:
     listen: tuple[str, ...]
     management_listen: str
     cache_ttl: float
+    eval_cache_size: int
     log_level: str
     log_format: str
     tls_cert: Path | None

@@ -82,9 +82,9 @@ class FlagStore:
         cache_size: int = 100_000,
         eval_cache_size: int = 0,
     ) -> None:
-        """`eval_cache_size` > 0 caches evaluation results too. Off by default: a compiled evaluation
-        (about 1 µs) is cheaper than hashing the context for the cache key (about 4 µs), see
-        BENCHMARKS.md; it pays off only for flags whose rules are much more expensive."""
+        """`eval_cache_size` > 0 caches evaluation results too. Off by default: hashing the context for
+        the cache key takes about 4 µs (timeit), more than evaluating a compiled flag (0.1 to 1.5 µs),
+        so the cache pays off only for flags whose rules are much more expensive than these."""
         self.repository = repository
         self._lock = threading.Lock()  # guards the caches only; never held during I/O or evaluation
         self._flags: TTLCache[str, Any] = TTLCache(cache_size, cache_ttl)

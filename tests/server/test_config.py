@@ -23,6 +23,7 @@ def test_defaults():
         listen=("127.0.0.1:50051",),
         management_listen="127.0.0.1:8014",
         cache_ttl=30.0,
+        eval_cache_size=0,
         log_level="info",
         log_format="json",
         tls_cert=None,
