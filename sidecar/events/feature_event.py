@@ -25,6 +25,23 @@ _sequence = itertools.count(1)
 
 SDK_DEFAULT_VARIATION = "SdkDefault"
 ANONYMOUS_ATTRIBUTE = "anonymous"
+# Every JSON field of either event kind, in export order: the FeatureEvent's go-feature-flag
+# fields, then eventId, then the TrackingEvent-only ones (the columns of CSV and Parquet files).
+EVENT_FIELDS = (
+    "kind",
+    "contextKind",
+    "userKey",
+    "creationDate",
+    "key",
+    "variation",
+    "value",
+    "default",
+    "version",
+    "source",
+    "eventId",
+    "evaluationContext",
+    "trackingEventDetails",
+)
 
 
 def new_event_id() -> str:

@@ -20,26 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ..exporter import RetryableExportError
-from ..feature_event import Event
+from ..feature_event import EVENT_FIELDS, Event
 from ..options import Options
 
 FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "parquet": "parquet"}
-# CSV and Parquet columns: the FeatureEvent fields, then the TrackingEvent-only ones.
-COLUMNS = (
-    "kind",
-    "contextKind",
-    "userKey",
-    "creationDate",
-    "key",
-    "variation",
-    "value",
-    "default",
-    "version",
-    "source",
-    "eventId",
-    "evaluationContext",
-    "trackingEventDetails",
-)
+# CSV and Parquet columns.
+COLUMNS = EVENT_FIELDS
 JSON_COLUMNS = frozenset({"value", "evaluationContext", "trackingEventDetails"})
 PARQUET_CODECS = ("snappy", "zstd", "gzip", "none")
 

@@ -9,31 +9,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..feature_event import Event
+from ..feature_event import EVENT_FIELDS, Event
 from ..options import Options
 
 DEFAULT_FORMAT = '[{formattedDate}] user="{userKey}", flag="{key}", value="{value}", variation="{variation}"'
 DEFAULT_TRACKING_FORMAT = '[{formattedDate}] user="{userKey}", event="{key}", details={trackingEventDetails}'
 DEFAULT_LOGGER = "flagsidecar.events"
 # Every name a template may use: the JSON fields of both event kinds, plus formattedDate (RFC 3339).
-FIELDS = frozenset(
-    {
-        "kind",
-        "contextKind",
-        "userKey",
-        "creationDate",
-        "key",
-        "variation",
-        "value",
-        "default",
-        "version",
-        "source",
-        "eventId",
-        "evaluationContext",
-        "trackingEventDetails",
-        "formattedDate",
-    }
-)
+FIELDS = frozenset({*EVENT_FIELDS, "formattedDate"})
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
