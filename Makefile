@@ -27,8 +27,8 @@ test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check sidecar tests tools
-	$(BIN)/ruff format --check sidecar tests tools
+	$(BIN)/ruff check sidecar tests tools bench
+	$(BIN)/ruff format --check sidecar tests tools bench
 	cd proto && ../$(BIN)/buf lint
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
