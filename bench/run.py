@@ -37,7 +37,7 @@ from pathlib import Path
 from . import engine_cases, event_cases, flagsets
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
-from .rpc import REPO, LoadGenerator, Measurement, Server, rss_mb, server_process
+from .rpc import REPO, LoadGenerator, Measurement, Server, rss_mb, server_process, terminate
 from .servers import EMPTY_METHOD
 
 # The raw results of the last run, to re-render the report (--render-only) after editing notes.md.
@@ -357,12 +357,7 @@ def real_sidecar(
         wait_serving(target, process)
         yield process, target, time.perf_counter() - started
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 @dataclass
