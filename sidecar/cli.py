@@ -21,6 +21,7 @@ from sidecar.events import PipelineConfig, SpecError, SpoolLockedError, build_pi
 from sidecar.logging_setup import configure_logging
 from sidecar.server.app import SidecarServer
 from sidecar.server.flagd import FlagdSettings
+from sidecar.server.health_listener import HealthServer
 from sidecar.server.limits import ContextLimits
 from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
@@ -171,10 +172,16 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         # Checked when the options were parsed (config.parse_context_value / parse_header_mapping).
         flagd=FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ()),
     )
+    # --health-listen: the same health statuses on a port of their own, for Kubernetes grpc
+    # probes; started first, so a port in use there stops us before anything serves flags.
+    health_server = HealthServer(server.health, settings.health_listen) if settings.health_listen else None
     try:
+        if health_server is not None:
+            health_server.start()
         server.start()
     except OSError as error:
         logger.error("not serving: %s", error)
+        _stop_health(health_server)
         store.close()
         events.close(0)
         _stop_management(management)
@@ -192,6 +199,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         store,
         management,
         flushers=[lambda left: events.close(min(settings.events_flush_timeout, left))],
+        health_server=health_server,
     )
 
 
@@ -219,12 +227,16 @@ def shutdown(
     store: FlagStore,
     management: ManagementServer | None,
     flushers: Sequence[Callable[[float], None]] = (),
+    health_server: HealthServer | None = None,
 ) -> int:
-    """Readiness off and health NOT_SERVING first, then refuse new calls and let in-flight ones
-    finish (up to --shutdown-grace), then flush what is left, all before --shutdown-timeout.
+    """Readiness off and health NOT_SERVING (all but `liveness`) first, then refuse new calls and
+    let in-flight ones finish (up to --shutdown-grace), then flush what is left, all before
+    --shutdown-timeout.
 
     `flushers` get the seconds left before the deadline (the event pipeline's `close(grace)`):
-    they run after the drain, so the events of the last calls are flushed too."""
+    they run after the drain, so the events of the last calls are flushed too. The health
+    listener stops last, with the management listener: its `liveness` stays SERVING (and its
+    readiness NOT_SERVING) for the whole sequence."""
     began = time.monotonic()
     deadline = began + settings.shutdown_timeout
     watchdog = threading.Timer(
@@ -246,6 +258,7 @@ def shutdown(
         # Keep a little of the budget for the last log lines and the exit itself.
         flush(max(0.0, deadline - time.monotonic() - 0.5))
     store.close()
+    _stop_health(health_server)
     _stop_management(management)
     watchdog.cancel()
     elapsed = time.monotonic() - began
@@ -268,6 +281,11 @@ def _deadline_exceeded(timeout: float) -> None:
 def _stop_management(management: ManagementServer | None) -> None:
     if management is not None:
         management.stop()
+
+
+def _stop_health(health_server: HealthServer | None) -> None:
+    if health_server is not None:
+        health_server.stop()
 
 
 def _tls_files(settings: config.Settings) -> TlsFiles | None:

@@ -225,6 +225,14 @@ OPTIONS: tuple[Option, ...] = (
         "HTTP /healthz, /readyz and /metrics (off: disabled)",
     ),
     Option(
+        "health_listen",
+        parse_optional_tcp_address,
+        "",
+        "HOST:PORT",
+        "a plaintext gRPC listener serving only grpc.health.v1.Health (for Kubernetes grpc probes; "
+        "service liveness stays SERVING while draining), never the evaluation API (off: none)",
+    ),
+    Option(
         "cache_ttl", parse_seconds, 30.0, "SECONDS", "how long flags, segments and evaluations stay cached"
     ),
     Option(
@@ -365,6 +373,7 @@ class Settings:
     flags: Path | None
     listen: tuple[str, ...]
     management_listen: str
+    health_listen: str
     cache_ttl: float
     eval_cache_size: int
     log_level: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -23,6 +24,14 @@ from .listeners import BoundAddress, TlsFiles, bind, remove_socket_files, server
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
+
+# The health service name that says "this process is alive": SERVING from construction until the
+# process exits, also while the server drains on SIGTERM (a failing liveness probe would get the
+# container killed mid-drain and cut in-flight calls). "" and every registered service are
+# readiness instead.
+LIVENESS_SERVICE = "liveness"
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @dataclass(frozen=True)
@@ -100,9 +109,11 @@ SERVICE_REGISTRARS: tuple[Registrar, ...] = (
 class SidecarServer:
     """A grpcio (sync) server with the registered services, gRPC health and server reflection.
 
-    Health reports SERVING for "" and every registered service once the store has a flag set, and
-    NOT_SERVING from the moment shutdown starts, so load balancers stop routing before calls are
-    refused.
+    Health reports SERVING for "" and every registered service once the server has started and
+    the store has a flag set, and NOT_SERVING before that and from the moment shutdown starts, so
+    load balancers stop routing before calls are refused. LIVENESS_SERVICE is SERVING throughout.
+    `health` is the servicer; HealthServer (sidecar/server/health_listener.py) serves the same
+    instance on a health-only listener.
 
     `listen` is one address or several: HOST:PORT (TLS when `tls` is given) or unix:///path
     (always plaintext). `max_request_bytes` and `max_concurrent_calls` are enforced by grpcio
@@ -142,6 +153,9 @@ class SidecarServer:
         # Non-blocking: Watch streams do not each hold one of the server's worker threads.
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        # Guards readiness against a reload racing the start of shutdown: once shutting down, no
+        # flag-set change can turn it back to SERVING.
+        self._health_lock = threading.Lock()
 
         deps = ServiceDependencies(
             store=store,
@@ -161,6 +175,9 @@ class SidecarServer:
         self.bound: list[BoundAddress] = []
         self._unsubscribe_readiness: Callable[[], None] | None = None
         self._shutting_down = False
+        # grpcio's servicer starts with "" SERVING: not ready until start(), alive from now on.
+        self._set_readiness(_NOT_SERVING)
+        self.health.set(LIVENESS_SERVICE, _SERVING)
 
     @property
     def address(self) -> str:
@@ -192,11 +209,15 @@ class SidecarServer:
         return self.port
 
     def begin_shutdown(self) -> None:
-        """Health NOT_SERVING and long-lived streams told to end; calls are still answered."""
-        if self._shutting_down:
-            return
-        self._shutting_down = True
-        self.health.enter_graceful_shutdown()
+        """Readiness ("" and every service) NOT_SERVING for good and long-lived streams told to
+        end; calls are still answered, and LIVENESS_SERVICE stays SERVING.
+
+        Not grpcio's enter_graceful_shutdown(): that marks every name NOT_SERVING, liveness too."""
+        with self._health_lock:
+            if self._shutting_down:
+                return
+            self._shutting_down = True
+            self._set_readiness(_NOT_SERVING)
         if self._unsubscribe_readiness is not None:
             self._unsubscribe_readiness()
         for hook in self._shutdown_hooks:
@@ -206,9 +227,13 @@ class SidecarServer:
                 logger.exception("a service's shutdown hook failed")
 
     def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, refuse new calls, let in-flight ones finish for up to `grace`
+        """Report readiness NOT_SERVING, refuse new calls, let in-flight ones finish for up to `grace`
         seconds, then stop."""
-        logger.info("shutting down: health NOT_SERVING, up to %gs for in-flight calls", grace)
+        logger.info(
+            "shutting down: health NOT_SERVING (%s stays SERVING), up to %gs for in-flight calls",
+            LIVENESS_SERVICE,
+            grace,
+        )
         self.begin_shutdown()
         self._server.stop(grace).wait()
         for cleanup in self._cleanups:
@@ -225,10 +250,10 @@ class SidecarServer:
         self._update_health()
 
     def _update_health(self) -> None:
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if self._store.ready
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        with self._health_lock:
+            if not self._shutting_down:  # from then on readiness stays NOT_SERVING
+                self._set_readiness(_SERVING if self._store.ready else _NOT_SERVING)
+
+    def _set_readiness(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         for name in ("", *self.service_names):
             self.health.set(name, status)

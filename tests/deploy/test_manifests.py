@@ -1,24 +1,30 @@
-"""The Kubernetes manifests and the Dockerfile agree with the server: ports, probe paths, args.
+"""The Kubernetes manifests and the Dockerfile agree with the server: ports, probes, args.
 
 Defaults come from sidecar/config.py's option table and the args go through the real command-line
 parser and settings resolution, so a renamed flag or a moved default breaks this test, not a pod.
+The grpc probes are asked of a real health listener, serving the ConfigMap's flags.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecar import cli, config
-from sidecar.server.management import ManagementServer, split_host_port
-from sidecar.store import load_flag_file
+from sidecar.server.app import LIVENESS_SERVICE, SidecarServer
+from sidecar.server.health_listener import HealthServer
+from sidecar.server.management import split_host_port
+from sidecar.store import FileRepository, FlagStore, load_flag_file
+from tests.conftest import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES = REPO / "deploy" / "kubernetes"
@@ -105,52 +111,103 @@ def test_grpc_port_and_the_apps_address(pod: Pod, settings: config.Settings) -> 
 
 def test_management_port_listens_on_the_pod_ip(pod: Pod, settings: config.Settings) -> None:
     host, port = split_host_port(settings.management_listen)
-    assert (host, port) == ("0.0.0.0", MANAGEMENT_PORT)  # the kubelet probes the pod IP
+    assert (host, port) == ("0.0.0.0", MANAGEMENT_PORT)  # Prometheus scrapes the pod IP
     assert pod.port(pod.sidecar, "management") == MANAGEMENT_PORT
     annotations = one("Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(MANAGEMENT_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
+def test_health_port_listens_on_the_pod_ip(pod: Pod, settings: config.Settings) -> None:
+    # Off by default: the manifest has to turn it on, or the grpc probes would find no port.
+    assert config.option_named("health_listen").default == ""
+    assert settings.health_listen, "no --health-listen: the grpc probes would find nothing"
+    host, port = split_host_port(settings.health_listen)
+    assert host == "0.0.0.0"  # the kubelet probes the pod IP
+    assert pod.port(pod.sidecar, "grpc-health") == port
+    assert port not in (GRPC_PORT, MANAGEMENT_PORT)
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 @dataclass
-class StubStore:
-    ready: bool
+class HealthStages:
+    """What a real health listener answered for one service name at each stage of a sidecar's life."""
+
+    starting: int  # the listener is up; no flags loaded, the gRPC server not started
+    serving: int  # flags applied, the gRPC server accepting calls
+    draining: int  # SIGTERM: shutdown has begun, in-flight calls still running
+
+
+@pytest.fixture(scope="module")
+def health_stages(settings: config.Settings, tmp_path_factory) -> Iterator[dict[str, HealthStages]]:
+    """Runs the sidecar's stages once against a real health listener serving the ConfigMap's flags:
+    HealthStages for "", "liveness" and every registered service name."""
+    assert settings.flags is not None
+    flag_file = tmp_path_factory.mktemp("flags") / settings.flags.name
+    flag_file.write_text(one("ConfigMap")["data"][settings.flags.name])
+    store = FlagStore(FileRepository(flag_file))
+    server = SidecarServer(store, "127.0.0.1:0")
+    health_server = HealthServer(server.health, "127.0.0.1:0")
+    health_server.start()
+    channel = grpc.insecure_channel(health_server.address)
+    names = ("", LIVENESS_SERVICE, *server.service_names)
+    stub = health_pb2_grpc.HealthStub(channel)
+
+    def statuses() -> dict[str, int]:
+        return {n: stub.Check(health_pb2.HealthCheckRequest(service=n), timeout=5).status for n in names}
+
+    try:
+        starting = statuses()
+        store.start()
+        server.start()
+        serving = eventually(lambda: (now := statuses())[""] == SERVING and now)
+        server.begin_shutdown()
+        draining = statuses()
+        yield {name: HealthStages(starting[name], serving[name], draining[name]) for name in names}
+    finally:
+        channel.close()
+        server.stop(grace=0)
+        health_server.stop()
+        store.close()
 
 
 @pytest.mark.parametrize(
-    ("probe", "path", "before_flags", "serving"),
+    ("probe", "service", "expected"),
     [
-        ("startupProbe", "/readyz", 503, 200),
-        ("readinessProbe", "/readyz", 503, 200),
-        ("livenessProbe", "/healthz", 200, 200),
+        ("startupProbe", "", HealthStages(NOT_SERVING, SERVING, NOT_SERVING)),
+        ("readinessProbe", "", HealthStages(NOT_SERVING, SERVING, NOT_SERVING)),
+        # Never fails while the process answers: a kill mid-drain would cut in-flight calls.
+        ("livenessProbe", LIVENESS_SERVICE, HealthStages(SERVING, SERVING, SERVING)),
     ],
 )
-def test_probes_hit_what_the_management_server_serves(
-    pod: Pod, probe: str, path: str, before_flags: int, serving: int
+def test_grpc_probes_ask_the_health_listener(
+    pod: Pod,
+    settings: config.Settings,
+    health_stages,
+    probe: str,
+    service: str,
+    expected: HealthStages,
 ) -> None:
-    http_get = pod.sidecar[probe]["httpGet"]
-    assert http_get["path"] == path
-    assert pod.port(pod.sidecar, http_get["port"]) == MANAGEMENT_PORT
-    # Ask a real management server what that path answers, before and after the flags load.
-    store = StubStore(ready=False)
-    server = ManagementServer("127.0.0.1:0", store=store)
-    server.start()
-    try:
-        assert _get(server.port, path) == before_flags
-        store.ready = True
-        server.mark_serving()
-        assert _get(server.port, path) == serving
-    finally:
-        server.stop()
+    spec = pod.sidecar[probe]
+    assert set(spec) & {"httpGet", "tcpSocket", "exec"} == set()
+    grpc_action = spec["grpc"]
+    # A grpc probe's port is a number (Kubernetes takes no port name there): the --health-listen
+    # port, declared as the container port grpc-health.
+    assert isinstance(grpc_action["port"], int)
+    assert grpc_action["port"] == split_host_port(settings.health_listen)[1]
+    assert grpc_action["port"] == pod.port(pod.sidecar, "grpc-health")
+    assert grpc_action.get("service", "") == service  # unset means "", the overall status
+    assert health_stages[service] == expected
 
 
-def _get(port: int, path: str) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        return connection.getresponse().status
-    finally:
-        connection.close()
+def test_every_served_service_name_says_what_the_readiness_probe_sees(health_stages) -> None:
+    assert "flagsidecar.v1.EvaluationService" in health_stages
+    for name, stages in health_stages.items():
+        if name != LIVENESS_SERVICE:
+            assert stages == health_stages[""], name
 
 
 def test_flags_come_from_the_configmap_mounted_as_a_directory(

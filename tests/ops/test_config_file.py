@@ -117,6 +117,21 @@ def test_missing_config_file(tmp_path: Path) -> None:
         settings_from(["--config", str(tmp_path / "absent.yaml")])
 
 
+def test_health_listen_from_flag_environment_and_file(tmp_path: Path) -> None:
+    assert settings_from()[0].health_listen == ""  # off by default
+    file = write(tmp_path / "sidecar.yaml", "health-listen: 0.0.0.0:8015\n")
+    settings, sources = settings_from(["--config", str(file)])
+    assert (settings.health_listen, sources["health_listen"]) == (
+        "0.0.0.0:8015",
+        f"config file {file}, key health_listen",
+    )
+    env = {"FLAG_SIDECAR_HEALTH_LISTEN": "[::]:9015"}
+    assert settings_from(["--config", str(file)], env)[0].health_listen == "[::]:9015"
+    assert settings_from(["--config", str(file), "--health-listen", "off"], env)[0].health_listen == ""
+    with pytest.raises(config.ConfigError, match=r"invalid health_listen '8015' .*expected HOST:PORT"):
+        settings_from(["--health-listen", "8015"])
+
+
 def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
     file = write(tmp_path / "sidecar.yaml", "# nothing yet\n")
     assert settings_from(["--config", str(file)])[0].listen == ("127.0.0.1:50051",)

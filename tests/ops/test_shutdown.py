@@ -1,6 +1,7 @@
 """SIGTERM on a real `flag-sidecar serve` process: readiness off, new calls refused, in-flight
 calls finish, exit 0 before the deadline. The slow in-flight calls are real work: EvaluateAll
-with debug traces over a few thousand flags, queued behind one another."""
+with debug traces over a few thousand flags, queued behind one another. Also the health-only
+listener (--health-listen): readiness and liveness there, before and during the drain."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from tests.conftest import eventually
@@ -98,6 +101,11 @@ class Sidecar:
         grpc_address, http_base = eventually(addresses, timeout=20)
         eventually(lambda: readyz(http_base)[0] == 200, timeout=10)
         return grpc_address, http_base
+
+    def health_address(self) -> str:
+        """The --health-listen address, with the bound port, from its log line."""
+        line = eventually(lambda: self.message_matching("gRPC health checks on "), timeout=20)
+        return line.split()[4]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -218,3 +226,65 @@ def test_sigterm_flushes_the_events_of_the_last_calls(start, tmp_path: Path) -> 
     ]
     assert sorted(event["userKey"] for event in lines) == sorted(f"u{i}" for i in range(25))
     assert {event["key"] for event in lines} == {"flag-00007"}
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LIVENESS = "liveness"
+
+
+def health_status(channel: grpc.Channel, service: str = "") -> int:
+    request = health_pb2.HealthCheckRequest(service=service)
+    return health_pb2_grpc.HealthStub(channel).Check(request, timeout=5).status
+
+
+def list_services(channel: grpc.Channel) -> list[str]:
+    """Server reflection's list_services (what `grpcurl list` asks)."""
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    requests = iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    response = next(stub.ServerReflectionInfo(requests, timeout=5))
+    return [service.name for service in response.list_services_response.service]
+
+
+def test_health_listener_serves_readiness_and_liveness_and_nothing_else(start) -> None:
+    sidecar = start("--health-listen", "127.0.0.1:0", "--shutdown-grace", "20", "--shutdown-timeout", "25")
+    address, _ = sidecar.wait_ready()
+    health_address = sidecar.health_address()
+    assert health_address != address
+    health_channel = grpc.insecure_channel(health_address)
+    channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+    eventually(lambda: health_status(health_channel) == SERVING, timeout=5)
+    assert health_status(health_channel, LIVENESS) == SERVING
+    assert health_status(health_channel, "flagsidecar.v1.EvaluationService") == SERVING
+    # The evaluation API and reflection are served on --listen only.
+    request = evaluation_pb2.EvaluateRequest(flag_key="flag-00001", user=evaluation_pb2.User(id="u1"))
+    assert evaluation_pb2_grpc.EvaluationServiceStub(channel).Evaluate(request, timeout=5).evaluation.variant
+    with pytest.raises(grpc.RpcError) as caught:
+        evaluation_pb2_grpc.EvaluationServiceStub(health_channel).Evaluate(request, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "grpc.health.v1.Health" in list_services(channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        list_services(health_channel)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    # During the drain: not ready, but alive (a liveness failure now would kill the container).
+    stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
+    in_flight = [stub.EvaluateAll.future(SLOW_REQUEST, timeout=60) for _ in range(SLOW_CALLS)]
+    time.sleep(0.3)  # the calls have reached the server
+    sidecar.process.send_signal(signal.SIGTERM)
+    eventually(lambda: health_status(health_channel) == NOT_SERVING, timeout=5)
+    assert health_status(health_channel, LIVENESS) == SERVING
+    assert not all(call.done() for call in in_flight), "the calls finished too early to prove anything"
+    assert health_status(health_channel, "flagsidecar.v1.EvaluationService") == NOT_SERVING
+
+    for call in in_flight:
+        assert call.result().total == FLAG_COUNT
+    assert sidecar.process.wait(timeout=25) == 0
+    channel.close()
+    health_channel.close()
+    sidecar.stop()
+    messages = [record["message"] for record in sidecar.records]
+    # The health listener stops after the main server, as the last step before the exit.
+    assert messages.index("server stopped") < messages.index("health listener stopped")
+    assert sidecar.records[-1]["event"] == "shutdown_complete"

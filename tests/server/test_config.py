@@ -22,6 +22,7 @@ def test_defaults():
         flags=None,
         listen=("127.0.0.1:50051",),
         management_listen="127.0.0.1:8014",
+        health_listen="",
         cache_ttl=30.0,
         eval_cache_size=0,
         log_level="info",

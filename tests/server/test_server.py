@@ -9,7 +9,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
-from sidecar.server.app import SERVICE_REGISTRARS, RegisteredServices, SidecarServer
+from sidecar.server.app import LIVENESS_SERVICE, SERVICE_REGISTRARS, RegisteredServices, SidecarServer
+from sidecar.server.health_listener import HealthServer
 from sidecar.store import FileRepository, FlagStore
 
 EVALUATION_SERVICE = "flagsidecar.v1.EvaluationService"
@@ -143,3 +144,82 @@ def test_stop_cuts_calls_that_outlive_the_grace_period(start_sidecar):
     assert time.monotonic() - began < 2
     with pytest.raises(grpc.RpcError):
         call.result()
+
+
+# ---------------------------------------------------------------- liveness and the health-only listener
+
+
+def check(channel: grpc.Channel, service: str = "") -> int:
+    return (
+        health_pb2_grpc.HealthStub(channel)
+        .Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        .status
+    )
+
+
+def test_liveness_is_serving_whatever_the_flags_and_readiness_is_not(sample_flag_file):
+    store = FlagStore(FileRepository(sample_flag_file))  # never started: nothing loaded
+    server = SidecarServer(store, "127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            assert check(channel, LIVENESS_SERVICE) == SERVING
+            assert check(channel) == NOT_SERVING
+            assert check(channel, EVALUATION_SERVICE) == NOT_SERVING
+    finally:
+        server.stop(grace=0)
+        store.close()
+
+
+def test_health_listener_shares_the_statuses_and_serves_nothing_else(sample_flag_file):
+    store = FlagStore(FileRepository(sample_flag_file))
+    store.start()
+    server = SidecarServer(store, "127.0.0.1:0")
+    # Started before the main server, as `serve` does: not ready yet, but alive.
+    health_server = HealthServer(server.health, "127.0.0.1:0")
+    assert health_server.start() > 0
+    channel = grpc.insecure_channel(health_server.address)
+    try:
+        assert (check(channel), check(channel, LIVENESS_SERVICE)) == (NOT_SERVING, SERVING)
+        server.start()
+        assert [check(channel, name) for name in ("", *server.service_names, LIVENESS_SERVICE)] == [
+            SERVING
+        ] * (len(server.service_names) + 2)
+        with pytest.raises(grpc.RpcError) as caught:
+            check(channel, "no.such.Service")
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        # Only health here: no evaluation, no reflection.
+        with pytest.raises(grpc.RpcError) as caught:
+            evaluation_pb2_grpc.EvaluationServiceStub(channel).Evaluate(
+                evaluation_pb2.EvaluateRequest(flag_key="banner-color"), timeout=5
+            )
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as caught:
+            ProtoReflectionDescriptorDatabase(channel).get_services()
+        assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+        # Stopping the main server: readiness goes NOT_SERVING for good, liveness stays SERVING,
+        # and the health listener keeps answering until it is stopped itself.
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+        assert next(watch).status == SERVING
+        server.stop(grace=0)
+        assert next(watch).status == NOT_SERVING
+        watch.cancel()
+        server._update_health()  # a flag-set change racing shutdown cannot make it ready again
+        assert [check(channel, name) for name in ("", EVALUATION_SERVICE, LIVENESS_SERVICE)] == [
+            NOT_SERVING,
+            NOT_SERVING,
+            SERVING,
+        ]
+    finally:
+        channel.close()
+        health_server.stop()
+        server.stop(grace=0)
+        store.close()
+    assert health_server.port == 0
+
+
+def test_health_listener_on_a_port_in_use_is_an_os_error(sidecar):
+    health_server = HealthServer(sidecar.server.health, sidecar.address)
+    with pytest.raises(OSError, match=r"^cannot listen on 127\.0\.0\.1:\d+ \(health\): "):
+        health_server.start()
