@@ -10,7 +10,6 @@ Three kinds of flag, cycled through the N-flag sets:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +109,6 @@ def write_flag_file(directory: Path, count: int) -> Path:
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: 10,000 flags in 2 s, not 15
     path = directory / f"flags-{count}.yaml"
     path.write_text(yaml.dump(flag_document(count), Dumper=dumper, sort_keys=False))
-    return path
-
-
-def write_json_flag_file(directory: Path, count: int) -> Path:
-    path = directory / f"flags-{count}.json"
-    path.write_text(json.dumps(flag_document(count)))
     return path
 
 

@@ -35,6 +35,3 @@ class ContextLimits:
             if size > self.max_bytes:
                 return f"context is {size} bytes; the limit is {self.max_bytes} bytes (--max-context-bytes)"
         return None
-
-
-NO_CONTEXT_LIMITS = ContextLimits(0, 0)

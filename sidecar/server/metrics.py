@@ -123,9 +123,6 @@ class SidecarMetrics:
 
     # ------------------------------------------------------------ wiring
 
-    def attach_store(self, store: StoreLike) -> None:
-        self.store = store
-
     def add_exporter_counters(self, source: ExporterCounters) -> None:
         """Register a callable read at scrape time: {exporter: {enqueued, exported, ...}}."""
         self._exporter_sources.append(source)
@@ -143,28 +140,11 @@ class SidecarMetrics:
         return shard
 
     def record_evaluation(self, evaluation: Evaluation) -> None:
-        """Count one evaluation by flag, variant and reason (about 0.2 us)."""
-        try:
-            counts = self._local.shard.evaluations
-        except AttributeError:
-            counts = self._shard().evaluations
-        error = evaluation.error_code
-        key: EvalKey
-        if error is None:
-            key = (evaluation.flag_key, evaluation.variant, evaluation.reason, None)
-        elif error is ErrorCode.FLAG_NOT_FOUND:
-            key = (UNKNOWN_FLAG, "", evaluation.reason, error)
-        else:
-            key = (evaluation.flag_key, evaluation.variant, evaluation.reason, error)
-        count = counts.get(key)
-        if count is None:
-            if len(counts) >= MAX_EVALUATION_SERIES:
-                key = (OVERFLOW_FLAG, "", evaluation.reason, error)
-            count = counts.get(key, 0)
-        counts[key] = count + 1
+        """Count one evaluation by flag, variant and reason (about 0.3 us)."""
+        self.record_evaluations((evaluation,))
 
     def record_evaluations(self, evaluations: Iterable[Evaluation]) -> None:
-        """record_evaluation for each, inlined: EvaluateAll counts 100 flags in about 16 us."""
+        """Count evaluations by flag, variant and reason; EvaluateAll counts 100 flags in about 16 us."""
         try:
             counts = self._local.shard.evaluations
         except AttributeError:

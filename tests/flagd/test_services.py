@@ -214,20 +214,18 @@ def test_reserved_and_nested_context_values_are_dropped(flagd_server, stub_v2):
 
 def test_context_rules_reject_bad_options():
     with pytest.raises(ValueError, match="reserved"):
-        flagd_rules(static={"$x": "1"})
+        flagd_rules(static=["$x=1"])
     with pytest.raises(ValueError, match="binary"):
-        flagd_rules(headers={"x-b-bin": "k"})
-    from sidecar.server.flagd import parse_pairs
-
-    assert parse_pairs(["a=1", "b=x=y", "a=2"], "--context-value") == {"a": "2", "b": "x=y"}
+        flagd_rules(headers=["x-b-bin=k"])
+    assert flagd_rules(static=["a=1", "b=x=y", "a=2"]).static_values == {"a": "2", "b": "x=y"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        parse_pairs(["novalue"], "--context-value")
+        flagd_rules(static=["novalue"])
 
 
-def flagd_rules(static=None, headers=None):
-    from sidecar.server.flagd import ContextRules
+def flagd_rules(static=(), headers=()):
+    from sidecar.server.flagd.service import FlagdSettings
 
-    return ContextRules.build(static, headers)
+    return FlagdSettings.from_options(static, headers).context
 
 
 # ---------------------------------------------------------------- ResolveAll (v1)

@@ -14,7 +14,7 @@ import pytest
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.server.app import SERVICE_REGISTRARS, RegisteredServices, SidecarServer
 from sidecar.server.limits import ContextLimits
-from sidecar.store import FileRepository, FlagStore
+from sidecar.store import FlagStore
 
 GATE_SERVICE = "test.Gate"
 
@@ -40,14 +40,6 @@ class Gate:
             )
         )
         return RegisteredServices((GATE_SERVICE,))
-
-
-@pytest.fixture
-def store(sample_flag_file: Path) -> Iterator[FlagStore]:
-    store = FlagStore(FileRepository(sample_flag_file))
-    store.start()
-    yield store
-    store.close()
 
 
 @pytest.fixture

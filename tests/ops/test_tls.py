@@ -11,7 +11,7 @@ import pytest
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.server.app import SidecarServer
 from sidecar.server.listeners import TlsFiles
-from sidecar.store import FileRepository, FlagStore
+from sidecar.store import FlagStore
 
 from .certs import Certificates, make_certificates
 
@@ -21,14 +21,6 @@ REQUEST = evaluation_pb2.EvaluateRequest(flag_key="banner-color")
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture
-def store(sample_flag_file: Path) -> Iterator[FlagStore]:
-    store = FlagStore(FileRepository(sample_flag_file))
-    store.start()
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ providers (RPC resolver) in any language work against the sidecar unchanged.
   (`DEFAULT_MAX_EVENT_STREAMS`).
 """
 
-from .mapping import ContextRules, parse_context_value, parse_header_mapping, parse_pairs
+from .mapping import ContextRules, parse_context_value, parse_header_mapping
 from .service import (
     SERVICE_NAME_V1,
     SERVICE_NAME_V2,
@@ -41,5 +41,4 @@ __all__ = [
     "add_to_server",
     "parse_context_value",
     "parse_header_mapping",
-    "parse_pairs",
 ]

@@ -161,25 +161,6 @@ class ContextRules:
     # lower-case gRPC metadata key -> context key
     header_keys: Mapping[str, str] = field(default_factory=dict)
 
-    @classmethod
-    def build(
-        cls, static_values: Mapping[str, str] | None = None, header_keys: Mapping[str, str] | None = None
-    ) -> ContextRules:
-        """Validated rules; raises ValueError naming the bad entry."""
-        static: dict[str, str] = {}
-        headers: dict[str, str] = {}
-        for key, value in (static_values or {}).items():
-            try:
-                static.update([parse_context_value(f"{key}={value}")])
-            except ValueError as error:
-                raise ValueError(f"--context-value {key}={value}: {error}") from None
-        for header, key in (header_keys or {}).items():
-            try:
-                headers.update([parse_header_mapping(f"{header}={key}")])
-            except ValueError as error:
-                raise ValueError(f"--context-from-header {header}={key}: {error}") from None
-        return cls(static, headers)
-
     def merge(
         self, request_context: Struct, metadata: Iterable[tuple[str, str | bytes]] | None
     ) -> tuple[str, dict[str, Any]]:
@@ -245,14 +226,3 @@ def parse_header_mapping(text: str) -> tuple[str, str]:
     if key.startswith(RESERVED_PREFIX):
         raise ValueError(f"context keys starting with '$' are reserved, so {key!r} cannot be set")
     return header, key
-
-
-def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
-    """`key=value` command-line pairs (flagd's -X and -H syntax) as a dict; later pairs win."""
-    parsed: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{option} {pair!r}: expected KEY=VALUE")
-        parsed[key.strip()] = value
-    return parsed
