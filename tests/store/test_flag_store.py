@@ -11,8 +11,9 @@ from sidecar.store import FileRepository, FlagStore, load_flag_file, parse_flag_
 
 from .conftest import flag, wait_until, write_flags
 
-# Edits are usually seen within ~0.1 s (events) and at most ~1 s (the stat safety net); the margin
-# is for a loaded CI machine.
+# The promise: an edit is served within a second. Events make it ~0.1 s, so WITHIN_A_SECOND keeps a
+# wide margin; the other reload tests wait longer because they check what is served, not how fast.
+WITHIN_A_SECOND = 1.0
 PICKUP = 3.0
 
 BETA_RULE = {
@@ -115,7 +116,7 @@ def test_edit_is_picked_up_within_a_second(flag_file, make_store):
     changes = []
     store.subscribe(changes.append)
     write_flags(flag_file, [flag("a", default="on"), flag("c")])
-    assert wait_until(lambda: changes, timeout=PICKUP)
+    assert wait_until(lambda: changes, timeout=WITHIN_A_SECOND)
     change = changes[-1]
     assert (change.added, change.updated, change.removed) == ({"c"}, {"a"}, {"b"})
     assert store.evaluate("a", build_context("u")).variant == "on"
@@ -145,7 +146,9 @@ def test_kubernetes_configmap_symlink_swap(tmp_path, make_store):
     os.symlink("..2026_02", mount / "..data_tmp")
     os.replace(mount / "..data_tmp", mount / "..data")
     shutil.rmtree(mount / "..2026_01")
-    assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=PICKUP)
+    assert wait_until(
+        lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=WITHIN_A_SECOND
+    )
 
 
 def test_broken_edit_keeps_the_last_good_flags(flag_file, make_store, caplog):
