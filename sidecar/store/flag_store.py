@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cachetools import TTLCache
@@ -63,15 +63,18 @@ class FlagSetChange:
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class Snapshot:
+    """The applied flag set and what is derived from it, replaced as a whole on every reload."""
+
     flag_set: FlagSet
     segments_revision: int
     generation: int
     plan: tuple[PlanStep, ...] = ()  # evaluate_all's steps, one per flag in key order
+    steps: Mapping[str, PlanStep] = field(default_factory=dict)  # the same steps by flag key
 
 
 _MISSING = object()
-_EMPTY = _Snapshot(FlagSet(flags={}, segments={}), 0, 0)
+_EMPTY = Snapshot(FlagSet(flags={}, segments={}), 0, 0)
 
 
 class FlagStore:
@@ -92,7 +95,12 @@ class FlagStore:
         self._evaluations: TTLCache[str, Evaluation] | None = (
             TTLCache(eval_cache_size, cache_ttl) if eval_cache_size > 0 else None
         )
-        self._snapshot = _EMPTY
+        # False: every evaluation is evaluate_plan's over the snapshot's steps, which the servers'
+        # fast paths rely on; True: evaluations go through the cache, so only evaluate* may be used.
+        self.caches_evaluations = self._evaluations is not None
+        # Immutable, replaced in one assignment: a reader gets the old set or the new one, never a
+        # mix. Public for the servers' Evaluate fast path, which looks a flag's step up in it.
+        self.snapshot = _EMPTY
         self._versions: dict[str, tuple[str, int]] = {}  # flag key -> (fingerprint, version)
         self._listeners: list[Callable[[FlagSetChange], None]] = []
         self._reload_lock = threading.Lock()
@@ -115,7 +123,7 @@ class FlagStore:
 
     @property
     def flag_set(self) -> FlagSet:
-        return self._snapshot.flag_set
+        return self.snapshot.flag_set
 
     def subscribe(self, listener: Callable[[FlagSetChange], None]) -> Callable[[], None]:
         """Call `listener` after every reload that really changed the set. Returns an unsubscribe."""
@@ -133,7 +141,7 @@ class FlagStore:
             log.error(
                 "rejected flag set from %s, still serving the last good one (%d flags): %s",
                 self.repository.source,
-                len(self._snapshot.flag_set.flags),
+                len(self.snapshot.flag_set.flags),
                 "; ".join(str(p) for p in problems),
                 extra={"event": "flags_rejected", "problems": [str(p) for p in problems]},
             )
@@ -182,7 +190,7 @@ class FlagStore:
         return version_of
 
     def _apply(self, flag_set: FlagSet, pending: dict[str, tuple[str, int]]) -> FlagSetChange:
-        old = self._snapshot
+        old = self.snapshot
         old_flags, new_flags = old.flag_set.flags, flag_set.flags
         added = frozenset(new_flags.keys() - old_flags.keys())
         removed = frozenset(old_flags.keys() - new_flags.keys())
@@ -196,8 +204,9 @@ class FlagStore:
         revision = old.segments_revision + 1 if segments_changed or old is _EMPTY else old.segments_revision
         self._versions.update(pending)
         plan = evaluation_plan(flag_set.flags.values())
+        steps = dict(zip(flag_set.flags, plan, strict=True))
         with self._lock:
-            self._snapshot = _Snapshot(flag_set, revision, old.generation + 1, plan)
+            self.snapshot = Snapshot(flag_set, revision, old.generation + 1, plan, steps)
             self._flags.clear()
             self._segments.clear()
             if self._evaluations is not None:
@@ -206,21 +215,21 @@ class FlagStore:
 
     # ------------------------------------------------------------ lookups
 
-    def _cached(self, cache: TTLCache[str, Any], key: str, fetch: Callable[[_Snapshot], Any]) -> Any:
+    def _cached(self, cache: TTLCache[str, Any], key: str, fetch: Callable[[Snapshot], Any]) -> Any:
         with self._lock:
             entry = cache.get(key, _MISSING)
-            snapshot = self._snapshot
+            snapshot = self.snapshot
         if entry is not _MISSING:
             return entry
         value = fetch(snapshot)
         with self._lock:
             # A reload between the read and this write must not let an old entry back in.
-            if self._snapshot.generation == snapshot.generation:
+            if self.snapshot.generation == snapshot.generation:
                 cache[key] = value
         return value
 
     def _flag_entry(self, key: str) -> tuple[Flag, int] | None:
-        def fetch(snapshot: _Snapshot) -> tuple[Flag, int] | None:
+        def fetch(snapshot: Snapshot) -> tuple[Flag, int] | None:
             flag = snapshot.flag_set.flags.get(key)
             return None if flag is None else (flag, snapshot.segments_revision)
 
@@ -238,7 +247,7 @@ class FlagStore:
         return segment
 
     def flag_keys(self) -> list[str]:
-        return list(self._snapshot.flag_set.flags)
+        return list(self.snapshot.flag_set.flags)
 
     # ------------------------------------------------------------ evaluation
 
@@ -250,7 +259,7 @@ class FlagStore:
 
     def evaluate(self, flag_key: str, context: Mapping[str, Any], debug: bool = False) -> Evaluation:
         """Evaluate one flag; an unknown key gives a FLAG_NOT_FOUND evaluation."""
-        snapshot = self._snapshot
+        snapshot = self.snapshot
         flag = snapshot.flag_set.flags.get(flag_key)
         if flag is None:
             return flag_not_found(flag_key)
@@ -262,11 +271,11 @@ class FlagStore:
         self, context: Mapping[str, Any], flag_keys: Iterable[str] | None = None, debug: bool = False
     ) -> list[Evaluation]:
         """Evaluate every flag, or the requested ones, sorted by key; unknown keys are FLAG_NOT_FOUND."""
-        snapshot = self._snapshot
+        if self._evaluations is None and not debug:
+            return evaluate_plan(self.plan(flag_keys), context)
+        snapshot = self.snapshot
         flags, segments_revision = snapshot.flag_set.flags, snapshot.segments_revision
-        context_hash = request_hash(context) if self._evaluations is not None and not debug else None
-        if not flag_keys and self._evaluations is None and not debug:
-            return evaluate_plan(snapshot.plan, context)
+        context_hash = None if debug else request_hash(context)
         results = []
         for key in sorted(set(flag_keys)) if flag_keys else flags:
             flag = flags.get(key)
@@ -275,6 +284,15 @@ class FlagStore:
             else:
                 results.append(self._evaluate((flag, segments_revision), context, debug, context_hash))
         return results
+
+    def plan(self, flag_keys: Iterable[str] | None = None) -> Sequence[PlanStep]:
+        """evaluate_plan's steps for every flag, or for the requested ones sorted by key (an unknown
+        key is a step with a fixed FLAG_NOT_FOUND answer). They bypass the evaluation cache."""
+        snapshot = self.snapshot
+        if not flag_keys:
+            return snapshot.plan
+        steps = snapshot.steps
+        return [steps.get(key) or (None, flag_not_found(key)) for key in sorted(set(flag_keys))]
 
     def _evaluate(
         self, entry: tuple[Flag, int], context: Mapping[str, Any], debug: bool, context_hash: str | None
@@ -286,14 +304,14 @@ class FlagStore:
         key = eval_cache_key(flag.key, flag.version, segments_revision, context_hash or request_hash(context))
         with self._lock:
             cached = self._evaluations.get(key)
-            generation = self._snapshot.generation
+            generation = self.snapshot.generation
         if cached is not None:
             self.stats["cache_hits"] += 1
             return cached
         self.stats["cache_misses"] += 1
         result = evaluate(flag, context)
         with self._lock:
-            if self._snapshot.generation == generation:
+            if self.snapshot.generation == generation:
                 self._evaluations[key] = result
         return result
 

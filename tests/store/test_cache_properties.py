@@ -37,7 +37,35 @@ def test_cached_equals_fresh(user_id, attributes, repeat):
     assert store.evaluate_all(context) == [evaluate(store.get_flag(k), context) for k in store.flag_keys()]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    user_id=st.sampled_from(["", "u1", "user-3"]),
+    attributes=contexts,
+    picks=st.lists(st.integers(0, 30), min_size=1, max_size=8),
+    unknown=st.lists(st.sampled_from(["nope", "zzz", "a-missing-flag"]), max_size=3),
+)
+def test_filtered_evaluate_all_is_each_flag_in_key_order(user_id, attributes, picks, unknown):
+    # Without the evaluation cache a filtered call runs the plan's steps; with it, flag by flag
+    # (an empty filter means every flag: covered above).
+    cached = _example_store()
+    keys = cached.flag_keys()
+    requested = [keys[i % len(keys)] for i in picks] + unknown
+    context = build_context(user_id, attributes)
+    expected = [cached.evaluate(key, context) for key in sorted(set(requested))]
+    assert cached.evaluate_all(context, requested) == expected
+    assert _uncached_store().evaluate_all(context, requested) == expected
+
+
 _store: FlagStore | None = None
+_plain_store: FlagStore | None = None
+
+
+def _uncached_store() -> FlagStore:
+    global _plain_store
+    if _plain_store is None:
+        _plain_store = FlagStore(FileRepository(EXAMPLES))
+        _plain_store._reload(initial=True)
+    return _plain_store
 
 
 def _example_store() -> FlagStore:
