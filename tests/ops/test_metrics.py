@@ -171,6 +171,34 @@ def test_batches_fold_unknown_flags_and_respect_the_cap(monkeypatch) -> None:
     assert sum(values.values()) == 6
 
 
+@pytest.mark.parametrize("cap", [3, 8, 1000])
+def test_batches_of_keys_count_as_one_evaluation_at_a_time(monkeypatch, cap) -> None:
+    # count_evaluations takes a bulk path while the cap is out of reach: same counts either way.
+    monkeypatch.setattr(metrics_module, "MAX_EVALUATION_SERIES", cap)
+    batched, one_by_one = SidecarMetrics(process_metrics=False), SidecarMetrics(process_metrics=False)
+    answers = [on(f"f{i % 7}", reason=Reason.SPLIT if i % 3 else Reason.STATIC) for i in range(12)]
+    answers.append(flag_not_found("typo"))
+    for size in (1, 5, 13, 2, 13):
+        batch = answers[:size]
+        batched.count_evaluations([metrics_module.evaluation_key(a) for a in batch])
+        for answer in batch:
+            one_by_one.record_evaluation(answer)
+    assert batched.evaluation_counts() == one_by_one.evaluation_counts()
+    assert sum(batched.evaluation_counts().values()) == 1 + 5 + 13 + 2 + 13
+
+
+def test_observe_evaluation_rpc_is_one_evaluation_and_one_ok_call(monkeypatch) -> None:
+    monkeypatch.setattr(metrics_module, "MAX_EVALUATION_SERIES", 4)
+    combined, separate = SidecarMetrics(process_metrics=False), SidecarMetrics(process_metrics=False)
+    for i, seconds in enumerate((0.00004, 0.0003, 0.002, 0.7, 9.0, 0.0003)):
+        answer = on(f"f{i}")
+        combined.observe_evaluation_rpc("Evaluate", metrics_module.evaluation_key(answer), seconds)
+        separate.record_evaluation(answer)
+        separate.observe_rpc("Evaluate", seconds, "OK")
+    assert combined.evaluation_counts() == separate.evaluation_counts()
+    assert combined.rpc_histograms() == separate.rpc_histograms()
+
+
 def test_a_real_server_counts_calls_and_evaluations(sample_flag_file) -> None:
     store = FlagStore(FileRepository(sample_flag_file))
     store.start()
