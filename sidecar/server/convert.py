@@ -1,8 +1,9 @@
 """Translate between protobuf messages and the engine's model, at the edge of the server.
 
-The hot path is one request in, one answer out: `struct_to_attributes` reads a request's context
-without json_format, and `EncodedEvaluations` hands out ready-serialized responses for the
-engine's precomputed answers, so a steady-state call converts and serializes nothing.
+The hot path is one request in, one answer out: `plain_context` reads a request's context in one
+pass without json_format, and `EncodedEvaluations` hands out ready-serialized responses (and
+metrics keys) for the engine's precomputed answers, so a steady-state call converts and
+serializes nothing.
 """
 
 from __future__ import annotations
@@ -18,22 +19,28 @@ from flagsidecar.v1 import evaluation_pb2
 from sidecar.engine import ErrorCode, Evaluation, TraceStep, build_context
 from sidecar.engine.model import USER_ID_PROPERTY
 
+from .metrics import EvalKey, evaluation_key
+
 # ---------------------------------------------------------------- requests
 
 _INF = math.inf
 
 
-def user_context(user: evaluation_pb2.User) -> dict[str, Any]:
-    """The engine's context for a request's user: exactly `build_context(user.id,
-    struct_to_attributes(user.context))`, in one pass over the Struct.
+def plain_context(user: evaluation_pb2.User, max_keys: int) -> dict[str, Any] | None:
+    """`user_context(user)` when the context is plain: at most `max_keys` keys, none empty or
+    reserved, every value a string, finite number, boolean or null_value. Otherwise None, and the
+    caller takes the general path (the context limits, then user_context).
 
-    This is on every call's path: reading a Struct costs about 0.5 us per key, and converting then
-    validating in two passes cost as much again. Anything build_context would refuse (a list or
-    object value, a reserved or empty key, NaN or infinity) sends the request down the two-step
-    path, which raises InvalidContextError with its usual message.
+    One pass over the Struct: reading it costs about 0.5 us per key. A Value with no kind set is
+    not plain either (user_context reads it as null): it is the one value that grows when upb
+    encodes the Struct again, by the `12 00` of a map entry's missing value, so only a plain
+    context is certain to be no larger than the request that carried it (EvaluationService's
+    fast path relies on that instead of paying for ByteSize).
     """
-    context: dict[str, Any] = {}
     fields = user.context.fields
+    if len(fields) > max_keys:
+        return None
+    context: dict[str, Any] = {}
     for key in fields:  # not .items(): upb's map has no C items(), and the abc one is a generator
         value = fields[key]
         kind = value.WhichOneof("kind")
@@ -42,23 +49,37 @@ def user_context(user: evaluation_pb2.User) -> dict[str, Any]:
         elif kind == "number_value":
             number = value.number_value
             if not -_INF < number < _INF:  # NaN or infinite
-                return _checked_context(user)
+                return None
             context[key] = number
         elif kind == "bool_value":
             context[key] = value.bool_value
-        elif kind == "null_value" or kind is None:
+        elif kind == "null_value":
             context[key] = None
-        else:  # struct_value, list_value
-            return _checked_context(user)
+        else:  # struct_value, list_value, or nothing set
+            return None
         if key[:1] in ("$", ""):
-            return _checked_context(user)
-    if user.id:
-        context[USER_ID_PROPERTY] = user.id
+            return None
+    user_id = user.id
+    if user_id:
+        context[USER_ID_PROPERTY] = user_id
     return context
 
 
-def _checked_context(user: evaluation_pb2.User) -> dict[str, Any]:
-    return build_context(user.id, struct_to_attributes(user.context))
+def user_context(user: evaluation_pb2.User) -> dict[str, Any]:
+    """The engine's context for a request's user: `build_context(user.id,
+    struct_to_attributes(user.context))`, in one pass over the Struct when it is plain.
+
+    Anything else (a list or object value, a reserved or empty key, NaN or infinity, a Value with
+    nothing set) goes down that two-step path, which raises InvalidContextError with its usual
+    message, or reads an unset Value as null.
+    """
+    context = plain_context(user, _UNLIMITED)
+    if context is None:
+        return build_context(user.id, struct_to_attributes(user.context))
+    return context
+
+
+_UNLIMITED = 2**63
 
 
 def struct_to_attributes(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -182,53 +203,68 @@ def encode_evaluation_field(evaluation: Evaluation) -> bytes:
     return _EVALUATION_FIELD_TAG + _varint(len(body)) + body
 
 
+# An answer, its serialized EvaluateResponse and its metrics key (metrics.evaluation_key).
+Entry = tuple[Evaluation, bytes, EvalKey]
+
+
 class EncodedEvaluations:
-    """Serialized responses for the engine's answers, built once per precomputed answer.
+    """Serialized responses and metrics keys for the engine's answers, built once per precomputed
+    answer.
 
     Without a debug trace the engine returns the same immutable Evaluation object for the same
     (flag version, variant, reason), so its encoding is computed once and reused: a steady-state
-    call converts and serializes nothing. Entries are keyed by id() and keep their Evaluation
-    alive, so an id cannot be recycled for another object while its entry exists; the identity
-    check on lookup makes that explicit. The cache is emptied when the flag set changes (old
-    answers are dead) and when it is full (a crude bound, but lookups stay a lock-free dict read).
+    call converts and serializes nothing. `entries` is keyed by id() and each entry keeps its
+    Evaluation alive, so an id cannot be recycled for another object while its entry exists; the
+    identity check on lookup (`entry[0] is evaluation`) makes that explicit. The cache is emptied
+    when the flag set changes (old answers are dead) and when it is full (a crude bound, but
+    lookups stay a lock-free dict read: the servicers' fast paths read `entries` directly).
     """
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self._max_entries = max_entries
-        self._encoded: dict[int, tuple[Evaluation, bytes]] = {}
+        self.entries: dict[int, Entry] = {}  # emptied in place, never replaced
         # Writers only: readers rely on dict operations being atomic.
         self._write_lock = threading.Lock()
 
-    def evaluate_response(self, evaluation: Evaluation) -> bytes:
-        """A serialized flagsidecar.v1.EvaluateResponse."""
-        entry = self._encoded.get(id(evaluation))
+    def entry(self, evaluation: Evaluation) -> Entry:
+        """`evaluation` with its serialized EvaluateResponse and its metrics key."""
+        entry = self.entries.get(id(evaluation))
         if entry is not None and entry[0] is evaluation:
-            return entry[1]
-        encoded = encode_evaluation_field(evaluation)
+            return entry
+        entry = (evaluation, encode_evaluation_field(evaluation), evaluation_key(evaluation))
         if self._is_reusable(evaluation):
             with self._write_lock:
-                if len(self._encoded) >= self._max_entries:
-                    self._encoded.clear()
-                self._encoded[id(evaluation)] = (evaluation, encoded)
-        return encoded
+                if len(self.entries) >= self._max_entries:
+                    self.entries.clear()
+                self.entries[id(evaluation)] = entry
+        return entry
+
+    def evaluate_response(self, evaluation: Evaluation) -> bytes:
+        """A serialized flagsidecar.v1.EvaluateResponse."""
+        return self.entry(evaluation)[1]
 
     def evaluate_all_response(self, evaluations: Sequence[Evaluation]) -> bytes:
         """A serialized flagsidecar.v1.EvaluateAllResponse listing `evaluations` in order."""
-        get, fresh = self._encoded.get, self.evaluate_response  # evaluate_response's lookup, inlined
-        parts = [
-            entry[1] if (entry := get(id(answer))) is not None and entry[0] is answer else fresh(answer)
+        return self.evaluate_all_entries(evaluations)[0]
+
+    def evaluate_all_entries(self, evaluations: Sequence[Evaluation]) -> tuple[bytes, list[EvalKey]]:
+        """evaluate_all_response, and the evaluations' metrics keys (in one pass over them)."""
+        get, entry_of = self.entries.get, self.entry  # entry()'s lookup, inlined
+        entries = [
+            entry if (entry := get(id(answer))) is not None and entry[0] is answer else entry_of(answer)
             for answer in evaluations
         ]
+        parts = [entry[1] for entry in entries]
         if evaluations:  # proto3 leaves a zero total out
             parts.append(_TOTAL_FIELD_TAG + _varint(len(evaluations)))
-        return b"".join(parts)
+        return b"".join(parts), [entry[2] for entry in entries]
 
     def clear(self) -> None:
         with self._write_lock:
-            self._encoded.clear()
+            self.entries.clear()
 
     def __len__(self) -> int:
-        return len(self._encoded)
+        return len(self.entries)
 
     @staticmethod
     def _is_reusable(evaluation: Evaluation) -> bool:

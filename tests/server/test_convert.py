@@ -16,10 +16,12 @@ from sidecar.engine import (
 from sidecar.server.convert import (
     EncodedEvaluations,
     evaluation_to_message,
+    plain_context,
     python_to_value,
     struct_to_attributes,
     user_context,
 )
+from sidecar.server.metrics import evaluation_key
 
 
 def make_struct(data: dict) -> struct_pb2.Struct:
@@ -98,6 +100,33 @@ def test_user_context_reads_a_value_with_nothing_set_as_null():
     user = evaluation_pb2.User(id="u")
     user.context.fields["empty"].CopyFrom(struct_pb2.Value())
     assert user_context(user) == {"empty": None, "$userId": "u"}
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"plan": "pro", "tags": ["a"]},
+        {"address": {"city": "Oslo"}},
+        {"$userId": "someone-else"},
+        {"": "empty key"},
+        {"n": float("nan")},
+        {"n": float("-inf")},
+    ],
+)
+def test_plain_context_leaves_anything_unusual_to_the_general_path(context):
+    assert plain_context(evaluation_pb2.User(id="u", context=make_struct(context)), 100) is None
+
+
+def test_plain_context_leaves_an_unset_value_and_too_many_keys_to_the_general_path():
+    user = evaluation_pb2.User(id="u", context=make_struct({"a": 1, "b": "x", "c": None, "d": True}))
+    assert (
+        plain_context(user, 4)
+        == user_context(user)
+        == {"a": 1.0, "b": "x", "c": None, "d": True, "$userId": "u"}
+    )
+    assert plain_context(user, 3) is None
+    user.context.fields["empty"].CopyFrom(struct_pb2.Value())
+    assert plain_context(user, 100) is None
 
 
 def test_python_values_round_trip_through_protobuf_value():
@@ -229,6 +258,16 @@ def test_evaluate_all_bytes_equal_the_message_protobuf_would_build(count):
     encoded = EncodedEvaluations().evaluate_all_response(answers)
     assert evaluation_pb2.EvaluateAllResponse.FromString(encoded) == expected_all_response(answers)
     assert encoded == expected_all_response(answers).SerializeToString()
+
+
+def test_entries_carry_the_metrics_key():
+    encoded = EncodedEvaluations()
+    answers = [served(version=1), served(variant="off", version=1), flag_not_found("zzz"), served(version=1)]
+    body, keys = encoded.evaluate_all_entries(answers)
+    assert body == encoded.evaluate_all_response(answers)
+    assert keys == [evaluation_key(answer) for answer in answers]
+    assert keys[2][0] == "(unknown)"  # the FLAG_NOT_FOUND series, as record_evaluation counts it
+    assert encoded.entry(answers[0]) is encoded.entries[id(answers[0])]
 
 
 def test_evaluate_all_keeps_order_and_reports_errors():
