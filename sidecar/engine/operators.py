@@ -7,11 +7,11 @@ true. Nothing here raises at evaluation time.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
-
-import re2
 
 from .model import Context, Predicate, Segment
 
@@ -55,8 +55,15 @@ STRING_OPERATIONS = frozenset(
     }
 )
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # a bad pattern is reported as a Problem, not printed by the C++ library
+
+@functools.cache
+def _re2() -> tuple[ModuleType, Any]:
+    """The re2 module and our options, imported when a flag first uses a regex (1 MB of RSS)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is reported as a Problem, not printed by the C++ library
+    return re2, options
 
 
 class InvalidValues(ValueError):
@@ -69,16 +76,17 @@ def is_number(value: Any) -> bool:
 
 def compile_regex(patterns: Sequence[str]) -> Any:
     """One RE2 program matching any of the patterns (unanchored search)."""
+    re2, options = _re2()
     # Each pattern is checked on its own: once wrapped and joined, an invalid one such as "a)(?:b"
     # can balance into a valid program that means something else.
     for pattern in patterns:
         try:
-            re2.compile(pattern, _RE2_OPTIONS)
+            re2.compile(pattern, options)
         except re2.error as error:
             detail = error.args[0].decode() if isinstance(error.args[0], bytes) else str(error)
             raise InvalidValues(f"invalid regular expression {pattern!r}: {detail}") from None
     try:
-        return re2.compile("|".join(f"(?:{p})" for p in patterns), _RE2_OPTIONS)
+        return re2.compile("|".join(f"(?:{p})" for p in patterns), options)
     except re2.error as error:  # each is valid, but together they exceed RE2's limits
         detail = error.args[0].decode() if isinstance(error.args[0], bytes) else str(error)
         raise InvalidValues(f"invalid regular expressions together: {detail}") from None
