@@ -8,7 +8,6 @@ is reported in one message, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,8 @@ def _unknown_key(key: str) -> str:
     names = [option.name for option in OPTIONS if option.in_file]
     if key.replace("-", "_") == "config":
         return "key 'config' cannot be set in a config file (use --config or FLAG_SIDECAR_CONFIG)"
+    import difflib  # only to word this error: not loaded by a sidecar that starts cleanly
+
     close = difflib.get_close_matches(key.replace("-", "_").lower(), names, n=1, cutoff=0.6)
     if close:
         return f"unknown key {key!r} (did you mean {close[0]!r}?)"

@@ -7,7 +7,6 @@ regexes and networks built, segment references resolved, bucket ranges and answe
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -94,6 +93,14 @@ def _is_finite_number(value: Any) -> bool:
     return is_number(value) and (type(value) is int or math.isfinite(value))
 
 
+def _closest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice `word` was probably meant to be, for a "did you mean" hint."""
+    import difflib  # only for hints in problem reports: not loaded while flag files are valid
+
+    close = difflib.get_close_matches(word, choices, n=1)
+    return close[0] if close else None
+
+
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | bool) or _is_finite_number(value)
 
@@ -119,8 +126,8 @@ class _Checker:
             return {}
         for name in value:
             if name not in allowed:
-                hint = difflib.get_close_matches(str(name), allowed, n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                hint = _closest(str(name), allowed)
+                suggestion = f" (did you mean {hint!r}?)" if hint else ""
                 self.add(f"unknown field {name!r} in {what}{suggestion}", **where)
         return value
 
@@ -297,8 +304,8 @@ def _compile_constraint(
         return None
     operation = body.get("operation")
     if operation not in OPERATIONS:
-        hint = difflib.get_close_matches(str(operation), OPERATIONS, n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else f"; expected one of {', '.join(OPERATIONS)}"
+        hint = _closest(str(operation), OPERATIONS)
+        suggestion = f" (did you mean {hint!r}?)" if hint else f"; expected one of {', '.join(OPERATIONS)}"
         check.add(f"unknown operation {operation!r}{suggestion}", **where)
         return None
     prop = check.text(body.get("property"), "property", **where)

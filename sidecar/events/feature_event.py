@@ -11,7 +11,7 @@ the JSON dict is built later, on an exporter's worker, by `to_json`.
 from __future__ import annotations
 
 import itertools
-import secrets
+import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sidecar.engine.model import Evaluation
 
 # Unique ids without a uuid4 per event: a random per-process prefix (96 bits) plus a counter.
-PROCESS_TOKEN = secrets.token_hex(12)
+PROCESS_TOKEN = os.urandom(12).hex()  # as secrets.token_hex(12)
 _sequence = itertools.count(1)
 
 SDK_DEFAULT_VARIATION = "SdkDefault"

@@ -8,12 +8,10 @@ reader never sees a half-written one. Names are unique per batch:
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import json
 import os
-import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,7 +68,7 @@ class FileExporter:
         self.prefix = prefix
         self.compression = compression
         self.fsync = fsync
-        self._token = secrets.token_hex(4)
+        self._token = os.urandom(4).hex()  # as secrets.token_hex(4)
         self._batches = itertools.count(1)
         self.files_written = 0
 
@@ -95,6 +93,8 @@ class FileExporter:
         return self._parquet(events)
 
     def _csv(self, events: Sequence[Event]) -> bytes:
+        import csv  # only with format=csv
+
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
