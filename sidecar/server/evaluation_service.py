@@ -1,31 +1,43 @@
-"""flagsidecar.v1.EvaluationService: the native API (DESIGN.md, "Public API")."""
+"""flagsidecar.v1.EvaluationService: the native API (DESIGN.md, "Public API").
+
+Each method has two paths. The general one (`Evaluate`, `EvaluateAll`: a parsed request in, every
+check and error as the API describes) is the reference. The one grpcio calls (`evaluate_bytes`,
+`evaluate_all_bytes`, registered by add_to_server) takes the request's bytes, serves the common
+case in one flat function and hands anything else to the general path. Flat because inside the
+server every Python call, frame and object touched costs several times its timeit price: grpcio
+evicts our code and data from the CPU caches between calls (BENCHMARKS.md, "Where the time goes
+now"). tests/server/test_evaluation_paths.py checks that both paths give the same responses,
+statuses, metrics and events.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
-import time
 from collections.abc import Callable
-from typing import TypeVar
+from time import perf_counter
+from typing import NoReturn, TypeVar
 
 import grpc
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
-from sidecar.engine import ErrorCode, InvalidContextError
+from sidecar.engine import ErrorCode, InvalidContextError, evaluate_plan
 from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
-from .convert import EncodedEvaluations, user_context
+from .convert import EncodedEvaluations, plain_context, user_context
 from .limits import ContextLimits
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME: str = evaluation_pb2.DESCRIPTOR.services_by_name["EvaluationService"].full_name
+INTERNAL_ERROR = "internal error in the sidecar (see its log)"
 
 Request = TypeVar("Request")
-Response = TypeVar("Response")
-Handler = Callable[["EvaluationService", Request, grpc.ServicerContext], Response]
+_parse_evaluate = evaluation_pb2.EvaluateRequest.FromString
+_parse_evaluate_all = evaluation_pb2.EvaluateAllRequest.FromString
+_DEBUG = logging.DEBUG
+_UNLIMITED = 2**63
 
 
 class RequestFailed(Exception):
@@ -35,34 +47,6 @@ class RequestFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def rpc_method(method: Handler[Request, Response]) -> Handler[Request, Response]:
-    """Turn RequestFailed into its status and anything unexpected into INTERNAL, and time the
-    handler into the latency histogram (by method and status code).
-
-    context.abort() raises, so it is called outside the try: otherwise the catch-all would
-    swallow the abort itself.
-    """
-    name = method.__name__
-
-    @functools.wraps(method)
-    def guarded(self: EvaluationService, request: Request, context: grpc.ServicerContext) -> Response:
-        started = time.perf_counter()
-        try:
-            response = method(self, request, context)
-            self._metrics.observe_rpc(name, time.perf_counter() - started, "OK")
-            return response
-        except RequestFailed as failure:
-            code, message = failure.code, failure.message
-        except Exception:
-            logger.exception("%s failed on an unexpected error", name)
-            code, message = grpc.StatusCode.INTERNAL, "internal error in the sidecar (see its log)"
-        self._metrics.observe_rpc(name, time.perf_counter() - started, code)
-        context.abort(code, message)
-        raise AssertionError("unreachable: context.abort raises")
-
-    return guarded
 
 
 class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
@@ -83,17 +67,102 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         # One non-blocking call per evaluation (a few microseconds; nothing without exporters).
         self._events = EventPipeline() if events is None else events
         self._ready = False
+        # What the fast paths need to know once. A pipeline's routes are fixed when it is built,
+        # and without any add_evaluation does nothing: the fast paths skip the call.
+        self._events_enabled = self._events.enabled
+        self._direct = not store.caches_evaluations  # may evaluate the snapshot's steps directly
+        self._max_keys = self._context_limits.max_keys or _UNLIMITED
+        self._max_context_bytes = self._context_limits.max_bytes or _UNLIMITED
 
-    @rpc_method
+    # ------------------------------------------------------------ what grpcio calls
+
+    def evaluate_bytes(self, request_bytes: bytes, context: grpc.ServicerContext) -> bytes:
+        """The Evaluate RPC as registered: the common case flat, anything else through Evaluate.
+
+        The common case: the store is ready and evaluates without its cache, no debug trace, a
+        known flag, a plain context (convert.plain_context) within the limits, an answer already
+        encoded and no debug logging. A plain context is never larger than the request that
+        carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (2 us in
+        the server). Side effects come in the general path's order, at the end, so a failure
+        anywhere leaves the same trace as there.
+        """
+        started = perf_counter()
+        try:
+            request = _parse_evaluate(request_bytes)
+        except Exception:
+            _undecodable(context)
+        try:
+            flag_key = request.flag_key
+            if (
+                self._ready
+                and self._direct
+                and flag_key
+                and not request.debug
+                and len(request_bytes) <= self._max_context_bytes
+            ):
+                step = self._store.snapshot.steps.get(flag_key)
+                user = request.user
+                if step is not None and (attributes := plain_context(user, self._max_keys)) is not None:
+                    compute, answer = step
+                    if compute is not None:
+                        answer = compute(attributes)
+                    entry = self._encoded.entries.get(id(answer))
+                    # A first answer is encoded on the general path, which also does the debug log.
+                    if entry is not None and entry[0] is answer and not logger.isEnabledFor(_DEBUG):
+                        if self._events_enabled:
+                            self._events.add_evaluation(answer, user.id, attributes)
+                        self._metrics.observe_evaluation_rpc("Evaluate", entry[2], perf_counter() - started)
+                        return entry[1]
+        except Exception:
+            self._failed("Evaluate", started, context)
+        return self._guarded("Evaluate", self._evaluate, request, context, started)
+
+    def evaluate_all_bytes(self, request_bytes: bytes, context: grpc.ServicerContext) -> bytes:
+        """The EvaluateAll RPC as registered: as evaluate_bytes, the common case (the same
+        conditions, any flags) without the general path's calls, anything else through EvaluateAll."""
+        started = perf_counter()
+        try:
+            request = _parse_evaluate_all(request_bytes)
+        except Exception:
+            _undecodable(context)
+        try:
+            if (
+                self._ready
+                and self._direct
+                and not request.debug
+                and len(request_bytes) <= self._max_context_bytes
+            ):
+                user = request.user
+                attributes = plain_context(user, self._max_keys)
+                if attributes is not None:
+                    evaluations = evaluate_plan(self._store.plan(request.flag_keys), attributes)
+                    if self._events_enabled:
+                        self._events.add_evaluations(evaluations, user.id, attributes)
+                    response, keys = self._encoded.evaluate_all_entries(evaluations)
+                    self._metrics.count_evaluations(keys)
+                    self._metrics.observe_rpc("EvaluateAll", perf_counter() - started, "OK")
+                    return response
+        except Exception:
+            self._failed("EvaluateAll", started, context)
+        return self._guarded("EvaluateAll", self._evaluate_all, request, context, started)
+
+    # ------------------------------------------------------------ the general path
+
     def Evaluate(self, request: evaluation_pb2.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
+        return self._guarded("Evaluate", self._evaluate, request, context, perf_counter())
+
+    def EvaluateAll(self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext) -> bytes:
+        return self._guarded("EvaluateAll", self._evaluate_all, request, context, perf_counter())
+
+    def _evaluate(self, request: evaluation_pb2.EvaluateRequest) -> bytes:
         flag_key = request.flag_key  # each field read of a protobuf message costs: read them once
         if not flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
         user = request.user
         user_context = self._context_of(user)
         evaluation = self._store.evaluate(flag_key, user_context, request.debug)
-        self._metrics.record_evaluation(evaluation)
         self._events.add_evaluation(evaluation, user.id, user_context)
+        self._metrics.record_evaluation(evaluation)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "evaluated %s for user %r: variant %r (%s)",
@@ -106,15 +175,15 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             raise RequestFailed(grpc.StatusCode.NOT_FOUND, evaluation.error_message)
         return self._encoded.evaluate_response(evaluation)
 
-    @rpc_method
-    def EvaluateAll(self, request: evaluation_pb2.EvaluateAllRequest, context: grpc.ServicerContext) -> bytes:
+    def _evaluate_all(self, request: evaluation_pb2.EvaluateAllRequest) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
         user = request.user
         user_context = self._context_of(user)
         evaluations = self._store.evaluate_all(user_context, flag_keys, request.debug)
-        self._metrics.record_evaluations(evaluations)
         self._events.add_evaluations(evaluations, user.id, user_context)
-        return self._encoded.evaluate_all_response(evaluations)
+        response, keys = self._encoded.evaluate_all_entries(evaluations)
+        self._metrics.count_evaluations(keys)
+        return response
 
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
         if not self._ready:  # a store never goes back to not ready: ask it until it is
@@ -129,18 +198,58 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         except InvalidContextError as error:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"invalid user context: {error}") from None
 
+    # ------------------------------------------------------------ statuses and timing
+
+    def _guarded(
+        self,
+        name: str,
+        method: Callable[[Request], bytes],
+        request: Request,
+        context: grpc.ServicerContext,
+        started: float,
+    ) -> bytes:
+        """Run a general-path method: RequestFailed becomes its status and anything unexpected
+        INTERNAL; the call is timed from `started` into the latency histogram (by method and status
+        code). context.abort() raises, so it is never called inside the try: the catch-all would
+        swallow the abort itself."""
+        try:
+            response = method(request)
+            self._metrics.observe_rpc(name, perf_counter() - started, "OK")
+            return response
+        except RequestFailed as failure:
+            self._abort(name, started, context, failure.code, failure.message)
+        except Exception:
+            self._failed(name, started, context)
+
+    def _failed(self, name: str, started: float, context: grpc.ServicerContext) -> NoReturn:
+        """End a call on an unexpected error (called from its except block, for the traceback)."""
+        logger.exception("%s failed on an unexpected error", name)
+        self._abort(name, started, context, grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+
+    def _abort(
+        self, name: str, started: float, context: grpc.ServicerContext, code: grpc.StatusCode, message: str
+    ) -> NoReturn:
+        self._metrics.observe_rpc(name, perf_counter() - started, code)
+        context.abort(code, message)
+        raise AssertionError("unreachable: context.abort raises")
+
+
+def _undecodable(context: grpc.ServicerContext) -> NoReturn:
+    """What grpcio does when a request deserializer fails (the servicer parses its own requests:
+    see add_to_server): log the exception and end the call with INTERNAL, no handler metrics."""
+    logger.exception("Exception deserializing message!")
+    context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+    raise AssertionError("unreachable: context.abort raises")
+
 
 def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:
-    """Like the generated add_EvaluationServiceServicer_to_server, but the servicer answers with
-    already-serialized responses (bytes, on every path), so there is no response serializer:
-    grpcio sends the bytes as they are, without a Python call per response."""
+    """Like the generated add_EvaluationServiceServicer_to_server, but with neither a request
+    deserializer nor a response serializer: the servicer parses the request bytes itself (the fast
+    paths want their length, and grpcio's deserializing wrapper is a Python call per request) and
+    answers with already-serialized responses on every path, which grpcio sends as they are."""
     handlers = {
-        "Evaluate": grpc.unary_unary_rpc_method_handler(
-            servicer.Evaluate, request_deserializer=evaluation_pb2.EvaluateRequest.FromString
-        ),
-        "EvaluateAll": grpc.unary_unary_rpc_method_handler(
-            servicer.EvaluateAll, request_deserializer=evaluation_pb2.EvaluateAllRequest.FromString
-        ),
+        "Evaluate": grpc.unary_unary_rpc_method_handler(servicer.evaluate_bytes),
+        "EvaluateAll": grpc.unary_unary_rpc_method_handler(servicer.evaluate_all_bytes),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
