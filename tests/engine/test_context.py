@@ -1,10 +1,14 @@
 """build_context: the engine's view of a user (DESIGN.md, "The model": User)."""
 
+import enum
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.engine import InvalidContextError, build_context
+from sidecar.engine.evaluator import _context_problem
 
 
 def test_adds_user_id():
@@ -62,3 +66,62 @@ def test_rejects_invalid_contexts(attrs, fragment):
 
 def test_invalid_context_error_is_a_value_error():
     assert issubclass(InvalidContextError, ValueError)
+
+
+def _reference_build_context(user_id: str, attributes: dict) -> dict:
+    """build_context as it was written before it was tuned: one test per rule, in order."""
+    context = dict(attributes) if attributes else {}
+    for key, value in context.items():
+        if type(value) not in {str, bool, int, float, type(None)} or type(key) is not str or not key:
+            raise InvalidContextError(_context_problem(key, value))
+        if key[0] == "$":
+            raise InvalidContextError(_context_problem(key, value))
+        if type(value) is float and not math.isfinite(value):
+            raise InvalidContextError(f"context key {key!r} holds {value}, which is not a finite number")
+    if user_id:
+        context["$userId"] = user_id
+    return context
+
+
+class _Text(str):
+    pass
+
+
+class _Level(enum.IntEnum):
+    LOW = 1
+
+
+def _outcome(build, user_id, attributes):
+    try:
+        return build(user_id, attributes)
+    except InvalidContextError as error:
+        return f"refused: {error}"
+
+
+@settings(max_examples=500)
+@given(
+    user_id=st.sampled_from(["", "u-1"]),
+    attributes=st.dictionaries(
+        st.one_of(
+            st.text(max_size=4),
+            st.sampled_from(["$", "$x", "#", "%", "$userId", " ", "\x00", "~"]),
+            st.integers(-2, 2),
+            st.builds(_Text, st.sampled_from(["plan", "$x", ""])),
+        ),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=4),
+            st.just(_Level.LOW),
+            st.builds(_Text, st.text(max_size=2)),
+            st.lists(st.integers(), max_size=1),
+        ),
+        max_size=4,
+    ),
+)
+def test_same_contexts_and_messages_as_the_plain_rules(user_id, attributes):
+    assert _outcome(build_context, user_id, attributes) == _outcome(
+        _reference_build_context, user_id, attributes
+    )
