@@ -69,7 +69,7 @@ def load_flag_file(path: str | os.PathLike[str], version_of: VersionOf | None = 
     source = str(path)
     text = Path(path).read_text(encoding="utf-8")
     with _gc_paused():
-        return compile_flag_set(parse_flag_document(text, source), source, version_of)
+        return compile_flag_set(parse_flag_document(text, source), source, version_of, consume=True)
 
 
 class FileRepository:
@@ -95,7 +95,7 @@ class FileRepository:
         self._digest = hashlib.sha1(data).hexdigest()
         with _gc_paused():
             document = parse_flag_document(data.decode("utf-8", errors="replace"), self.source)
-            return compile_flag_set(document, self.source, version_of)
+            return compile_flag_set(document, self.source, version_of, consume=True)
 
     def changed(self) -> bool:
         """Whether the file's bytes differ from the last load (a missing file counts as unchanged)."""
