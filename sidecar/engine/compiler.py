@@ -39,6 +39,7 @@ from .operators import (
     SEGMENT_OPERATIONS,
     STRING_OPERATIONS,
     InvalidValues,
+    ValueSets,
     build_predicate,
     is_number,
 )
@@ -112,6 +113,7 @@ class _Checker:
     source: str
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    sets: ValueSets = field(default_factory=ValueSets)  # the document's ONE_OF value sets
 
     def add(self, message: str, **where: Any) -> None:
         self.problems.append(Problem(message, source=self.source, **where))
@@ -327,7 +329,7 @@ def _compile_constraint(
         return None
     referenced = tuple(segments[v] for v in values) if operation in SEGMENT_OPERATIONS else ()
     try:
-        test = build_predicate(prop, operation, values, referenced)
+        test = build_predicate(prop, operation, values, referenced, check.sets)
     except InvalidValues as error:
         check.add(str(error), **where)
         return None
@@ -449,7 +451,7 @@ def _compile_flag(
     else:
         fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
     return Flag(
-        fast=build_fast_path(key, rules, fallthrough) if enabled and rules else None,
+        fast=build_fast_path(key, rules, fallthrough, check.sets) if enabled and rules else None,
         key=key,
         name=check.text(body.get("name"), "name", **where) or key,
         description=check.text(body.get("description"), "description", **where),
@@ -599,16 +601,21 @@ class _AnswerFactory:
     flag_key: str
     version: int
     track_events: bool
+    # One object per (variant, reason): rules that serve the same variant share their answer.
+    _answers: dict[tuple[str, Reason], Evaluation] = field(default_factory=dict)
 
     def of(self, variant: Variant, reason: Reason) -> Evaluation:
-        return Evaluation(
-            flag_key=self.flag_key,
-            value=variant.value,
-            variant=variant.key,
-            reason=reason,
-            flag_version=self.version,
-            track_events=self.track_events,
-        )
+        answer = self._answers.get((variant.key, reason))
+        if answer is None:
+            answer = self._answers[variant.key, reason] = Evaluation(
+                flag_key=self.flag_key,
+                value=variant.value,
+                variant=variant.key,
+                reason=reason,
+                flag_version=self.version,
+                track_events=self.track_events,
+            )
+        return answer
 
     def error(self, message: str) -> Evaluation:
         return Evaluation(

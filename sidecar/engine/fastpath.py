@@ -25,6 +25,7 @@ from typing import Any
 
 from .bucketing import bucket, bucket_text
 from .model import Constraint, Context, Evaluation, FlagRule
+from .operators import ValueSets
 
 FastPath = Callable[[Context], Evaluation]
 
@@ -51,12 +52,12 @@ class _Source:
         return f"c{len(self.values) - 1}"
 
 
-def _condition(constraint: Constraint, source: _Source) -> str:
+def _condition(constraint: Constraint, source: _Source, sets: ValueSets) -> str:
     """A Python expression over `get` (the context's get) equal to `constraint.test(context)`."""
     operation, values = constraint.operation, constraint.values
     if operation in ("ONE_OF", "NOT_ONE_OF") and values and all(type(v) is str for v in values):
         # Strings only: a bool or number value can match nothing (the predicate's other sets are empty).
-        prop, accepted = source.value(constraint.property), source.value(frozenset(values))
+        prop, accepted = source.value(constraint.property), source.value(sets.get("str", values))
         test = f"(type(v := get({prop})) is str and v in {accepted})"
         return test if operation == "ONE_OF" else f"not {test}"
     if operation in ("GREATER", "GREATER_OR_EQUAL", "LOWER", "LOWER_OR_EQUAL"):
@@ -80,8 +81,8 @@ def _condition(constraint: Constraint, source: _Source) -> str:
     return f"{source.value(constraint.test)}(ctx)"
 
 
-def _rule_lines(rule: FlagRule, flag_key: str, source: _Source) -> list[str]:
-    tests = [_condition(constraint, source) for constraint in rule.constraints]
+def _rule_lines(rule: FlagRule, flag_key: str, source: _Source, sets: ValueSets) -> list[str]:
+    tests = [_condition(constraint, source, sets) for constraint in rule.constraints]
     condition = " and ".join(tests) if tests else "True"
     if rule.single is not None:
         return [f"    if {condition}:", f"        return {source.value(rule.single)}"]
@@ -96,12 +97,16 @@ def _rule_lines(rule: FlagRule, flag_key: str, source: _Source) -> list[str]:
     ]
 
 
-def build_fast_path(flag_key: str, rules: Sequence[FlagRule], fallthrough: Evaluation) -> FastPath:
-    """One function answering as the evaluator's loop over `rules` does for an enabled flag."""
+def build_fast_path(
+    flag_key: str, rules: Sequence[FlagRule], fallthrough: Evaluation, sets: ValueSets | None = None
+) -> FastPath:
+    """One function answering as the evaluator's loop over `rules` does for an enabled flag.
+    `sets`: the ValueSets the flag's predicates were built with (the fast path tests the same sets)."""
+    sets = sets or ValueSets()
     source = _Source()
     body = ["def fast(ctx):", "    get = ctx.get"]
     for rule in rules:
-        body.extend(_rule_lines(rule, flag_key, source))
+        body.extend(_rule_lines(rule, flag_key, source, sets))
     body.append(f"    return {source.value(fallthrough)}")
     text = "\n".join(
         [f"def factory({', '.join(f'c{i}' for i in range(len(source.values)))}):"]
