@@ -191,7 +191,12 @@ class SidecarMetrics:
             shard = self._local.shard
         except AttributeError:
             shard = self._shard()
-        _count(shard.evaluations, key)
+        counts = shard.evaluations
+        count = counts.get(key)
+        if count is None:  # a new series: _count minds the cap
+            _count(counts, key)
+        else:
+            counts[key] = count + 1
         entry = shard.rpcs.get((method, "OK"))
         if entry is None:
             entry = shard.rpcs[(method, "OK")] = [0] * (len(self.rpc_buckets) + 1) + [0.0]
