@@ -430,7 +430,8 @@ def _compile_flag(
     if len(check.problems) > before:
         return None
 
-    version = explicit_version or (version_of(key, fingerprint(body)) if version_of else 1)
+    digest = fingerprint(body)  # once: it names the definition for the version and for the store
+    version = explicit_version or (version_of(key, digest) if version_of else 1)
     answer = _AnswerFactory(key, version, track_events)
     rules = tuple(_build_rule(rule_index, *parts, answer) for rule_index, parts in rule_parts)
     if enabled and not rules and on_default is None:
@@ -465,7 +466,7 @@ def _compile_flag(
         metadata=dict(metadata),
         off_answer=off_answer,
         fallthrough_answer=fallthrough,
-        fingerprint=fingerprint(body),
+        fingerprint=digest,
     )
 
 
