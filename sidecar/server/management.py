@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
@@ -52,6 +53,12 @@ def split_host_port(address: str) -> tuple[str, int]:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     management: ManagementServer
+
+    def server_bind(self) -> None:
+        # HTTPServer's own looks up the bound address's host name (socket.getfqdn): a reverse DNS
+        # query at start-up, and the idna codec loaded for a name nothing here uses.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):
