@@ -4,8 +4,9 @@
 
 For one case (method + request) on a fresh `sidecar` bench server:
 
-1. `BENCH_INSTRUMENT=cpu`: the thread CPU of our code on the call path (request deserializer,
-   handler, response serializer) is added up, and the server's total CPU is read as in the RPC
+1. `BENCH_INSTRUMENT=cpu`: the thread CPU of our code on the call path (the handler, which
+   parses its own request now, and a request deserializer or response serializer where a
+   revision has them) is added up, and the server's total CPU is read as in the RPC
    benchmarks: ours vs everything else (grpcio's C core, its Python glue, thread hand-offs).
 2. `BENCH_INSTRUMENT=profile`: the same code under cProfile with a thread-CPU clock (a profiler
    inflates what it measures, so only the shares are reported, not its microseconds).

@@ -40,7 +40,7 @@ from . import engine_cases, event_cases, flagsets
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
 from .rpc import REPO, LoadGenerator, Measurement, Server, memory_mb, server_process, terminate
-from .servers import EMPTY_METHOD
+from .servers import EMPTY_METHOD, parse_request
 
 # The raw results of the last run, to re-render the report (--render-only) after editing notes.md.
 RESULTS = Path(tempfile.gettempdir()) / "flag-sidecar-bench-results.pickle"
@@ -172,6 +172,8 @@ class RpcResults:
     spin: dict[int, Pair]  # empty RPC + N us of pure Python, against the empty RPC
     touch: Pair  # empty RPC + reading TOUCH_DICTS dicts spread over a large pool
     touch_us: float  # what that read takes in a timeit loop here
+    parse: Pair  # empty RPC + parsing the static flag's EvaluateRequest and reading its context
+    parse_us: float  # what that takes in a timeit loop here
     sync: dict[str, Pair]
     aio: dict[str, Pair]  # aio-sidecar against aio-empty
     aio_vs_sync: dict[str, Series]  # aio CPU per call / sync CPU per call, same case
@@ -207,6 +209,14 @@ def touch_cost_us() -> float:
     return min(timeit.repeat(walk, number=2000, repeat=5)) / 2000 * 1e6
 
 
+def parse_cost_us() -> float:
+    """What the BENCH_PARSE_REQUEST handler's work takes in a timeit loop."""
+    import timeit
+
+    request = flagsets.evaluate_request("static")
+    return min(timeit.repeat(lambda: parse_request(request), number=20_000, repeat=5)) / 20_000 * 1e6
+
+
 def measure_rpc(
     files: FlagFiles, repeats: int, calls: int, concurrency: int, before: Path | None
 ) -> RpcResults:
@@ -215,6 +225,8 @@ def measure_rpc(
         spin={spin: Pair() for spin in SPIN_US},
         touch=Pair(),
         touch_us=touch_cost_us(),
+        parse=Pair(),
+        parse_us=parse_cost_us(),
         sync={case.name: Pair() for case in cases},
         aio={name: Pair() for name in AIO_CASES},
         aio_vs_sync={f"{name}, {who}": Series() for name in AIO_CASES for who in ("empty RPC", "ours")},
@@ -232,6 +244,7 @@ def measure_rpc(
         empty = start("empty", 100)
         spinners = {spin: start("empty", 100, env={"BENCH_SPIN_US": str(spin)}) for spin in SPIN_US}
         toucher = start("empty", 100, env={"BENCH_TOUCH_DICTS": str(TOUCH_DICTS)})
+        parser = start("empty", 100, env={"BENCH_PARSE_REQUEST": "1"})
         ours = {count: start("sidecar", count) for count in sorted({case.flags for case in cases})}
         aio_empty, aio_ours = start("aio-empty", 100), start("aio-sidecar", 100)
         old = start("sidecar", 100, before) if before else None
@@ -243,6 +256,9 @@ def measure_rpc(
                 results.spin[spin].add(floor, spinner.measure(EMPTY_METHOD, b"", calls, concurrency))
             floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
             results.touch.add(floor, toucher.measure(EMPTY_METHOD, b"", calls, concurrency))
+            floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+            static = flagsets.evaluate_request("static")
+            results.parse.add(floor, parser.measure(EMPTY_METHOD, static, calls, concurrency))
             for case in cases:
                 floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
                 mine = ours[case.flags].measure(case.method, case.request, case.calls, concurrency)
@@ -613,39 +629,42 @@ def write_rpc(
         "spins for N µs (a tight loop, no memory traffic), or reads a few dozen dicts spread over a "
         "large pool (cache misses, as a real handler's objects). *Charged* is the server CPU per "
         "call above the empty RPC, divided by the time that work takes on its own: what the sync "
-        "server charges per µs of handler. Compare the Evaluate rows with the last one.",
+        "server charges per µs of handler. The last row is the part of an Evaluate call that no "
+        "handler of this API can skip.",
         "",
     )
-    rows = []
-    for spin, pair in rpc.spin.items():
-        charged = Series(
-            [
-                (ours - empty) / spin
-                for empty, ours in zip(pair.empty_us.values, pair.ours_us.values, strict=True)
-            ]
+    calibrations = [
+        (f"empty RPC + {spin} µs of Python", pair, float(spin)) for spin, pair in rpc.spin.items()
+    ]
+    calibrations.append(
+        (
+            f"empty RPC + reading {TOUCH_DICTS} dicts spread over 70 MB "
+            f"({rpc.touch_us:.1f} µs in a timeit loop)",
+            rpc.touch,
+            rpc.touch_us,
         )
+    )
+    calibrations.append(
+        (
+            "empty RPC + receiving the static flag's EvaluateRequest, parsing it and reading the user's "
+            f"4 attributes, as the sidecar does ({rpc.parse_us:.1f} µs in a timeit loop)",
+            rpc.parse,
+            rpc.parse_us,
+        )
+    )
+    rows = []
+    for label, pair, work_us in calibrations:
+        extra = zip(pair.empty_us.values, pair.ours_us.values, strict=True)
+        charged = Series([(ours - empty) / work_us for empty, ours in extra])
         rows.append(
             (
-                f"empty RPC + {spin} µs of Python",
+                label,
                 pair.empty_us.show(0, " µs"),
                 pair.ours_us.show(0, " µs"),
                 pair.ratio.show(2, "x"),
                 charged.show(2, " µs per µs"),
             )
         )
-    pair = rpc.touch
-    extra = zip(pair.empty_us.values, pair.ours_us.values, strict=True)
-    charged = Series([(ours - empty) / rpc.touch_us for empty, ours in extra])
-    rows.append(
-        (
-            f"empty RPC + reading {TOUCH_DICTS} dicts spread over 70 MB "
-            f"({rpc.touch_us:.1f} µs in a timeit loop)",
-            pair.empty_us.show(0, " µs"),
-            pair.ours_us.show(0, " µs"),
-            pair.ratio.show(2, "x"),
-            charged.show(2, " µs per µs"),
-        )
-    )
     report.table(("calibration", "empty RPC", "with the extra work", "ratio", "charged"), rows)
     if rpc.before:
         report.add(
@@ -885,7 +904,8 @@ def write_profiles(report: Report, profiles: dict[str, list[CaseProfile]], args:
         "## 7. Profiles of the hot path",
         "",
         "`bench/profile.py`, on a fresh `sidecar` bench server per case. *Ours* is the thread CPU "
-        "of our code on the call path (request deserializer, handler, response serializer), "
+        "of our code on the call path (the handler, which parses its own request now; the request "
+        "deserializer as well where a revision has one), "
         "summed inside the server; *the rest* is the server's total CPU per call minus ours: "
         "grpcio's C core, its Python glue in `grpc/_server.py`, the thread pool and the "
         "hand-offs between the polling thread and the workers. The tables list the functions "

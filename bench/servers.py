@@ -15,7 +15,9 @@ so the only difference between them is the service that answers.
 
 With BENCH_SPIN_US=N, the empty method spins for N microseconds of pure Python before answering;
 with BENCH_TOUCH_DICTS=N it reads N dicts picked across a 70 MB pool: calibrations of what the
-server charges for handler time by itself.
+server charges for handler time by itself. With BENCH_PARSE_REQUEST=1 it parses its request as an
+EvaluateRequest and reads the user's context the way the sidecar does (convert.plain_context), then
+answers empty: the part of an Evaluate call no implementation of this API can skip.
 
 With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included) runs an event
 pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does.
@@ -42,6 +44,7 @@ from typing import Any
 
 import grpc
 
+from flagsidecar.v1.evaluation_pb2 import EvaluateRequest
 from sidecar.events import EventPipeline, PipelineConfig, build_pipeline
 from sidecar.server.app import (
     SERVICE_REGISTRARS,
@@ -50,6 +53,7 @@ from sidecar.server.app import (
     SidecarServer,
     register_evaluation_service,
 )
+from sidecar.server.convert import plain_context
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.store import FileRepository, FlagStore
 
@@ -59,9 +63,10 @@ KINDS = ("sidecar", "empty", "aio-sidecar", "aio-empty")
 
 # ---------------------------------------------------------------- optional instrumentation
 
-# BENCH_INSTRUMENT=cpu: the thread CPU time of our code (request deserializer, handler, response
-# serializer) is added up per call; =profile: the same code runs under cProfile with a thread-CPU
-# clock. Either is written to BENCH_INSTRUMENT_OUT on SIGTERM (JSON / pstats).
+# BENCH_INSTRUMENT=cpu: the thread CPU time of our code (the handler; any request deserializer or
+# response serializer, each timed on its own) is added up per call; =profile: the same code runs
+# under cProfile with a thread-CPU clock. Either is written to BENCH_INSTRUMENT_OUT on SIGTERM
+# (JSON / pstats).
 _INSTRUMENT = os.environ.get("BENCH_INSTRUMENT", "")
 _INSTRUMENT_OUT = os.environ.get("BENCH_INSTRUMENT_OUT", "")
 _profiles: list[cProfile.Profile] = []
@@ -167,9 +172,17 @@ if _TOUCH:
     _POOL = [{f"k{field}": field for field in range(8)} for _ in range(200_000)]
     random.Random(42).shuffle(_POOL)
 _cursor = [0]
+_PARSE_REQUEST = os.environ.get("BENCH_PARSE_REQUEST") == "1"
 
 
-def _empty_call(_request: bytes, _context: Any) -> bytes:
+def parse_request(request: bytes) -> object:
+    """What every Evaluate handler does first: parse the request, read the user's context."""
+    return plain_context(EvaluateRequest.FromString(request).user, 1 << 30)
+
+
+def _empty_call(request: bytes, _context: Any) -> bytes:
+    if _PARSE_REQUEST:
+        parse_request(request)
     if _SPIN_SECONDS:  # calibration: pure-Python CPU in the handler, nothing else
         clock = time.perf_counter
         end = clock() + _SPIN_SECONDS
