@@ -53,7 +53,6 @@ from sidecar.server.app import (
     SidecarServer,
     register_evaluation_service,
 )
-from sidecar.server.convert import plain_context
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.store import FileRepository, FlagStore
 
@@ -177,6 +176,9 @@ _PARSE_REQUEST = os.environ.get("BENCH_PARSE_REQUEST") == "1"
 
 def parse_request(request: bytes) -> object:
     """What every Evaluate handler does first: parse the request, read the user's context."""
+    # Imported here: this module also serves older revisions' trees (--before), which lack it.
+    from sidecar.server.convert import plain_context
+
     return plain_context(EvaluateRequest.FromString(request).user, 1 << 30)
 
 
