@@ -89,8 +89,8 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         started = perf_counter()
         try:
             request = _parse_evaluate(request_bytes)
-        except Exception:
-            _undecodable(context)
+        except Exception as error:
+            self._undecodable("Evaluate", started, context, error)
         try:
             flag_key = request.flag_key
             if (
@@ -123,8 +123,8 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         started = perf_counter()
         try:
             request = _parse_evaluate_all(request_bytes)
-        except Exception:
-            _undecodable(context)
+        except Exception as error:
+            self._undecodable("EvaluateAll", started, context, error)
         try:
             if (
                 self._ready
@@ -226,20 +226,24 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         logger.exception("%s failed on an unexpected error", name)
         self._abort(name, started, context, grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
 
+    def _undecodable(
+        self, name: str, started: float, context: grpc.ServicerContext, error: Exception
+    ) -> NoReturn:
+        """A request that is not the method's message is the client's error, not ours: INVALID_ARGUMENT
+        naming the expected message (grpcio's own deserializer would answer INTERNAL)."""
+        expected = f"{evaluation_pb2.DESCRIPTOR.package}.{name}Request"
+        logger.warning("%s: undecodable request (%s)", name, error)
+        message = (
+            f"the request is not a valid {expected} message (is the client built from this server's .proto?)"
+        )
+        self._abort(name, started, context, grpc.StatusCode.INVALID_ARGUMENT, message)
+
     def _abort(
         self, name: str, started: float, context: grpc.ServicerContext, code: grpc.StatusCode, message: str
     ) -> NoReturn:
         self._metrics.observe_rpc(name, perf_counter() - started, code)
         context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")
-
-
-def _undecodable(context: grpc.ServicerContext) -> NoReturn:
-    """What grpcio does when a request deserializer fails (the servicer parses its own requests:
-    see add_to_server): log the exception and end the call with INTERNAL, no handler metrics."""
-    logger.exception("Exception deserializing message!")
-    context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
-    raise AssertionError("unreachable: context.abort raises")
 
 
 def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:

@@ -267,15 +267,22 @@ def test_debug_logging_is_written_on_the_fast_paths_calls_too(store, caplog):
     assert "evaluated banner-color for user 'ada': variant 'blue' (STATIC)" in caplog.messages
 
 
-def test_an_undecodable_request_ends_as_grpcio_ends_it(store, caplog):
+def test_an_undecodable_request_is_the_clients_error(store, caplog):
     side = Side(store, ContextLimits())
-    for call in (side.servicer.evaluate_bytes, side.servicer.evaluate_all_bytes):
+    for name, call in (
+        ("Evaluate", side.servicer.evaluate_bytes),
+        ("EvaluateAll", side.servicer.evaluate_all_bytes),
+    ):
         assert outcome(lambda call=call: call(b"\x0a\x05ab", Context())) == (
-            grpc.StatusCode.INTERNAL,
-            "Exception deserializing request!",
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid flagsidecar.v1.{name}Request message "
+            "(is the client built from this server's .proto?)",
         )
-    assert "Exception deserializing message!" in caplog.messages
-    assert side.state() == ({}, {}, [])  # the handler never ran, as with a deserializer
+        assert any(m.startswith(f"{name}: undecodable request (") for m in caplog.messages)
+    evaluations, rpcs, events = side.state()
+    assert evaluations == {}  # nothing was evaluated
+    assert events == []
+    assert set(rpcs) == {("Evaluate", "INVALID_ARGUMENT"), ("EvaluateAll", "INVALID_ARGUMENT")}
 
 
 # ---------------------------------------------------------------- hand-made encodings
@@ -387,5 +394,8 @@ def test_an_undecodable_request_over_the_wire(sidecar, method):
     call = sidecar.channel.unary_unary(f"/flagsidecar.v1.EvaluationService/{method}")
     with pytest.raises(grpc.RpcError) as caught:
         call(b"\x0a\x05ab", timeout=5)
-    assert caught.value.code() == grpc.StatusCode.INTERNAL
-    assert caught.value.details() == "Exception deserializing request!"
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == (
+        f"the request is not a valid flagsidecar.v1.{method}Request message "
+        "(is the client built from this server's .proto?)"
+    )
