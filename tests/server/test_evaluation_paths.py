@@ -27,7 +27,10 @@ from hypothesis import strategies as st
 from flagsidecar.v1 import evaluation_pb2
 from sidecar.engine import Evaluation
 from sidecar.events import EventPipeline
-from sidecar.server.convert import EncodedEvaluations
+from sidecar.server.convert import (
+    EncodedEvaluations,
+    _varint,  # the protobuf varint, to hand-make encodings
+)
 from sidecar.server.evaluation_service import EvaluationService
 from sidecar.server.limits import ContextLimits
 from sidecar.server.metrics import SidecarMetrics
@@ -286,15 +289,6 @@ def test_an_undecodable_request_is_the_clients_error(store, caplog):
 
 
 # ---------------------------------------------------------------- hand-made encodings
-
-
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while number > 0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
 
 
 def _field(number: int, payload: bytes) -> bytes:
