@@ -182,3 +182,20 @@ def start_sidecar(tmp_path: Path) -> Iterator[Callable[..., RunningSidecar]]:
 def sidecar(start_sidecar: Callable[..., RunningSidecar]) -> RunningSidecar:
     """A running sidecar serving SAMPLE_FLAGS."""
     return start_sidecar()
+
+
+@pytest.fixture
+def serve(sample_flag_file: Path) -> Iterator[Callable[..., Any]]:
+    """Start `flag-sidecar serve` processes on the sample flags (extra options as arguments);
+    all are killed at the end of the test."""
+    from tests.serve_process import ServeProcess  # it imports this module (eventually)
+
+    started: list[ServeProcess] = []
+
+    def start(*extra: str) -> ServeProcess:
+        started.append(ServeProcess(sample_flag_file, *extra))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()

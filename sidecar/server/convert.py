@@ -9,6 +9,7 @@ serializes nothing.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -73,13 +74,10 @@ def user_context(user: evaluation_pb2.User) -> dict[str, Any]:
     nothing set) goes down that two-step path, which raises InvalidContextError with its usual
     message, or reads an unset Value as null.
     """
-    context = plain_context(user, _UNLIMITED)
+    context = plain_context(user, sys.maxsize)
     if context is None:
         return build_context(user.id, struct_to_attributes(user.context))
     return context
-
-
-_UNLIMITED = 2**63
 
 
 def struct_to_attributes(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -243,12 +241,9 @@ class EncodedEvaluations:
         """A serialized flagsidecar.v1.EvaluateResponse."""
         return self.entry(evaluation)[1]
 
-    def evaluate_all_response(self, evaluations: Sequence[Evaluation]) -> bytes:
-        """A serialized flagsidecar.v1.EvaluateAllResponse listing `evaluations` in order."""
-        return self.evaluate_all_entries(evaluations)[0]
-
     def evaluate_all_entries(self, evaluations: Sequence[Evaluation]) -> tuple[bytes, list[EvalKey]]:
-        """evaluate_all_response, and the evaluations' metrics keys (in one pass over them)."""
+        """A serialized flagsidecar.v1.EvaluateAllResponse listing `evaluations` in order, and the
+        evaluations' metrics keys (in one pass over them)."""
         get, entry_of = self.entries.get, self.entry  # entry()'s lookup, inlined
         entries = [
             entry if (entry := get(id(answer))) is not None and entry[0] is answer else entry_of(answer)

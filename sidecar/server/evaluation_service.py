@@ -13,6 +13,7 @@ statuses, metrics and events.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from time import perf_counter
 from typing import NoReturn, TypeVar
@@ -37,7 +38,6 @@ Request = TypeVar("Request")
 _parse_evaluate = evaluation_pb2.EvaluateRequest.FromString
 _parse_evaluate_all = evaluation_pb2.EvaluateAllRequest.FromString
 _DEBUG = logging.DEBUG
-_UNLIMITED = 2**63
 
 
 class RequestFailed(Exception):
@@ -71,8 +71,8 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         # and without any add_evaluation does nothing: the fast paths skip the call.
         self._events_enabled = self._events.enabled
         self._direct = not store.caches_evaluations  # may evaluate the snapshot's steps directly
-        self._max_keys = self._context_limits.max_keys or _UNLIMITED
-        self._max_context_bytes = self._context_limits.max_bytes or _UNLIMITED
+        self._max_keys = self._context_limits.max_keys or sys.maxsize
+        self._max_context_bytes = self._context_limits.max_bytes or sys.maxsize
 
     # ------------------------------------------------------------ what grpcio calls
 

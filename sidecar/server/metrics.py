@@ -175,31 +175,25 @@ class SidecarMetrics:
         """Count one RPC into the latency histogram of (method, status code); `code` may be a
         grpc.StatusCode or its name. About 0.3 us."""
         try:
-            rpcs = self._local.shard.rpcs
+            shard = self._local.shard
         except AttributeError:
-            rpcs = self._shard().rpcs
-        entry = rpcs.get((method, code))
-        if entry is None:
-            entry = rpcs[(method, code)] = [0] * (len(self.rpc_buckets) + 1) + [0.0]
-        entry[bisect_left(self.rpc_buckets, seconds)] += 1
-        entry[-1] += seconds
+            shard = self._shard()
+        self._observe(shard, method, code, seconds)
 
     def observe_evaluation_rpc(self, method: str, key: EvalKey, seconds: float) -> None:
         """count_evaluations((key,)) and observe_rpc(method, seconds, "OK") in one call: the metrics
-        of an Evaluate call on the servicer's fast path, where every call counts (BENCHMARKS.md)."""
+        of an Evaluate call on the servicer's fast path."""
         try:
             shard = self._local.shard
         except AttributeError:
             shard = self._shard()
-        counts = shard.evaluations
-        count = counts.get(key)
-        if count is None:  # a new series: _count minds the cap
-            _count(counts, key)
-        else:
-            counts[key] = count + 1
-        entry = shard.rpcs.get((method, "OK"))
+        _count(shard.evaluations, key)
+        self._observe(shard, method, "OK", seconds)
+
+    def _observe(self, shard: _Shard, method: str, code: Any, seconds: float) -> None:
+        entry = shard.rpcs.get((method, code))
         if entry is None:
-            entry = shard.rpcs[(method, "OK")] = [0] * (len(self.rpc_buckets) + 1) + [0.0]
+            entry = shard.rpcs[(method, code)] = [0] * (len(self.rpc_buckets) + 1) + [0.0]
         entry[bisect_left(self.rpc_buckets, seconds)] += 1
         entry[-1] += seconds
 

@@ -95,9 +95,6 @@ class FlagStore:
         self._evaluations: TTLCache[str, Evaluation] | None = (
             TTLCache(eval_cache_size, cache_ttl) if eval_cache_size > 0 else None
         )
-        # False: every evaluation is evaluate_plan's over the snapshot's steps, which the servers'
-        # fast paths rely on; True: evaluations go through the cache, so only evaluate* may be used.
-        self.caches_evaluations = self._evaluations is not None
         # Immutable, replaced in one assignment: a reader gets the old set or the new one, never a
         # mix. Public for the servers' Evaluate fast path, which looks a flag's step up in it.
         self.snapshot = _EMPTY
@@ -120,6 +117,12 @@ class FlagStore:
     @property
     def ready(self) -> bool:
         return self.loaded.is_set()
+
+    @property
+    def caches_evaluations(self) -> bool:
+        """False: every evaluation is evaluate_plan's over the snapshot's steps, which the servers'
+        fast paths rely on; True: evaluations go through the cache, so only evaluate* may be used."""
+        return self._evaluations is not None
 
     @property
     def flag_set(self) -> FlagSet:

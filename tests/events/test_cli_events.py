@@ -12,7 +12,7 @@ import pytest
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc, event_pb2, event_pb2_grpc
 from tests.conftest import eventually
-from tests.server.test_cli import ServeProcess, run_cli
+from tests.serve_process import run_cli
 
 from .helpers import Receiver
 
@@ -35,19 +35,6 @@ def receiver(switch: Switch) -> Iterator[Receiver]:
     r = Receiver(respond=switch)
     yield r
     r.close()
-
-
-@pytest.fixture
-def serve(sample_flag_file: Path) -> Iterator:
-    started: list[ServeProcess] = []
-
-    def start(*extra: str) -> ServeProcess:
-        started.append(ServeProcess(sample_flag_file, *extra))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def call(address: str, evaluations: int) -> int:

@@ -27,7 +27,7 @@ import pytest
 from flagd.evaluation.v2 import evaluation_pb2 as v2
 from flagd.evaluation.v2 import evaluation_pb2_grpc as v2_grpc
 from tests.conftest import eventually, write_flag_file
-from tests.server.test_cli import ServeProcess
+from tests.serve_process import ServeProcess
 
 from . import expectations
 from . import flags as test_flags

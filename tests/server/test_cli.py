@@ -1,13 +1,7 @@
 """The flag-sidecar command, run as a real process: serve, signals, validate."""
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -15,8 +9,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from tests.conftest import eventually
+from tests.serve_process import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -35,89 +29,6 @@ flags:
         distributions:
           - {variant: "off", percentage: 60}
 """
-
-
-def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sidecar.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(),
-    )
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAG_SIDECAR_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    # Not the fixed default port 8014: tests (and other sidecars) run side by side.
-    env["FLAG_SIDECAR_MANAGEMENT_LISTEN"] = "127.0.0.1:0"
-    return env
-
-
-class ServeProcess:
-    """`python -m sidecar.cli serve` on a free port; stderr is collected as it comes."""
-
-    def __init__(self, flag_file: Path, *extra: str) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sidecar.cli",
-                "serve",
-                "--flags",
-                str(flag_file),
-                "--listen",
-                "127.0.0.1:0",
-                *extra,
-            ],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def address(self) -> str:
-        def bound() -> str | None:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited early with {self.process.returncode}:\n{self.log}")
-            match = re.search(r"listening on (\S+)", self.log)
-            return match.group(1) if match else None
-
-        return eventually(bound, timeout=15)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(5)
-        self._reader.join(5)
-
-
-@pytest.fixture
-def serve(sample_flag_file):
-    started: list[ServeProcess] = []
-
-    def start(*extra: str) -> ServeProcess:
-        started.append(ServeProcess(sample_flag_file, *extra))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -255,7 +255,7 @@ def expected_all_response(answers) -> evaluation_pb2.EvaluateAllResponse:
 def test_evaluate_all_bytes_equal_the_message_protobuf_would_build(count):
     # Long values push message lengths past one varint byte, and 128+ entries do the same to total.
     answers = [served(value="x" * (i * 3), version=i) for i in range(count)]
-    encoded = EncodedEvaluations().evaluate_all_response(answers)
+    encoded = EncodedEvaluations().evaluate_all_entries(answers)[0]
     assert evaluation_pb2.EvaluateAllResponse.FromString(encoded) == expected_all_response(answers)
     assert encoded == expected_all_response(answers).SerializeToString()
 
@@ -264,7 +264,7 @@ def test_entries_carry_the_metrics_key():
     encoded = EncodedEvaluations()
     answers = [served(version=1), served(variant="off", version=1), flag_not_found("zzz"), served(version=1)]
     body, keys = encoded.evaluate_all_entries(answers)
-    assert body == encoded.evaluate_all_response(answers)
+    assert body == encoded.evaluate_all_entries(answers)[0]
     assert keys == [evaluation_key(answer) for answer in answers]
     assert keys[2][0] == "(unknown)"  # the FLAG_NOT_FOUND series, as record_evaluation counts it
     assert encoded.entry(answers[0]) is encoded.entries[id(answers[0])]
@@ -273,7 +273,7 @@ def test_entries_carry_the_metrics_key():
 def test_evaluate_all_keeps_order_and_reports_errors():
     encoded = EncodedEvaluations()
     answers = [served(version=1), flag_not_found("zzz")]
-    response = evaluation_pb2.EvaluateAllResponse.FromString(encoded.evaluate_all_response(answers))
+    response = evaluation_pb2.EvaluateAllResponse.FromString(encoded.evaluate_all_entries(answers)[0])
     assert response.total == 2
     assert [e.flag_key for e in response.evaluations] == ["f", "zzz"]
     assert response.evaluations[1].error_code == evaluation_pb2.FLAG_NOT_FOUND
