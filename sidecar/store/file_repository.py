@@ -82,8 +82,10 @@ def parse_flag_document(text: str, source: str) -> Any:
 
 def load_flag_file(path: str | os.PathLike[str], version_of: VersionOf | None = None) -> FlagSet:
     """Read, parse, validate and compile a flag file. Raises FlagSetError or OSError."""
-    source = str(path)
-    text = Path(path).read_text(encoding="utf-8")
+    return _compile_text(Path(path).read_text(encoding="utf-8"), str(path), version_of)
+
+
+def _compile_text(text: str, source: str, version_of: VersionOf | None) -> FlagSet:
     with _gc_paused():
         return compile_flag_set(parse_flag_document(text, source), source, version_of, consume=True)
 
@@ -109,9 +111,7 @@ class FileRepository:
         """Read and compile the file now. Raises FlagSetError or OSError."""
         data = self.path.read_bytes()
         self._digest = hashlib.sha1(data).hexdigest()
-        with _gc_paused():
-            document = parse_flag_document(data.decode("utf-8", errors="replace"), self.source)
-            return compile_flag_set(document, self.source, version_of, consume=True)
+        return _compile_text(data.decode("utf-8", errors="replace"), self.source, version_of)
 
     def changed(self) -> bool:
         """Whether the file's bytes differ from the last load (a missing file counts as unchanged)."""
