@@ -1,0 +1,57 @@
+"""The benchmark harness still runs and compares like with like (no timings are checked here).
+
+`make bench` is not part of CI; these keep its moving parts from breaking unnoticed: the engine
+cases answer the same on both engines, and every bench server kind starts, answers the load
+generator and has its CPU read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from bench import engine_cases, flagsets
+from bench.rpc import LoadGenerator, memory_mb, server_process
+from bench.run import bare_server
+from bench.servers import EMPTY_METHOD, parse_request
+
+
+def test_engine_cases_answer_alike_on_both_engines():
+    # run() asserts that ours and flagd-core give the expected answer for every case with one.
+    results = engine_cases.run(repeats=1, number=4)
+    assert [result.case for result in results] == [case for case, _key, _expected in engine_cases.CASES]
+
+
+def test_the_parse_calibration_reads_the_request_as_the_sidecar_does():
+    assert parse_request(flagsets.evaluate_request("static")) == {
+        **flagsets.ATTRIBUTES,
+        "$userId": flagsets.USER_ID,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "env", "method", "request_kind"),
+    [
+        ("empty", {}, EMPTY_METHOD, None),
+        ("empty", {"BENCH_PARSE_REQUEST": "1"}, EMPTY_METHOD, "static"),
+        ("sidecar", {}, flagsets.EVALUATE_METHOD, "split"),
+        ("aio-sidecar", {}, flagsets.EVALUATE_METHOD, "rules"),
+    ],
+)
+def test_bench_servers_answer_the_load_generator(tmp_path: Path, kind, env, method, request_kind):
+    request = flagsets.evaluate_request(request_kind) if request_kind else b""
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(server_process(kind, flagsets.write_flag_file(tmp_path, 10), env))
+        load = stack.enter_context(LoadGenerator(server))
+        measured = load.measure(method, request, calls=40, concurrency=2, warmup=4)
+    assert measured.calls == 40
+    assert measured.cpu_us > 0
+
+
+@pytest.mark.parametrize("dependencies", [False, True], ids=["bare", "with-dependencies"])
+def test_the_memory_floors_start(dependencies):
+    with bare_server(dependencies) as pid:
+        rss, private = memory_mb(pid)
+    assert 0 < private < rss
