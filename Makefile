@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,parquet]'
+	$(BIN)/pip install --quiet -e '.[dev,parquet,bench]'
 	touch $(STAMP)
 
 # The Node OpenFeature client used by tests/flagd (versions pinned by its package-lock.json).
@@ -33,14 +33,9 @@ lint: $(STAMP)
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
 # BENCH_BEFORE is the revision whose sidecar/ is measured as "before the optimisations".
-BENCH_STAMP  := $(VENV)/.bench-installed
 BENCH_BEFORE ?= d3ab468
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev,parquet,bench]'
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+bench: $(STAMP)
 	$(BIN)/python -m bench.run --before $(BENCH_BEFORE)
 
 # Regenerate the committed protobuf code after editing proto/.
