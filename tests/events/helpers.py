@@ -117,6 +117,7 @@ class RecordingExporter:
         self.is_bulk = is_bulk
         self.batches: list[list[Event]] = []
         self.calls = 0
+        self.count = 0  # events exported so far: cheap to poll, unlike `events`
         self.fail = fail
         self.error = error or RuntimeError("sink down")
         self.lock = threading.Lock()
@@ -127,6 +128,7 @@ class RecordingExporter:
             if self.calls <= self.fail:
                 raise self.error
             self.batches.append(list(events))
+            self.count += len(events)
 
     @property
     def events(self) -> list[Event]:
