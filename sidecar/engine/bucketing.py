@@ -32,7 +32,8 @@ def bucket_text(value: Any) -> str | None:
 
 
 def bucket(flag_key: str, text: str) -> int:
-    """The bucket in [0, 10000) of a bucket value for a flag."""
+    """The bucket in [0, 10000) of a bucket value for a flag. fastpath.py writes this out inline
+    for string values; tests/engine/test_fastpath.py keeps the two in step."""
     key = f"{flag_key}:{text}"
     try:
         data = key.encode()

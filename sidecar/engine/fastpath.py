@@ -3,9 +3,12 @@
 The evaluator's loop calls one compiled predicate per constraint, and a Python call costs about as
 much as the test it makes: a flag with 5 rules x 3 constraints took 2.4 us, most of it in calls.
 Here the rules of a flag become one function in which the common tests are written out inline
-(`type(v := get(p)) is str and v in s`), so evaluating a flag is one call, plus one per constraint
-that has no inline form (regex, network, segment, several CONTAINS values), which calls its
-compiled predicate as the loop does. Same answers, same objects, about half the time.
+(`type(p0) is str and p0 in c1`), so evaluating a flag is one call, plus one per constraint that
+has no inline form (regex, network, several CONTAINS values), which calls its compiled predicate as
+the loop does. Each property the inline tests use is read from the context once, at the top;
+segments are written out inline too (up to MAX_INLINE_SEGMENT_CONSTRAINTS constraints per flag),
+and a split hashes a string bucket value inline. Same answers, same objects, about a third of the
+loop's time.
 
 Only the *shape* of a flag (its operations and rule layout) goes into the source text; every
 value (property names, value sets, thresholds, answers) is passed in as an argument of a factory
@@ -23,8 +26,10 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import mmh3
+
 from .bucketing import bucket, bucket_text
-from .model import Constraint, Context, Evaluation, FlagRule
+from .model import BUCKET_COUNT, Constraint, Context, Evaluation, FlagRule, Segment
 from .operators import ValueSets
 
 FastPath = Callable[[Context], Evaluation]
@@ -34,51 +39,95 @@ _HELPERS: dict[str, Any] = {
     "_bucket": bucket,
     "_bucket_text": bucket_text,
     "_bisect_right": bisect_right,
+    "_hash": mmh3.hash,
 }
 _factories: dict[str, Callable[..., FastPath]] = {}
 _factories_lock = threading.Lock()
 MAX_CACHED_SHAPES = 10_000
 
 
+# Segment constraints written out inline per flag, at most: past it a segment test is one call to its
+# compiled predicate, so a flag over deeply nested segments cannot grow a huge function.
+MAX_INLINE_SEGMENT_CONSTRAINTS = 64
+
+
 class _Source:
-    """Collects the generated lines and the values they refer to (as c0, c1, ...)."""
+    """Collects the values the generated lines refer to (as c0, c1, ...) and the context properties
+    they read: each distinct property is read once, into p0, p1, ..., at the top of the function."""
 
     def __init__(self) -> None:
-        self.lines: list[str] = []
         self.values: list[Any] = []
+        self.properties: dict[str, str] = {}
+        self.reads: list[str] = []
+        self.segment_budget = MAX_INLINE_SEGMENT_CONSTRAINTS
 
     def value(self, value: Any) -> str:
         self.values.append(value)
         return f"c{len(self.values) - 1}"
 
+    def prop(self, name: str) -> str:
+        """The local holding `ctx.get(name)`. Which constraints share a property is part of the
+        shape (p-numbers); the name itself is a value."""
+        local = self.properties.get(name)
+        if local is None:
+            local = self.properties[name] = f"p{len(self.properties)}"
+            self.reads.append(f"    {local} = get({self.value(name)})")
+        return local
+
 
 def _condition(constraint: Constraint, source: _Source, sets: ValueSets) -> str:
-    """A Python expression over `get` (the context's get) equal to `constraint.test(context)`."""
+    """A Python expression over the property locals equal to `constraint.test(context)`."""
     operation, values = constraint.operation, constraint.values
     if operation in ("ONE_OF", "NOT_ONE_OF") and values and all(type(v) is str for v in values):
         # Strings only: a bool or number value can match nothing (the predicate's other sets are empty).
-        prop, accepted = source.value(constraint.property), source.value(sets.get("str", values))
-        test = f"(type(v := get({prop})) is str and v in {accepted})"
+        v, accepted = source.prop(constraint.property), source.value(sets.get("str", values))
+        test = f"(type({v}) is str and {v} in {accepted})"
         return test if operation == "ONE_OF" else f"not {test}"
     if operation in ("GREATER", "GREATER_OR_EQUAL", "LOWER", "LOWER_OR_EQUAL"):
         # As operators._compare: "against every value" is one threshold.
         threshold = max(values) if operation.startswith("GREATER") else min(values)
         symbol = {"GREATER": ">", "GREATER_OR_EQUAL": ">=", "LOWER": "<", "LOWER_OR_EQUAL": "<="}[operation]
-        prop, limit = source.value(constraint.property), source.value(threshold)
-        return f"(type(v := get({prop})) in _NUMBERS and v {symbol} {limit})"
+        v, limit = source.prop(constraint.property), source.value(threshold)
+        return f"(type({v}) in _NUMBERS and {v} {symbol} {limit})"
     if operation in ("EXISTS", "DOESNT_EXIST"):
         relation = "is not" if operation == "EXISTS" else "is"
-        return f"(get({source.value(constraint.property)}) {relation} None)"
+        return f"({source.prop(constraint.property)} {relation} None)"
     if operation in ("STARTS_WITH", "DOESNT_START_WITH", "ENDS_WITH", "DOESNT_END_WITH"):
         method = "startswith" if "START" in operation else "endswith"
-        prop, affixes = source.value(constraint.property), source.value(tuple(values))
-        test = f"(type(v := get({prop})) is str and v.{method}({affixes}))"
+        v, affixes = source.prop(constraint.property), source.value(tuple(values))
+        test = f"(type({v}) is str and {v}.{method}({affixes}))"
         return f"not {test}" if operation.startswith("DOESNT") else test
     if operation in ("CONTAINS", "DOESNT_CONTAIN") and len(values) == 1:
-        prop, needle = source.value(constraint.property), source.value(values[0])
-        test = f"(type(v := get({prop})) is str and {needle} in v)"
+        v, needle = source.prop(constraint.property), source.value(values[0])
+        test = f"(type({v}) is str and {needle} in {v})"
         return f"not {test}" if operation == "DOESNT_CONTAIN" else test
+    if operation in ("IS_IN_SEGMENT", "ISNT_IN_SEGMENT") and constraint.segments:
+        size = sum(_segment_size(segment) for segment in constraint.segments)
+        if size <= source.segment_budget:
+            source.segment_budget -= size
+            members = [_segment_condition(segment, source, sets) for segment in constraint.segments]
+            if operation == "IS_IN_SEGMENT":  # in every listed segment (operators._in_segments)
+                return f"({' and '.join(members)})"
+            return f"not ({' or '.join(members)})"  # in none of them (operators._in_no_segment)
     return f"{source.value(constraint.test)}(ctx)"
+
+
+def _segment_size(segment: Segment) -> int:
+    """How many constraints inlining `segment` writes out, nested segments included."""
+    return sum(
+        1 + sum(_segment_size(nested) for nested in constraint.segments)
+        for rule in segment.rules
+        for constraint in rule.constraints
+    )
+
+
+def _segment_condition(segment: Segment, source: _Source, sets: ValueSets) -> str:
+    """Segment.contains written out: any rule whose constraints all hold."""
+    rules = [
+        " and ".join(_condition(constraint, source, sets) for constraint in rule.constraints) or "True"
+        for rule in segment.rules
+    ]
+    return f"({' or '.join(f'({rule})' for rule in rules)})" if rules else "False"
 
 
 def _rule_lines(rule: FlagRule, flag_key: str, source: _Source, sets: ValueSets) -> list[str]:
@@ -86,12 +135,21 @@ def _rule_lines(rule: FlagRule, flag_key: str, source: _Source, sets: ValueSets)
     condition = " and ".join(tests) if tests else "True"
     if rule.single is not None:
         return [f"    if {condition}:", f"        return {source.value(rule.single)}"]
-    # As the evaluator: a split on a missing (or unbucketable) attribute does not match.
-    attribute, key = source.value(rule.bucket_by), source.value(flag_key)
+    # As the evaluator: a split on a missing (or unbucketable) attribute does not match. A string
+    # (the usual bucket value) is hashed inline, as bucketing.bucket does: murmur3 over the UTF-8 of
+    # "<flag key>:<value>". Text that is not valid UTF-8 takes bucket()'s own path.
+    v, key = source.prop(rule.bucket_by), source.value(flag_key)
+    prefix = source.value(f"{flag_key}:".encode("utf-8", "surrogatepass"))
     bounds, answers = source.value(rule.bounds), source.value(rule.split_answers)
     return [
         f"    if {condition}:",
-        f"        text = _bucket_text(get({attribute}))",
+        f"        if type({v}) is str:",
+        "            try:",
+        f"                return {answers}[_bisect_right({bounds}, (_hash({prefix} + {v}.encode(), 0, False)"
+        f" * {BUCKET_COUNT}) >> 32)]",
+        "            except UnicodeEncodeError:",
+        "                pass",
+        f"        text = _bucket_text({v})",
         "        if text is not None:",
         f"            return {answers}[_bisect_right({bounds}, _bucket({key}, text))]",
     ]
@@ -104,10 +162,9 @@ def build_fast_path(
     `sets`: the ValueSets the flag's predicates were built with (the fast path tests the same sets)."""
     sets = sets or ValueSets()
     source = _Source()
-    body = ["def fast(ctx):", "    get = ctx.get"]
-    for rule in rules:
-        body.extend(_rule_lines(rule, flag_key, source, sets))
-    body.append(f"    return {source.value(fallthrough)}")
+    rule_lines = [line for rule in rules for line in _rule_lines(rule, flag_key, source, sets)]
+    rule_lines.append(f"    return {source.value(fallthrough)}")
+    body = ["def fast(ctx):", "    get = ctx.get", *source.reads, *rule_lines]
     text = "\n".join(
         [f"def factory({', '.join(f'c{i}' for i in range(len(source.values)))}):"]
         + ["    " + line for line in body]

@@ -1,13 +1,14 @@
 """The generated fast path (fastpath.py) answers exactly as the evaluator's rule-by-rule loop."""
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar.engine import compile_flag_set, evaluate, evaluate_plan, evaluation_plan
 from sidecar.engine.evaluator import evaluate_rules
-from sidecar.engine.fastpath import _factories
+from sidecar.engine.fastpath import MAX_INLINE_SEGMENT_CONSTRAINTS, _factories
 
 from .helpers import SOURCE, constraint, document, flag_doc, rule, segment, split
-from .test_properties import all_flags, contexts
+from .test_properties import all_flags, any_text, contexts
 
 
 def test_enabled_flags_with_rules_get_a_fast_path_and_the_others_do_not():
@@ -102,3 +103,94 @@ def test_segments_and_splits_go_through_the_fast_path():
         assert flag.fast is not None
         assert flag.fast(context) is evaluate_rules(flag, context)
         assert evaluate(flag, context, debug=True).variant == flag.fast(context).variant
+
+
+SEGMENT_SHAPES = [
+    segment("pro", [constraint("ONE_OF", ["pro"], "plan")]),
+    segment("any-of", [constraint("GREATER", [5], "n")], [constraint("ENDS_WITH", ["@x.io"], "email")]),
+    segment("nobody"),  # no rules: nobody is in it
+    segment("everybody", []),  # one rule without constraints: everybody is in it
+    segment("nested", [constraint("IS_IN_SEGMENT", ["pro"], prop=None), constraint("EXISTS", prop="email")]),
+    segment(
+        "regex",
+        [constraint("MATCHES_REGEX", ["^b"], "email"), constraint("ISNT_IN_SEGMENT", ["nested"], prop=None)],
+    ),
+]
+SEGMENT_FLAGS = [
+    flag_doc(
+        key=f"in-{index}",
+        rules=[rule(constraint(operation, keys, prop=None), constraint("EXISTS", prop="plan"))],
+    )
+    for index, (operation, keys) in enumerate(
+        (operation, keys)
+        for operation in ("IS_IN_SEGMENT", "ISNT_IN_SEGMENT")
+        for keys in (
+            ["pro"],
+            ["pro", "any-of"],
+            ["nobody"],
+            ["everybody"],
+            ["nested", "regex"],
+            ["any-of", "nobody"],
+        )
+    )
+]
+segment_contexts = st.fixed_dictionaries(
+    {},
+    optional={
+        "plan": st.sampled_from(["pro", "free", 5, None]),
+        "n": st.sampled_from([3, 6, 7.5, "9", True]),
+        "email": st.sampled_from(["a@x.io", "b@y.io", "bob", 4]),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(context=segment_contexts)
+def test_segments_written_out_inline_answer_as_the_loop(context):
+    compiled = compile_flag_set(document(*SEGMENT_FLAGS, segments=SEGMENT_SHAPES), SOURCE).flags.values()
+    for flag in compiled:
+        assert flag.fast is not None
+        assert flag.fast(context) is evaluate_rules(flag, context), (flag.key, context)
+
+
+def test_past_the_inline_budget_a_segment_is_one_call_to_its_predicate():
+    wide = [
+        constraint("ONE_OF", [f"v{index}"], f"p{index}") for index in range(MAX_INLINE_SEGMENT_CONSTRAINTS)
+    ]
+    doc = document(
+        flag_doc(key="small", rules=[rule(constraint("IS_IN_SEGMENT", ["one"], prop=None))]),
+        flag_doc(
+            key="big",
+            rules=[
+                rule(
+                    constraint("IS_IN_SEGMENT", ["one"], prop=None),
+                    constraint("IS_IN_SEGMENT", ["wide"], prop=None),
+                )
+            ],
+        ),
+        segments=[segment("one", [constraint("ONE_OF", ["v0"], "p0")]), segment("wide", wide)],
+    )
+    flags = compile_flag_set(doc, SOURCE).flags
+
+    def called(flag_key: str) -> set[str]:
+        """The segments whose compiled predicate the flag's fast path calls."""
+        flag = flags[flag_key]
+        closure = [cell.cell_contents for cell in flag.fast.__closure__]
+        return {c.segments[0].key for r in flag.rules for c in r.constraints if c.test in closure}
+
+    assert called("small") == set()  # written out
+    assert called("big") == {"wide"}  # "one" fits the budget, "wide" (64 more) does not
+    every = {f"p{index}": f"v{index}" for index in range(MAX_INLINE_SEGMENT_CONSTRAINTS)}
+    for context in ({}, every, {**every, "p5": "no"}):
+        assert flags["big"].fast(context) is evaluate_rules(flags["big"], context)
+
+
+@settings(max_examples=300, deadline=None)
+@given(account=any_text | st.sampled_from(["josé", "ü\U0001f600", "a\udc80b", "\ud800"]))
+def test_split_hashes_any_text_as_bucketing_does(account):
+    # Inline hashing covers valid text; a lone surrogate takes bucket()'s own path (mmh3 would crash on it).
+    doc = document(
+        flag_doc(key="k\udc80ey", rules=[rule(distributions=split(("hit", 50), ("miss", 50)), bucket_by="a")])
+    )
+    flag = compile_flag_set(doc, SOURCE).flags["k\udc80ey"]
+    assert flag.fast({"a": account}) is evaluate_rules(flag, {"a": account})
