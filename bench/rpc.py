@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -28,6 +28,13 @@ def cpu_seconds_ticks(pid: int) -> float:
     """utime + stime of the whole process (live and exited threads), in clock ticks (10 ms)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def pin_to_cpus(pid: int, cpus: set[int]) -> None:
+    """Run every thread of a process on `cpus` (threads it starts later inherit the mask)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(ProcessLookupError, FileNotFoundError):  # a thread that just exited
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -118,6 +125,10 @@ class LoadGenerator:
             stdout=subprocess.PIPE,
             text=True,
         )
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def _send(self, line: str) -> dict[str, float]:
         stdin: IO[str] | None = self._process.stdin

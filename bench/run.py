@@ -39,7 +39,7 @@ import yaml
 from . import engine_cases, event_cases, flagsets
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
-from .rpc import REPO, LoadGenerator, Measurement, Server, memory_mb, server_process, terminate
+from .rpc import REPO, LoadGenerator, Measurement, Server, memory_mb, pin_to_cpus, server_process, terminate
 from .servers import EMPTY_METHOD, parse_request
 
 # The raw results of the last run, to re-render the report (--render-only) after editing notes.md.
@@ -218,7 +218,7 @@ def parse_cost_us() -> float:
 
 
 def measure_rpc(
-    files: FlagFiles, repeats: int, calls: int, concurrency: int, before: Path | None
+    files: FlagFiles, repeats: int, calls: int, concurrency: int, before: Path | None, pin: bool = False
 ) -> RpcResults:
     cases = rpc_cases(calls)
     results = RpcResults(
@@ -239,7 +239,11 @@ def measure_rpc(
             kind: str, flags: int, root: Path = REPO, env: dict[str, str] | None = None
         ) -> LoadGenerator:
             server = stack.enter_context(server_process(kind, files[flags], env, root))
-            return stack.enter_context(LoadGenerator(server))
+            generator = stack.enter_context(LoadGenerator(server))
+            if pin:  # servers on the first CPU, load generators on the second
+                pin_to_cpus(server.pid, {0})
+                pin_to_cpus(generator.pid, {1})
+            return generator
 
         empty = start("empty", 100)
         spinners = {spin: start("empty", 100, env={"BENCH_SPIN_US": str(spin)}) for spin in SPIN_US}
@@ -602,7 +606,12 @@ def write_rpc(
         "constraints (the last testing a segment; the user fails rules 0-3 on their third "
         "constraint and matches rule 4) / 3-way split, one segment; EvaluateAll over 10, 100 and "
         "1000 such flags. The user has an id and 4 attributes. Production metrics are on; no event "
-        "exporter is configured (see section 5 for the events' own cost).",
+        "exporter is configured (see section 5 for the events' own cost)."
+        + (
+            " Pinned (`--pin-cpus`): every server runs on CPU 0 and every load generator on CPU 1."
+            if getattr(args, "pin_cpus", False)
+            else ""
+        ),
         "",
     )
     rows = []
@@ -943,6 +952,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--load-repeats", type=int, default=3)
     parser.add_argument("--memory-repeats", type=int, default=3)
     parser.add_argument("--before", default="", help="revision whose sidecar/ is measured as 'before'")
+    parser.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="RPC CPU: run every server on CPU 0 and every load generator on CPU 1 (less noise, "
+        "and grpcio's threads never cross cores: a lower floor)",
+    )
     parser.add_argument("--only", default="rpc,engine,throughput,events,memory,profile")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
@@ -974,7 +989,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def run_rpc() -> None:
             nonlocal rpc
-            rpc = measure_rpc(files, args.repeats, args.calls, args.concurrency, before)
+            rpc = measure_rpc(files, args.repeats, args.calls, args.concurrency, before, args.pin_cpus)
 
         def run_engine() -> None:
             nonlocal engine

@@ -8,12 +8,13 @@ generator and has its CPU read.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import pytest
 
 from bench import engine_cases, flagsets
-from bench.rpc import LoadGenerator, memory_mb, server_process
+from bench.rpc import LoadGenerator, memory_mb, pin_to_cpus, server_process
 from bench.run import bare_server
 from bench.servers import EMPTY_METHOD, parse_request
 
@@ -55,3 +56,17 @@ def test_the_memory_floors_start(dependencies):
     with bare_server(dependencies) as pid:
         rss, private = memory_mb(pid)
     assert 0 < private < rss
+
+
+@pytest.mark.skipif(not {0, 1} <= os.sched_getaffinity(0), reason="needs CPUs 0 and 1")
+def test_pinned_servers_keep_every_thread_on_their_cpu(tmp_path: Path):
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(server_process("sidecar", flagsets.write_flag_file(tmp_path, 10)))
+        load = stack.enter_context(LoadGenerator(server))
+        pin_to_cpus(server.pid, {0})
+        pin_to_cpus(load.pid, {1})
+        # Concurrent calls make grpcio start worker threads after the pinning: they inherit it.
+        load.measure(flagsets.EVALUATE_METHOD, flagsets.evaluate_request("static"), calls=40, concurrency=4)
+        threads = [int(task.name) for task in Path(f"/proc/{server.pid}/task").iterdir()]
+        assert {tid: os.sched_getaffinity(tid) for tid in threads} == {tid: {0} for tid in threads}
+        assert os.sched_getaffinity(load.pid) == {1}
