@@ -39,7 +39,17 @@ import yaml
 from . import engine_cases, event_cases, flagsets
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
-from .rpc import REPO, LoadGenerator, Measurement, Server, memory_mb, pin_to_cpus, server_process, terminate
+from .rpc import (
+    REPO,
+    LoadGenerator,
+    Measurement,
+    Server,
+    cpu_seconds,
+    memory_mb,
+    pin_to_cpus,
+    server_process,
+    terminate,
+)
 from .servers import EMPTY_METHOD, parse_request
 
 # The raw results of the last run, to re-render the report (--render-only) after editing notes.md.
@@ -388,8 +398,13 @@ class Footprint:
 
     rss: Series = field(default_factory=Series)
     private: Series = field(default_factory=Series)
+    idle_cpu_ms_per_s: Series = field(default_factory=Series)  # CPU while idle, over IDLE_SECONDS
 
-    def add(self, pid: int) -> None:
+    def idle(self, pid: int) -> None:
+        """Leave the process idle for IDLE_SECONDS, then record its CPU over that time and its memory."""
+        before = cpu_seconds(pid)
+        time.sleep(IDLE_SECONDS)
+        self.idle_cpu_ms_per_s.add((cpu_seconds(pid) - before) / IDLE_SECONDS * 1000)
         rss, private = memory_mb(pid)
         self.rss.add(rss)
         self.private.add(private)
@@ -401,7 +416,7 @@ class MemoryResults:
     idle: dict[str, Footprint]  # by the process's row label
 
 
-IDLE_SECONDS = 2.0
+IDLE_SECONDS = 3.0  # three polls of the flag file's change check
 IDLE_100_YAML = "idle, 100 flags (YAML)"
 BARE_FLOOR = "bare grpcio server: interpreter, grpcio, one empty method"
 DEPENDENCY_FLOOR = "+ the sidecar's dependencies, none of its code, no flags"
@@ -424,17 +439,14 @@ def measure_memory(files: FlagFiles, repeats: int, counts: Sequence[int]) -> Mem
                 count = next((count for count in counts if files[count] == flags_file), None)
                 if count is not None:
                     results.startup_s[count].add(ready)
-                time.sleep(IDLE_SECONDS)
-                results.idle[label].add(process.pid)
+                results.idle[label].idle(process.pid)
                 if label == IDLE_100_YAML:
                     with LoadGenerator(Server("sidecar", process, target, ready)) as load:
                         load.measure(flagsets.EVALUATE_METHOD, request, 5000, 8, warmup=0)
-                    time.sleep(IDLE_SECONDS)
-                    results.idle[labels[len(sidecars)]].add(process.pid)
+                    results.idle[labels[len(sidecars)]].idle(process.pid)
         for label, dependencies in ((BARE_FLOOR, False), (DEPENDENCY_FLOOR, True)):
             with bare_server(dependencies) as pid:
-                time.sleep(IDLE_SECONDS)
-                results.idle[label].add(pid)
+                results.idle[label].idle(pid)
     return results
 
 
@@ -868,21 +880,28 @@ def write_memory(report: Report, memory: MemoryResults, summary: list[tuple[str,
     report.add(
         "## 6. Memory and start-up",
         "",
-        "`flag-sidecar serve` as a user runs it (metrics listener on, no exporter), "
+        "`flag-sidecar serve` as a user runs it (metrics listener on, no exporter), left idle for "
         f"{IDLE_SECONDS:g} s after it reports SERVING: *RSS* is `VmRSS`, *private* is `RssAnon` "
         "(RSS without the shared libraries' file-backed pages, which processes running the same "
-        "image on a node share). Start-up is from spawning the process to the first gRPC health "
-        "check answering SERVING. The two floors are `bench/bare_server.py`: the smallest grpcio "
-        "server, and the same with the third-party libraries `serve` cannot do without, used as "
-        "the sidecar uses them (protobuf, gRPC health and reflection, prometheus_client behind an "
-        "HTTP listener, PyYAML, a watchdog observer, cachetools, mmh3) but none of its code.",
+        "image on a node share), *idle CPU* the process's CPU over those seconds (its threads' "
+        "timers and polls, the flag file's change check included). Start-up is from spawning the "
+        "process to the first gRPC health check answering SERVING. The two floors are "
+        "`bench/bare_server.py`: the smallest grpcio server, and the same with the third-party "
+        "libraries `serve` cannot do without, used as the sidecar uses them (protobuf, gRPC health "
+        "and reflection, prometheus_client behind an HTTP listener, PyYAML, a watchdog observer, "
+        "cachetools, mmh3) but none of its code.",
         "",
     )
     rows = [
-        (label, footprint.rss.show(1, " MB"), footprint.private.show(1, " MB"))
+        (
+            label,
+            footprint.rss.show(1, " MB"),
+            footprint.private.show(1, " MB"),
+            footprint.idle_cpu_ms_per_s.show(2, " ms/s"),
+        )
         for label, footprint in memory.idle.items()
     ]
-    report.table(("process", "RSS", "private"), rows)
+    report.table(("process", "RSS", "private", "idle CPU"), rows)
     rows = [(f"{count:,} flags", series.show(2, " s")) for count, series in memory.startup_s.items()]
     report.table(("flag file", "start to SERVING"), rows)
     idle, floor = memory.idle[IDLE_100_YAML].rss, memory.idle[DEPENDENCY_FLOOR].rss

@@ -3,6 +3,12 @@
 Edits are seen through filesystem events on the file's directory (watchdog), which also catches the
 symlink swap Kubernetes does for a mounted ConfigMap (`..data` is renamed over), with a periodic
 stat as a safety net where events are unavailable. A change is reported only when the bytes differ.
+
+The file is read again only when its stat signature (device, inode, size, modification and change
+times) differs from the last one seen, so an idle sidecar costs one stat per poll, whatever the
+file's size. File timestamps are coarse (a kernel tick), so a same-size rewrite within the tick of
+the last look keeps the signature: a file modified within RACY_SECONDS of that look is read and
+hashed anyway until it has been quiet for longer ("racily clean", as git calls the same problem).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +36,19 @@ from .yaml_document import load_yaml
 log = logging.getLogger(__name__)
 
 JSON_SUFFIXES = frozenset({".json"})
+RACY_SECONDS = 2.0
+
+Signature = tuple[int, int, int, int, int]
+
+
+def _signature(stat: os.stat_result) -> Signature:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _settled(stat: os.stat_result, looked_at_ns: int) -> bool:
+    """Whether the file was last modified long enough before `looked_at_ns` for its signature to
+    vouch for its bytes (a clock that went back, or a future timestamp, reads as not settled)."""
+    return looked_at_ns - max(stat.st_mtime_ns, stat.st_ctime_ns) > RACY_SECONDS * 1e9
 
 
 @contextmanager
@@ -97,6 +117,9 @@ class FileRepository:
         self.path = Path(path)
         self.poll_interval = poll_interval
         self._digest: str | None = None
+        # The stat signature the bytes behind _digest had, and whether it can be trusted alone.
+        self._signature: Signature | None = None
+        self._settled = False
         self._on_change: Callable[[], None] | None = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -109,16 +132,28 @@ class FileRepository:
 
     def load(self, version_of: VersionOf | None = None) -> FlagSet:
         """Read and compile the file now. Raises FlagSetError or OSError."""
+        stat = self.path.stat()  # before reading: a write after it changes the signature or is racy
         data = self.path.read_bytes()
         self._digest = hashlib.sha1(data).hexdigest()
+        self._signature, self._settled = _signature(stat), _settled(stat, time.time_ns())
         return _compile_text(data.decode("utf-8", errors="replace"), self.source, version_of)
 
     def changed(self) -> bool:
-        """Whether the file's bytes differ from the last load (a missing file counts as unchanged)."""
+        """Whether the file's bytes differ from the last load (a missing file counts as unchanged).
+        Reads the file only when its stat signature changed or is too recent to vouch for it."""
         try:
-            return _sha1_of_file(self.path) != self._digest
+            stat = self.path.stat()
+            signature = _signature(stat)
+            if signature == self._signature and self._settled:
+                return False
+            looked_at = time.time_ns()
+            if _sha1_of_file(self.path) != self._digest:
+                return True
         except OSError:
             return False
+        # The same bytes under a new (or still racy) signature: remember it, so the next poll is a stat.
+        self._signature, self._settled = signature, _settled(stat, looked_at)
+        return False
 
     def watch(self, on_change: Callable[[], None]) -> None:
         """Call `on_change` (on a background thread) whenever the file's content changes."""

@@ -1,11 +1,15 @@
-"""FileRepository's change check: the digest of the bytes, read in chunks."""
+"""FileRepository's change check: a stat while the file is settled, else the digest of the bytes."""
 
 import hashlib
+import os
+import time
 
 import pytest
 
-from sidecar.store import FileRepository
+from sidecar.store import FileRepository, file_repository
 from sidecar.store.file_repository import _sha1_of_file
+
+FLAG_TEXT = "flags:\n  - key: a\n    enabled: true\n    variants: [{key: 'on', value: true}]\n"
 
 
 @pytest.mark.parametrize("size", [0, 1, 65_535, 65_536, 65_537, 300_001])
@@ -17,7 +21,7 @@ def test_chunked_digest_is_the_digest_of_the_whole_file(tmp_path, size):
 
 def test_changed_compares_the_bytes_with_the_last_load(tmp_path):
     path = tmp_path / "flags.yaml"
-    text = "flags:\n  - key: a\n    enabled: true\n    variants: [{key: 'on', value: true}]\n"
+    text = FLAG_TEXT
     path.write_text(text + "#" * 100_000)
     repository = FileRepository(path)
     repository.load()
@@ -26,3 +30,77 @@ def test_changed_compares_the_bytes_with_the_last_load(tmp_path):
     assert repository.changed()
     path.unlink()
     assert not repository.changed()  # a missing file counts as unchanged
+
+
+class CountingReads:
+    """Stands in for _sha1_of_file and counts the files it reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __call__(self, path):
+        self.reads += 1
+        return _sha1_of_file(path)
+
+
+@pytest.fixture
+def reads(monkeypatch) -> CountingReads:
+    counting = CountingReads()
+    monkeypatch.setattr(file_repository, "_sha1_of_file", counting)
+    return counting
+
+
+def test_a_settled_unchanged_file_costs_a_stat_not_a_read(tmp_path, monkeypatch, reads):
+    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
+    path = tmp_path / "flags.yaml"
+    path.write_text(FLAG_TEXT)
+    time.sleep(0.01)  # older than the (zero) racy window when loaded
+    repository = FileRepository(path)
+    repository.load()
+    for _ in range(5):
+        assert not repository.changed()
+    assert reads.reads == 0
+    path.write_text(FLAG_TEXT.replace("true", "True"))  # new signature: read, and found different
+    assert repository.changed()
+    assert reads.reads == 1
+
+
+def test_a_touch_is_read_once_then_trusted(tmp_path, monkeypatch, reads):
+    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
+    path = tmp_path / "flags.yaml"
+    path.write_text(FLAG_TEXT)
+    repository = FileRepository(path)
+    repository.load()
+    time.sleep(0.01)
+    os.utime(path)  # new times, same bytes
+    time.sleep(0.01)
+    assert not repository.changed()
+    assert not repository.changed()
+    assert reads.reads == 1
+
+
+def test_a_same_size_rewrite_within_the_timestamp_tick_is_still_seen(tmp_path, monkeypatch, reads):
+    # Coarse timestamps, at their worst: the signature cannot tell the two versions apart at all.
+    monkeypatch.setattr(file_repository, "_signature", lambda stat: (stat.st_dev, stat.st_ino, stat.st_size))
+    path = tmp_path / "flags.yaml"
+    path.write_text(FLAG_TEXT)
+    repository = FileRepository(path)
+    repository.load()
+    assert not repository.changed()  # racy: read, same bytes
+    with path.open("r+") as file:  # in place: same inode, same size
+        file.write(FLAG_TEXT.replace("key: a", "key: b"))
+    assert repository.changed()
+    assert reads.reads == 2
+
+
+def test_a_racy_file_is_trusted_once_it_has_been_quiet_long_enough(tmp_path, monkeypatch, reads):
+    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.2)
+    path = tmp_path / "flags.yaml"
+    path.write_text(FLAG_TEXT)
+    repository = FileRepository(path)
+    repository.load()
+    assert not repository.changed()  # modified just now: read
+    time.sleep(0.3)
+    assert not repository.changed()  # quiet for longer than the window now: read once more, then trusted
+    assert not repository.changed()
+    assert reads.reads == 2
