@@ -16,7 +16,7 @@ from flagsidecar.v1 import event_pb2_grpc
 from sidecar.events import EventPipeline
 from sidecar.store import FlagSetChange, FlagStore
 
-from . import evaluation_service, event_service
+from . import decoding, evaluation_service, event_service
 from .convert import EncodedEvaluations
 from .flagd import FlagdServices, FlagdSettings
 from .limits import ContextLimits
@@ -76,8 +76,21 @@ def register_evaluation_service(server: grpc.Server, deps: ServiceDependencies) 
 
 def register_event_service(server: grpc.Server, deps: ServiceDependencies) -> RegisteredServices:
     servicer = event_service.EventService(deps.events, deps.context_limits)
-    event_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
+    decoding.add_servicer(
+        event_pb2_grpc.add_EventServiceServicer_to_server, servicer, server, _undecodable_track_message
+    )
     return RegisteredServices((event_service.SERVICE_NAME,))
+
+
+def _undecodable_track_message(failure: decoding.UndecodableRequest) -> str | None:
+    """A Track message that does not parse ends the stream as Track's own errors do: the events
+    before it were accepted (Track accepts each message it is given or ends the call), and their
+    number is in the accepted-count trailing metadata and in the status message."""
+    if failure.method != "Track":
+        return None
+    accepted = failure.decoded_before
+    failure.context.set_trailing_metadata(((event_service.ACCEPTED_METADATA, str(accepted)),))
+    return f"({accepted} events of this stream were accepted)"
 
 
 def register_flagd_services(server: grpc.Server, deps: ServiceDependencies) -> RegisteredServices:

@@ -26,6 +26,7 @@ from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
 from .convert import EncodedEvaluations, plain_context, user_context
+from .decoding import undecodable_message
 from .limits import ContextLimits
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
@@ -233,9 +234,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         naming the expected message (grpcio's own deserializer would answer INTERNAL)."""
         expected = f"{evaluation_pb2.DESCRIPTOR.package}.{name}Request"
         logger.warning("%s: undecodable request (%s)", name, error)
-        message = (
-            f"the request is not a valid {expected} message (is the client built from this server's .proto?)"
-        )
+        message = undecodable_message(expected)
         self._abort(name, started, context, grpc.StatusCode.INVALID_ARGUMENT, message)
 
     def _abort(

@@ -38,6 +38,7 @@ from ...engine import (
     flag_not_found,
 )
 from ...store import FlagStore
+from ..decoding import UndecodableRequest, add_servicer
 from ..limits import ContextLimits
 from ..metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 from . import mapping
@@ -243,6 +244,10 @@ class Failure(Exception):
         self.message = message
 
 
+# The methods `_guarded` times: an undecodable request to one of them is timed too (`undecodable`).
+_TIMED_METHODS: set[str] = set()
+
+
 def _guarded(method: _Handler) -> _Handler:
     """Failure -> its status; anything unexpected -> INTERNAL (not UNKNOWN, which clients retry).
 
@@ -250,6 +255,7 @@ def _guarded(method: _Handler) -> _Handler:
     """
 
     name = method.__name__
+    _TIMED_METHODS.add(name)
 
     @functools.wraps(method)
     def guarded(self: _Resolvers, request: Any, context: grpc.ServicerContext) -> Any:
@@ -327,6 +333,16 @@ class _Resolvers:
                 fill_struct(message.data, data)
             yield message
 
+    def undecodable(self, failure: UndecodableRequest) -> None:
+        """A request that does not parse (answered by sidecar.server.decoding): counted in the RPC
+        latency metrics as `_guarded` counts the method's other outcomes (EventStream is not timed)."""
+        if failure.method in _TIMED_METHODS:
+            self._resolver.metrics.observe_rpc(
+                f"{self._label}/{failure.method}",
+                time.perf_counter() - failure.started,
+                grpc.StatusCode.INVALID_ARGUMENT,
+            )
+
 
 class EvaluationServiceV1(_Resolvers, evaluation_v1_grpc.ServiceServicer):
     """flagd.evaluation.v1.Service."""
@@ -356,9 +372,12 @@ SERVICE_NAME_V2: Final = evaluation_v2.DESCRIPTOR.services_by_name["Service"].fu
 
 
 def add_to_server(server: grpc.Server, resolver: FlagdResolver, events: EventBroadcaster) -> tuple[str, str]:
-    """Register both protocol versions on `server`; returns their full service names."""
-    evaluation_v1_grpc.add_ServiceServicer_to_server(EvaluationServiceV1(resolver, events), server)
-    evaluation_v2_grpc.add_ServiceServicer_to_server(EvaluationServiceV2(resolver, events), server)
+    """Register both protocol versions on `server`; returns their full service names. A request that
+    is not the method's message is INVALID_ARGUMENT naming the one expected (sidecar.server.decoding)."""
+    v1 = EvaluationServiceV1(resolver, events)
+    v2 = EvaluationServiceV2(resolver, events)
+    add_servicer(evaluation_v1_grpc.add_ServiceServicer_to_server, v1, server, v1.undecodable)
+    add_servicer(evaluation_v2_grpc.add_ServiceServicer_to_server, v2, server, v2.undecodable)
     return SERVICE_NAME_V1, SERVICE_NAME_V2
 
 
