@@ -43,10 +43,16 @@ def plain_context(user: evaluation_pb2.User, max_keys: int) -> dict[str, Any] | 
         return None
     context: dict[str, Any] = {}
     for key in fields:  # not .items(): upb's map has no C items(), and the abc one is a generator
+        if key[:1] in ("$", ""):
+            return None
         value = fields[key]
+        text = value.string_value
+        if text:  # set, so the oneof holds nothing else: one C call fewer for the usual value
+            context[key] = text
+            continue
         kind = value.WhichOneof("kind")
         if kind == "string_value":
-            context[key] = value.string_value
+            context[key] = text
         elif kind == "number_value":
             number = value.number_value
             if not -_INF < number < _INF:  # NaN or infinite
@@ -57,8 +63,6 @@ def plain_context(user: evaluation_pb2.User, max_keys: int) -> dict[str, Any] | 
         elif kind == "null_value":
             context[key] = None
         else:  # struct_value, list_value, or nothing set
-            return None
-        if key[:1] in ("$", ""):
             return None
     user_id = user.id
     if user_id:

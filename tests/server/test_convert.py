@@ -1,7 +1,11 @@
 """protobuf <-> engine model translation."""
 
+import math
+
 import pytest
 from google.protobuf import struct_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flagsidecar.v1 import evaluation_pb2
 from sidecar.engine import (
@@ -277,3 +281,30 @@ def test_evaluate_all_keeps_order_and_reports_errors():
     assert response.total == 2
     assert [e.flag_key for e in response.evaluations] == ["f", "zzz"]
     assert response.evaluations[1].error_code == evaluation_pb2.FLAG_NOT_FOUND
+
+
+plain_values = st.one_of(
+    st.text(max_size=4), st.floats(), st.booleans(), st.none(), st.lists(st.text(max_size=2), max_size=2)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    context=st.dictionaries(
+        st.text(max_size=3) | st.sampled_from(["", "$", "$userId", "plan"]), plain_values
+    ),
+    user_id=st.sampled_from(["", "u-1"]),
+)
+def test_plain_context_is_user_context_or_leaves_it_to_the_general_path(context, user_id):
+    user = evaluation_pb2.User(id=user_id, context=make_struct(context))
+    plain = plain_context(user, 100)
+    unusual = any(
+        key[:1] in ("", "$")
+        or isinstance(value, list)
+        or (isinstance(value, float) and not math.isfinite(value))
+        for key, value in context.items()
+    )
+    assert (plain is None) == unusual
+    if plain is not None:
+        assert plain == user_context(user)
+        assert list(plain) == list(user_context(user))
