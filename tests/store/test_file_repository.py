@@ -3,6 +3,7 @@
 import hashlib
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -50,13 +51,19 @@ def reads(monkeypatch) -> CountingReads:
     return counting
 
 
-def test_a_settled_unchanged_file_costs_a_stat_not_a_read(tmp_path, monkeypatch, reads):
-    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
+def loaded(tmp_path, age: float = 0.0) -> tuple[Path, FileRepository]:
+    """A flag file, `age` seconds old when a FileRepository loads it."""
     path = tmp_path / "flags.yaml"
     path.write_text(FLAG_TEXT)
-    time.sleep(0.01)  # older than the (zero) racy window when loaded
+    time.sleep(age)
     repository = FileRepository(path)
     repository.load()
+    return path, repository
+
+
+def test_a_settled_unchanged_file_costs_a_stat_not_a_read(tmp_path, monkeypatch, reads):
+    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
+    path, repository = loaded(tmp_path, age=0.01)  # older than the (zero) racy window
     for _ in range(5):
         assert not repository.changed()
     assert reads.reads == 0
@@ -67,10 +74,7 @@ def test_a_settled_unchanged_file_costs_a_stat_not_a_read(tmp_path, monkeypatch,
 
 def test_a_touch_is_read_once_then_trusted(tmp_path, monkeypatch, reads):
     monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
-    path = tmp_path / "flags.yaml"
-    path.write_text(FLAG_TEXT)
-    repository = FileRepository(path)
-    repository.load()
+    path, repository = loaded(tmp_path)
     time.sleep(0.01)
     os.utime(path)  # new times, same bytes
     time.sleep(0.01)
@@ -82,10 +86,7 @@ def test_a_touch_is_read_once_then_trusted(tmp_path, monkeypatch, reads):
 def test_a_same_size_rewrite_within_the_timestamp_tick_is_still_seen(tmp_path, monkeypatch, reads):
     # Coarse timestamps, at their worst: the signature cannot tell the two versions apart at all.
     monkeypatch.setattr(file_repository, "_signature", lambda stat: (stat.st_dev, stat.st_ino, stat.st_size))
-    path = tmp_path / "flags.yaml"
-    path.write_text(FLAG_TEXT)
-    repository = FileRepository(path)
-    repository.load()
+    path, repository = loaded(tmp_path)
     assert not repository.changed()  # racy: read, same bytes
     with path.open("r+") as file:  # in place: same inode, same size
         file.write(FLAG_TEXT.replace("key: a", "key: b"))
@@ -95,10 +96,7 @@ def test_a_same_size_rewrite_within_the_timestamp_tick_is_still_seen(tmp_path, m
 
 def test_a_racy_file_is_trusted_once_it_has_been_quiet_long_enough(tmp_path, monkeypatch, reads):
     monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.2)
-    path = tmp_path / "flags.yaml"
-    path.write_text(FLAG_TEXT)
-    repository = FileRepository(path)
-    repository.load()
+    _, repository = loaded(tmp_path)
     assert not repository.changed()  # modified just now: read
     time.sleep(0.3)
     assert not repository.changed()  # quiet for longer than the window now: read once more, then trusted
