@@ -110,6 +110,21 @@ def _compile_text(text: str, source: str, version_of: VersionOf | None) -> FlagS
         return compile_flag_set(parse_flag_document(text, source), source, version_of, consume=True)
 
 
+class _WakeOnChange(FileSystemEventHandler):
+    """Wakes the watcher on any event in the directory that may change a file. Opening and closing
+    without a write do not: reading the flag file makes both, and a watcher woken by its own
+    reads kept reading the file about ten times a second."""
+
+    READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
+
+    def __init__(self, wake: threading.Event) -> None:
+        self._wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in self.READ_ONLY_EVENTS:
+            self._wake.set()
+
+
 class FileRepository:
     """Loads a flag file and tells a listener when its content may have changed."""
 
@@ -172,16 +187,10 @@ class FileRepository:
             self._thread.join(timeout=2)
 
     def _start_observer(self) -> None:
-        wake = self._wake
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                wake.set()
-
         try:
             observer = Observer()
             # The directory, not the file: editors and Kubernetes replace files rather than write them.
-            observer.schedule(Handler(), str(self.path.absolute().parent), recursive=False)
+            observer.schedule(_WakeOnChange(self._wake), str(self.path.absolute().parent), recursive=False)
             observer.daemon = True
             observer.start()
             self._observer = observer
