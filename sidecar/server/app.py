@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -119,6 +121,9 @@ SERVICE_REGISTRARS: tuple[Registrar, ...] = (
 # ================================================================
 
 
+_SERVER_NUMBERS = itertools.count(1)  # names each server's worker threads apart (tests run several)
+
+
 class SidecarServer:
     """A grpcio (sync) server with the registered services, gRPC health and server reflection.
 
@@ -153,8 +158,9 @@ class SidecarServer:
         self._tls = tls
         flagd = FlagdSettings() if flagd is None else flagd
         # Each open flagd EventStream holds a worker thread for its whole life: room for them on top.
+        self._worker_prefix = f"grpc-calls-{next(_SERVER_NUMBERS)}"
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=max_workers + flagd.max_event_streams, thread_name_prefix="grpc"
+            max_workers=max_workers + flagd.max_event_streams, thread_name_prefix=self._worker_prefix
         )
         # No SO_REUSEPORT: a second sidecar on the same port must fail, not silently share the traffic.
         options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
@@ -254,6 +260,16 @@ class SidecarServer:
         self._executor.shutdown(wait=False)
         remove_socket_files(self.bound)
         logger.info("server stopped")
+
+    def join_handlers(self, timeout: float) -> bool:
+        """After stop(): wait up to `timeout` seconds for the worker threads to end, and say whether
+        they all did. grpcio cancels the calls still running when the grace ends, but it cannot
+        interrupt their Python code, and the interpreter's exit would wait for those threads."""
+        deadline = time.monotonic() + timeout
+        workers = [t for t in threading.enumerate() if t.name.startswith(f"{self._worker_prefix}_")]
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(worker.is_alive() for worker in workers)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the server has stopped, or until `timeout` seconds have passed."""

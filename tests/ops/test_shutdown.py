@@ -147,10 +147,11 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
 def fresh_call_code(address: str) -> grpc.StatusCode:
-    """The status of an EvaluateAll on a new connection (OK, or its error code)."""
+    """The status of an EvaluateAll on a new connection (OK, or its error code). A call the server
+    accepts runs into its short deadline: the caller can soon ask again."""
     with grpc.insecure_channel(address) as fresh:
         try:
-            evaluation_pb2_grpc.EvaluationServiceStub(fresh).EvaluateAll(SLOW_REQUEST, timeout=1)
+            evaluation_pb2_grpc.EvaluationServiceStub(fresh).EvaluateAll(SLOW_REQUEST, timeout=0.25)
         except grpc.RpcError as error:
             return error.code()
     return grpc.StatusCode.OK
@@ -168,11 +169,16 @@ def test_sigterm_drains_in_flight_calls_refuses_new_ones_and_exits_0(start) -> N
     sidecar.process.send_signal(signal.SIGTERM)
     # Readiness goes first, while the management listener still answers.
     eventually(lambda: readyz(http_base) == (503, "not ready: shutting down\n"), timeout=5)
+
     # A new call, on a new connection, is refused while the old ones drain. Readiness flips a
     # moment before the gRPC server stops accepting calls, and with the workers busy that moment
     # can be long on a loaded machine: a call that slips in before is simply answered, so ask again.
-    eventually(lambda: fresh_call_code(address) == grpc.StatusCode.UNAVAILABLE, timeout=10)
-    assert not all(call.done() for call in in_flight), "the calls finished too early to prove anything"
+    def refused_while_draining() -> tuple[bool] | None:
+        draining = not all(call.done() for call in in_flight)
+        return (draining,) if fresh_call_code(address) == grpc.StatusCode.UNAVAILABLE else None
+
+    (draining,) = eventually(refused_while_draining, timeout=10)
+    assert draining, "the calls finished too early to prove anything"
 
     # Every in-flight call completes with its full answer.
     for call in in_flight:

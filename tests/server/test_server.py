@@ -144,6 +144,9 @@ def test_stop_cuts_calls_that_outlive_the_grace_period(start_sidecar):
     assert time.monotonic() - began < 2
     with pytest.raises(grpc.RpcError):
         call.result()
+    # The cut call's handler still runs (Python cannot interrupt it): join_handlers says so.
+    assert not sidecar.server.join_handlers(0.2)
+    assert sidecar.server.join_handlers(5)  # and says when it has ended (3 s after it started)
 
 
 # ---------------------------------------------------------------- liveness and the health-only listener
