@@ -28,13 +28,16 @@ from tests.conftest import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 FLAG_COUNT = 3000
+# Tests that must still see calls in flight after the signal and the health flip: six debug
+# EvaluateAll calls over this many flags take about 2.5 s, whatever the machine's load.
+DRAIN_FLAG_COUNT = 8000
 # Fewer than the server's 8 workers: each call is taken off the transport at once and starts.
 # (grpc core cancels calls it has received but grpcio has not yet picked up when shutdown
 # begins, which only happens with a backlog; the README says so.)
 SLOW_CALLS = 6
 
 
-def many_flags(path: Path) -> Path:
+def many_flags(path: Path, count: int = FLAG_COUNT) -> Path:
     rule = {
         "id": "r",
         "constraints": [
@@ -52,7 +55,7 @@ def many_flags(path: Path) -> Path:
             "defaultVariantWhenOff": "a",
             "rules": [rule],
         }
-        for i in range(FLAG_COUNT)
+        for i in range(count)
     ]
     path.write_text(json.dumps({"flags": flags}))  # JSON: loads in a fraction of YAML's time
     return path
@@ -126,11 +129,10 @@ def readyz(base: str) -> tuple[int, str]:
 
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Any]:
-    flag_file = many_flags(tmp_path / "flags.json")
     started: list[Sidecar] = []
 
-    def run(*extra: str) -> Sidecar:
-        started.append(Sidecar(flag_file, *extra))
+    def run(*extra: str, flags: int = FLAG_COUNT) -> Sidecar:
+        started.append(Sidecar(many_flags(tmp_path / f"flags-{flags}.json", flags), *extra))
         return started[-1]
 
     yield run
@@ -158,7 +160,7 @@ def fresh_call_code(address: str) -> grpc.StatusCode:
 
 
 def test_sigterm_drains_in_flight_calls_refuses_new_ones_and_exits_0(start) -> None:
-    sidecar = start("--shutdown-grace", "20", "--shutdown-timeout", "25")
+    sidecar = start("--shutdown-grace", "20", "--shutdown-timeout", "25", flags=DRAIN_FLAG_COUNT)
     address, http_base = sidecar.wait_ready()
     channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
@@ -182,7 +184,7 @@ def test_sigterm_drains_in_flight_calls_refuses_new_ones_and_exits_0(start) -> N
 
     # Every in-flight call completes with its full answer.
     for call in in_flight:
-        assert call.result().total == FLAG_COUNT
+        assert call.result().total == DRAIN_FLAG_COUNT
     assert sidecar.process.wait(timeout=25) == 0
     assert time.monotonic() - began < 25
     channel.close()
@@ -262,7 +264,15 @@ def list_services(channel: grpc.Channel) -> list[str]:
 
 
 def test_health_listener_serves_readiness_and_liveness_and_nothing_else(start) -> None:
-    sidecar = start("--health-listen", "127.0.0.1:0", "--shutdown-grace", "20", "--shutdown-timeout", "25")
+    sidecar = start(
+        "--health-listen",
+        "127.0.0.1:0",
+        "--shutdown-grace",
+        "20",
+        "--shutdown-timeout",
+        "25",
+        flags=DRAIN_FLAG_COUNT,
+    )
     address, _ = sidecar.wait_ready()
     health_address = sidecar.health_address()
     assert health_address != address
@@ -294,7 +304,7 @@ def test_health_listener_serves_readiness_and_liveness_and_nothing_else(start) -
     assert health_status(health_channel, "flagsidecar.v1.EvaluationService") == NOT_SERVING
 
     for call in in_flight:
-        assert call.result().total == FLAG_COUNT
+        assert call.result().total == DRAIN_FLAG_COUNT
     assert sidecar.process.wait(timeout=25) == 0
     channel.close()
     health_channel.close()
