@@ -29,8 +29,13 @@ from tests.conftest import eventually
 REPO = Path(__file__).resolve().parents[2]
 FLAG_COUNT = 3000
 # Tests that must still see calls in flight after the signal and the health flip: six debug
-# EvaluateAll calls over this many flags take about 2.5 s, whatever the machine's load.
-DRAIN_FLAG_COUNT = 8000
+# EvaluateAll calls over this many flags take about 1.5 s. Not many more: each answer is about 2 MB,
+# and answers still being written when the process exits can be cut by grpc core's reset.
+DRAIN_FLAG_COUNT = 5000
+# Long enough for grpcio to take every one of those calls in before the signal: its polling thread
+# needs the GIL to hand a call to a worker, and the calls already running hold it most of the time.
+# A call still waiting in grpc core when shutdown begins is cancelled (the README says so).
+SETTLE_SECONDS = 0.6
 # Fewer than the server's 8 workers: each call is taken off the transport at once and starts.
 # (grpc core cancels calls it has received but grpcio has not yet picked up when shutdown
 # begins, which only happens with a backlog; the README says so.)
@@ -165,7 +170,7 @@ def test_sigterm_drains_in_flight_calls_refuses_new_ones_and_exits_0(start) -> N
     channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
     in_flight = [stub.EvaluateAll.future(SLOW_REQUEST, timeout=60) for _ in range(SLOW_CALLS)]
-    time.sleep(0.3)  # the calls have reached the server and queue behind its workers
+    time.sleep(SETTLE_SECONDS)  # every call is running
 
     began = time.monotonic()
     sidecar.process.send_signal(signal.SIGTERM)
@@ -296,7 +301,7 @@ def test_health_listener_serves_readiness_and_liveness_and_nothing_else(start) -
     # During the drain: not ready, but alive (a liveness failure now would kill the container).
     stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
     in_flight = [stub.EvaluateAll.future(SLOW_REQUEST, timeout=60) for _ in range(SLOW_CALLS)]
-    time.sleep(0.3)  # the calls have reached the server
+    time.sleep(SETTLE_SECONDS)  # every call is running
     sidecar.process.send_signal(signal.SIGTERM)
     eventually(lambda: health_status(health_channel) == NOT_SERVING, timeout=5)
     assert health_status(health_channel, LIVENESS) == SERVING
