@@ -113,12 +113,9 @@ def _condition(constraint: Constraint, source: _Source, sets: ValueSets) -> str:
 
 
 def _segment_size(segment: Segment) -> int:
-    """How many constraints inlining `segment` writes out, nested segments included."""
-    return sum(
-        1 + sum(_segment_size(nested) for nested in constraint.segments)
-        for rule in segment.rules
-        for constraint in rule.constraints
-    )
+    """How many constraints inlining `segment` writes out at its own level (a nested segment is
+    charged to the budget when its own constraint is written)."""
+    return sum(len(rule.constraints) for rule in segment.rules)
 
 
 def _segment_condition(segment: Segment, source: _Source, sets: ValueSets) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -121,9 +120,6 @@ SERVICE_REGISTRARS: tuple[Registrar, ...] = (
 # ================================================================
 
 
-_SERVER_NUMBERS = itertools.count(1)  # names each server's worker threads apart (tests run several)
-
-
 class SidecarServer:
     """A grpcio (sync) server with the registered services, gRPC health and server reflection.
 
@@ -158,9 +154,11 @@ class SidecarServer:
         self._tls = tls
         flagd = FlagdSettings() if flagd is None else flagd
         # Each open flagd EventStream holds a worker thread for its whole life: room for them on top.
-        self._worker_prefix = f"grpc-calls-{next(_SERVER_NUMBERS)}"
+        self._workers: list[threading.Thread] = []  # each worker adds itself when it starts
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=max_workers + flagd.max_event_streams, thread_name_prefix=self._worker_prefix
+            max_workers=max_workers + flagd.max_event_streams,
+            thread_name_prefix="grpc",
+            initializer=lambda: self._workers.append(threading.current_thread()),
         )
         # No SO_REUSEPORT: a second sidecar on the same port must fail, not silently share the traffic.
         options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
@@ -266,10 +264,9 @@ class SidecarServer:
         they all did. grpcio cancels the calls still running when the grace ends, but it cannot
         interrupt their Python code, and the interpreter's exit would wait for those threads."""
         deadline = time.monotonic() + timeout
-        workers = [t for t in threading.enumerate() if t.name.startswith(f"{self._worker_prefix}_")]
-        for worker in workers:
+        for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        return not any(worker.is_alive() for worker in workers)
+        return not any(worker.is_alive() for worker in self._workers)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the server has stopped, or until `timeout` seconds have passed."""

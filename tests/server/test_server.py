@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -63,20 +64,27 @@ def test_a_port_in_use_is_refused_not_shared(sidecar):
         second.start()
 
 
-def test_health_is_not_serving_before_a_flag_set_is_loaded(sample_flag_file):
+@pytest.fixture
+def unloaded_channel(sample_flag_file) -> Iterator[grpc.Channel]:
+    """A channel to a started server whose store never loads a flag set."""
     store = FlagStore(FileRepository(sample_flag_file))  # never started: nothing loaded
     server = SidecarServer(store, "127.0.0.1:0")
     server.start()
     try:
         with grpc.insecure_channel(server.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == NOT_SERVING
-            evaluation_stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
-            with pytest.raises(grpc.RpcError) as caught:
-                evaluation_stub.Evaluate(evaluation_pb2.EvaluateRequest(flag_key="banner-color"), timeout=5)
-            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            yield channel
     finally:
         server.stop(grace=0)
+        store.close()
+
+
+def test_health_is_not_serving_before_a_flag_set_is_loaded(unloaded_channel):
+    stub = health_pb2_grpc.HealthStub(unloaded_channel)
+    assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == NOT_SERVING
+    evaluation_stub = evaluation_pb2_grpc.EvaluationServiceStub(unloaded_channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        evaluation_stub.Evaluate(evaluation_pb2.EvaluateRequest(flag_key="banner-color"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 # ---------------------------------------------------------------- registry and graceful stop
@@ -160,18 +168,10 @@ def check(channel: grpc.Channel, service: str = "") -> int:
     )
 
 
-def test_liveness_is_serving_whatever_the_flags_and_readiness_is_not(sample_flag_file):
-    store = FlagStore(FileRepository(sample_flag_file))  # never started: nothing loaded
-    server = SidecarServer(store, "127.0.0.1:0")
-    server.start()
-    try:
-        with grpc.insecure_channel(server.address) as channel:
-            assert check(channel, LIVENESS_SERVICE) == SERVING
-            assert check(channel) == NOT_SERVING
-            assert check(channel, EVALUATION_SERVICE) == NOT_SERVING
-    finally:
-        server.stop(grace=0)
-        store.close()
+def test_liveness_is_serving_whatever_the_flags_and_readiness_is_not(unloaded_channel):
+    assert check(unloaded_channel, LIVENESS_SERVICE) == SERVING
+    assert check(unloaded_channel) == NOT_SERVING
+    assert check(unloaded_channel, EVALUATION_SERVICE) == NOT_SERVING
 
 
 def test_health_listener_shares_the_statuses_and_serves_nothing_else(sample_flag_file):

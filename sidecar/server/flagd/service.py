@@ -244,10 +244,6 @@ class Failure(Exception):
         self.message = message
 
 
-# The methods `_guarded` times: an undecodable request to one of them is timed too (`undecodable`).
-_TIMED_METHODS: set[str] = set()
-
-
 def _guarded(method: _Handler) -> _Handler:
     """Failure -> its status; anything unexpected -> INTERNAL (not UNKNOWN, which clients retry).
 
@@ -255,7 +251,6 @@ def _guarded(method: _Handler) -> _Handler:
     """
 
     name = method.__name__
-    _TIMED_METHODS.add(name)
 
     @functools.wraps(method)
     def guarded(self: _Resolvers, request: Any, context: grpc.ServicerContext) -> Any:
@@ -274,6 +269,7 @@ def _guarded(method: _Handler) -> _Handler:
         context.abort(code, message)
         raise AssertionError("unreachable: ServicerContext.abort raises")
 
+    guarded.timed = True  # type: ignore[attr-defined]  # what `undecodable` asks
     return guarded
 
 
@@ -336,7 +332,7 @@ class _Resolvers:
     def undecodable(self, failure: UndecodableRequest) -> None:
         """A request that does not parse (answered by sidecar.server.decoding): counted in the RPC
         latency metrics as `_guarded` counts the method's other outcomes (EventStream is not timed)."""
-        if failure.method in _TIMED_METHODS:
+        if getattr(getattr(self, failure.method, None), "timed", False):
             self._resolver.metrics.observe_rpc(
                 f"{self._label}/{failure.method}",
                 time.perf_counter() - failure.started,
