@@ -19,6 +19,7 @@ from time import perf_counter
 from typing import NoReturn, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.engine import ErrorCode, InvalidContextError, evaluate_plan
@@ -91,7 +92,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         try:
             request = _parse_evaluate(request_bytes)
         except Exception as error:
-            self._undecodable("Evaluate", started, context, error)
+            self._undecodable("Evaluate", evaluation_pb2.EvaluateRequest, started, context, error)
         try:
             flag_key = request.flag_key
             if (
@@ -125,7 +126,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         try:
             request = _parse_evaluate_all(request_bytes)
         except Exception as error:
-            self._undecodable("EvaluateAll", started, context, error)
+            self._undecodable("EvaluateAll", evaluation_pb2.EvaluateAllRequest, started, context, error)
         try:
             if (
                 self._ready
@@ -228,13 +229,17 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         self._abort(name, started, context, grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
 
     def _undecodable(
-        self, name: str, started: float, context: grpc.ServicerContext, error: Exception
+        self,
+        name: str,
+        expected: type[Message],
+        started: float,
+        context: grpc.ServicerContext,
+        error: Exception,
     ) -> NoReturn:
         """A request that is not the method's message is the client's error, not ours: INVALID_ARGUMENT
         naming the expected message (grpcio's own deserializer would answer INTERNAL)."""
-        expected = f"{evaluation_pb2.DESCRIPTOR.package}.{name}Request"
         logger.warning("%s: undecodable request (%s)", name, error)
-        message = undecodable_message(expected)
+        message = undecodable_message(expected.DESCRIPTOR.full_name)
         self._abort(name, started, context, grpc.StatusCode.INVALID_ARGUMENT, message)
 
     def _abort(
