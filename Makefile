@@ -4,13 +4,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint proto bench clean
+.PHONY: run test lint lock proto bench clean
 
-$(STAMP): pyproject.toml
+# Every Python package, build tools included, comes from requirements.lock at its pinned version and
+# hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
+# is installed without its (open) dependency ranges, which stay for people using it as a library.
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,parquet,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# The one command that refreshes requirements.lock (newest versions within pyproject.toml's ranges).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
+		--python-version 3.11 --custom-compile-command "make lock" --quiet -o requirements.lock
 
 # The Node OpenFeature client used by tests/flagd (versions pinned by its package-lock.json).
 NODE_CLIENT := tests/flagd/node

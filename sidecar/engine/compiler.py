@@ -208,6 +208,9 @@ def compile_flag_set(
 # ---------------------------------------------------------------- segments
 
 
+MAX_SEGMENT_NESTING = 32
+
+
 def _segment_references(raw_rules: Sequence[Any]) -> list[str]:
     refs: list[str] = []
     for rule in raw_rules:
@@ -235,14 +238,20 @@ def _compile_segments(check: _Checker, raw_segments: Sequence[Any]) -> dict[str,
         definitions[key] = (index, body)
 
     # Compile in dependency order so that a segment's constraints can hold its referenced segments.
-    order, cyclic = _topological_order(
-        {
-            key: _segment_references(check.sequence(body.get("rules"), "rules"))
-            for key, (_, body) in definitions.items()
-        }
-    )
+    edges = {
+        key: _segment_references(check.sequence(body.get("rules"), "rules"))
+        for key, (_, body) in definitions.items()
+    }
+    order, cyclic = _topological_order(edges)
     for cycle in cyclic:
         check.add(f"segments reference each other in a cycle: {' -> '.join(cycle)}", segment=cycle[0])
+    # Evaluation follows the references one call deeper each: keep that far from the stack's end.
+    for key, depth in _nesting_depths(order, edges).items():
+        if depth == MAX_SEGMENT_NESTING + 1:
+            check.add(
+                f"segments nest more than {MAX_SEGMENT_NESTING} deep through IS_IN_SEGMENT references",
+                segment=key,
+            )
     segments: dict[str, Segment] = {}
     for key in order:
         index, body = definitions[key]
@@ -268,28 +277,45 @@ def _compile_segments(check: _Checker, raw_segments: Sequence[Any]) -> dict[str,
 
 
 def _topological_order(edges: Mapping[str, Sequence[str]]) -> tuple[list[str], list[list[str]]]:
-    """Keys ordered so that references come first, and the cycles found (each as a path)."""
+    """Keys ordered so that references come first, and the cycles found (each as a path).
+
+    Depth first without recursion: a chain of thousands of segments must be an error message, not
+    a RecursionError.
+    """
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
     cycles: list[list[str]] = []
-
-    def visit(key: str, path: list[str]) -> None:
-        if state.get(key) == 2:
-            return
-        if state.get(key) == 1:
-            cycles.append([*path[path.index(key) :], key])
-            return
-        state[key] = 1
-        for ref in edges.get(key, ()):
-            if ref in edges:  # unknown references are reported where they are used
-                visit(ref, [*path, key])
-        state[key] = 2
-        order.append(key)
-
-    for key in edges:
-        visit(key, [])
+    for root in edges:
+        if root in state:
+            continue
+        state[root] = 1
+        path, pending = [root], [iter(edges[root])]
+        while pending:
+            for ref in pending[-1]:
+                if ref not in edges or state.get(ref) == 2:  # unknown: reported where it is used
+                    continue
+                if state.get(ref) == 1:
+                    cycles.append([*path[path.index(ref) :], ref])
+                    continue
+                state[ref] = 1
+                path.append(ref)
+                pending.append(iter(edges[ref]))
+                break
+            else:
+                pending.pop()
+                key = path.pop()
+                state[key] = 2
+                order.append(key)
     in_cycle = {key for cycle in cycles for key in cycle}
     return [key for key in order if key not in in_cycle], cycles
+
+
+def _nesting_depths(order: Sequence[str], edges: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """How many segments deep each segment's references go (1: it references none)."""
+    depths: dict[str, int] = {}
+    for key in order:
+        depths[key] = 1 + max((depths[ref] for ref in edges[key] if ref in depths), default=0)
+    return depths
 
 
 # ---------------------------------------------------------------- constraints

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -25,17 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..engine import FlagSet, FlagSetError, Problem, compile_flag_set
+from ..engine import FlagSet, compile_flag_set
 from ..engine.compiler import VersionOf
-from .yaml_document import load_yaml
+from .flag_document import parse_flag_document
 
 log = logging.getLogger(__name__)
 
-JSON_SUFFIXES = frozenset({".json"})
 RACY_SECONDS = 2.0
 
 Signature = tuple[int, int, int, int, int]
@@ -84,30 +81,14 @@ def _sha1_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def parse_flag_document(text: str, source: str) -> Any:
-    """Parse YAML or JSON (by file suffix); a syntax error is a FlagSetError with its position."""
-    try:
-        if Path(source).suffix.lower() in JSON_SUFFIXES:
-            return json.loads(text)
-        return load_yaml(text)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        raise FlagSetError([Problem(f"not valid JSON at {where}: {error.msg}", source=source)]) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        detail = getattr(error, "problem", None) or str(error)
-        raise FlagSetError([Problem(f"not valid YAML{where}: {detail}", source=source)]) from None
-
-
 def load_flag_file(path: str | os.PathLike[str], version_of: VersionOf | None = None) -> FlagSet:
     """Read, parse, validate and compile a flag file. Raises FlagSetError or OSError."""
-    return _compile_text(Path(path).read_text(encoding="utf-8"), str(path), version_of)
+    return _compile_data(Path(path).read_bytes(), str(path), version_of)
 
 
-def _compile_text(text: str, source: str, version_of: VersionOf | None) -> FlagSet:
+def _compile_data(data: bytes, source: str, version_of: VersionOf | None) -> FlagSet:
     with _gc_paused():
-        return compile_flag_set(parse_flag_document(text, source), source, version_of, consume=True)
+        return compile_flag_set(parse_flag_document(data, source), source, version_of, consume=True)
 
 
 class _WakeOnChange(FileSystemEventHandler):
@@ -151,7 +132,7 @@ class FileRepository:
         data = self.path.read_bytes()
         self._digest = hashlib.sha1(data).hexdigest()
         self._signature, self._settled = _signature(stat), _settled(stat, time.time_ns())
-        return _compile_text(data.decode("utf-8", errors="replace"), self.source, version_of)
+        return _compile_data(data, self.source, version_of)
 
     def changed(self) -> bool:
         """Whether the file's bytes differ from the last load (a missing file counts as unchanged).

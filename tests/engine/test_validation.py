@@ -7,7 +7,7 @@ import yaml
 
 from sidecar.engine import FlagSetError, Problem, compile_flag_set
 
-from .helpers import SOURCE, constraint, document, flag_doc, rule, segment, split
+from .helpers import SOURCE, compile_one, constraint, document, flag_doc, rule, run, segment, split
 
 
 def problems_of(doc, source=SOURCE):
@@ -355,6 +355,28 @@ def test_segment_cycles_are_rejected(segments, cycle):
     assert len(cycles) == 1
     assert cycle in cycles[0].message
     assert cycles[0].segment == cycle.split(" -> ")[0]
+
+
+def chain(length):
+    """Segment s0 references s1, which references s2, ... down to s<length - 1>."""
+    segments = [
+        segment(f"s{i}", [constraint("IS_IN_SEGMENT", [f"s{i + 1}"], prop=None)]) for i in range(length)
+    ]
+    segments[-1] = segment(f"s{length - 1}", [constraint("EXISTS", prop="x")])
+    return segments
+
+
+def test_segments_may_nest_32_deep_and_evaluate():
+    doc = document(flag_doc(rules=[rule(constraint("IS_IN_SEGMENT", ["s0"], prop=None))]), segments=chain(32))
+    assert run(compile_one(doc), {"x": 1}).variant == "hit"
+
+
+@pytest.mark.parametrize("length", [33, 5000])
+def test_deeper_nesting_is_one_problem_not_a_recursion_error(length):
+    problems = problems_of(document(segments=chain(length)))
+    assert [p.message for p in problems] == [
+        "segments nest more than 32 deep through IS_IN_SEGMENT references"
+    ]
 
 
 def test_diamond_of_segments_is_not_a_cycle():

@@ -64,7 +64,13 @@ class Receiver:
             disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-body (a SIGKILL test): like any real server, take nothing
+                    # and answer nothing; the sender never saw this request succeed.
+                    self.close_connection = True
+                    return
                 with receiver.lock:
                     number = len(receiver.requests)
                     status, headers = receiver.respond(number)

@@ -71,10 +71,12 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     assert "line" in str(raised.value.problems[0])
 
 
-def test_yaml_is_read_as_pyyaml_safe_load_reads_it():
+def test_yaml_scalars_are_read_as_yaml_1_1_reads_them():
     examples = Path(__file__).resolve().parents[2] / "examples" / "flags.yaml"
-    text = examples.read_text() + "extra: [on, off, yes, no, 0x1F, 1_000, 2026-01-02, ~, .inf, !!str 5]\n"
-    assert parse_flag_document(text, "flags.yaml") == yaml.safe_load(text)
+    text = examples.read_text() + "extra: [on, off, yes, no, 0x1F, 1_000, ~, 1.5e+3, !!str 5]\n"
+    document = parse_flag_document(text, "flags.yaml")
+    assert document["extra"] == [True, False, True, False, 31, 1000, None, 1500.0, "5"]
+    assert document["flags"] == yaml.safe_load(text)["flags"]
 
 
 def test_yaml_syntax_error_is_worded_by_the_pure_python_parser(tmp_path):
