@@ -250,7 +250,7 @@ def _compile_segments(check: _Checker, raw_segments: Sequence[Any]) -> dict[str,
         for rule_index, raw_rule in enumerate(
             check.sequence(body.get("rules"), "segment rules", segment=key, path="rules")
         ):
-            where = {"segment": key, "rule": rule_index}
+            where: dict[str, Any] = {"segment": key, "rule": rule_index}
             rule_body = check.mapping(raw_rule, "a segment rule", SEGMENT_RULE_FIELDS, **where)
             rule_id = check.text(rule_body.get("id"), "rule id", **where) or str(rule_index)
             constraints = _compile_constraints(check, rule_body.get("constraints"), segments, where)

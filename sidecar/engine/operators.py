@@ -11,7 +11,7 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 from .model import Context, Predicate, Segment
 
@@ -70,7 +70,7 @@ class InvalidValues(ValueError):
     """The configured values cannot be compiled for this operation."""
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     return type(value) in NUMBER_TYPES
 
 
@@ -170,19 +170,19 @@ def _compare(prop: str, operation: str, values: Sequence[float]) -> Predicate:
     threshold = max(values) if operation in ("GREATER", "GREATER_OR_EQUAL") else min(values)
 
     def greater(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value > threshold
 
     def greater_or_equal(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value >= threshold
 
     def lower(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value < threshold
 
     def lower_or_equal(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value <= threshold
 
     return {

@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Callable
 from time import perf_counter
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -255,7 +255,7 @@ def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:
     deserializer nor a response serializer: the servicer parses the request bytes itself (the fast
     paths want their length, and grpcio's deserializing wrapper is a Python call per request) and
     answers with already-serialized responses on every path, which grpcio sends as they are."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Evaluate": grpc.unary_unary_rpc_method_handler(servicer.evaluate_bytes),
         "EvaluateAll": grpc.unary_unary_rpc_method_handler(servicer.evaluate_all_bytes),
     }

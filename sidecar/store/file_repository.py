@@ -135,7 +135,7 @@ class FileRepository:
         # The stat signature the bytes behind _digest had, and whether it can be trusted alone.
         self._signature: Signature | None = None
         self._settled = False
-        self._on_change: Callable[[], None] | None = None
+        self._on_change: Callable[[], object] | None = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,7 +170,7 @@ class FileRepository:
         self._signature, self._settled = signature, _settled(stat, looked_at)
         return False
 
-    def watch(self, on_change: Callable[[], None]) -> None:
+    def watch(self, on_change: Callable[[], object]) -> None:
         """Call `on_change` (on a background thread) whenever the file's content changes."""
         self._on_change = on_change
         self._start_observer()

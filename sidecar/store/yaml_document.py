@@ -65,7 +65,7 @@ class _Equals:
         self.text = text
 
 
-class _EventLoader(_BASE):  # type: ignore[misc]  # PyYAML has no type information
+class _EventLoader(_BASE):
     """The parser, resolver and constructor of PyYAML's safe loader, driven event by event."""
 
     def document(self) -> Any:
