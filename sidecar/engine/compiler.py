@@ -171,7 +171,7 @@ def compile_flag_set(
     With `consume`, the document's list of flags is emptied as they are compiled (the caller has no
     further use for it): each raw flag is freed at once and its memory taken by the compiled flags
     that follow, instead of the whole document staying until the end, which leaves the compiled set
-    scattered over memory the process keeps (10,000 flags: 15 MB less RSS).
+    scattered over memory the process keeps (BENCHMARKS.md measures the RSS saved).
     """
     check = _Checker(source)
     if document is None:

@@ -58,7 +58,7 @@ STRING_OPERATIONS = frozenset(
 
 @functools.cache
 def _re2() -> tuple[ModuleType, Any]:
-    """The re2 module and our options, imported when a flag first uses a regex (1 MB of RSS)."""
+    """The re2 module and our options, imported when a flag first uses a regex (it costs RSS)."""
     import re2
 
     options = re2.Options()
@@ -108,7 +108,7 @@ class ValueSets:
 
     Equal sets are one object: a flag file repeats its lists (plans, countries), and the fast path
     tests the same set as the predicate. The empty set is one constant: most constraints list one
-    kind of value, and each empty frozenset costs 200 bytes (7 MB for 10,000 flags).
+    kind of value, and each empty frozenset is an object of its own (BENCHMARKS.md: what it costs).
     """
 
     _EMPTY: frozenset[Any] = frozenset()

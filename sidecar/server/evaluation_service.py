@@ -84,9 +84,9 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         The common case: the store is ready and evaluates without its cache, no debug trace, a
         known flag, a plain context (convert.plain_context) within the limits, an answer already
         encoded and no debug logging. A plain context is never larger than the request that
-        carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (2 us in
-        the server). Side effects come in the general path's order, at the end, so a failure
-        anywhere leaves the same trace as there.
+        carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (a costly
+        re-encoding, BENCHMARKS.md). Side effects come in the general path's order, at the end, so
+        a failure anywhere leaves the same trace as there.
         """
         started = perf_counter()
         try:

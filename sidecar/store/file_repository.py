@@ -72,7 +72,7 @@ def _sha1_of_file(path: Path) -> str:
     """The file's SHA-1, read 64 KiB at a time.
 
     Not read whole: this runs every poll interval on the watcher thread, and a buffer the size of a
-    large file would stay in that thread's malloc arena (10,000 flags: 7 MB of RSS). Not with
+    large file would stay in that thread's malloc arena (RSS, see BENCHMARKS.md). Not with
     hashlib.file_digest either: its 256 KiB buffer costs more than a 100-flag file read whole.
     """
     digest = hashlib.sha1()

@@ -35,7 +35,8 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-# libyaml's parser when PyYAML was built with it (4-6x faster), else PyYAML's own: same events.
+# libyaml's parser when PyYAML was built with it (faster: BENCHMARKS.md), else PyYAML's own:
+# the same events.
 _LIBYAML: Any = getattr(yaml, "CSafeLoader", None)
 _BASE: Any = _LIBYAML or yaml.SafeLoader
 
