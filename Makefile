@@ -34,10 +34,15 @@ run: $(STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q
 
+# Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
+# buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py).
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests tools bench
 	$(BIN)/ruff format --check sidecar tests tools bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 	cd proto && ../$(BIN)/buf lint
+	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
 # BENCH_BEFORE is the revision whose sidecar/ is measured as "before the optimisations".

@@ -1,7 +1,7 @@
 """A flag's rules as one generated Python function: the evaluator's fast path.
 
 The evaluator's loop calls one compiled predicate per constraint, and a Python call costs about as
-much as the test it makes: a flag with 5 rules x 3 constraints took 2.4 us, most of it in calls.
+much as the test it makes: most of a rule-heavy flag's time went into calls (BENCHMARKS.md).
 Here the rules of a flag become one function in which the common tests are written out inline
 (`type(p0) is str and p0 in c1`), so evaluating a flag is one call, plus one per constraint that
 has no inline form (regex, network, several CONTAINS values), which calls its compiled predicate as

@@ -11,7 +11,7 @@ import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 from .model import Context, Predicate, Segment
 
@@ -58,7 +58,7 @@ STRING_OPERATIONS = frozenset(
 
 @functools.cache
 def _re2() -> tuple[ModuleType, Any]:
-    """The re2 module and our options, imported when a flag first uses a regex (1 MB of RSS)."""
+    """The re2 module and our options, imported when a flag first uses a regex (it costs RSS)."""
     import re2
 
     options = re2.Options()
@@ -70,7 +70,7 @@ class InvalidValues(ValueError):
     """The configured values cannot be compiled for this operation."""
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     return type(value) in NUMBER_TYPES
 
 
@@ -108,7 +108,7 @@ class ValueSets:
 
     Equal sets are one object: a flag file repeats its lists (plans, countries), and the fast path
     tests the same set as the predicate. The empty set is one constant: most constraints list one
-    kind of value, and each empty frozenset costs 200 bytes (7 MB for 10,000 flags).
+    kind of value, and each empty frozenset is an object of its own (BENCHMARKS.md: what it costs).
     """
 
     _EMPTY: frozenset[Any] = frozenset()
@@ -170,19 +170,19 @@ def _compare(prop: str, operation: str, values: Sequence[float]) -> Predicate:
     threshold = max(values) if operation in ("GREATER", "GREATER_OR_EQUAL") else min(values)
 
     def greater(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value > threshold
 
     def greater_or_equal(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value >= threshold
 
     def lower(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value < threshold
 
     def lower_or_equal(ctx: Context) -> bool:
-        value = ctx.get(prop)
+        value: Any = ctx.get(prop)
         return type(value) in NUMBER_TYPES and value <= threshold
 
     return {

@@ -280,6 +280,6 @@ class SidecarServer:
             if not self._shutting_down:  # from then on readiness stays NOT_SERVING
                 self._set_readiness(_SERVING if self._store.ready else _NOT_SERVING)
 
-    def _set_readiness(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+    def _set_readiness(self, status: int) -> None:  # a HealthCheckResponse.ServingStatus
         for name in ("", *self.service_names):
             self.health.set(name, status)

@@ -32,7 +32,7 @@ def plain_context(user: evaluation_pb2.User, max_keys: int) -> dict[str, Any] | 
     reserved, every value a string, finite number, boolean or null_value. Otherwise None, and the
     caller takes the general path (the context limits, then user_context).
 
-    One pass over the Struct: reading it costs about 0.5 us per key. A Value with no kind set is
+    One pass over the Struct: reading it costs per key (BENCHMARKS.md). A Value with no kind set is
     not plain either (user_context reads it as null): it is the one value that grows when upb
     encodes the Struct again, by the `12 00` of a map entry's missing value, so only a plain
     context is certain to be no larger than the request that carried it (EvaluationService's

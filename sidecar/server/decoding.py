@@ -16,8 +16,8 @@ stand-in for the server (`_Registration`) that changes every method handler befo
 Why the wrapper parses rather than a deserializer returning an error marker that the wrapper then
 tests for: the wrapper is a Python call per request either way, and parsing inside it costs nothing
 more than grpcio calling the deserializer, while a marker-returning deserializer is a second added
-call (in a timeit loop: about +25 ns per request this way, +130 ns with the marker). So a valid
-request costs one extra Python call; a client stream, one generator step per message instead.
+call (measured in BENCHMARKS.md, "Costs behind the code"). So a valid request costs one extra
+Python call; a client stream, one generator step per message instead.
 
 Every arity is handled. For a client stream (EventService.Track) the request iterator is wrapped:
 the bad message aborts the call from inside the servicer's loop over its requests, as grpcio's own

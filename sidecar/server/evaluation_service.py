@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Callable
 from time import perf_counter
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -84,9 +84,9 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         The common case: the store is ready and evaluates without its cache, no debug trace, a
         known flag, a plain context (convert.plain_context) within the limits, an answer already
         encoded and no debug logging. A plain context is never larger than the request that
-        carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (2 us in
-        the server). Side effects come in the general path's order, at the end, so a failure
-        anywhere leaves the same trace as there.
+        carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (a costly
+        re-encoding, BENCHMARKS.md). Side effects come in the general path's order, at the end, so
+        a failure anywhere leaves the same trace as there.
         """
         started = perf_counter()
         try:
@@ -255,7 +255,7 @@ def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:
     deserializer nor a response serializer: the servicer parses the request bytes itself (the fast
     paths want their length, and grpcio's deserializing wrapper is a Python call per request) and
     answers with already-serialized responses on every path, which grpcio sends as they are."""
-    handlers = {
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Evaluate": grpc.unary_unary_rpc_method_handler(servicer.evaluate_bytes),
         "EvaluateAll": grpc.unary_unary_rpc_method_handler(servicer.evaluate_all_bytes),
     }

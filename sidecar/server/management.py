@@ -61,6 +61,10 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = REQUEST_TIMEOUT_SECONDS
@@ -84,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(503, f"not ready: {reason}\n".encode(), send_body=send_body)
         elif path == "/metrics" and management.registry is not None:
-            encoder, content_type = choose_encoder(self.headers.get("Accept"))
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._reply(200, encoder(management.registry), content_type, send_body)
         else:
             self._reply(404, b"not found; try /healthz, /readyz or /metrics\n", send_body=send_body)
@@ -140,9 +144,7 @@ class ManagementServer:
     def start(self) -> int:
         """Bind and serve in a daemon thread; returns the bound port. Raises OSError."""
         host, port = split_host_port(self.listen)
-        server_class = _Server
-        if ":" in host:
-            server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        server_class = _Server6 if ":" in host else _Server
         try:
             httpd = server_class((host, port), _Handler)
         except OSError as error:

@@ -69,7 +69,7 @@ def _sha1_of_file(path: Path) -> str:
     """The file's SHA-1, read 64 KiB at a time.
 
     Not read whole: this runs every poll interval on the watcher thread, and a buffer the size of a
-    large file would stay in that thread's malloc arena (10,000 flags: 7 MB of RSS). Not with
+    large file would stay in that thread's malloc arena (RSS, see BENCHMARKS.md). Not with
     hashlib.file_digest either: its 256 KiB buffer costs more than a 100-flag file read whole.
     """
     digest = hashlib.sha1()
@@ -116,7 +116,7 @@ class FileRepository:
         # The stat signature the bytes behind _digest had, and whether it can be trusted alone.
         self._signature: Signature | None = None
         self._settled = False
-        self._on_change: Callable[[], None] | None = None
+        self._on_change: Callable[[], object] | None = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,7 +151,7 @@ class FileRepository:
         self._signature, self._settled = signature, _settled(stat, looked_at)
         return False
 
-    def watch(self, on_change: Callable[[], None]) -> None:
+    def watch(self, on_change: Callable[[], object]) -> None:
         """Call `on_change` (on a background thread) whenever the file's content changes."""
         self._on_change = on_change
         self._start_observer()

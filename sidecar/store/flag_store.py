@@ -42,7 +42,7 @@ class Repository(Protocol):
 
     def load(self, version_of: VersionOf | None = None) -> FlagSet: ...
 
-    def watch(self, on_change: Callable[[], None]) -> None: ...
+    def watch(self, on_change: Callable[[], object]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -86,8 +86,8 @@ class FlagStore:
         eval_cache_size: int = 0,
     ) -> None:
         """`eval_cache_size` > 0 caches evaluation results too. Off by default: hashing the context for
-        the cache key takes about 4 µs (timeit), more than evaluating a compiled flag (0.1 to 1.5 µs),
-        so the cache pays off only for flags whose rules are much more expensive than these."""
+        the cache key costs more than evaluating a compiled flag (BENCHMARKS.md), so the cache pays
+        off only for flags whose rules are much more expensive than these."""
         self.repository = repository
         self._lock = threading.Lock()  # guards the caches only; never held during I/O or evaluation
         self._flags: TTLCache[str, Any] = TTLCache(cache_size, cache_ttl)
@@ -256,7 +256,7 @@ class FlagStore:
 
     # The evaluation path reads the current snapshot, not the flag caches: the snapshot is an
     # immutable in-memory mapping swapped in one assignment, so the read is atomic and never stale,
-    # while a TTLCache lookup under the lock costs 1.5-2 us a call and saves nothing (BENCHMARKS.md).
+    # while a TTLCache lookup under the lock costs on every call and saves nothing (BENCHMARKS.md).
     # get_flag / get_segment keep flaggio's cached lookups; evaluation results are cached (keyed by
     # flag version and segments revision) only when eval_cache_size > 0.
 

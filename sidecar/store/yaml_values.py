@@ -1,9 +1,9 @@
 """YAML read into JSON values straight from libyaml's events, by the flag file's rules.
 
 Why not `yaml.safe_load`: PyYAML composes a node graph of the whole document (a node and two marks
-per scalar, about six times the document) before it builds a value, and the memory it frees stays
-with the process; at 10,000 flags that is 416 MB of RSS against 122 MB built from the events, and
-a slower start (BENCHMARKS.md). Its constructor also decides things a flag file must decide
+per scalar, several times the document) before it builds a value, and the memory it frees stays
+with the process: at 10,000 flags, several times the RSS of values built from the events, and a
+slower start (BENCHMARKS.md, "Reading YAML"). Its constructor also decides things a flag file must decide
 itself: it keeps the last of two equal keys silently, reads dates and `!!binary` as values no
 client can be sent, and PyYAML 6.0.4 reads a merged alias differently from its anchor. So the
 parsing is libyaml's (PyYAML's pure-Python parser where libyaml is missing, and for wording syntax

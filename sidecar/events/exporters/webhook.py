@@ -96,7 +96,7 @@ class WebhookExporter:
                 self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
             self._conn.connect()
             # http.client sends a body over 2000 bytes apart from the headers: without TCP_NODELAY
-            # Nagle's algorithm and the receiver's delayed ACK add ~40 ms to every batch.
+            # Nagle's algorithm and the receiver's delayed ACK stall every batch for the ACK timer.
             if self._conn.sock is not None:
                 self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._conn

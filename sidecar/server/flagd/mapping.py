@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import grpc
-from google.protobuf.struct_pb2 import ListValue, Struct, Value
+from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
 
 from ...engine import ErrorCode, Flag, Reason
 
@@ -130,7 +130,7 @@ def fill_struct(struct: Struct, data: Mapping[str, Any]) -> Struct:
 
 def _fill_value(target: Value, item: Any) -> None:
     if item is None:
-        target.null_value = 0
+        target.null_value = NULL_VALUE
     elif isinstance(item, bool):
         target.bool_value = item
     elif isinstance(item, int | float):
@@ -184,9 +184,9 @@ class ContextRules:
             attributes.update(self.static_values)
         if self.header_keys and metadata:
             for name, header_value in metadata:
-                key = self.header_keys.get(name.lower())
-                if key is not None and isinstance(header_value, str) and header_value:
-                    attributes[key] = header_value
+                attribute = self.header_keys.get(name.lower())
+                if attribute is not None and isinstance(header_value, str) and header_value:
+                    attributes[attribute] = header_value
         return _user_id(attributes.pop(TARGETING_KEY, None)), attributes
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
@@ -123,7 +123,7 @@ class FlagdResolver:
         if violation is not None:
             raise Failure(grpc.StatusCode.INVALID_ARGUMENT, violation)
         metadata = call.invocation_metadata() if self.rules.header_keys else None
-        user_id, attributes = self.rules.merge(request_context, metadata)  # type: ignore[arg-type]
+        user_id, attributes = self.rules.merge(request_context, metadata)
         try:
             return user_id, build_context(user_id, attributes)
         except InvalidContextError as error:
@@ -270,7 +270,7 @@ def _guarded(method: _Handler) -> _Handler:
         raise AssertionError("unreachable: ServicerContext.abort raises")
 
     guarded.timed = True  # type: ignore[attr-defined]  # what `undecodable` asks
-    return guarded
+    return cast(_Handler, guarded)  # same signature: functools.wraps's type does not say so
 
 
 # ---------------------------------------------------------------- servicers
