@@ -11,8 +11,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from difflib import get_close_matches
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sidecar import config
 from sidecar.config_file import render_effective
@@ -35,7 +38,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # The subcommand's own usage and a suggestion, not the top-level usage argparse would print.
+        command = parser.commands[args.command]
+        command.error(unrecognized(unknown, command.option_names))
     if args.command == "validate":
         return validate(args.path)
     try:
@@ -54,10 +61,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(settings, flags_path)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="flag-sidecar", description="Feature-flag evaluation sidecar (gRPC on localhost)."
-    )
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps its option strings (for suggestions) and its subcommands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.option_names: list[str] = []  # before super().__init__, which adds -h/--help
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.option_names.extend(action.option_strings)
+        return action
+
+
+def unrecognized(arguments: Sequence[str], option_names: Sequence[str]) -> str:
+    """argparse's "unrecognized arguments" message, with the closest known option for each."""
+    parts = []
+    for argument in arguments:
+        name = argument.split("=", 1)[0]
+        close = get_close_matches(name, option_names, n=1) if name.startswith("-") else []
+        parts.append(f"{argument} (did you mean {close[0]}?)" if close else argument)
+    return f"unrecognized arguments: {' '.join(parts)}"
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("flag-sidecar")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="flag-sidecar", description="Feature-flag evaluation sidecar (gRPC on localhost).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser(
         "serve",
@@ -79,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="check a flag file and list every problem", description="Check a flag file."
     )
     validate_parser.add_argument("path", type=Path, help="flag file (YAML or JSON)")
+    parser.commands.update(serve=serve_parser, config=config_parser, validate=validate_parser)
     return parser
 
 

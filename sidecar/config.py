@@ -137,10 +137,16 @@ def parse_positive_count(text: str) -> int:
 
 
 def parse_exporter(text: str) -> str:
-    """KIND[:key=value,...]; the syntax is checked here, kinds and options when the pipeline is built."""
+    """KIND[:key=value,...]; the syntax and the kind are checked here (an option error, exit 2),
+    the kind's own options when the pipeline is built."""
+    from sidecar.events.exporters import FACTORIES
     from sidecar.events.options import parse_exporter_spec
 
-    parse_exporter_spec(text)  # raises SpecError, a ValueError
+    spec = parse_exporter_spec(text)  # raises SpecError, a ValueError
+    if spec.kind not in FACTORIES:
+        raise ValueError(
+            f"unknown exporter kind {spec.kind!r}; the exporters are {', '.join(sorted(FACTORIES))}"
+        )
     return text.strip()
 
 

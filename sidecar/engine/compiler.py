@@ -20,7 +20,6 @@ from .model import (
     USER_ID_PROPERTY,
     Constraint,
     Distribution,
-    ErrorCode,
     Evaluation,
     Flag,
     FlagRule,
@@ -461,20 +460,27 @@ def _compile_flag(
     answer = _AnswerFactory(key, version, track_events)
     rules = tuple(_build_rule(rule_index, *parts, answer) for rule_index, parts in rule_parts)
     if enabled and not rules and on_default is None:
-        check.warn("enabled with no rules and no defaultVariantWhenOn: every evaluation is an error", **where)
-    if not enabled and off_default is None:
-        check.warn("disabled with no defaultVariantWhenOff: every evaluation is an error", **where)
-
-    if off_default is None:
-        off_answer = answer.error(f"flag {key!r} is disabled and has no defaultVariantWhenOff")
-    else:
-        off_answer = answer.of(off_default, Reason.DISABLED)
-    if on_default is None:
-        fallthrough = answer.error(
-            f"flag {key!r} matched no rule and has no defaultVariantWhenOn"
-            if rules
-            else f"flag {key!r} has no rules and no defaultVariantWhenOn"
+        check.warn(
+            "enabled with no rules and no defaultVariantWhenOn: every evaluation answers no value "
+            "(the caller's code default)",
+            **where,
         )
+    if not enabled and off_default is None:
+        check.warn(
+            "disabled with no defaultVariantWhenOff: every evaluation answers no value "
+            "(the caller's code default)",
+            **where,
+        )
+
+    # A default that is needed but not set answers no value and no variant, so the caller's code
+    # default applies (DESIGN.md, Evaluation semantics 5; flagd does the same).
+    off_answer = (
+        answer.without_value(Reason.DISABLED)
+        if off_default is None
+        else answer.of(off_default, Reason.DISABLED)
+    )
+    if on_default is None:
+        fallthrough = answer.without_value(Reason.DEFAULT)
     else:
         fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
     return Flag(
@@ -644,14 +650,13 @@ class _AnswerFactory:
             )
         return answer
 
-    def error(self, message: str) -> Evaluation:
+    def without_value(self, reason: Reason) -> Evaluation:
+        """The answer when the default needed is not set: no value, no variant, no error."""
         return Evaluation(
             flag_key=self.flag_key,
             value=None,
             variant="",
-            reason=Reason.ERROR,
+            reason=reason,
             flag_version=self.version,
-            error_code=ErrorCode.GENERAL,
-            error_message=message,
             track_events=self.track_events,
         )

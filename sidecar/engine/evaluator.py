@@ -215,8 +215,13 @@ def _traced_answer(flag: Flag, context: Context, steps: list[TraceStep]) -> Eval
 
 def _default_step(which: str, answer: Evaluation, why: str = "") -> TraceStep:
     prefix = f"{why}: " if why else ""
-    if answer.is_error:
-        return TraceStep("default", which, False, prefix + answer.error_message)
+    if not answer.has_value:
+        return TraceStep(
+            "default",
+            which,
+            False,
+            f"{prefix}no {which} is set: no value and no variant, the caller's code default applies",
+        )
     return TraceStep(
         "default", which, True, f"{prefix}serves {which} {answer.variant!r}", answer=answer.value
     )

@@ -62,8 +62,8 @@ class Evaluation:
     """The outcome of evaluating one flag for one context."""
 
     flag_key: str
-    value: Any  # None on error
-    variant: str  # "" on error
+    value: Any  # None on error and when no default is set
+    variant: str  # "" on error and when no default is set
     reason: Reason
     flag_version: int = 0
     error_code: ErrorCode | None = None
@@ -74,6 +74,12 @@ class Evaluation:
     @property
     def is_error(self) -> bool:
         return self.error_code is not None
+
+    @property
+    def has_value(self) -> bool:
+        """False on error and when the default needed is not set (the caller's code default applies);
+        a variant whose value is JSON null still has a value."""
+        return bool(self.variant)
 
 
 def flag_not_found(flag_key: str) -> Evaluation:

@@ -105,10 +105,11 @@ class FeatureEvent:
         context: Mapping[str, Any] | None = None,
         source: str = "SERVER",
     ) -> FeatureEvent:
-        """The event for one engine Evaluation. Errors report variation "SdkDefault", default=true."""
+        """The event for one engine Evaluation. Errors, and answers without a value (no default
+        set), report variation "SdkDefault", default=true: the caller's default applied."""
         version = str(evaluation.flag_version) if evaluation.flag_version else ""
         kind = "anonymousUser" if context and context.get(ANONYMOUS_ATTRIBUTE) is True else "user"
-        if evaluation.error_code is not None:
+        if not evaluation.has_value:
             return cls(
                 evaluation.flag_key, user_id, SDK_DEFAULT_VARIATION, None, True, version, kind, None, source
             )

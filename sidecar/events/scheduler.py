@@ -238,6 +238,8 @@ class DataExporterScheduler:
         with self._cond:
             self._abandoned = True
             leftovers: list[_Batch] = []
+            # A sender still alive with no batch in hand is only idle: nothing hangs.
+            hanging = self._inflight if self._sender.is_alive() else None
             if self._inflight is not None and self._inflight.record is None:
                 leftovers.append(self._inflight)
             leftovers.extend(self._memory)
@@ -251,18 +253,24 @@ class DataExporterScheduler:
             self.log.error("events %s: the batching thread did not stop in time", self.name)
         if stray:
             leftovers.append(_Batch(stray))
+        # Where the hanging batch ended up, for the warning: already in the spool, or as below.
+        fate = "was spooled and will be sent again after a restart"
         for batch in leftovers:
             if self.spool is None:
                 self._drop(len(batch.events), "shutdown_no_spool")
-                continue
-            reason = self._spool_events(batch.events)
-            if reason is not None:
-                self._drop(len(batch.events), reason)
-        if self._sender.is_alive():
+                reason: str | None = "shutdown_no_spool"
+            else:
+                reason = self._spool_events(batch.events)
+                if reason is not None:
+                    self._drop(len(batch.events), reason)
+            if batch is hanging and reason is not None:
+                fate = f"was dropped ({reason}, counted)"
+        if hanging is not None:
             self.log.warning(
-                "events %s: export still running at the shutdown deadline; its batch was spooled "
-                "and will be sent again after a restart",
+                "events %s: export still running at the shutdown deadline; its batch of %d events %s",
                 self.name,
+                len(hanging.events),
+                fate,
             )
         self._report_refusals()
         stats = self.stats()

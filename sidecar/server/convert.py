@@ -162,8 +162,10 @@ def evaluation_to_message(evaluation: Evaluation) -> evaluation_pb2.Evaluation:
         flag_version=evaluation.flag_version,
     )
     if evaluation.error_code is None:
-        # Only a served variant has a value; on error `value` stays unset (not null).
-        _fill_value(message.value, evaluation.value)
+        # Only a served variant has a value; on error, or when the default needed is not set,
+        # `value` stays unset (not null).
+        if evaluation.has_value:
+            _fill_value(message.value, evaluation.value)
     else:
         message.error_code = int(evaluation.error_code)  # type: ignore[assignment]
         message.error_message = evaluation.error_message

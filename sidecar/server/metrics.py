@@ -292,8 +292,16 @@ class _SidecarCollector(Collector):
         for stat, help_text in (
             ("reloads", "Flag sets loaded and applied (including the first)"),
             ("rejected_reloads", "Flag sets rejected on validation or read errors (the last good set stays)"),
-            ("cache_hits", "Evaluations answered from the evaluation cache"),
-            ("cache_misses", "Evaluations computed because the cache had no answer"),
+            # The evaluation cache is off by default, and these then stay 0: the HELP says why.
+            (
+                "cache_hits",
+                "Evaluations answered from the evaluation cache (off, so 0, unless --eval-cache-size)",
+            ),
+            (
+                "cache_misses",
+                "Evaluations computed because the evaluation cache had no answer (off, so 0, unless "
+                "--eval-cache-size)",
+            ),
         ):
             name = {"reloads": "flag_set_reloads", "rejected_reloads": "flag_set_rejected_reloads"}.get(
                 stat, stat

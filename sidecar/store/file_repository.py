@@ -9,6 +9,12 @@ times) differs from the last one seen, so an idle sidecar costs one stat per pol
 file's size. File timestamps are coarse (a kernel tick), so a same-size rewrite within the tick of
 the last look keeps the signature: a file modified within RACY_SECONDS of that look is read and
 hashed anyway until it has been quiet for longer ("racily clean", as git calls the same problem).
+
+A changed file is judged (applied or rejected) only once it has stopped changing: two reads
+SETTLE_SECONDS apart must agree, and an empty file, usually one truncated and not yet filled, gets
+EMPTY_GRACE_SECONDS first. So a writer caught mid-write causes no rejection (and no
+rejected_reloads count); an empty file that stays empty is still rejected. A deleted file is
+logged once (the last good set is still served), and so is its return.
 """
 
 from __future__ import annotations
@@ -34,6 +40,16 @@ from .flag_document import parse_flag_document
 log = logging.getLogger(__name__)
 
 RACY_SECONDS = 2.0
+# A changed file is judged only once two reads this far apart agree (same bytes, same stat), so a
+# file caught while it is being written is not rejected for being half there. The watcher also
+# waits this long after an event before it looks, so that a burst of events (write, chmod,
+# rename) makes one check: an edit shows after about twice this.
+SETTLE_SECONDS = 0.025
+# An empty file is most often one being written (truncated, not filled yet): it gets this long to
+# fill before it is judged (and rejected, if it stays empty).
+EMPTY_GRACE_SECONDS = 1.0
+# A file that keeps changing is judged as it is after this long.
+MAX_SETTLE_SECONDS = 5.0
 
 Signature = tuple[int, int, int, int, int]
 
@@ -121,35 +137,91 @@ class FileRepository:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
+        # The watcher's settled read, for the load() its change handler makes.
+        self._settled_read: tuple[os.stat_result, bytes] | None = None
+        self._missing = False  # the file was found deleted, and has not come back yet
+        self._loaded_flags = 0  # flags in the last set loaded: the one served
 
     @property
     def source(self) -> str:
         return str(self.path)
 
     def load(self, version_of: VersionOf | None = None) -> FlagSet:
-        """Read and compile the file now. Raises FlagSetError or OSError."""
-        stat = self.path.stat()  # before reading: a write after it changes the signature or is racy
-        data = self.path.read_bytes()
+        """Read and compile the file now (on a watcher reload: the bytes it saw settle). Raises
+        FlagSetError or OSError."""
+        settled, self._settled_read = self._settled_read, None
+        stat, data = settled if settled is not None else self._read()
         self._digest = hashlib.sha1(data).hexdigest()
         self._signature, self._settled = _signature(stat), _settled(stat, time.time_ns())
-        return _compile_data(data, self.source, version_of)
+        flag_set = _compile_data(data, self.source, version_of)
+        self._loaded_flags = len(flag_set.flags)
+        return flag_set
+
+    def _read(self) -> tuple[os.stat_result, bytes]:
+        stat = self.path.stat()  # before reading: a write after it changes the signature or is racy
+        return stat, self.path.read_bytes()
+
+    def read_settled(self) -> tuple[os.stat_result, bytes]:
+        """The file's stat and bytes once it has stopped changing: two reads SETTLE_SECONDS apart
+        that agree. An empty file gets EMPTY_GRACE_SECONDS to be filled; after MAX_SETTLE_SECONDS
+        the file is taken as it is. Raises OSError."""
+        started = time.monotonic()
+        stat, data = self._read()
+        while not self._stopped.wait(SETTLE_SECONDS):
+            again, now = self._read()
+            waited = time.monotonic() - started
+            if now == data and _signature(again) == _signature(stat):
+                if now.strip() or waited >= EMPTY_GRACE_SECONDS:
+                    return again, now
+            elif waited >= MAX_SETTLE_SECONDS:
+                return again, now
+            stat, data = again, now
+        return stat, data  # closing: nobody will judge it
 
     def changed(self) -> bool:
         """Whether the file's bytes differ from the last load (a missing file counts as unchanged).
         Reads the file only when its stat signature changed or is too recent to vouch for it."""
         try:
             stat = self.path.stat()
+            self._found()
             signature = _signature(stat)
             if signature == self._signature and self._settled:
                 return False
             looked_at = time.time_ns()
             if _sha1_of_file(self.path) != self._digest:
                 return True
+        except FileNotFoundError:
+            self._gone()
+            return False
         except OSError:
             return False
         # The same bytes under a new (or still racy) signature: remember it, so the next poll is a stat.
         self._signature, self._settled = signature, _settled(stat, looked_at)
         return False
+
+    def _gone(self) -> None:
+        if not self._missing:
+            self._missing = True
+            log.warning(
+                "flag file %s deleted, still serving the last good set of %d flags",
+                self.path,
+                self._loaded_flags,
+                extra={"event": "flag_file_missing"},
+            )
+
+    def _found(self) -> None:
+        if self._missing:
+            self._missing = False
+            log.info(
+                "flag file %s is back; it is reloaded if its content changed",
+                self.path,
+                extra={"event": "flag_file_back"},
+            )
+
+    @property
+    def missing(self) -> bool:
+        """Whether the watcher last found the file deleted (the last good set is still served)."""
+        return self._missing
 
     def watch(self, on_change: Callable[[], object]) -> None:
         """Call `on_change` (on a background thread) whenever the file's content changes."""
@@ -186,11 +258,19 @@ class FileRepository:
             if self._stopped.is_set():
                 return
             if self._wake.is_set():
-                # Let a burst of events (write, chmod, rename) settle before reading.
-                self._stopped.wait(0.05)
+                self._stopped.wait(SETTLE_SECONDS)  # let a burst of events end
                 self._wake.clear()
-            if self.changed() and self._on_change is not None:
-                try:
-                    self._on_change()
-                except Exception:  # the watcher must outlive any listener bug
-                    log.exception("flag file change handler failed")
+            if not self.changed() or self._on_change is None:
+                continue
+            try:
+                self._settled_read = self.read_settled()
+            except OSError:
+                self._settled_read = None  # gone again: load() reads, and the store reports it
+            if self._stopped.is_set():
+                return
+            try:
+                self._on_change()
+            except Exception:  # the watcher must outlive any listener bug
+                log.exception("flag file change handler failed")
+            finally:
+                self._settled_read = None

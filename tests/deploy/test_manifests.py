@@ -7,8 +7,12 @@ The grpc probes are asked of a real health listener, serving the ConfigMap's fla
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +23,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sidecar import cli, config
+from sidecar import cli, config, healthcheck
 from sidecar.server.app import LIVENESS_SERVICE, SidecarServer
 from sidecar.server.health_listener import HealthServer
 from sidecar.server.management import split_host_port
@@ -276,9 +280,74 @@ def test_dockerfile_ports_user_healthcheck() -> None:
     assert {int(port) for port in exposed.split()} == {GRPC_PORT, MANAGEMENT_PORT}
     assert _dockerfile_user() != 0
     (healthcheck,) = instructions("HEALTHCHECK")
-    assert f"http://127.0.0.1:{MANAGEMENT_PORT}/readyz" in healthcheck
+    # The port comes from the configuration (FLAG_SIDECAR_MANAGEMENT_LISTEN), never from the line.
+    assert healthcheck.endswith('CMD ["python", "-m", "sidecar.healthcheck"]')
+    assert not re.search(r"\b\d{4,5}\b", healthcheck.split("CMD", 1)[1])
+    assert (REPO / "sidecar" / "healthcheck.py").is_file()
     assert instructions("ENTRYPOINT") == ['["flag-sidecar"]']
     assert "flag-sidecar" in (REPO / "pyproject.toml").read_text().split("[project.scripts]")[1]
+
+
+def test_dockerfile_base_image_is_pinned() -> None:
+    (base,) = [arg.split("=", 1)[1] for arg in instructions("ARG") if arg.startswith("PYTHON_IMAGE=")]
+    # A patch release (optionally with its digest), not a moving tag such as python:3.11-slim.
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    assert instructions("FROM") == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
+    assert "docker buildx imagetools inspect" in dockerfile()  # how to refresh the pin
+
+
+def test_dockerfile_wheels_stay_out_of_the_runtime_layers() -> None:
+    assert dockerfile().startswith("# syntax=docker/dockerfile:1\n")  # RUN --mount needs BuildKit's syntax
+    assert not [copy for copy in instructions("COPY") if "--from=build" in copy]
+    (install,) = [run for run in instructions("RUN") if "pip install" in run]
+    assert "--mount=type=bind,from=build,source=/wheels,target=/wheels" in install
+    assert "--no-index --find-links=/wheels flag-sidecar" in install
+
+
+def test_dockerfile_user_and_group_exist() -> None:
+    (user,) = instructions("USER")
+    uid, gid = (int(part) for part in user.split(":"))
+    (install,) = [run for run in instructions("RUN") if "useradd" in run]
+    assert re.search(rf"groupadd .*--gid {gid} flag-sidecar", install)
+    assert re.search(rf"useradd .*--uid {uid} --gid {gid} .*flag-sidecar$", install.strip())
+
+
+def test_the_healthcheck_asks_the_configured_management_port(serve) -> None:
+    sidecar = serve()
+    sidecar.address()  # serving: /readyz is 200
+
+    def port() -> int | None:
+        found = re.search(r"management endpoints on http://127\.0\.0\.1:(\d+)", sidecar.log)
+        return int(found.group(1)) if found else None
+
+    management = eventually(port)
+
+    def check(listen: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLAG_SIDECAR_")}
+        env["FLAG_SIDECAR_MANAGEMENT_LISTEN"] = listen
+        return subprocess.run(
+            [sys.executable, "-m", "sidecar.healthcheck"], env=env, capture_output=True, text=True, timeout=30
+        )
+
+    assert eventually(lambda: check(f"127.0.0.1:{management}").returncode == 0)
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        result = check(f"127.0.0.1:{unused.getsockname()[1]}")
+    assert result.returncode == 1
+    assert "/readyz" in result.stderr
+    off = check("off")
+    assert off.returncode == 1
+    assert "management listener is off" in off.stderr
+
+
+def test_the_healthcheck_asks_loopback_for_an_any_address_listener() -> None:
+    assert healthcheck.readyz_url({"FLAG_SIDECAR_MANAGEMENT_LISTEN": "0.0.0.0:9001"}) == (
+        "http://127.0.0.1:9001/readyz"
+    )
+    assert (
+        healthcheck.readyz_url({"FLAG_SIDECAR_MANAGEMENT_LISTEN": "[::]:9001"}) == "http://[::1]:9001/readyz"
+    )
+    assert healthcheck.readyz_url({}) == f"http://127.0.0.1:{MANAGEMENT_PORT}/readyz"  # the default
 
 
 def test_dockerfile_environment_is_valid_settings() -> None:

@@ -11,8 +11,11 @@ from sidecar.engine import (
     build_context,
     compile_flag_set,
     evaluate,
+    evaluate_plan,
+    evaluation_plan,
     flag_not_found,
 )
+from sidecar.engine.evaluator import evaluate_rules
 
 from .helpers import EXAMPLES, SOURCE, compile_one, constraint, document, flag_doc, rule, run, split
 
@@ -131,37 +134,57 @@ def test_disabled_serves_off_default():
 
 
 @pytest.mark.parametrize(
-    ("doc", "message", "warned"),
+    ("doc", "reason", "default_name", "warned"),
     [
         pytest.param(
-            flag_doc(key="no-on", on=None),
-            "'no-on' has no rules and no defaultVariantWhenOn",
-            True,
-            id="static",
+            flag_doc(key="no-on", on=None), Reason.DEFAULT, "defaultVariantWhenOn", True, id="static"
         ),
         pytest.param(
             flag_doc(key="no-on", on=None, rules=[rule(constraint("EXISTS", prop="x"))]),
-            "'no-on' matched no rule and has no defaultVariantWhenOn",
+            Reason.DEFAULT,
+            "defaultVariantWhenOn",
             False,  # legitimate when the rules cover everyone
             id="fallthrough",
         ),
         pytest.param(
+            # A split on a missing bucket attribute does not match: the fast path's inline hash.
+            flag_doc(key="no-on", on=None, rules=[rule(distributions=split(("hit", 50), ("miss", 50)))]),
+            Reason.DEFAULT,
+            "defaultVariantWhenOn",
+            False,
+            id="split-without-bucket-value",
+        ),
+        pytest.param(
             flag_doc(key="no-on", enabled=False, off=None, on="hit"),
-            "'no-on' is disabled and has no defaultVariantWhenOff",
+            Reason.DISABLED,
+            "defaultVariantWhenOff",
             True,
             id="disabled",
         ),
     ],
 )
-def test_missing_default_is_an_error_naming_it(doc, message, warned):
+def test_missing_default_answers_no_value_on_every_path(doc, reason, default_name, warned):
+    """DESIGN.md, Evaluation semantics 5: no value, no variant, no error; the trace says why."""
     flag_set = compile_flag_set(document(doc), SOURCE)
-    assert bool(flag_set.warnings) is warned  # a flag that always errors is also reported on load
-    result = run(flag_set.flags["no-on"], {})
-    assert result.reason is Reason.ERROR
-    assert result.error_code is ErrorCode.GENERAL
-    assert result.is_error
-    assert message in result.error_message
-    assert (result.value, result.variant) == (None, "")
+    assert bool(flag_set.warnings) is warned  # a flag that never has a value is also reported on load
+    flag = flag_set.flags["no-on"]
+    context = build_context("", {})  # no user id: a split has no bucket value
+    answers = [
+        evaluate(flag, context),
+        evaluate(flag, context, debug=True),
+        *evaluate_plan(evaluation_plan([flag]), context),
+    ]
+    if flag.enabled and flag.rules:
+        answers.append(evaluate_rules(flag, context))  # the interpreted loop the fast path replaces
+    for answer in answers:
+        assert (answer.value, answer.variant, answer.reason) == (None, "", reason)
+        assert answer.error_code is None
+        assert not answer.has_value
+        assert answer.error_message == ""
+    last = evaluate(flag, context, debug=True).stack_trace[-1]
+    assert (last.type, last.id, last.matched) == ("default", default_name, False)
+    assert f"no {default_name} is set" in last.detail
+    assert "code default" in last.detail
 
 
 def test_missing_on_default_is_no_error_when_a_rule_matches():

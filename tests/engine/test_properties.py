@@ -244,6 +244,9 @@ def check_evaluation(flag, context):
     if plain.is_error:
         assert plain.reason is Reason.ERROR
         assert plain.variant == ""
+    elif not plain.has_value:  # the default needed is not set: no value, never an error
+        assert plain.reason in (Reason.DEFAULT, Reason.DISABLED)
+        assert plain.value is None
     else:
         assert plain.variant in flag.variants
         assert plain.value == flag.variants[plain.variant].value

@@ -152,13 +152,13 @@ def test_disabled_trace():
     assert result.reason is Reason.DISABLED
 
 
-def test_error_default_trace_carries_the_message():
+def test_missing_default_trace_says_no_default_is_set():
     doc = document(flag_doc(key="broken", on=None))
     result = trace(compile_flag_set(doc, SOURCE).flags["broken"], {})
     last = result.stack_trace[-1]
-    assert (last.type, last.matched) == ("default", False)
-    assert "no defaultVariantWhenOn" in last.detail
-    assert result.reason is Reason.ERROR
+    assert (last.type, last.matched, last.answer) == ("default", False, None)
+    assert "no defaultVariantWhenOn is set" in last.detail
+    assert (result.reason, result.variant, result.value) == (Reason.DEFAULT, "", None)
 
 
 def test_isnt_in_segment_trace_shows_the_segment():

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from sidecar.engine import Reason, build_context, compile_flag_set, evaluate
 from sidecar.events import FeatureEvent, TrackingEvent, event_from_json
 from sidecar.events.feature_event import PROCESS_TOKEN
 
@@ -51,6 +52,22 @@ def test_error_reports_sdk_default() -> None:
     assert data["default"] is True
     assert data["value"] is None
     assert data["version"] == ""
+
+
+def test_an_answer_without_a_default_reports_sdk_default() -> None:
+    """No default set: no value and no variant, so the caller's code default is what it got."""
+    flag_set = compile_flag_set(
+        {"flags": [{"key": "f", "enabled": True, "variants": [{"key": "a", "value": 1}], "version": 4}]}
+    )
+    answer = evaluate(flag_set.flags["f"], build_context("u", {}))
+    assert (answer.reason, answer.variant) == (Reason.DEFAULT, "")
+    data = FeatureEvent.from_evaluation(answer, "u").to_json()
+    assert (data["variation"], data["default"], data["value"], data["version"]) == (
+        "SdkDefault",
+        True,
+        None,
+        "4",
+    )
 
 
 @pytest.mark.parametrize(

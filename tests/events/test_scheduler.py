@@ -286,6 +286,53 @@ def test_close_without_a_spool_counts_what_it_could_not_deliver(caplog: pytest.L
     assert scheduler.dropped_by_reason["closed"] == 1
 
 
+def test_close_with_nothing_sent_does_not_claim_a_batch_was_spooled(caplog: pytest.LogCaptureFixture) -> None:
+    """A failed start closes at once (close(0)): an idle sender holds no batch, nothing was spooled."""
+    exporter = RecordingExporter()
+    scheduler = DataExporterScheduler(0.01, 10, exporter, retry=FAST)
+    scheduler.start_daemon()
+    [event] = feature_events(1)
+    scheduler.add_event(event)
+    eventually(lambda: exporter.ids == [event.event_id])  # the sender is idle again, holding nothing
+    with caplog.at_level(logging.INFO):
+        scheduler.close(timeout=0)
+    assert "export still running" not in caplog.text
+    assert "exported=1 spooled=0" in caplog.text
+
+
+def test_close_without_a_spool_says_the_hanging_batch_was_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = StuckExporter()
+    scheduler = DataExporterScheduler(0.01, 10, exporter, retry=FAST)
+    scheduler.start_daemon()
+    for event in feature_events(10):
+        scheduler.add_event(event)
+    assert exporter.entered.wait(2)
+    with caplog.at_level(logging.WARNING):
+        scheduler.close(timeout=0.2)
+    exporter.release.set()
+    [line] = [r.getMessage() for r in caplog.records if "export still running" in r.getMessage()]
+    assert "batch of 10 events was dropped (shutdown_no_spool, counted)" in line
+    assert "spooled" not in line
+    assert scheduler.dropped_by_reason == {"shutdown_no_spool": 10}
+
+
+def test_close_with_a_spool_says_the_hanging_batch_was_spooled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = StuckExporter()
+    scheduler = DataExporterScheduler(
+        0.01, 10, exporter, spool=Spool(tmp_path / "spool", fsync=False), retry=FAST
+    )
+    scheduler.start_daemon()
+    for event in feature_events(10):
+        scheduler.add_event(event)
+    assert exporter.entered.wait(2)
+    with caplog.at_level(logging.WARNING):
+        scheduler.close(timeout=0.3)
+    exporter.release.set()
+    assert "its batch of 10 events was spooled and will be sent again after a restart" in caplog.text
+
+
 def test_close_retries_a_failing_exporter_once_more(schedulers: list) -> None:
     exporter = RecordingExporter(fail=1)
     scheduler = DataExporterScheduler(

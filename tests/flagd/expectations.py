@@ -49,7 +49,8 @@ def results() -> dict[str, dict[str, Any]]:
         "disabled": {"value": True, "reason": "DISABLED", "variant": None, "errorCode": None},
         "not-found": error(True, "FLAG_NOT_FOUND"),
         "type-mismatch": error(True, "TYPE_MISMATCH"),
-        "general-error": error("fallback", "GENERAL"),
+        # No default set: DEFAULT with no value or variant, so the SDK hands back the caller's default.
+        "no-default": {"value": "fallback", "reason": "DEFAULT", "variant": None, "errorCode": None},
         "changing-before": ok("foo", "foo", "STATIC"),
     }
 

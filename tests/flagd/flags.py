@@ -152,8 +152,8 @@ FLAGS: dict[str, Any] = {
             ],
         },
         {
-            # Enabled with a rule but no defaultVariantWhenOn: anyone the rule misses is an error (GENERAL).
-            "key": "broken-flag",
+            # Enabled with a rule but no defaultVariantWhenOn: anyone the rule misses gets no value (DEFAULT).
+            "key": "no-default-flag",
             "enabled": True,
             "variants": [{"key": "x", "value": "X"}],
             "rules": [

@@ -134,7 +134,6 @@ def test_error_status_codes(flagd_server, pb):
     assert error_of(stub, "ResolveInt", "object-flag", pb) == grpc.StatusCode.INVALID_ARGUMENT
     assert error_of(stub, "ResolveObject", "int-flag", pb) == grpc.StatusCode.INVALID_ARGUMENT
     assert error_of(stub, "ResolveFloat", "bool-flag", pb) == grpc.StatusCode.INVALID_ARGUMENT
-    assert error_of(stub, "ResolveString", "broken-flag", pb) == grpc.StatusCode.UNKNOWN  # GENERAL
 
 
 def test_type_mismatch_is_checked_before_the_disabled_state(stub_v2):
@@ -153,6 +152,28 @@ def test_error_answers_are_recorded_as_errors(flagd_server, stub_v2):
     assert mismatch.flag_key == "string-flag"
     error_of(stub_v2, "ResolveBoolean", "no-such-flag")
     assert flagd_server.recorded[-1].evaluation.error_code is ErrorCode.FLAG_NOT_FOUND
+
+
+# ---------------------------------------------------------------- no default set (flagd 0.16)
+
+
+def test_no_default_v2_answers_default_with_no_value_and_no_variant(flagd_server, stub_v2):
+    """As flagd with a null defaultVariant: not UNKNOWN, which providers retry to their deadline."""
+    answer = call(stub_v2, "ResolveString", "no-default-flag", targetingKey="u")
+    assert answer.reason == "DEFAULT"
+    assert not answer.HasField("value")
+    assert not answer.HasField("variant")
+    recorded = flagd_server.recorded[-1].evaluation
+    assert (recorded.reason, recorded.variant, recorded.error_code) == (Reason.DEFAULT, "", None)
+
+
+def test_no_default_v1_has_the_zero_value_and_an_empty_variant(stub_v1):
+    answer = call(stub_v1, "ResolveString", "no-default-flag", v1)
+    assert (answer.value, answer.variant, answer.reason) == ("", "", "DEFAULT")
+
+
+def test_no_default_still_checks_the_type(stub_v2):
+    assert error_of(stub_v2, "ResolveBoolean", "no-default-flag") == grpc.StatusCode.INVALID_ARGUMENT
 
 
 # ---------------------------------------------------------------- disabled (flagd 0.16)
@@ -239,12 +260,12 @@ def test_resolve_all_answers_every_successful_flag(flagd_server, stub_v1):
     assert flags["object-flag"]["object_value"]["color"] == "red"
     assert flags["user-flag"]["bool_value"] is True
     assert flags["injected-flag"]["string_value"] == "INTERNAL"
-    # Like flagd: disabled flags and failing flags are left out.
+    # Like flagd: disabled flags, failing flags and flags with no value are left out.
     assert "disabled-flag" not in flags
-    assert "broken-flag" not in flags
+    assert "no-default-flag" not in flags
     # ...but every evaluation still produces its event, as EvaluateAll does.
     recorded = {r.evaluation.flag_key for r in flagd_server.recorded}
-    assert {"disabled-flag", "broken-flag", "bool-flag"} <= recorded
+    assert {"disabled-flag", "no-default-flag", "bool-flag"} <= recorded
 
 
 def test_metadata_is_sent(start_flagd):

@@ -133,6 +133,8 @@ def test_store_stats_are_read_at_scrape_time() -> None:
     ):
         assert families[name].type == "counter"
         assert families[name].samples[0].value == value
+    for name in ("flag_sidecar_cache_hits", "flag_sidecar_cache_misses"):
+        assert "unless --eval-cache-size" in families[name].documentation  # why they stay 0 by default
 
 
 def test_exporter_counters_per_exporter() -> None:

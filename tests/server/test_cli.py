@@ -73,6 +73,32 @@ def test_serve_without_flags_is_a_usage_error():
     assert "flags is required: pass --flags PATH or set FLAG_SIDECAR_FLAGS" in result.stderr
 
 
+def test_an_unknown_serve_option_prints_the_serve_usage_and_a_suggestion():
+    result = run_cli("serve", "--flags", "flags.yaml", "--cache-tl", "3", "--lisen=127.0.0.1:0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: flag-sidecar serve ")
+    assert "[--cache-ttl SECONDS]" in result.stderr  # the subcommand's options, not COMMAND ...
+    assert (
+        "flag-sidecar serve: error: unrecognized arguments: --cache-tl (did you mean --cache-ttl?) 3 "
+        "--lisen=127.0.0.1:0 (did you mean --listen?)"
+    ) in result.stderr
+
+
+def test_an_unknown_config_option_names_the_config_command():
+    result = run_cli("config", "--prnt")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: flag-sidecar config ")
+    assert "unrecognized arguments: --prnt (did you mean --print?)" in result.stderr
+
+
+def test_version_prints_the_package_version():
+    from importlib import metadata
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"flag-sidecar {metadata.version('flag-sidecar')}"
+
+
 def test_validate_a_good_file(sample_flag_file):
     result = run_cli("validate", str(sample_flag_file))
     assert result.returncode == 0, result.stderr

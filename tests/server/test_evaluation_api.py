@@ -67,13 +67,18 @@ def test_object_values_arrive_as_structs(sidecar):
     assert fields["tags"].WhichOneof("kind") == "list_value"
 
 
-def test_missing_default_is_an_error_inside_the_evaluation_not_a_status(sidecar):
-    evaluation = evaluate(sidecar, "upload-limit", plan="free")
-    assert evaluation.reason == evaluation_pb2.ERROR
-    assert evaluation.error_code == evaluation_pb2.GENERAL
-    assert "defaultVariantWhenOn" in evaluation.error_message
-    assert not evaluation.HasField("value")
-    assert evaluation.variant == ""
+def test_missing_default_answers_default_with_no_value_and_no_variant(sidecar):
+    """DESIGN.md, Evaluation semantics 5: the caller's code default applies; it is not an error."""
+    for debug in (False, True):
+        evaluation = evaluate(sidecar, "upload-limit", debug=debug, plan="free")
+        assert evaluation.reason == evaluation_pb2.DEFAULT
+        assert evaluation.error_code == evaluation_pb2.ERROR_CODE_UNSPECIFIED
+        assert evaluation.error_message == ""
+        assert not evaluation.HasField("value")
+        assert evaluation.variant == ""
+    last = evaluation.stack_trace[-1]
+    assert (last.type, last.id, last.matched) == ("default", "defaultVariantWhenOn", False)
+    assert "no defaultVariantWhenOn is set" in last.detail
 
 
 def test_repeated_calls_give_identical_answers(sidecar):
@@ -191,8 +196,9 @@ def test_evaluate_all_returns_every_flag_sorted(sidecar):
     assert response.total == 5
     by_key = {e.flag_key: e for e in response.evaluations}
     assert by_key["new-checkout"].variant == "on"
-    # One broken flag is reported in the list; the call does not fail for it.
-    assert by_key["upload-limit"].error_code == evaluation_pb2.GENERAL
+    # A flag with no default for this user answers DEFAULT with no value inside the list.
+    assert by_key["upload-limit"].reason == evaluation_pb2.DEFAULT
+    assert not by_key["upload-limit"].HasField("value")
 
 
 def test_evaluate_all_answers_match_evaluate(sidecar):

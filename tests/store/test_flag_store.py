@@ -1,13 +1,15 @@
 import gc
+import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sidecar.engine import ErrorCode, FlagSetError, Reason, build_context
-from sidecar.store import FileRepository, FlagStore, load_flag_file, parse_flag_document
+from sidecar.store import FileRepository, FlagStore, file_repository, load_flag_file, parse_flag_document
 
 from .conftest import flag, wait_until, write_flags
 
@@ -182,6 +184,56 @@ def test_deleted_file_keeps_serving(flag_file, make_store):
     flag_file.unlink()
     assert not store.reload()
     assert store.evaluate("a", build_context("u")).variant == "off"
+
+
+def flags_text(*keys: str) -> str:
+    return yaml.safe_dump({"flags": [flag(key) for key in keys]}, sort_keys=False)
+
+
+def test_a_file_caught_mid_write_is_not_rejected(flag_file, make_store, caplog):
+    """Two writes 50 ms apart, the second truncating the file and filling it a little later (as a
+    plain `open(path, "w")` writer does): the watcher sees it empty, waits, and judges it whole."""
+    store = make_store(flag_file)
+    flag_file.write_text(flags_text("a", "b", "c"))
+    time.sleep(0.05)
+    with flag_file.open("w") as file:
+        file.flush()  # truncated: a reader now sees an empty file
+        time.sleep(file_repository.EMPTY_GRACE_SECONDS / 3)
+        file.write(flags_text("a", "b", "d"))
+    assert wait_until(lambda: store.flag_keys() == ["a", "b", "d"], timeout=PICKUP)
+    assert store.stats["rejected_reloads"] == 0
+    assert not [r for r in caplog.records if "rejected flag set" in r.getMessage()]
+
+
+def test_a_file_that_stays_empty_is_still_rejected_once(flag_file, make_store):
+    store = make_store(flag_file)
+    flag_file.write_text("")
+    assert wait_until(lambda: store.stats["rejected_reloads"] == 1, timeout=PICKUP)
+    time.sleep(0.5)  # a few more polls: the same empty file is not judged again
+    assert store.stats["rejected_reloads"] == 1
+    assert store.flag_keys() == ["a", "b"]
+
+
+def test_a_deleted_file_is_reported_once_and_its_return_too(flag_file, make_store, caplog):
+    store = make_store(flag_file)
+    caplog.set_level(logging.INFO, logger="sidecar.store.file_repository")
+    flag_file.unlink()
+
+    def messages(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    assert wait_until(lambda: messages("deleted"), timeout=PICKUP)
+    assert wait_until(lambda: store.repository.missing, timeout=PICKUP)
+    time.sleep(0.5)  # a few more polls: still one warning
+    assert messages("deleted") == [
+        f"flag file {flag_file} deleted, still serving the last good set of 2 flags"
+    ]
+    assert store.stats["rejected_reloads"] == 0  # a missing file is not a rejected reload
+    assert store.evaluate("a", build_context("u")).variant == "off"
+    write_flags(flag_file, [flag("a", default="on"), flag("b")])
+    assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=PICKUP)
+    assert messages("is back") == [f"flag file {flag_file} is back; it is reloaded if its content changed"]
+    assert not store.repository.missing
 
 
 def test_versions_increase_only_on_real_changes(flag_file, make_store):

@@ -15,6 +15,9 @@
   toward zero, as flagd does (`int64(float)`): 3.9 -> 3, -3.9 -> -3; a number outside int64 is
   TYPE_MISMATCH. List- or null-valued flags cannot be expressed by the protocol (its object value
   is a Struct): every Resolve call reports TYPE_MISMATCH and ResolveAll leaves them out.
+- No default set (the engine answers no value and no variant): reason DEFAULT (DISABLED for a
+  disabled flag) with no value and no variant, as flagd 0.16 answers a null defaultVariant, so the
+  provider returns the caller's code default; ResolveAll leaves such flags out.
 - Context: the request's Struct, then the static `--context-value` pairs, then the
   `--context-from-header` mappings (later wins; header names match case-insensitively; an empty
   header is ignored), exactly flagd's order. `targetingKey` becomes the user id and leaves the

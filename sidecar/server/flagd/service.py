@@ -80,7 +80,7 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """What a Resolve* call sends: value None means "no value" (DISABLED)."""
+    """What a Resolve* call sends: value None means "no value" (DISABLED, or no default set)."""
 
     value: Any
     variant: str
@@ -149,13 +149,18 @@ class FlagdResolver:
         """The answer to send, or the error Evaluation to fail with."""
         if flag is None or evaluation.error_code is ErrorCode.FLAG_NOT_FOUND:
             return evaluation
-        actual = mapping.value_type(evaluation.value) if not evaluation.is_error else mapping.flag_type(flag)
+        actual = mapping.value_type(evaluation.value) if evaluation.has_value else mapping.flag_type(flag)
         if actual != _ACCEPTS[kind]:
             return _type_mismatch(evaluation, flag, f"a {actual} flag, not a {_ACCEPTS[kind]} flag")
-        if evaluation.reason is Reason.DISABLED or (evaluation.is_error and not flag.enabled):
-            return _Answer(None, "", _DISABLED, self.metadata_of(flag))
         if evaluation.is_error:
             return evaluation
+        if evaluation.reason is Reason.DISABLED:
+            # flagd 0.16: DISABLED with no value and no variant, whatever defaultVariantWhenOff says.
+            return _Answer(None, "", _DISABLED, self.metadata_of(flag))
+        if not evaluation.has_value:
+            # No default set (flagd's null defaultVariant): reason DEFAULT, no value, no variant,
+            # so the provider returns the caller's code default at once.
+            return _Answer(None, "", mapping.REASONS[evaluation.reason], self.metadata_of(flag))
         value = evaluation.value
         if kind == FLOAT:
             value = float(value)
@@ -191,7 +196,7 @@ class FlagdResolver:
             self.events.add_evaluations(evaluations, user_id, context)
         flags: dict[str, Any] = {}
         for evaluation in evaluations:
-            if evaluation.is_error or evaluation.reason is Reason.DISABLED:
+            if not evaluation.has_value or evaluation.reason is Reason.DISABLED:
                 continue
             message = _any_flag(any_flag, evaluation)
             if message is None:
