@@ -122,7 +122,13 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     metrics = SidecarMetrics(store)
     # Up before the flags load: /healthz answers and /readyz says why it is not ready yet.
     management = (
-        ManagementServer(settings.management_listen, store=store, registry=metrics.registry)
+        ManagementServer(
+            settings.management_listen,
+            store=store,
+            registry=metrics.registry,
+            max_connections=settings.management_max_connections,
+            read_timeout=settings.management_timeout,
+        )
         if settings.management_listen
         else None
     )

@@ -225,6 +225,21 @@ OPTIONS: tuple[Option, ...] = (
         "HTTP /healthz, /readyz and /metrics (off: disabled)",
     ),
     Option(
+        "management_max_connections",
+        parse_positive_count,
+        256,
+        "N",
+        "connections open at once on the management listener; over it the oldest idle one is closed",
+    ),
+    Option(
+        "management_timeout",
+        parse_positive_seconds,
+        5.0,
+        "SECONDS",
+        "the management listener drops a connection that sends no whole request (or takes no answer) "
+        "for this long",
+    ),
+    Option(
         "health_listen",
         parse_optional_tcp_address,
         "",
@@ -373,6 +388,8 @@ class Settings:
     flags: Path | None
     listen: tuple[str, ...]
     management_listen: str
+    management_max_connections: int
+    management_timeout: float
     health_listen: str
     cache_ttl: float
     eval_cache_size: int

@@ -22,6 +22,8 @@ def test_defaults():
         flags=None,
         listen=("127.0.0.1:50051",),
         management_listen="127.0.0.1:8014",
+        management_max_connections=256,
+        management_timeout=5.0,
         health_listen="",
         cache_ttl=30.0,
         eval_cache_size=0,
