@@ -112,7 +112,12 @@ def plural(count: int, noun: str) -> str:
 
 
 def serve(settings: config.Settings, flags_path: Path) -> int:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        repeat_limit=settings.log_repeat_limit,
+        repeat_interval=settings.log_repeat_interval,
+    )
     stop_requested = StopRequest()
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
 

@@ -259,6 +259,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("log_level", parse_log_level, "info", "LEVEL", f"logging level: {', '.join(LOG_LEVELS)}"),
     Option("log_format", parse_log_format, "json", "FORMAT", "json (one object per line) or text"),
+    Option(
+        "log_repeat_limit",
+        parse_count,
+        10,
+        "N",
+        "at most N lines of one message per --log-repeat-interval, then one summary (0: no limit)",
+    ),
+    Option(
+        "log_repeat_interval",
+        parse_positive_seconds,
+        60.0,
+        "SECONDS",
+        "the interval of --log-repeat-limit",
+    ),
     Option("tls_cert", parse_path, None, "PATH", "PEM certificate chain: serve TLS on the TCP listeners"),
     Option("tls_key", parse_path, None, "PATH", "PEM private key of --tls-cert"),
     Option(
@@ -395,6 +409,8 @@ class Settings:
     eval_cache_size: int
     log_level: str
     log_format: str
+    log_repeat_limit: int
+    log_repeat_interval: float
     tls_cert: Path | None
     tls_key: Path | None
     tls_client_ca: Path | None

@@ -26,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from sidecar.engine import ErrorCode, Evaluation
+from sidecar.logging_setup import suppressed_counts
 
 PREFIX = "flag_sidecar_"
 
@@ -258,6 +259,17 @@ class _SidecarCollector(Collector):
         yield from self._rpcs()
         yield from self._store()
         yield from self._exporters()
+        yield from self._logs()
+
+    def _logs(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            PREFIX + "log_lines_suppressed",
+            "Log lines not written because the same message repeated too often, by logger",
+            labels=("logger",),
+        )
+        for name, count in sorted(suppressed_counts().items()):
+            family.add_metric((name,), count)
+        yield family
 
     def _evaluations(self) -> Iterator[Metric]:
         family = CounterMetricFamily(

@@ -29,6 +29,8 @@ def test_defaults():
         eval_cache_size=0,
         log_level="info",
         log_format="json",
+        log_repeat_limit=10,
+        log_repeat_interval=60.0,
         tls_cert=None,
         tls_key=None,
         tls_client_ca=None,
