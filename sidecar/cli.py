@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+import sidecar.quiet_grpc  # noqa: F401  # first: it must run before grpc is imported
 from sidecar import config
 from sidecar.config_file import render_effective
 from sidecar.engine import FlagSetError
@@ -156,10 +157,15 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     try:
         store.start()
     except FlagSetError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
+        # One log record (a JSON line in JSON mode) with the problems as a list, not plain text
+        # between the JSON lines; the text format spells them out one per line.
+        problems = [str(problem) for problem in error.problems]
         logger.error(
-            "not serving: %s has %s, listed above", flags_path, plural(len(error.problems), "problem")
+            "not serving: %s has %s:\n%s",
+            flags_path,
+            plural(len(problems), "problem"),
+            "\n".join(problems),
+            extra={"event": "flags_rejected", "problems": problems},
         )
         events.close(0)
         _stop_management(management)
