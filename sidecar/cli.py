@@ -184,7 +184,13 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         max_request_bytes=settings.max_request_bytes,
         max_concurrent_calls=settings.max_concurrent_calls,
         metrics=metrics,
-        context_limits=ContextLimits(settings.max_context_keys, settings.max_context_bytes),
+        context_limits=ContextLimits(
+            settings.max_context_keys,
+            settings.max_context_bytes,
+            max_flag_key_bytes=settings.max_flag_key_bytes,
+            max_evaluate_all_keys=settings.max_evaluate_all_keys,
+            max_response_bytes=settings.max_response_bytes,
+        ),
         events=events,
         # Checked when the options were parsed (config.parse_context_value / parse_header_mapping).
         flagd=FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ()),

@@ -292,6 +292,27 @@ OPTIONS: tuple[Option, ...] = (
         "largest encoded user context (0: no limit)",
     ),
     Option(
+        "max_flag_key_bytes",
+        parse_size,
+        1024,
+        "BYTES",
+        "longest flag key a request may name, unless the flag set has it (0: no limit)",
+    ),
+    Option(
+        "max_evaluate_all_keys",
+        parse_count,
+        1000,
+        "N",
+        "most distinct flag keys one EvaluateAll may list (0: no limit)",
+    ),
+    Option(
+        "max_response_bytes",
+        parse_size,
+        4 * 1024**2,
+        "BYTES",
+        "largest EvaluateAll / ResolveAll answer, debug traces included (0: no limit)",
+    ),
+    Option(
         "max_concurrent_calls",
         parse_count,
         512,
@@ -417,6 +438,9 @@ class Settings:
     max_request_bytes: int
     max_context_keys: int
     max_context_bytes: int
+    max_flag_key_bytes: int
+    max_evaluate_all_keys: int
+    max_response_bytes: int
     max_concurrent_calls: int
     flagd_listen: str
     context_value: tuple[str, ...] | None
