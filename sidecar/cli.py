@@ -183,6 +183,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         tls=_tls_files(settings),
         max_request_bytes=settings.max_request_bytes,
         max_concurrent_calls=settings.max_concurrent_calls,
+        handshake_timeout=settings.handshake_timeout,
         metrics=metrics,
         context_limits=ContextLimits(
             settings.max_context_keys,

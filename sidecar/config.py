@@ -282,6 +282,13 @@ OPTIONS: tuple[Option, ...] = (
         "PATH",
         "PEM CA bundle: require client certificates signed by it (mutual TLS)",
     ),
+    Option(
+        "handshake_timeout",
+        parse_positive_seconds,
+        5.0,
+        "SECONDS",
+        "close a gRPC connection that has not finished its TLS / HTTP/2 handshake in this time",
+    ),
     Option("max_request_bytes", parse_size, 1024**2, "BYTES", "largest request message accepted (e.g. 1MiB)"),
     Option("max_context_keys", parse_count, 256, "N", "most attributes in one user context (0: no limit)"),
     Option(
@@ -435,6 +442,7 @@ class Settings:
     tls_cert: Path | None
     tls_key: Path | None
     tls_client_ca: Path | None
+    handshake_timeout: float
     max_request_bytes: int
     max_context_keys: int
     max_context_bytes: int

@@ -34,6 +34,7 @@ def test_defaults():
         tls_cert=None,
         tls_key=None,
         tls_client_ca=None,
+        handshake_timeout=5.0,
         max_request_bytes=1024 * 1024,
         max_context_keys=256,
         max_context_bytes=64 * 1024,
