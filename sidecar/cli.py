@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import sidecar.quiet_grpc  # noqa: F401  # first: it must run before grpc is imported
 from sidecar import config
 from sidecar.config_file import render_effective
 from sidecar.engine import FlagSetError
@@ -150,7 +151,12 @@ def plural(count: int, noun: str) -> str:
 
 
 def serve(settings: config.Settings, flags_path: Path) -> int:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        repeat_limit=settings.log_repeat_limit,
+        repeat_interval=settings.log_repeat_interval,
+    )
     stop_requested = StopRequest()
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
 
@@ -160,7 +166,13 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     metrics = SidecarMetrics(store)
     # Up before the flags load: /healthz answers and /readyz says why it is not ready yet.
     management = (
-        ManagementServer(settings.management_listen, store=store, registry=metrics.registry)
+        ManagementServer(
+            settings.management_listen,
+            store=store,
+            registry=metrics.registry,
+            max_connections=settings.management_max_connections,
+            read_timeout=settings.management_timeout,
+        )
         if settings.management_listen
         else None
     )
@@ -183,10 +195,15 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     try:
         store.start()
     except FlagSetError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
+        # One log record (a JSON line in JSON mode) with the problems as a list, not plain text
+        # between the JSON lines; the text format spells them out one per line.
+        problems = [str(problem) for problem in error.problems]
         logger.error(
-            "not serving: %s has %s, listed above", flags_path, plural(len(error.problems), "problem")
+            "not serving: %s has %s:\n%s",
+            flags_path,
+            plural(len(problems), "problem"),
+            "\n".join(problems),
+            extra={"event": "flags_rejected", "problems": problems},
         )
         events.close(0)
         _stop_management(management)
@@ -204,8 +221,15 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         tls=_tls_files(settings),
         max_request_bytes=settings.max_request_bytes,
         max_concurrent_calls=settings.max_concurrent_calls,
+        handshake_timeout=settings.handshake_timeout,
         metrics=metrics,
-        context_limits=ContextLimits(settings.max_context_keys, settings.max_context_bytes),
+        context_limits=ContextLimits(
+            settings.max_context_keys,
+            settings.max_context_bytes,
+            max_flag_key_bytes=settings.max_flag_key_bytes,
+            max_evaluate_all_keys=settings.max_evaluate_all_keys,
+            max_response_bytes=settings.max_response_bytes,
+        ),
         events=events,
         # Checked when the options were parsed (config.parse_context_value / parse_header_mapping).
         flagd=FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ()),

@@ -231,6 +231,21 @@ OPTIONS: tuple[Option, ...] = (
         "HTTP /healthz, /readyz and /metrics (off: disabled)",
     ),
     Option(
+        "management_max_connections",
+        parse_positive_count,
+        256,
+        "N",
+        "connections open at once on the management listener; over it the oldest idle one is closed",
+    ),
+    Option(
+        "management_timeout",
+        parse_positive_seconds,
+        5.0,
+        "SECONDS",
+        "the management listener drops a connection that sends no whole request (or takes no answer) "
+        "for this long",
+    ),
+    Option(
         "health_listen",
         parse_optional_tcp_address,
         "",
@@ -250,6 +265,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("log_level", parse_log_level, "info", "LEVEL", f"logging level: {', '.join(LOG_LEVELS)}"),
     Option("log_format", parse_log_format, "json", "FORMAT", "json (one object per line) or text"),
+    Option(
+        "log_repeat_limit",
+        parse_count,
+        10,
+        "N",
+        "at most N lines of one message per --log-repeat-interval, then one summary (0: no limit)",
+    ),
+    Option(
+        "log_repeat_interval",
+        parse_positive_seconds,
+        60.0,
+        "SECONDS",
+        "the interval of --log-repeat-limit",
+    ),
     Option("tls_cert", parse_path, None, "PATH", "PEM certificate chain: serve TLS on the TCP listeners"),
     Option("tls_key", parse_path, None, "PATH", "PEM private key of --tls-cert"),
     Option(
@@ -259,6 +288,13 @@ OPTIONS: tuple[Option, ...] = (
         "PATH",
         "PEM CA bundle: require client certificates signed by it (mutual TLS)",
     ),
+    Option(
+        "handshake_timeout",
+        parse_positive_seconds,
+        5.0,
+        "SECONDS",
+        "close a gRPC connection that has not finished its TLS / HTTP/2 handshake in this time",
+    ),
     Option("max_request_bytes", parse_size, 1024**2, "BYTES", "largest request message accepted (e.g. 1MiB)"),
     Option("max_context_keys", parse_count, 256, "N", "most attributes in one user context (0: no limit)"),
     Option(
@@ -267,6 +303,27 @@ OPTIONS: tuple[Option, ...] = (
         64 * 1024,
         "BYTES",
         "largest encoded user context (0: no limit)",
+    ),
+    Option(
+        "max_flag_key_bytes",
+        parse_size,
+        1024,
+        "BYTES",
+        "longest flag key a request may name, unless the flag set has it (0: no limit)",
+    ),
+    Option(
+        "max_evaluate_all_keys",
+        parse_count,
+        1000,
+        "N",
+        "most distinct flag keys one EvaluateAll may list (0: no limit)",
+    ),
+    Option(
+        "max_response_bytes",
+        parse_size,
+        4 * 1024**2,
+        "BYTES",
+        "largest EvaluateAll / ResolveAll answer, debug traces included (0: no limit)",
     ),
     Option(
         "max_concurrent_calls",
@@ -379,17 +436,25 @@ class Settings:
     flags: Path | None
     listen: tuple[str, ...]
     management_listen: str
+    management_max_connections: int
+    management_timeout: float
     health_listen: str
     cache_ttl: float
     eval_cache_size: int
     log_level: str
     log_format: str
+    log_repeat_limit: int
+    log_repeat_interval: float
     tls_cert: Path | None
     tls_key: Path | None
     tls_client_ca: Path | None
+    handshake_timeout: float
     max_request_bytes: int
     max_context_keys: int
     max_context_bytes: int
+    max_flag_key_bytes: int
+    max_evaluate_all_keys: int
+    max_response_bytes: int
     max_concurrent_calls: int
     flagd_listen: str
     context_value: tuple[str, ...] | None

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 # container killed mid-drain and cut in-flight calls). "" and every registered service are
 # readiness instead.
 LIVENESS_SERVICE = "liveness"
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0  # seconds; a local handshake takes milliseconds
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -131,7 +132,9 @@ class SidecarServer:
 
     `listen` is one address or several: HOST:PORT (TLS when `tls` is given) or unix:///path
     (always plaintext). `max_request_bytes` and `max_concurrent_calls` are enforced by grpcio
-    itself (RESOURCE_EXHAUSTED); 0 or None means grpcio's default / no limit.
+    itself (RESOURCE_EXHAUSTED); 0 or None means grpcio's default / no limit. A connection that has
+    not finished its handshake (TLS, then HTTP/2 settings) within `handshake_timeout` seconds is
+    closed (grpcio's own default is 120 s, so half-open connections would pile up).
     """
 
     def __init__(
@@ -148,6 +151,7 @@ class SidecarServer:
         context_limits: ContextLimits | None = None,
         events: EventPipeline | None = None,
         flagd: FlagdSettings | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self._store = store
         self._listen: tuple[str, ...] = (listen,) if isinstance(listen, str) else tuple(listen)
@@ -164,6 +168,8 @@ class SidecarServer:
         options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
         if max_request_bytes:
             options.append(("grpc.max_receive_message_length", max_request_bytes))
+        if handshake_timeout > 0:
+            options.append(("grpc.server_handshake_timeout_ms", max(1, round(handshake_timeout * 1000))))
         self._server = grpc.server(
             self._executor, options=options, maximum_concurrent_rpcs=max_concurrent_calls or None
         )

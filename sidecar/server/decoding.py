@@ -40,6 +40,8 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from .limits import bounded
+
 logger = logging.getLogger(__name__)
 
 Servicer = TypeVar("Servicer")
@@ -187,7 +189,7 @@ class _Rejection:
 
     def __call__(self, error: Exception, context: grpc.ServicerContext, decoded_before: int) -> NoReturn:
         started = perf_counter()
-        logger.warning("%s: undecodable request (%s)", self.path, error)
+        logger.warning("%s: undecodable request (%s)", self.path, bounded(str(error), 200))
         message = undecodable_message(self.expected)
         if self.on_undecodable is not None:
             failure = UndecodableRequest(self.method, self.expected, error, context, decoded_before, started)
@@ -198,5 +200,5 @@ class _Rejection:
             else:
                 if extra:
                     message = f"{message} {extra}"
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(message))
         raise AssertionError("unreachable: ServicerContext.abort raises")

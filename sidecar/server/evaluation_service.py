@@ -22,13 +22,13 @@ import grpc
 from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
-from sidecar.engine import ErrorCode, InvalidContextError, evaluate_plan
+from sidecar.engine import ErrorCode, Evaluation, InvalidContextError, evaluate_plan
 from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
 from .convert import EncodedEvaluations, plain_context, user_context
 from .decoding import undecodable_message
-from .limits import ContextLimits
+from .limits import ContextLimits, Violation, bounded
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,15 @@ _DEBUG = logging.DEBUG
 class RequestFailed(Exception):
     """Ends a call with a gRPC status instead of a response."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, limit: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.limit = limit  # the option of the limit the request went over, for the metric
+
+    @classmethod
+    def over(cls, code: grpc.StatusCode, violation: Violation) -> RequestFailed:
+        return cls(code, violation.message, violation.limit)
 
 
 class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
@@ -75,6 +80,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         self._direct = not store.caches_evaluations  # may evaluate the snapshot's steps directly
         self._max_keys = self._context_limits.max_keys or sys.maxsize
         self._max_context_bytes = self._context_limits.max_bytes or sys.maxsize
+        self._max_response_bytes = self._context_limits.max_response_bytes or sys.maxsize
 
     # ------------------------------------------------------------ what grpcio calls
 
@@ -135,15 +141,23 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
                 and len(request_bytes) <= self._max_context_bytes
             ):
                 user = request.user
+                flag_keys = request.flag_keys
                 attributes = plain_context(user, self._max_keys)
-                if attributes is not None:
-                    evaluations = evaluate_plan(self._store.plan(request.flag_keys), attributes)
-                    if self._events_enabled:
-                        self._events.add_evaluations(evaluations, user.id, attributes)
+                # A request over a limit is refused on the general path.
+                if attributes is not None and (
+                    not flag_keys
+                    or self._context_limits.flag_keys_violation(flag_keys, self._store.snapshot.steps) is None
+                ):
+                    evaluations = evaluate_plan(self._store.plan(flag_keys), attributes)
                     response, keys = self._encoded.evaluate_all_entries(evaluations)
-                    self._metrics.count_evaluations(keys)
-                    self._metrics.observe_rpc("EvaluateAll", perf_counter() - started, "OK")
-                    return response
+                    if len(response) <= self._max_response_bytes:
+                        if self._events_enabled:
+                            self._events.add_evaluations(
+                                _found(evaluations) if flag_keys else evaluations, user.id, attributes
+                            )
+                        self._metrics.count_evaluations(keys)
+                        self._metrics.observe_rpc("EvaluateAll", perf_counter() - started, "OK")
+                        return response
         except Exception:
             self._failed("EvaluateAll", started, context)
         return self._guarded("EvaluateAll", self._evaluate_all, request, context, started)
@@ -160,6 +174,9 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         flag_key = request.flag_key  # each field read of a protobuf message costs: read them once
         if not flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
+        too_long = self._context_limits.flag_key_too_long(flag_key)
+        if too_long is not None and self._store.get_flag(flag_key) is None:
+            raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, too_long)
         user = request.user
         user_context = self._context_of(user)
         evaluation = self._store.evaluate(flag_key, user_context, request.debug)
@@ -179,11 +196,19 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
 
     def _evaluate_all(self, request: evaluation_pb2.EvaluateAllRequest) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
+        if flag_keys:
+            violated = self._context_limits.flag_keys_violation(flag_keys, self._store.snapshot.steps)
+            if violated is not None:
+                raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
         user = request.user
         user_context = self._context_of(user)
         evaluations = self._store.evaluate_all(user_context, flag_keys, request.debug)
-        self._events.add_evaluations(evaluations, user.id, user_context)
         response, keys = self._encoded.evaluate_all_entries(evaluations)
+        violated = self._context_limits.response_violation(len(response))
+        if violated is not None:
+            raise RequestFailed.over(grpc.StatusCode.RESOURCE_EXHAUSTED, violated)
+        # An event for a flag that does not exist is noise (README "Limits"): none for unknown keys.
+        self._events.add_evaluations(_found(evaluations) if flag_keys else evaluations, user.id, user_context)
         self._metrics.count_evaluations(keys)
         return response
 
@@ -192,9 +217,9 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             if not self._store.ready:
                 raise RequestFailed(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
             self._ready = True
-        violation = self._context_limits.violation(user.context)
-        if violation is not None:
-            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, violation)
+        violated = self._context_limits.context_violation(user.context)
+        if violated is not None:
+            raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
         try:
             return user_context(user)
         except InvalidContextError as error:
@@ -219,6 +244,8 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             self._metrics.observe_rpc(name, perf_counter() - started, "OK")
             return response
         except RequestFailed as failure:
+            if failure.limit is not None:
+                self._metrics.count_limit(failure.limit)
             self._abort(name, started, context, failure.code, failure.message)
         except Exception:
             self._failed(name, started, context)
@@ -238,7 +265,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     ) -> NoReturn:
         """A request that is not the method's message is the client's error, not ours: INVALID_ARGUMENT
         naming the expected message (grpcio's own deserializer would answer INTERNAL)."""
-        logger.warning("%s: undecodable request (%s)", name, error)
+        logger.warning("%s: undecodable request (%s)", name, bounded(str(error), 200))
         message = undecodable_message(expected.DESCRIPTOR.full_name)
         self._abort(name, started, context, grpc.StatusCode.INVALID_ARGUMENT, message)
 
@@ -246,8 +273,13 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         self, name: str, started: float, context: grpc.ServicerContext, code: grpc.StatusCode, message: str
     ) -> NoReturn:
         self._metrics.observe_rpc(name, perf_counter() - started, code)
-        context.abort(code, message)
+        context.abort(code, bounded(message))  # a message may echo client input
         raise AssertionError("unreachable: context.abort raises")
+
+
+def _found(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """The evaluations of flags that exist: an EvaluateAll listing unknown keys makes no event for them."""
+    return [evaluation for evaluation in evaluations if evaluation.error_code is not ErrorCode.FLAG_NOT_FOUND]
 
 
 def add_to_server(servicer: EvaluationService, server: grpc.Server) -> None:

@@ -18,7 +18,7 @@ from flagsidecar.v1 import event_pb2, event_pb2_grpc
 from sidecar.events import EventPipeline
 
 from .convert import struct_to_attributes
-from .limits import ContextLimits
+from .limits import ContextLimits, bounded
 
 logger = logging.getLogger(__name__)
 
@@ -65,4 +65,4 @@ class EventService(event_pb2_grpc.EventServiceServicer):
     @staticmethod
     def _end(context: grpc.ServicerContext, accepted: int, code: grpc.StatusCode, message: str) -> None:
         context.set_trailing_metadata(((ACCEPTED_METADATA, str(accepted)),))
-        context.abort(code, f"{message} ({accepted} events of this stream were accepted)")
+        context.abort(code, f"{bounded(message)} ({accepted} events of this stream were accepted)")

@@ -74,9 +74,39 @@ def bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials 
         with contextlib.suppress(OSError):  # the socket exists once the port is added
             os.chmod(path, UNIX_SOCKET_MODE)
         return BoundAddress(address, address, 0, tls=False)
+    _check_bindable(address)
     port = _add_port(server, address, credentials)
     host = address.rpartition(":")[0]
     return BoundAddress(address, f"{host}:{port}", port, tls=credentials is not None)
+
+
+def _check_bindable(address: str) -> None:
+    """Raise OSError naming `address` if no address it resolves to can be bound, before grpcio
+    tries: grpcio would also write its own plain-text error line to stderr, and its exception
+    says only "Failed to bind". SO_REUSEADDR as grpcio sets it, so a port in TIME_WAIT is fine.
+    A port taken between this check and grpcio's bind still fails, in grpcio's words."""
+    host, _, port_text = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not port_text.isdigit() or int(port_text) == 0:
+        return  # grpcio's own error for a malformed address; any free port for 0
+    try:
+        candidates = socket.getaddrinfo(
+            host or None, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as error:
+        raise OSError(f"cannot listen on {address}: cannot resolve {host!r}: {error.strerror}") from None
+    problem: OSError | None = None
+    for family, kind, protocol, _name, sockaddr in candidates:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as error:
+                problem = problem or error
+            else:
+                return  # grpcio serves on the addresses it can bind, so one is enough
+    if problem is not None:
+        raise OSError(f"cannot listen on {address}: {problem.strerror or problem}")
 
 
 def _add_port(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:

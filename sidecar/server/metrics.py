@@ -26,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from sidecar.engine import ErrorCode, Evaluation
+from sidecar.logging_setup import suppressed_counts
 
 PREFIX = "flag_sidecar_"
 
@@ -125,6 +126,9 @@ class SidecarMetrics:
         self._shards: list[_Shard] = []
         self._shards_lock = threading.Lock()  # only taken when a thread makes its first shard
         self._exporter_sources: list[ExporterCounters] = []
+        # Requests refused over a limit, by the limit's option name: rare, so a lock is fine here.
+        self._limit_rejections: Counter[str] = Counter()
+        self._limits_lock = threading.Lock()
         self.registry = CollectorRegistry()
         self.registry.register(_SidecarCollector(self))
         if process_metrics:
@@ -170,6 +174,15 @@ class SidecarMetrics:
             return
         for key in keys:
             _count(counts, key)
+
+    def count_limit(self, limit: str) -> None:
+        """Count one request refused over `limit` (an option name, e.g. "max_flag_key_bytes")."""
+        with self._limits_lock:
+            self._limit_rejections[limit] += 1
+
+    def limit_rejections(self) -> dict[str, int]:
+        with self._limits_lock:
+            return dict(self._limit_rejections)
 
     def observe_rpc(self, method: str, seconds: float, code: Any = "OK") -> None:
         """Count one RPC into the latency histogram of (method, status code); `code` may be a
@@ -258,6 +271,28 @@ class _SidecarCollector(Collector):
         yield from self._rpcs()
         yield from self._store()
         yield from self._exporters()
+        yield from self._logs()
+        yield from self._limits()
+
+    def _limits(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            PREFIX + "limit_rejections",
+            "Requests refused for going over a limit, by the limit's option name",
+            labels=("limit",),
+        )
+        for limit, count in sorted(self._metrics.limit_rejections().items()):
+            family.add_metric((limit,), count)
+        yield family
+
+    def _logs(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            PREFIX + "log_lines_suppressed",
+            "Log lines not written because the same message repeated too often, by logger",
+            labels=("logger",),
+        )
+        for name, count in sorted(suppressed_counts().items()):
+            family.add_metric((name,), count)
+        yield family
 
     def _evaluations(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -343,6 +378,9 @@ class NullMetrics:
         pass
 
     def observe_rpc(self, method: str, seconds: float, code: Any = "OK") -> None:
+        pass
+
+    def count_limit(self, limit: str) -> None:
         pass
 
     def observe_evaluation_rpc(self, method: str, key: EvalKey, seconds: float) -> None:

@@ -10,7 +10,13 @@ import yaml
 
 from sidecar import cli, config
 from sidecar.config_file import file_layer
-from sidecar.server.limits import DEFAULT_MAX_CONTEXT_BYTES, DEFAULT_MAX_CONTEXT_KEYS
+from sidecar.server.limits import (
+    DEFAULT_MAX_CONTEXT_BYTES,
+    DEFAULT_MAX_CONTEXT_KEYS,
+    DEFAULT_MAX_EVALUATE_ALL_KEYS,
+    DEFAULT_MAX_FLAG_KEY_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+)
 
 
 def settings_from(argv=(), env=None) -> tuple[config.Settings, dict[str, str]]:
@@ -177,6 +183,9 @@ def test_sizes(text: str, size: int) -> None:
 def test_context_limit_defaults_agree_with_the_option_table() -> None:
     assert config.option_named("max_context_keys").default == DEFAULT_MAX_CONTEXT_KEYS
     assert config.option_named("max_context_bytes").default == DEFAULT_MAX_CONTEXT_BYTES
+    assert config.option_named("max_flag_key_bytes").default == DEFAULT_MAX_FLAG_KEY_BYTES
+    assert config.option_named("max_evaluate_all_keys").default == DEFAULT_MAX_EVALUATE_ALL_KEYS
+    assert config.option_named("max_response_bytes").default == DEFAULT_MAX_RESPONSE_BYTES
 
 
 def test_config_print_round_trips_and_names_sources(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -13,8 +13,16 @@ import pytest
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.server.app import SERVICE_REGISTRARS, RegisteredServices, SidecarServer
-from sidecar.server.limits import ContextLimits
+from sidecar.server.flagd._generated import (
+    evaluation_v1,
+    evaluation_v1_grpc,
+    evaluation_v2,
+    evaluation_v2_grpc,
+)
+from sidecar.server.limits import ContextLimits, bounded
+from sidecar.server.metrics import SidecarMetrics
 from sidecar.store import FlagStore
+from tests.server.test_evaluation_paths import RecordingEvents
 
 GATE_SERVICE = "test.Gate"
 
@@ -173,3 +181,121 @@ def test_a_regular_file_is_not_replaced(store: FlagStore, tmp_path: Path) -> Non
     with pytest.raises(OSError, match="exists and is not a socket"):
         SidecarServer(store, f"unix://{path}").start()
     assert path.read_text() == "keep me"
+
+
+# ---------------------------------------------------------------- keys, echoes and answer sizes
+
+
+def limit_rejections(metrics: SidecarMetrics, limit: str) -> float:
+    value = metrics.registry.get_sample_value("flag_sidecar_limit_rejections_total", {"limit": limit})
+    return 0.0 if value is None else value
+
+
+def flagd_stubs(target: str) -> tuple[evaluation_v1_grpc.ServiceStub, evaluation_v2_grpc.ServiceStub]:
+    channel = grpc.insecure_channel(target)
+    return evaluation_v1_grpc.ServiceStub(channel), evaluation_v2_grpc.ServiceStub(channel)
+
+
+def test_a_flag_key_over_the_limit_is_invalid_argument_on_every_api(start_server, store: FlagStore) -> None:
+    metrics = SidecarMetrics(store, process_metrics=False)
+    server = start_server(metrics=metrics)
+    client = stub(server.address)
+    v1, v2 = flagd_stubs(server.address)
+    key = "k" * 100_000  # echoed whole, the status would overflow grpcio's 16 KB metadata limit
+    calls = [
+        lambda: client.Evaluate(request(flag_key=key), timeout=5),
+        lambda: client.EvaluateAll(
+            evaluation_pb2.EvaluateAllRequest(flag_keys=["banner-color", key]), timeout=5
+        ),
+        lambda: v1.ResolveBoolean(evaluation_v1.ResolveBooleanRequest(flag_key=key), timeout=5),
+        lambda: v2.ResolveString(evaluation_v2.ResolveStringRequest(flag_key=key), timeout=5),
+    ]
+    for call in calls:
+        error = failure(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "is 100000 bytes; the limit is 1024 (--max-flag-key-bytes)" in error.details()
+        assert len(error.details()) < 300
+    assert limit_rejections(metrics, "max_flag_key_bytes") == 4
+    error = failure(lambda: client.Evaluate(request(flag_key="k" * 1024), timeout=5))
+    assert error.code() == grpc.StatusCode.NOT_FOUND  # at the limit: just not found
+
+
+def test_client_text_echoed_into_a_status_is_cut_short(start_server) -> None:
+    server = start_server()
+    client = stub(server.address)
+    reserved = "$" + "k" * 50_000  # within --max-context-bytes; the error names the key
+    calls = [
+        lambda: client.Evaluate(request({reserved: 1}), timeout=5),
+        lambda: client.EvaluateAll(
+            evaluation_pb2.EvaluateAllRequest(user=request({reserved: 1}).user), timeout=5
+        ),
+    ]
+    for call in calls:
+        error = failure(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # not RESOURCE_EXHAUSTED on the metadata
+        assert error.details().startswith("invalid user context: context key '$kkk")
+        assert error.details().endswith("… (cut; 50096 characters in all)")
+        assert len(error.details()) < 1100
+    # flagd's protocol drops "$" keys (flagd does too): its echoes are flag keys, bounded above.
+
+
+def test_bounded_keeps_short_text_and_cuts_long_text() -> None:
+    assert bounded("short") == "short"
+    assert bounded("x" * 10, 4) == "xxxx… (cut; 10 characters in all)"
+
+
+def test_evaluate_all_bounds_its_key_list_and_collapses_duplicates(start_server, store: FlagStore) -> None:
+    metrics = SidecarMetrics(store, process_metrics=False)
+    events = RecordingEvents()
+    server = start_server(metrics=metrics, events=events)
+    client = stub(server.address)
+    keys = [f"unknown-{number}" for number in range(1001)]
+    error = failure(lambda: client.EvaluateAll(evaluation_pb2.EvaluateAllRequest(flag_keys=keys), timeout=5))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("EvaluateAll lists 1001 distinct flag keys; the limit is 1000")
+    assert limit_rejections(metrics, "max_evaluate_all_keys") == 1
+    assert events.seen == []
+    answer = client.EvaluateAll(
+        evaluation_pb2.EvaluateAllRequest(flag_keys=["banner-color"] * 5000), timeout=5
+    )
+    assert [evaluation.flag_key for evaluation in answer.evaluations] == ["banner-color"]
+
+
+def test_evaluate_all_makes_no_event_for_an_unknown_key(start_server) -> None:
+    events = RecordingEvents()
+    server = start_server(events=events)
+    client = stub(server.address)
+    keys = ["banner-color", *(f"unknown-{number}" for number in range(500))]
+    for debug in (False, True):  # the fast path and the general one
+        events.seen.clear()
+        answer = client.EvaluateAll(
+            evaluation_pb2.EvaluateAllRequest(user=request().user, flag_keys=keys, debug=debug), timeout=5
+        )
+        assert len(answer.evaluations) == 501
+        assert [evaluation.flag_key for evaluation, _user, _context in events.seen] == ["banner-color"]
+
+
+def test_an_answer_over_the_limit_is_resource_exhausted(start_server, store: FlagStore) -> None:
+    metrics = SidecarMetrics(store, process_metrics=False)
+    events = RecordingEvents()
+    server = start_server(
+        metrics=metrics, events=events, context_limits=ContextLimits(max_response_bytes=100)
+    )
+    client = stub(server.address)
+    v1, _v2 = flagd_stubs(server.address)
+    calls = [
+        lambda: client.EvaluateAll(evaluation_pb2.EvaluateAllRequest(user=request().user), timeout=5),
+        lambda: client.EvaluateAll(
+            evaluation_pb2.EvaluateAllRequest(user=request().user, debug=True), timeout=5
+        ),
+        lambda: v1.ResolveAll(evaluation_v1.ResolveAllRequest(), timeout=5),
+    ]
+    for call in calls:
+        error = failure(call)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "; the limit is 100 (--max-response-bytes): ask for fewer flags" in error.details()
+    assert limit_rejections(metrics, "max_response_bytes") == 3
+    native_events = [evaluation for evaluation, _user, _context in events.seen]
+    assert len(native_events) == 5  # ResolveAll's (it records before it answers); none from EvaluateAll
+    answer = client.EvaluateAll(evaluation_pb2.EvaluateAllRequest(flag_keys=["upload-limit"]), timeout=5)
+    assert answer.total == 1

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import logging
+import socket
+import struct
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -135,3 +140,139 @@ def test_split_host_port(address: str, expected: tuple[str, int]) -> None:
 def test_split_host_port_rejects(address: str) -> None:
     with pytest.raises(ValueError, match="expected HOST:PORT"):
         split_host_port(address)
+
+
+# ---------------------------------------------------------------- abusive clients
+
+
+def half_sent(port: int, count: int) -> list[socket.socket]:
+    """`count` connections that each send part of a request head and then nothing (slowloris)."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        sockets.append(sock)
+    return sockets
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    sock.settimeout(within)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def closed_count(server: ManagementServer, reason: str) -> float:
+    assert server.registry is not None
+    value = server.registry.get_sample_value(
+        "flag_sidecar_management_connections_closed_total", {"reason": reason}
+    )
+    return 0.0 if value is None else value
+
+
+def test_hundreds_of_half_sent_connections_neither_stall_probes_nor_add_threads(
+    management: ManagementServer,
+) -> None:
+    threads_before = threading.active_count()
+    sockets = half_sent(management.port, 200)
+    try:
+        started = time.monotonic()
+        for _ in range(5):
+            assert get(management.port, "/healthz")[:2] == (200, "ok\n")
+        # Generous: the old thread-per-connection server needed a thread for each idle connection.
+        assert time.monotonic() - started < 3.0
+        assert threading.active_count() <= threads_before + 1
+        assert management.open_connections >= 200  # all still open (the last probe may be too)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_over_the_cap_the_oldest_idle_connection_gives_way(store: StubStore) -> None:
+    metrics = SidecarMetrics(store)
+    server = ManagementServer("127.0.0.1:0", store=store, registry=metrics.registry, max_connections=10)
+    server.start()
+    sockets = half_sent(server.port, 15)
+    try:
+        assert get(server.port, "/healthz")[0] == 200
+        assert closed_by_server(sockets[0], within=5.0)  # the oldest went first
+        assert closed_count(server, "evicted") == 6  # 5 for the later idle ones, 1 for the probe
+        assert server.open_connections <= 10
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
+
+
+def test_a_silent_connection_is_closed_after_the_read_timeout(store: StubStore) -> None:
+    metrics = SidecarMetrics(store)
+    server = ManagementServer("127.0.0.1:0", store=store, registry=metrics.registry, read_timeout=0.2)
+    server.start()
+    try:
+        (sock,) = half_sent(server.port, 1)
+        assert closed_by_server(sock, within=5.0)
+        sock.close()
+        assert closed_count(server, "timeout") == 1
+        assert get(server.port, "/healthz")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(management: ManagementServer) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", management.port, timeout=5)
+    try:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            assert response.status in (200, 503)
+        assert management.open_connections == 1
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"garbage\r\n\r\n", 400),
+        (b"POST /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 405),
+        (b"GET /healthz HTTP/2.0\r\n\r\n", 505),
+        (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20_000 + b"\r\n\r\n", 431),
+    ],
+)
+def test_bad_requests_get_a_status_and_no_traceback(
+    management: ManagementServer,
+    request_bytes: bytes,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with socket.create_connection(("127.0.0.1", management.port), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        answer = sock.recv(4096)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode())
+    assert closed_count(management, "bad_request") == 1
+    assert get(management.port, "/healthz")[0] == 200
+    assert not [record for record in caplog.records if record.exc_info or record.levelno > logging.DEBUG]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_clients_that_hang_up_early_leave_no_traceback(
+    management: ManagementServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for _ in range(20):
+        # Asks for the largest answer and resets the connection at once (RST, not FIN).
+        sock = socket.create_connection(("127.0.0.1", management.port), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        sock.close()
+        sock = socket.create_connection(("127.0.0.1", management.port), timeout=5)
+        sock.sendall(b"GET /metr")  # hangs up in the middle of the request line
+        sock.close()
+    assert get(management.port, "/healthz")[0] == 200
+    assert not [record for record in caplog.records if record.exc_info or record.levelno > logging.DEBUG]
+    assert "Traceback" not in capfd.readouterr().err

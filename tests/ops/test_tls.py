@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,3 +104,26 @@ def test_unreadable_or_wrong_files_fail_at_start(
     wrong = SidecarServer(store, "127.0.0.1:0", tls=TlsFiles(not_pem, certs.server.key))
     with pytest.raises(OSError, match=r"TLS certificate .*not\.pem is not a PEM file"):
         wrong.start()
+
+
+def test_connections_that_never_start_a_handshake_are_closed(certs: Certificates, store: FlagStore) -> None:
+    server = SidecarServer(
+        store, "127.0.0.1:0", tls=TlsFiles(certs.server.cert, certs.server.key), handshake_timeout=0.5
+    )
+    server.start()
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(50)]
+    try:
+        started = time.monotonic()
+        for sock in silent:  # never a ClientHello: only the handshake timeout ends these
+            sock.settimeout(max(0.1, 10 - (time.monotonic() - started)))
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(1024) == b""
+        # Generous: grpcio's own default would have held them for 120 s.
+        assert time.monotonic() - started < 10
+        assert (
+            evaluate(f"127.0.0.1:{server.port}", grpc.ssl_channel_credentials(certs.ca.cert_bytes)) == "blue"
+        )
+    finally:
+        for sock in silent:
+            sock.close()
+        server.stop(0)

@@ -1,6 +1,8 @@
 """The flag-sidecar command, run as a real process: serve, signals, validate."""
 
+import json
 import signal
+import socket
 import time
 
 import grpc
@@ -65,6 +67,40 @@ def test_serve_on_a_broken_file_lists_every_problem_and_exits_1(tmp_path):
     assert "percentages sum to 60" in result.stderr
     assert "not serving" in result.stderr
     assert "listening" not in result.stderr
+
+
+def json_lines(stderr: str) -> list[dict]:
+    """Every line of a JSON-format log; fails on a line that is not a JSON object."""
+    entries = []
+    for line in stderr.splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"a plain-text line in the JSON log: {line[:200]!r}")
+    return entries
+
+
+def test_serve_on_a_broken_file_logs_the_problems_as_one_json_record(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_FLAGS)
+    result = run_cli("serve", "--flags", str(broken), "--listen", "127.0.0.1:0")
+    assert result.returncode == 1
+    (rejected,) = [entry for entry in json_lines(result.stderr) if entry.get("event") == "flags_rejected"]
+    assert rejected["level"] == "error"
+    assert rejected["message"].startswith(f"not serving: {broken} has 3 problems")
+    assert len(rejected["problems"]) == 3
+    assert any("percentages sum to 60" in problem for problem in rejected["problems"])
+
+
+def test_a_busy_port_is_one_json_line_naming_it(sample_flag_file):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--flags", str(sample_flag_file), "--listen", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    entries = json_lines(result.stderr)  # grpcio's own add_port.cc line would not be JSON
+    assert entries[-1]["message"] == f"not serving: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
 def test_serve_without_flags_is_a_usage_error():

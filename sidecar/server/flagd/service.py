@@ -39,7 +39,7 @@ from ...engine import (
 )
 from ...store import FlagStore
 from ..decoding import UndecodableRequest, add_servicer
-from ..limits import ContextLimits
+from ..limits import ContextLimits, Violation, bounded
 from ..metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 from . import mapping
 from ._generated import evaluation_v1, evaluation_v1_grpc, evaluation_v2, evaluation_v2_grpc
@@ -119,9 +119,9 @@ class FlagdResolver:
         """(user id, engine context) for a request; Failure INVALID_ARGUMENT / UNAVAILABLE."""
         if not self.store.ready:
             raise Failure(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
-        violation = self.context_limits.violation(request_context)
-        if violation is not None:
-            raise Failure(grpc.StatusCode.INVALID_ARGUMENT, violation)
+        violated = self.context_limits.context_violation(request_context)
+        if violated is not None:
+            raise Failure.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
         metadata = call.invocation_metadata() if self.rules.header_keys else None
         user_id, attributes = self.rules.merge(request_context, metadata)
         try:
@@ -137,6 +137,9 @@ class FlagdResolver:
         """Evaluate `flag_key` as a flag of protocol type `kind`; aborts the call on an error."""
         user_id, context = self.context_of(request_context, call)
         flag: Flag | None = self.store.get_flag(flag_key)
+        too_long = self.context_limits.flag_key_too_long(flag_key) if flag is None else None
+        if too_long is not None:
+            raise Failure.over(grpc.StatusCode.INVALID_ARGUMENT, too_long)
         evaluation = flag_not_found(flag_key) if flag is None else self.store.evaluate(flag_key, context)
         answer = self._answer(flag, evaluation, kind)
         # A failed type check is what the client got, so it is what gets counted and recorded.
@@ -243,10 +246,15 @@ def _any_flag(any_flag: type[Any], evaluation: Evaluation) -> Any:
 class Failure(Exception):
     """Ends a call with a gRPC status (raised inside, turned into context.abort at the edge)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, limit: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.limit = limit  # the option of the limit the request went over, for the metric
+
+    @classmethod
+    def over(cls, code: grpc.StatusCode, violation: Violation) -> Failure:
+        return cls(code, violation.message, violation.limit)
 
 
 def _guarded(method: _Handler) -> _Handler:
@@ -267,11 +275,13 @@ def _guarded(method: _Handler) -> _Handler:
             return response
         except Failure as failure:
             code, message = failure.code, failure.message
+            if failure.limit is not None:
+                metrics.count_limit(failure.limit)
         except Exception:
             log.exception("%s/%s failed on an unexpected error", self._label, name)
             code, message = grpc.StatusCode.INTERNAL, "internal error in the sidecar (see its log)"
         metrics.observe_rpc(f"{self._label}/{name}", time.perf_counter() - started, code)
-        context.abort(code, message)
+        context.abort(code, bounded(message))  # a message may echo client input
         raise AssertionError("unreachable: ServicerContext.abort raises")
 
     guarded.timed = True  # type: ignore[attr-defined]  # what `undecodable` asks
@@ -358,6 +368,9 @@ class EvaluationServiceV1(_Resolvers, evaluation_v1_grpc.ServiceServicer):
         response = evaluation_v1.ResolveAllResponse()
         for key, flag in self._resolver.resolve_all(request.context, context, evaluation_v1.AnyFlag).items():
             response.flags[key].CopyFrom(flag)
+        violated = self._resolver.context_limits.response_violation(response.ByteSize())
+        if violated is not None:
+            raise Failure.over(grpc.StatusCode.RESOURCE_EXHAUSTED, violated)
         return response
 
 
