@@ -140,6 +140,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         _stop_management(management)
         return 1
     metrics.add_exporter_counters(events.stats)
+    metrics.add_event_rejections(events.rejections)
     events.start()  # replays what the spool kept from the last run
 
     try:
@@ -213,6 +214,8 @@ def _pipeline_config(settings: config.Settings) -> PipelineConfig:
         exporters=settings.exporter or (),
         flush_interval=settings.flush_interval,
         max_events_in_memory=settings.max_events_in_memory,
+        buffer_bytes=settings.events_buffer_bytes,
+        max_details_bytes=settings.max_event_details_bytes,
         spool_dir=settings.spool_dir,
         spool_max_bytes=settings.spool_max_bytes,
         events_on_evaluate_all=settings.events_on_evaluate_all,

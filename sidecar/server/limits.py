@@ -14,11 +14,21 @@ that is exact), and call `violation` only for the requests they hand to the gene
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import struct_pb2
 
+from flagsidecar.v1 import evaluation_pb2
+from sidecar.engine import InvalidContextError
+
+from .convert import user_context
+
 DEFAULT_MAX_CONTEXT_KEYS = 256
 DEFAULT_MAX_CONTEXT_BYTES = 64 * 1024
+
+
+class ContextRejectedError(ValueError):
+    """A user context that no service admits; str() is the INVALID_ARGUMENT message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +48,15 @@ class ContextLimits:
             if size > self.max_bytes:
                 return f"context is {size} bytes; the limit is {self.max_bytes} bytes (--max-context-bytes)"
         return None
+
+    def admit(self, user: evaluation_pb2.User) -> dict[str, Any]:
+        """The engine's context for a request's user (with "$userId"), admitted as every service
+        admits one: within the limits, keys neither empty nor reserved ("$..."), values strings,
+        finite numbers, booleans or null. Raises ContextRejectedError with the message to answer."""
+        violation = self.violation(user.context)
+        if violation is not None:
+            raise ContextRejectedError(violation)
+        try:
+            return user_context(user)
+        except InvalidContextError as error:
+            raise ContextRejectedError(f"invalid user context: {error}") from None
