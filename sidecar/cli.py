@@ -35,6 +35,7 @@ from sidecar.store import FileRepository, FlagStore, load_flag_file
 logger = logging.getLogger("sidecar")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP  # re-read the flag file (README "Stopping"); never stops the process
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,6 +191,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         _stop_management(management)
         return 1
     metrics.add_exporter_counters(events.stats)
+    metrics.add_event_rejections(events.rejections)
     events.start()  # replays what the spool kept from the last run
 
     try:
@@ -251,7 +253,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     if management is not None:
         management.mark_serving()
 
-    stop_requested.wait()
+    stop_requested.wait(on_reload=lambda: _reload_on_signal(store))
     stop_requested.restore_defaults()  # a second Ctrl-C or SIGTERM kills at once
     # Events go out after the calls have drained, within --events-flush-timeout; the rest is spooled.
     return shutdown(
@@ -265,6 +267,11 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     )
 
 
+def _reload_on_signal(store: FlagStore) -> None:
+    logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+    store.reload()  # logs what it applied, or why it kept the last good set
+
+
 def _pipeline_config(settings: config.Settings) -> PipelineConfig:
     if settings.exporter and settings.spool_dir is None:
         logger.warning(
@@ -275,6 +282,8 @@ def _pipeline_config(settings: config.Settings) -> PipelineConfig:
         exporters=settings.exporter or (),
         flush_interval=settings.flush_interval,
         max_events_in_memory=settings.max_events_in_memory,
+        buffer_bytes=settings.events_buffer_bytes,
+        max_details_bytes=settings.max_event_details_bytes,
         spool_dir=settings.spool_dir,
         spool_max_bytes=settings.spool_max_bytes,
         events_on_evaluate_all=settings.events_on_evaluate_all,
@@ -368,24 +377,39 @@ def _tls_files(settings: config.Settings) -> TlsFiles | None:
 
 
 class StopRequest:
-    """SIGTERM/SIGINT set an event in the handler and nothing more; the main thread does the work."""
+    """SIGTERM/SIGINT set an event in the handler and nothing more; the main thread does the work.
+    SIGHUP asks for a flag reload the same way: from install() on, so that a SIGHUP at any moment
+    (during startup or shutdown too) never kills the process, as its default action would."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._wake = threading.Event()
+        self._reload = False
         self._signal: int | None = None
 
     def install(self) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
+        signal.signal(RELOAD_SIGNAL, self._handle_reload)
 
     def restore_defaults(self) -> None:
+        # Only the stop signals: a SIGHUP during shutdown is still caught, and ignored.
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
 
-    def wait(self) -> None:
-        # A timeout keeps the main thread returning to the interpreter, where signal handlers run.
-        while not self._event.wait(timeout=1.0):
-            pass
+    def wait(self, on_reload: Callable[[], None] | None = None) -> None:
+        """Return once a stop is requested; call `on_reload` (in this thread) for each SIGHUP."""
+        while not self._event.is_set():
+            # A timeout keeps the main thread returning to the interpreter, where signal handlers run.
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            if self._reload and not self._event.is_set():
+                self._reload = False
+                if on_reload is not None:
+                    try:
+                        on_reload()
+                    except Exception:
+                        logger.exception("reload on SIGHUP failed; still serving the last good flag set")
 
     @property
     def signal_name(self) -> str:
@@ -394,6 +418,11 @@ class StopRequest:
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self._signal = signum
         self._event.set()
+        self._wake.set()
+
+    def _handle_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload = True
+        self._wake.set()
 
 
 if __name__ == "__main__":

@@ -384,6 +384,21 @@ OPTIONS: tuple[Option, ...] = (
         "bulk exporters get a batch as soon as this many events wait",
     ),
     Option(
+        "events_buffer_bytes",
+        parse_size,
+        64 * 1024**2,
+        "BYTES",
+        "memory each exporter may hold for events it cannot take yet; past it they go to the "
+        "spool (without one: dropped, counted and logged; Track answers RESOURCE_EXHAUSTED)",
+    ),
+    Option(
+        "max_event_details_bytes",
+        parse_size,
+        64 * 1024,
+        "BYTES",
+        "largest encoded `details` of a Track event; larger ones are INVALID_ARGUMENT (0: no limit)",
+    ),
+    Option(
         "spool_dir",
         parse_path,
         None,
@@ -462,6 +477,8 @@ class Settings:
     exporter: tuple[str, ...] | None
     flush_interval: float
     max_events_in_memory: int
+    events_buffer_bytes: int
+    max_event_details_bytes: int
     spool_dir: Path | None
     spool_max_bytes: int
     events_on_evaluate_all: bool

@@ -11,7 +11,10 @@ the JSON dict is built later, on an exporter's worker, by `to_json`.
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -44,6 +47,50 @@ EVENT_FIELDS = (
 )
 
 
+# What an event holds in memory, for the byte bound of each exporter's buffer (--events-buffer-bytes).
+# A FeatureEvent's strings are its id and the user key; its value is shared with the flag set.
+FEATURE_EVENT_BYTES = 512
+TRACKING_EVENT_BYTES = 320
+
+
+def approx_size(value: Any) -> int:
+    """Roughly the bytes Python holds for a JSON-like value: sys.getsizeof of every part."""
+    total = 0
+    stack = [value]
+    getsizeof = sys.getsizeof
+    while stack:
+        item = stack.pop()
+        total += getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return total
+
+
+def dumps(value: Any, separators: tuple[str, str] = (",", ":")) -> str:
+    """Strict JSON (RFC 8259) for any event field or document: every exporter, the spool and the
+    dead-letter file encode through here. NaN and +-Infinity have no JSON form: they are written
+    as null (Track refuses them at admission, so only a flag's own variant value can hold one);
+    anything else that is not JSON is written as its str()."""
+    options: dict[str, Any] = {"separators": separators, "ensure_ascii": False, "allow_nan": False}
+    try:
+        return json.dumps(value, default=str, **options)
+    except ValueError:  # NaN or infinity somewhere (or a circular reference, which str() breaks)
+        return json.dumps(_finite(value), default=str, **options)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def new_event_id() -> str:
     """A globally unique event id: `<24 hex chars per process>-<sequence in hex>`."""
     return f"{PROCESS_TOKEN}-{next(_sequence):x}"
@@ -72,6 +119,7 @@ class FeatureEvent:
         "version",
     )
     kind = "feature"
+    size = FEATURE_EVENT_BYTES
 
     def __init__(
         self,
@@ -173,6 +221,7 @@ class TrackingEvent:
         "evaluation_context",
         "event_id",
         "key",
+        "size",
         "tracking_event_details",
         "user_key",
     )
@@ -195,6 +244,13 @@ class TrackingEvent:
         self.context_kind = context_kind if context_kind is not None else context_kind_of(evaluation_context)
         self.creation_date = time.time() if creation_date is None else creation_date
         self.event_id = new_event_id() if event_id is None else event_id
+        self.size = (
+            TRACKING_EVENT_BYTES
+            + approx_size(self.evaluation_context)
+            + approx_size(self.tracking_event_details)
+            + len(key)
+            + len(user_key)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -203,7 +259,8 @@ class TrackingEvent:
             "userKey": self.user_key,
             "creationDate": int(self.creation_date),
             "key": self.key,
-            "evaluationContext": {"targetingKey": self.user_key, **self.evaluation_context},
+            # targetingKey last: it is always the user's id, whatever the context holds.
+            "evaluationContext": {**self.evaluation_context, "targetingKey": self.user_key},
             "trackingEventDetails": self.tracking_event_details,
             "eventId": self.event_id,
         }

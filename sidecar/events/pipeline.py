@@ -21,13 +21,14 @@ from .exporter import Exporter
 from .exporters import FACTORIES
 from .feature_event import Event, FeatureEvent, TrackingEvent
 from .options import ExporterSpec, Options, SpecError, parse_exporter_spec
-from .scheduler import DataExporterScheduler, RetryPolicy
+from .scheduler import DEFAULT_BUFFER_BYTES, DataExporterScheduler, RetryPolicy
 from .spool import Spool
 
 if TYPE_CHECKING:
     from sidecar.engine.model import Evaluation
 
 MIB = 1024 * 1024
+DEFAULT_MAX_DETAILS_BYTES = 64 * 1024
 EVENT_KINDS = {"all": frozenset({"feature", "tracking"}), "feature": frozenset({"feature"})}
 EVENT_KINDS["tracking"] = frozenset({"tracking"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -40,6 +41,8 @@ class PipelineConfig:
     exporters: Sequence[str | ExporterSpec] = ()
     flush_interval: float = 10.0
     max_events_in_memory: int = 10_000
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES  # each exporter's memory buffer, in bytes
+    max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES  # a Track event's details (0: no limit)
     spool_dir: Path | None = None
     spool_max_bytes: int = 256 * MIB
     fsync: bool = True
@@ -65,17 +68,22 @@ class EventPipeline:
         events_on_evaluate_all: bool = True,
         source: str = "SERVER",
         shutdown_grace: float = 10.0,
+        max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
         logger: logging.Logger | None = None,
     ) -> None:
         self.routes = tuple(r if isinstance(r, Route) else Route(r) for r in routes)
+        self.max_details_bytes = max_details_bytes
+        # Track events refused at admission, by reason (flag_sidecar_events_rejected_total).
+        self._rejected: dict[str, int] = {}
+        self._rejected_lock = threading.Lock()
         self.events_on_evaluate_all = events_on_evaluate_all
         self.source = source
         self.shutdown_grace = shutdown_grace
         self.log = logger or logging.getLogger("sidecar.events")
         self._feature = tuple(r.scheduler for r in self.routes if "feature" in r.kinds)
         self._tracking = tuple(r.scheduler for r in self.routes if "tracking" in r.kinds)
-        self._feature_adds = tuple(s.add_event for s in self._feature)
-        self._tracking_adds = tuple(s.add_event for s in self._tracking)
+        self._feature_adds = tuple(s.add_feature_event for s in self._feature)
+        self._tracking_adds = tuple(s.add_sized_event for s in self._tracking)
         self._closed = False
 
     @property
@@ -131,6 +139,15 @@ class EventPipeline:
         spool both full): the Track RPC answers RESOURCE_EXHAUSTED instead of dropping."""
         targets = self._feature if kind == "feature" else self._tracking
         return not self._closed and not any(s.saturated for s in targets)
+
+    def count_rejected(self, reason: str) -> None:
+        """Count a Track event refused before it reached any exporter (invalid, or pushed back)."""
+        with self._rejected_lock:
+            self._rejected[reason] = self._rejected.get(reason, 0) + 1
+
+    def rejections(self) -> dict[str, int]:
+        with self._rejected_lock:
+            return dict(self._rejected)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -195,6 +212,7 @@ def build_pipeline(config: PipelineConfig, logger: logging.Logger | None = None)
         events_on_evaluate_all=config.events_on_evaluate_all,
         source=config.source,
         shutdown_grace=config.shutdown_grace,
+        max_details_bytes=config.max_details_bytes,
         logger=log,
     )
 
@@ -218,6 +236,7 @@ def _build_route(spec: ExporterSpec, config: PipelineConfig, names: set[str], lo
     flush_interval = options.real("flush_interval", config.flush_interval, minimum=0.001)
     max_events = options.integer("max_events", config.max_events_in_memory, minimum=1)
     buffer_limit = options.integer("buffer", 0, minimum=0) or None
+    buffer_bytes = int(options.real("buffer_mb", config.buffer_bytes / MIB, minimum=0.001) * MIB)
     spool_max_bytes = int(options.real("spool_max_mb", config.spool_max_bytes / MIB, minimum=0.0) * MIB)
     dead_letter = options.string("dead_letter")
     exporter: Exporter = factory(options)
@@ -241,6 +260,7 @@ def _build_route(spec: ExporterSpec, config: PipelineConfig, names: set[str], lo
         name=name,
         spool=spool,
         buffer_limit=buffer_limit,
+        buffer_bytes=buffer_bytes,
         retry=config.retry,
         dead_letter_path=dead_letter,
         close_timeout=config.shutdown_grace,

@@ -8,11 +8,13 @@ One scheduler drives one exporter with two threads of its own:
 
 - `add_event` (any thread) checks two integers and puts the event on a C queue: no lock shared
   with the workers, no I/O, never blocks. Past the intake limit (producers outrunning the
-  collector) it refuses and counts the drop.
+  collector) it refuses and counts the drop. `add_sized_event` (Track's events, whose size the
+  caller decides) also keeps the queued events' bytes within buffer_bytes.
 - The collector forms batches: a non-bulk exporter gets whatever has arrived, at once; a bulk one
   gets a batch at max_events_in_memory events or flush_interval seconds after the batch's first
-  event, whichever comes first, and on close. A batch is kept in memory while the memory buffer
-  (buffer_limit events) has room and the exporter is healthy, else appended to the spool.
+  event, whichever comes first, and on close; a batch is also sealed once it holds a quarter of
+  buffer_bytes. A batch is kept in memory while the memory buffer (buffer_limit events and
+  buffer_bytes bytes) has room and the exporter is healthy, else appended to the spool.
 - The export thread delivers the spool's oldest record first (replay after a restart, spilled
   batches), then memory batches. A failed memory batch is written to the spool before it is
   retried, and so are the batches waiting in memory; until the spool's backlog is delivered, new
@@ -23,6 +25,7 @@ One scheduler drives one exporter with two threads of its own:
   still in memory or in flight. Without a spool, that remainder is dropped, counted and logged.
 
 Every event that does not reach the exporter is accounted for in `dropped_by_reason`, and logged.
+Neither thread dies on an error (a disk error, a bug): it is logged, and the thread carries on.
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ from pathlib import Path
 from typing import Any
 
 from .exporter import Exporter, PermanentExportError, RetryableExportError, close_exporter
-from .feature_event import Event, event_from_json
+from .feature_event import Event, dumps, event_from_json
 from .spool import Spool, SpoolRecord
 
 _STOP: Any = object()
 _FLUSH: Any = object()
 LOG_EVERY = 10.0  # seconds between repeated warnings of the same kind
+DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +74,7 @@ class RetryPolicy:
 
 
 def encode_batch(events: Sequence[Event]) -> bytes:
-    return json.dumps(
-        [e.to_json() for e in events], separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode()
+    return dumps([e.to_json() for e in events]).encode()
 
 
 def decode_batch(payload: bytes) -> list[Event]:
@@ -80,11 +82,12 @@ def decode_batch(payload: bytes) -> list[Event]:
 
 
 class _Batch:
-    __slots__ = ("events", "record")
+    __slots__ = ("events", "nbytes", "record")
 
-    def __init__(self, events: list[Event], record: SpoolRecord | None = None) -> None:
+    def __init__(self, events: list[Event], record: SpoolRecord | None = None, nbytes: int = -1) -> None:
         self.events = events
         self.record = record  # set when the batch was read from the spool
+        self.nbytes = sum(e.size for e in events) if nbytes < 0 else nbytes
 
 
 class _Throttle:
@@ -115,6 +118,7 @@ class DataExporterScheduler:
         name: str | None = None,
         spool: Spool | None = None,
         buffer_limit: int | None = None,
+        buffer_bytes: int | None = None,
         intake_limit: int | None = None,
         retry: RetryPolicy | None = None,
         dead_letter_path: str | Path | None = None,
@@ -134,6 +138,10 @@ class DataExporterScheduler:
         # yet batched, a burst absorber that only fills if producers outrun the batching thread.
         self.buffer_limit = buffer_limit or max(5 * max_events_in_memory, 10_000)
         self.intake_limit = intake_limit or max(self.buffer_limit, 50_000)
+        # The same buffer in bytes (events' approximate in-memory size), and the bytes of sized
+        # events (add_sized_event) queued at once; a batch is sealed at a quarter of it.
+        self.buffer_bytes = buffer_bytes or DEFAULT_BUFFER_BYTES
+        self._batch_bytes = max(1, self.buffer_bytes // 4)
         self.retry = retry or RetryPolicy()
         self.dead_letter_path = Path(dead_letter_path) if dead_letter_path else None
         self.close_timeout = close_timeout
@@ -150,6 +158,7 @@ class DataExporterScheduler:
         self._cond = threading.Condition(threading.Lock())
         self._memory: deque[_Batch] = deque()
         self._mem_events = 0
+        self._mem_bytes = 0
         self._inflight: _Batch | None = None
         self._failing = False
         self._collector_done = False
@@ -157,6 +166,9 @@ class DataExporterScheduler:
         self._abandoned = False
 
         self._received = 0  # written by the collector only
+        self._open_bytes = 0  # bytes of the collector's open batch (written by the collector only)
+        self._intake_in = 0  # bytes of sized events queued (under _hot_lock)
+        self._intake_out = 0  # and taken by the collector (written by the collector only)
         self._sealed = 0  # events the collector has handed on (memory, spool or counted drop)
         self.exported = 0
         self.retried = 0
@@ -180,8 +192,33 @@ class DataExporterScheduler:
 
     def add_event(self, event: Event) -> bool:
         """Queue one event; never blocks, never does I/O. False when refused (counted as dropped)."""
+        if event.kind != "feature":
+            return self.add_sized_event(event)
+        return self.add_feature_event(event)
+
+    def add_feature_event(self, event: Event) -> bool:
+        """add_event for a FeatureEvent (the hot path: two integer checks and a queue put)."""
         if self._closing or self._qsize() >= self.intake_limit:
             self._refuse("closed" if self._closing else "intake_full")
+            return False
+        self._put(event)
+        return True
+
+    def add_sized_event(self, event: Event) -> bool:
+        """add_event, keeping the bytes of the sized events queued within buffer_bytes: for events
+        whose size the caller decides (Track). A lock, but never one held by I/O."""
+        if self._closing or self._qsize() >= self.intake_limit:
+            self._refuse("closed" if self._closing else "intake_full")
+            return False
+        size = event.size
+        with self._hot_lock:
+            if self._intake_in - self._intake_out + size > self.buffer_bytes:
+                refused = True
+            else:
+                refused = False
+                self._intake_in += size
+        if refused:
+            self._refuse("intake_full")
             return False
         self._put(event)
         return True
@@ -199,7 +236,8 @@ class DataExporterScheduler:
         if self._closing or queued >= self.intake_limit:
             return True
         # Queued and half-batched events count too: they will need room in memory or the spool.
-        if queued + self._open + self._mem_events < self.buffer_limit:
+        held = self._intake_in - self._intake_out + self._open_bytes + self._mem_bytes
+        if queued + self._open + self._mem_events < self.buffer_limit and held < self.buffer_bytes:
             return False
         return self.spool is None or self.spool.is_full
 
@@ -245,6 +283,7 @@ class DataExporterScheduler:
             leftovers.extend(self._memory)
             self._memory.clear()
             self._mem_events = 0
+            self._mem_bytes = 0
             self._inflight = None
             self._cond.notify_all()
         stray = self._drain_intake()
@@ -352,6 +391,7 @@ class DataExporterScheduler:
             "dead_lettered": self.dead_lettered,
             "dropped": self.dropped,
             "in_memory": self._qsize() + self._open + self._mem_events,
+            "in_memory_bytes": self._intake_in - self._intake_out + self._open_bytes + self._mem_bytes,
             "spool_pending": self.spool.pending_events if self.spool is not None else 0,
             "spool_bytes": self.spool.total_bytes if self.spool is not None else 0,
             "failing": int(self._failing),
@@ -383,9 +423,17 @@ class DataExporterScheduler:
 
     def _collect(self) -> None:
         try:
-            self._collect_loop()
-        except Exception:
-            self.log.exception("events %s: the batching thread failed", self.name)
+            while True:
+                try:
+                    self._collect_loop()
+                    return
+                except Exception:
+                    # Not a reason to stop batching: the open batch is lost (counted), the rest goes on.
+                    self.log.exception("events %s: the batching thread failed; carrying on", self.name)
+                    self._drop(self._open, "internal_error")
+                    self._sealed = self._received
+                    self._open_bytes = 0
+                    time.sleep(0.05)
         finally:
             with self._cond:
                 self._collector_done = True
@@ -395,6 +443,7 @@ class DataExporterScheduler:
         get = self._intake.get
         get_nowait = self._intake.get_nowait
         size = self.max_events_in_memory
+        max_bytes = self._batch_bytes
         batch: list[Event] = []
         deadline = 0.0
         stopping = False
@@ -418,7 +467,11 @@ class DataExporterScheduler:
                         deadline = time.monotonic() + self.flush_interval
                     batch.append(item)
                     self._received += 1
-                    if len(batch) >= size:
+                    nbytes = item.size
+                    self._open_bytes += nbytes
+                    if item.kind != "feature":
+                        self._intake_out += nbytes  # counted in by add_sized_event
+                    if len(batch) >= size or self._open_bytes >= max_bytes:
                         self._seal(batch)
                         batch = []
                 try:
@@ -441,12 +494,13 @@ class DataExporterScheduler:
         n = len(events)
         if n == 0:
             return
+        batch = _Batch(events)
+        self._open_bytes = 0
         with self._cond:
-            fits = self._mem_events + n <= self.buffer_limit
+            fits = self._fits(batch)
             to_spool = self.spool is not None and (self._failing or not fits)
             if not to_spool and fits:
-                self._memory.append(_Batch(events))
-                self._mem_events += n
+                self._keep(batch)
                 self._sealed += n
                 self._cond.notify_all()
                 return
@@ -460,16 +514,36 @@ class DataExporterScheduler:
                 return
             reason = spool_reason
             with self._cond:
-                if self._mem_events + n <= self.buffer_limit:
+                if self._fits(batch):
                     # The spool is full (or broken) but memory has room: keep the events there.
-                    self._memory.append(_Batch(events))
-                    self._mem_events += n
+                    self._keep(batch)
                     self._sealed += n
                     self._cond.notify_all()
                     return
         self._drop(n, reason)
         with self._cond:
             self._sealed += n
+
+    def _fits(self, batch: _Batch) -> bool:
+        """Room in the memory buffer, in events and in bytes (called under _cond)."""
+        return (
+            self._mem_events + len(batch.events) <= self.buffer_limit
+            and self._mem_bytes + batch.nbytes <= self.buffer_bytes
+        )
+
+    def _keep(self, batch: _Batch, front: bool = False) -> None:
+        """Add a batch to the memory buffer (under _cond)."""
+        if front:
+            self._memory.appendleft(batch)
+        else:
+            self._memory.append(batch)
+        self._mem_events += len(batch.events)
+        self._mem_bytes += batch.nbytes
+
+    def _forget(self, batch: _Batch) -> None:
+        """A memory batch has left the buffer: delivered, spooled or dropped (under _cond)."""
+        self._mem_events -= len(batch.events)
+        self._mem_bytes -= batch.nbytes
 
     def _spool_events(self, events: list[Event]) -> str | None:
         """Append events to the spool; None on success, else why they could not be spooled."""
@@ -492,29 +566,39 @@ class DataExporterScheduler:
     # ---- export thread -----------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        try:
-            attempt = 0
-            while True:
-                batch = self._next_batch()
-                if batch is None:
+        while True:
+            try:
+                self._send_batches()
+                return
+            except Exception:
+                # Never a reason to stop delivering: put the in-flight batch back and carry on.
+                self.log.exception("events %s: the export thread failed; carrying on", self.name)
+                with self._cond:
+                    batch, self._inflight = self._inflight, None
+                    if batch is not None and batch.record is None and not self._abandoned:
+                        self._memory.appendleft(batch)  # still counted in _mem_events
+                if not self._sleep(1.0):
                     return
-                error = self._export(batch)
-                if error is None:
-                    if attempt and self._throttle.ready("export-recovered"):
-                        self.log.info(
-                            "events %s: export recovered after %d failed attempts", self.name, attempt
-                        )
-                    attempt = 0
-                    self._delivered(batch)
-                elif isinstance(error, PermanentExportError):
-                    self._dead_letter(batch, str(error))
-                    self._delivered(batch, dead=True)
-                else:
-                    attempt += 1
-                    if not self._failed(batch, error, attempt):
-                        return
-        except Exception:
-            self.log.exception("events %s: the export thread failed", self.name)
+
+    def _send_batches(self) -> None:
+        attempt = 0
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            error = self._export(batch)
+            if error is None:
+                if attempt and self._throttle.ready("export-recovered"):
+                    self.log.info("events %s: export recovered after %d failed attempts", self.name, attempt)
+                attempt = 0
+                self._delivered(batch)
+            elif isinstance(error, PermanentExportError):
+                self._dead_letter(batch, str(error))
+                self._delivered(batch, dead=True)
+            else:
+                attempt += 1
+                if not self._failed(batch, error, attempt):
+                    return
 
     def _next_batch(self) -> _Batch | None:
         while True:
@@ -570,7 +654,7 @@ class DataExporterScheduler:
                 return
             self._inflight = None
             if batch.record is None:
-                self._mem_events -= n
+                self._forget(batch)
             else:
                 self.replayed += n
             if dead:
@@ -610,9 +694,9 @@ class DataExporterScheduler:
                     return False  # close() already took the in-flight batch
                 self._inflight = None
                 if moved:
-                    self._mem_events -= len(batch.events)
+                    self._forget(batch)
                 else:
-                    self._memory.appendleft(batch)
+                    self._memory.appendleft(batch)  # still counted in _mem_events
         else:
             with self._cond:
                 self._inflight = None
@@ -634,7 +718,7 @@ class DataExporterScheduler:
                 if record is None:
                     return
                 self._memory.popleft()
-                self._mem_events -= len(batch.events)
+                self._forget(batch)
                 self.spooled += len(batch.events)
 
     def _sleep(self, delay: float) -> bool:
@@ -660,12 +744,9 @@ class DataExporterScheduler:
 
     def _dead_letter(self, batch: _Batch, reason: str) -> None:
         failed_at = datetime.now(UTC).isoformat()
+        # JSON lines, strict: every line parses on its own, whatever the events hold.
         lines = [
-            json.dumps(
-                {"reason": reason, "exporter": self.name, "failedAt": failed_at, "event": e.to_json()},
-                separators=(",", ":"),
-                default=str,
-            )
+            dumps({"reason": reason, "exporter": self.name, "failedAt": failed_at, "event": e.to_json()})
             for e in batch.events
         ]
         where = "the log"

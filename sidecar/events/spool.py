@@ -13,9 +13,17 @@ A record is a 16-byte header, then the payload (a JSON array of events):
 Appends go to the newest segment, which rolls over past `segment_bytes`; every process start opens
 a fresh segment, so a segment with a torn tail is never appended to. On open, the segments from
 the cursor on are scanned: a torn record at the end of a segment (a crash mid-write) is cut off
-and logged; records are read back in order with `peek` and acknowledged with `ack`, which moves
-the cursor (written to a temporary file and renamed) and deletes segments once delivered. A
-record whose CRC does not match is skipped, and its events are counted as dropped and logged.
+and logged; a damaged header (magic or length) is skipped by resynchronising on the next record
+whose magic, length and CRC all check out, so only the damaged bytes are lost (counted, logged).
+Records are read back in order with `peek` and acknowledged with `ack`, which moves the cursor
+(written to a temporary file and renamed) and deletes segments once delivered. A record whose
+CRC does not match is skipped, and its events are counted as dropped and logged.
+
+The disk may fail at any time (ENOSPC, EROFS, EIO). `append` then raises OSError with the segment
+still framed (a failed write is cut off, and the next append opens a new segment); `peek`, `ack`
+and `close` never raise: a cursor that cannot be written is kept in memory and written again on
+the next ack (until then a restart replays some delivered records, which at-least-once delivery
+allows), and a delivered segment that cannot be deleted is deleted on a later ack.
 
 The quota (`max_bytes`, the size of all segment files) makes `append` refuse a record instead
 of filling the disk; the caller counts and logs that drop.
@@ -29,12 +37,14 @@ some delivered records are sent again, which at-least-once delivery allows.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections import deque
 from dataclasses import dataclass
@@ -47,6 +57,30 @@ SEGMENT_SUFFIX = ".seg"
 CURSOR_FILE = "cursor"
 LOCK_FILE = "lock"
 MAX_RECORD_BYTES = 1 << 30
+
+
+def _write_all(writer: IO[bytes], data: bytes) -> None:
+    """An unbuffered file may write less than asked (a full disk mid-write raises on the next)."""
+    view = memoryview(data)
+    while view:
+        written = writer.write(view)
+        if not written:
+            raise OSError(errno.EIO, "write returned 0 bytes")
+        view = view[written:]
+
+
+def _estimate_events(damaged: bytes) -> int:
+    """How many events a damaged stretch of a segment held: every event's JSON has one eventId."""
+    return damaged.count(b'"eventId":')
+
+
+def _complete(tail: bytes) -> bool:
+    """Whether the bytes left in a segment are one whole record whose magic or length is damaged
+    (the other field, or the payload's CRC, says it ends here), rather than a write cut short."""
+    if len(tail) < HEADER.size:
+        return False
+    _magic, length, _count, crc = HEADER.unpack_from(tail)
+    return length == len(tail) - HEADER.size or zlib.crc32(tail[HEADER.size :]) == crc
 
 
 class SpoolLockedError(RuntimeError):
@@ -101,6 +135,11 @@ class Spool:
         # Events lost to corruption found on disk (counted, logged).
         self.corrupt_events = 0
         self.corrupt_bytes = 0
+        self.corrupt_records = 0  # damaged records or regions skipped
+        # Disk errors met by peek/ack (appends raise theirs to the caller, who counts them).
+        self.io_errors = 0
+        self._cursor_dirty: tuple[int, int] | None = None  # a cursor still to be written
+        self._last_io_log = float("-inf")
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_handle = self._take_lock()
         try:
@@ -156,7 +195,10 @@ class Spool:
         for segment in segments:
             path = self.directory / _segment_name(segment)
             if segment < cursor_segment:
-                path.unlink(missing_ok=True)  # fully delivered before the last stop
+                try:
+                    path.unlink(missing_ok=True)  # fully delivered before the last stop
+                except OSError as exc:  # a read-only disk: delivered, so just skipped
+                    self.log.warning("spool %s: cannot delete %s: %s", self.directory, path.name, exc)
                 continue
             start = cursor_offset if segment == cursor_segment else 0
             self._scan_segment(segment, path, start)
@@ -171,37 +213,97 @@ class Spool:
         self._next_segment = max(segments[-1] + 1 if segments else 0, cursor_segment + 1)
 
     def _scan_segment(self, segment: int, path: Path, start: int) -> None:
-        size = path.stat().st_size
-        offset = start if start <= size else size
         with open(path, "rb") as f:
-            f.seek(offset)
-            while offset < size:
-                header = f.read(HEADER.size)
-                if len(header) < HEADER.size:
-                    break
-                magic, length, count, _crc = HEADER.unpack(header)
-                if magic != MAGIC or length > MAX_RECORD_BYTES or offset + HEADER.size + length > size:
-                    break
-                self._pending.append(SpoolRecord(segment, offset, length, count))
-                self.pending_events += count
-                offset += HEADER.size + length
-                f.seek(offset)
-        if offset < size:
-            # A torn tail (a crash mid-append) or damage: what follows cannot be framed.
-            lost = size - offset
-            self.corrupt_bytes += lost
-            self.log.warning(
-                "spool %s: segment %s has %d unreadable bytes at offset %d (a write cut short by a "
-                "crash, or damage); truncating them",
+            data = f.read()
+        size = len(data)
+        offset = start if start <= size else size
+        while offset < size:
+            record = self._frame(data, offset, segment, verify=False)
+            resync = None
+            if record is not None and not self._intact(data, record):
+                # A bad checksum: a damaged payload (peek skips the record and counts its events)
+                # unless an intact record starts inside its extent, or none follows it: then the
+                # length is what is damaged, and only a resync finds the records after it.
+                resync = self._resync(data, offset, segment)
+                follows = record.end == size or data[record.end : record.end + len(MAGIC)] == MAGIC
+                if (resync is not None and resync < record.end) or not follows:
+                    record = None
+            if record is not None:
+                self._pending.append(record)
+                self.pending_events += record.count
+                offset = record.end
+                continue
+            # Damage, or a torn tail: skip to the next record that checks out in full (CRC too,
+            # so that payload bytes which happen to read "FSP1" are not taken for a header).
+            if resync is None:
+                resync = self._resync(data, offset, segment)
+            skipped = (resync if resync is not None else size) - offset
+            lost = _estimate_events(data[offset : offset + skipped])
+            self.corrupt_bytes += skipped
+            self.corrupt_records += 1
+            if resync is None:
+                if _complete(data[offset:]):
+                    lost = max(1, lost)  # a whole record with a damaged header, not a torn one
+                self.corrupt_events += lost
+                self.log.warning(
+                    "spool %s: segment %s has %d unreadable bytes at offset %d (a write cut short by a "
+                    "crash, or damage; about %d events); truncating them",
+                    self.directory,
+                    path.name,
+                    skipped,
+                    offset,
+                    lost,
+                )
+                try:
+                    with open(path, "r+b") as f:
+                        f.truncate(offset)
+                    size = offset
+                except OSError as exc:  # read-only disk: the bytes stay, and are skipped again
+                    self.log.warning("spool %s: cannot truncate %s: %s", self.directory, path.name, exc)
+                break
+            lost = max(1, lost)
+            self.corrupt_events += lost
+            self.log.error(
+                "spool %s: segment %s has a damaged record header at offset %d; skipped %d bytes "
+                "(about %d events lost) to the next intact record at offset %d",
                 self.directory,
                 path.name,
-                lost,
                 offset,
+                skipped,
+                lost,
+                resync,
             )
-            with open(path, "r+b") as f:
-                f.truncate(offset)
-            size = offset
+            offset = resync
         self._segment_sizes[segment] = size
+
+    @staticmethod
+    def _frame(data: bytes, offset: int, segment: int, verify: bool) -> SpoolRecord | None:
+        """The record whose header is at `offset` in `data`, if its framing (and, with `verify`,
+        its CRC) holds."""
+        if offset + HEADER.size > len(data):
+            return None
+        magic, length, count, crc = HEADER.unpack_from(data, offset)
+        end = offset + HEADER.size + length
+        if magic != MAGIC or length > MAX_RECORD_BYTES or end > len(data):
+            return None
+        if verify and zlib.crc32(data[offset + HEADER.size : end]) != crc:
+            return None
+        return SpoolRecord(segment, offset, length, count)
+
+    @staticmethod
+    def _intact(data: bytes, record: SpoolRecord) -> bool:
+        start = record.offset + HEADER.size
+        crc = HEADER.unpack_from(data, record.offset)[3]
+        return zlib.crc32(data[start : start + record.length]) == crc
+
+    def _resync(self, data: bytes, offset: int, segment: int) -> int | None:
+        """The offset of the next intact record after `offset`, or None."""
+        at = data.find(MAGIC, offset + 1)
+        while at != -1:
+            if self._frame(data, at, segment, verify=True) is not None:
+                return at
+            at = data.find(MAGIC, at + 1)
+        return None
 
     # ---- append ------------------------------------------------------------------------------
 
@@ -213,6 +315,8 @@ class Spool:
         with self._lock:
             if self._closed:
                 return None
+            if self._cursor_dirty is not None:
+                self._save_cursor(self._cursor_dirty)
             if self.total_bytes + record_bytes > self.max_bytes:
                 self._full = True
                 return None
@@ -221,14 +325,16 @@ class Spool:
             assert segment is not None
             offset = self._segment_sizes[segment]
             try:
-                writer.write(header + payload)
-                writer.flush()
+                _write_all(writer, header + payload)
                 if self.fsync:
                     os.fsync(writer.fileno())
             except OSError:
-                # Cut any partial write so the segment stays framed, then report the failure.
+                # Cut any partial write so the segment stays framed, then report the failure. If
+                # even that fails, the resync on the next start skips the partial record; either
+                # way no later record is appended behind it: the next append opens a new segment.
                 with contextlib.suppress(OSError):
                     writer.truncate(offset)
+                self._retire_writer()
                 raise
             self._segment_sizes[segment] = offset + record_bytes
             record = SpoolRecord(segment, offset, len(payload), count)
@@ -247,12 +353,20 @@ class Spool:
         segment = self._next_segment
         self._next_segment += 1
         path = self.directory / _segment_name(segment)
-        self._writer = open(path, "ab")  # noqa: SIM115 - kept open until the segment rolls over
+        # Unbuffered: after a failed write no stale bytes wait in a buffer to land behind a cut.
+        self._writer = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open until the segment rolls over
         self._active = segment
         self._segment_sizes[segment] = 0
         if self.fsync:
             self._fsync_directory()
         return self._writer
+
+    def _retire_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(OSError):
+                self._writer.close()
+            self._writer = None
+        self._active = None
 
     # ---- read / ack --------------------------------------------------------------------------
 
@@ -265,7 +379,11 @@ class Spool:
                 try:
                     data = self._read(head)
                 except OSError as exc:
-                    self.log.error("spool %s: cannot read segment %d: %s", self.directory, head.segment, exc)
+                    if self._reader is not None:
+                        with contextlib.suppress(OSError):
+                            self._reader[1].close()
+                        self._reader = None
+                    self._io_error(f"cannot read segment {head.segment}", exc)
                     return None
                 if data is not None:
                     return SpoolRecord(head.segment, head.offset, head.length, head.count, data)
@@ -309,7 +427,9 @@ class Spool:
             self._advance()
 
     def _advance(self) -> None:
-        """Drop the head record, persist the cursor, delete fully delivered segments."""
+        """Drop the head record, persist the cursor, delete fully delivered segments. Never raises:
+        the record was delivered (or is lost and counted), so it leaves the queue in memory even
+        when the disk refuses the new cursor; that cursor is written again on the next ack."""
         head = self._pending.popleft()
         self.pending_events -= head.count
         if self._pending:
@@ -317,28 +437,43 @@ class Spool:
             cursor = (nxt.segment, nxt.offset)
         else:
             cursor = (head.segment, head.end)
-        self._write_cursor(*cursor)
+        if not self._pending:
+            # Everything delivered: the next append starts a fresh segment, every one on disk goes.
+            self._retire_writer()
+            cursor = (self._next_segment, 0)
+        self._save_cursor(cursor)
         for segment in sorted(self._segment_sizes):
             if segment >= cursor[0]:
                 break
             self._delete_segment(segment)
-        if not self._pending and self._active == cursor[0] and cursor[1] == self._segment_sizes[cursor[0]]:
-            # Everything delivered: start the next append in a fresh segment, free this one.
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-            self._delete_segment(cursor[0])
-            self._active = None
-            self._write_cursor(self._next_segment, 0)
-        elif not self._pending and self._active != cursor[0]:
-            self._delete_segment(cursor[0])
-            self._write_cursor(self._next_segment, 0)
+
+    def _save_cursor(self, cursor: tuple[int, int]) -> None:
+        try:
+            self._write_cursor(*cursor)
+        except OSError as exc:
+            self._cursor_dirty = cursor
+            self._io_error("cannot write the cursor (a restart would replay delivered records)", exc)
+        else:
+            self._cursor_dirty = None
+
+    def _io_error(self, what: str, exc: OSError) -> None:
+        self.io_errors += 1
+        now = time.monotonic()
+        if now - self._last_io_log >= 10.0:
+            self._last_io_log = now
+            self.log.error("spool %s: %s: %s", self.directory, what, exc)
 
     def _delete_segment(self, segment: int) -> None:
         if self._reader is not None and self._reader[0] == segment:
             self._reader[1].close()
             self._reader = None
-        (self.directory / _segment_name(segment)).unlink(missing_ok=True)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.directory / _segment_name(segment))
+        except OSError as exc:
+            # Delivered already: kept in the sizes so that a later ack tries again.
+            self._io_error(f"cannot delete delivered segment {segment}", exc)
+            return
         self._segment_sizes.pop(segment, None)
         self._full = False
 
@@ -346,7 +481,8 @@ class Spool:
         # Not fsync'ed, even with fsync=True: a cursor that lags after a power loss only means
         # some delivered batches are sent again, which at-least-once delivery allows.
         tmp = self.directory / (CURSOR_FILE + ".tmp")
-        tmp.write_text(json.dumps({"segment": segment, "offset": offset}))
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"segment": segment, "offset": offset}))
         os.replace(tmp, self.directory / CURSOR_FILE)
 
     def _fsync_directory(self) -> None:
@@ -363,10 +499,15 @@ class Spool:
             if self._closed:
                 return
             self._closed = True
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-            if self._reader is not None:
-                self._reader[1].close()
-                self._reader = None
-            self._lock_handle.close()
+            if self._cursor_dirty is not None:
+                self._save_cursor(self._cursor_dirty)
+            with contextlib.suppress(OSError):
+                if self._writer is not None:
+                    self._writer.close()
+            self._writer = None
+            with contextlib.suppress(OSError):
+                if self._reader is not None:
+                    self._reader[1].close()
+            self._reader = None
+            with contextlib.suppress(OSError):
+                self._lock_handle.close()

@@ -22,13 +22,13 @@ import grpc
 from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
-from sidecar.engine import ErrorCode, Evaluation, InvalidContextError, evaluate_plan
+from sidecar.engine import ErrorCode, Evaluation, evaluate_plan
 from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
-from .convert import EncodedEvaluations, plain_context, user_context
+from .convert import EncodedEvaluations, plain_context
 from .decoding import undecodable_message
-from .limits import ContextLimits, Violation, bounded
+from .limits import ContextLimits, ContextRejectedError, Violation, bounded
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
@@ -217,13 +217,12 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             if not self._store.ready:
                 raise RequestFailed(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
             self._ready = True
-        violated = self._context_limits.context_violation(user.context)
-        if violated is not None:
-            raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
         try:
-            return user_context(user)
-        except InvalidContextError as error:
-            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"invalid user context: {error}") from None
+            return self._context_limits.admit(user)
+        except ContextRejectedError as error:
+            if error.violation is not None:
+                raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, error.violation) from None
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
 
     # ------------------------------------------------------------ statuses and timing
 

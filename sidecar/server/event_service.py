@@ -5,26 +5,43 @@ evaluation events (to every exporter that takes tracking events). Backpressure i
 when an exporter's memory buffer and spool are both full, the call ends with RESOURCE_EXHAUSTED;
 the events before that one were accepted, and their count is in the `accepted-count` trailing
 metadata (and in the message), so the client knows what to send again.
+
+A message is admitted as Evaluate admits its user (ContextLimits.admit: the limits, no reserved
+key, scalars only, finite numbers), its context may not set `targetingKey` (the exported event's
+targetingKey is user.id), and its details are within --max-event-details-bytes and hold no NaN
+or infinity (JSON cannot carry them). Each refusal is INVALID_ARGUMENT, counted by reason in
+flag_sidecar_events_rejected_total.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 
 from flagsidecar.v1 import event_pb2, event_pb2_grpc
+from sidecar.engine.model import USER_ID_PROPERTY
 from sidecar.events import EventPipeline
 
 from .convert import struct_to_attributes
-from .limits import ContextLimits, bounded
+from .limits import ContextLimits, ContextRejectedError, bounded
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME: str = event_pb2.DESCRIPTOR.services_by_name["EventService"].full_name
 ACCEPTED_METADATA = "accepted-count"
 MAX_NAME_LENGTH = 256
+TARGETING_KEY = "targetingKey"
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 class EventService(event_pb2_grpc.EventServiceServicer):
@@ -37,15 +54,15 @@ class EventService(event_pb2_grpc.EventServiceServicer):
     ) -> event_pb2.TrackResponse:
         accepted = 0
         for request in request_iterator:
-            problem = self._problem(request)
-            if problem is not None:
-                self._end(context, accepted, grpc.StatusCode.INVALID_ARGUMENT, problem)
+            try:
+                attributes, details = self._admit(request)
+            except _Rejected as rejected:
+                self._pipeline.count_rejected(rejected.reason)
+                self._end(context, accepted, grpc.StatusCode.INVALID_ARGUMENT, rejected.message)
             if not self._pipeline.can_accept("tracking") or not self._pipeline.track(
-                request.name,
-                request.user.id,
-                struct_to_attributes(request.user.context) if request.user.context.fields else None,
-                struct_to_attributes(request.details) if request.details.fields else None,
+                request.name, request.user.id, attributes, details
             ):
+                self._pipeline.count_rejected("backpressure")
                 self._end(
                     context,
                     accepted,
@@ -55,14 +72,61 @@ class EventService(event_pb2_grpc.EventServiceServicer):
             accepted += 1
         return event_pb2.TrackResponse(accepted=accepted)
 
-    def _problem(self, request: event_pb2.TrackRequest) -> str | None:
+    def _admit(self, request: event_pb2.TrackRequest) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The message's context and details as the event will hold them; raises _Rejected."""
         if not request.name:
-            return "name is required"
+            raise _Rejected("invalid_name", "name is required")
         if len(request.name) > MAX_NAME_LENGTH:
-            return f"name is {len(request.name)} characters; the limit is {MAX_NAME_LENGTH}"
-        return self._context_limits.violation(request.user.context)
+            raise _Rejected(
+                "invalid_name", f"name is {len(request.name)} characters; the limit is {MAX_NAME_LENGTH}"
+            )
+        try:
+            attributes = self._context_limits.admit(request.user)
+        except ContextRejectedError as error:
+            raise _Rejected("invalid_context", str(error)) from None
+        attributes.pop(USER_ID_PROPERTY, None)
+        if TARGETING_KEY in attributes:
+            raise _Rejected(
+                "invalid_context",
+                f"invalid user context: context key {TARGETING_KEY!r} is reserved in tracking events: "
+                "the sidecar sets it to user.id",
+            )
+        if not request.details.fields:
+            return attributes or None, None
+        limit = self._pipeline.max_details_bytes
+        if limit:
+            size = request.details.ByteSize()
+            if size > limit:
+                raise _Rejected(
+                    "details_too_large",
+                    f"details are {size} bytes; the limit is {limit} bytes (--max-event-details-bytes)",
+                )
+        details = struct_to_attributes(request.details)
+        bad = _non_finite(details, "details")
+        if bad is not None:
+            raise _Rejected(
+                "invalid_details", f"{bad[0]} holds {bad[1]}, which is not a finite number (JSON has none)"
+            )
+        return attributes or None, details
 
     @staticmethod
     def _end(context: grpc.ServicerContext, accepted: int, code: grpc.StatusCode, message: str) -> None:
         context.set_trailing_metadata(((ACCEPTED_METADATA, str(accepted)),))
         context.abort(code, f"{bounded(message)} ({accepted} events of this stream were accepted)")
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """The path and value of the first NaN or infinity in a JSON-like value, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

@@ -69,6 +69,7 @@ EXPORTER_COUNTERS: tuple[tuple[str, str], ...] = (
 )
 EXPORTER_GAUGES: tuple[tuple[str, str], ...] = (
     ("in_memory", "Feature events waiting in memory, per exporter"),
+    ("in_memory_bytes", "Approximate bytes of the events waiting in memory (--events-buffer-bytes)"),
     ("spool_pending", "Feature events waiting in the disk spool, per exporter"),
     ("spool_bytes", "Bytes used by the disk spool, per exporter"),
     ("failing", "1 while the exporter's last export attempt failed"),
@@ -129,6 +130,7 @@ class SidecarMetrics:
         # Requests refused over a limit, by the limit's option name: rare, so a lock is fine here.
         self._limit_rejections: Counter[str] = Counter()
         self._limits_lock = threading.Lock()
+        self._rejection_sources: list[Callable[[], Mapping[str, int]]] = []
         self.registry = CollectorRegistry()
         self.registry.register(_SidecarCollector(self))
         if process_metrics:
@@ -141,6 +143,17 @@ class SidecarMetrics:
     def add_exporter_counters(self, source: ExporterCounters) -> None:
         """Register a callable read at scrape time: {exporter: {enqueued, exported, ...}}."""
         self._exporter_sources.append(source)
+
+    def add_event_rejections(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """Register a callable read at scrape time: {reason: Track events refused at admission}."""
+        self._rejection_sources.append(source)
+
+    def event_rejections(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for source in self._rejection_sources:
+            for reason, count in source().items():
+                totals[reason] = totals.get(reason, 0) + int(count)
+        return totals
 
     # ------------------------------------------------------------ hot path
 
@@ -363,6 +376,14 @@ class _SidecarCollector(Collector):
             for exporter, counters in sorted(counts.items()):
                 gauge.add_metric((exporter,), counters[name])
             yield gauge
+        rejected = CounterMetricFamily(
+            PREFIX + "events_rejected",
+            "Track events refused before any exporter got them (INVALID_ARGUMENT, RESOURCE_EXHAUSTED)",
+            labels=("reason",),
+        )
+        for reason, count in sorted(self._metrics.event_rejections().items()):
+            rejected.add_metric((reason,), count)
+        yield rejected
 
 
 class NullMetrics:

@@ -110,3 +110,24 @@ def test_bad_exporters_stop_the_start(sample_flag_file: Path, tmp_path: Path) ->
     # The kind's own options are checked when the pipeline is built: exit 1.
     result = run_cli("serve", *flags, "--exporter", "file:nope=1")
     assert result.returncode == 1
+
+
+def test_sighup_reloads_the_flags_and_loses_no_event(serve, tmp_path: Path) -> None:
+    """SIGHUP's default action kills a process on the spot; serve takes it as "reload the flags"."""
+    sidecar = serve(
+        *("--exporter", f"file:dir={tmp_path}/events,format=jsonl"),
+        *("--flush-interval", "3600"),  # nothing is written before the SIGTERM: all of it is in memory
+    )
+    address = sidecar.address()
+    expected = call(address, 10)
+    loads = sidecar.log.count("loaded ")
+    for _ in range(2):
+        sidecar.process.send_signal(signal.SIGHUP)
+        eventually(lambda n=loads: sidecar.log.count("loaded ") > n, timeout=10)
+        loads = sidecar.log.count("loaded ")
+    assert sidecar.log.count("received SIGHUP: reloading the flag file") == 2
+    assert sidecar.process.poll() is None
+    expected += call(address, 5)  # still serving, and still recording
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=20) == 0, sidecar.log
+    assert len(file_events(tmp_path / "events")) == expected

@@ -40,10 +40,22 @@ class Sidecar:
 def start(tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
     running: list[tuple[Sidecar, FlagStore]] = []
 
-    def start(*exporters: object, buffer_limit: int | None = None, **pipeline_options: object) -> Sidecar:
+    def start(
+        *exporters: object,
+        buffer_limit: int | None = None,
+        buffer_bytes: int | None = None,
+        **pipeline_options: object,
+    ) -> Sidecar:
         schedulers = [
             DataExporterScheduler(
-                0.01, 100, e, logging.getLogger("test"), name=f"e{i}", retry=FAST, buffer_limit=buffer_limit
+                0.01,
+                100,
+                e,
+                logging.getLogger("test"),
+                name=f"e{i}",
+                retry=FAST,
+                buffer_limit=buffer_limit,
+                buffer_bytes=buffer_bytes,
             )
             for i, e in enumerate(exporters)
         ]
@@ -157,4 +169,110 @@ def test_a_stuck_exporter_does_not_slow_evaluations_or_other_exporters(start: Ca
         sidecar.evaluation.Evaluate(request, timeout=5)
     eventually(lambda: len(healthy.events) == 501)
     assert stuck.batches == []
+    stuck.release.set()
+
+
+def track_one(sidecar: Sidecar, request: event_pb2.TrackRequest) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        sidecar.events.Track(iter([request]))
+    return info.value
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"$userId": "mallory"},
+        {"plan": float("nan")},
+        {"plan": float("inf")},
+        {"plan": {"tier": "pro"}},
+        {"plan": ["pro"]},
+        {"": "empty key"},
+    ],
+    ids=["reserved", "nan", "infinity", "object", "list", "empty-key"],
+)
+def test_track_admits_a_context_as_evaluate_does(start: Callable[..., Sidecar], context: dict) -> None:
+    exporter = RecordingExporter()
+    sidecar = start(exporter)
+    with pytest.raises(grpc.RpcError) as evaluated:
+        sidecar.evaluation.Evaluate(
+            evaluation_pb2.EvaluateRequest(flag_key="banner-color", user=user("ada", **context))
+        )
+    tracked = track_one(sidecar, event_pb2.TrackRequest(name="checkout", user=user("ada", **context)))
+    assert evaluated.value.code() == tracked.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert tracked.details().startswith(evaluated.value.details())  # the same words, plus the count
+    assert sidecar.pipeline.rejections() == {"invalid_context": 1}
+    assert sidecar.pipeline.wait_idle(2)
+    assert [e.kind for e in exporter.events] == []  # Evaluate's refusal records no event either
+
+
+def test_track_cannot_spoof_the_exported_targeting_key(start: Callable[..., Sidecar]) -> None:
+    exporter = RecordingExporter()
+    sidecar = start(exporter)
+    error = track_one(
+        sidecar, event_pb2.TrackRequest(name="checkout", user=user("ada", targetingKey="mallory"))
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'targetingKey' is reserved" in error.details()
+    assert sidecar.pipeline.wait_idle(2)
+    assert exporter.events == []
+
+
+@pytest.mark.parametrize(
+    ("details", "where"),
+    [({"value": float("nan")}, "details.value"), ({"a": {"b": [1, float("-inf")]}}, "details.a.b[1]")],
+)
+def test_track_refuses_nan_and_infinity_in_details(
+    start: Callable[..., Sidecar], details: dict, where: str
+) -> None:
+    exporter = RecordingExporter()
+    sidecar = start(exporter)
+    struct = struct_pb2.Struct()
+    struct.update(details)
+    error = track_one(sidecar, event_pb2.TrackRequest(name="checkout", user=user("ada"), details=struct))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert where in error.details()
+    assert "not a finite number" in error.details()
+    assert sidecar.pipeline.rejections() == {"invalid_details": 1}
+
+
+def test_track_details_are_bounded_in_size(start: Callable[..., Sidecar]) -> None:
+    exporter = RecordingExporter()
+    sidecar = start(exporter, max_details_bytes=1024)
+    small, large = struct_pb2.Struct(), struct_pb2.Struct()
+    small.update({"note": "x" * 900})
+    large.update({"note": "x" * 2000})
+    assert sidecar.events.Track(
+        iter([event_pb2.TrackRequest(name="ok", user=user("ada"), details=small)])
+    ).accepted
+    error = track_one(sidecar, event_pb2.TrackRequest(name="big", user=user("ada"), details=large))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "the limit is 1024 bytes (--max-event-details-bytes)" in error.details()
+    assert sidecar.pipeline.rejections() == {"details_too_large": 1}
+    eventually(lambda: len(exporter.events) == 1)
+
+
+def test_track_memory_is_bounded_in_bytes_not_events(start: Callable[..., Sidecar]) -> None:
+    """A stuck exporter and no spool: big events fill the buffer's bytes long before its count."""
+    stuck = StuckExporter()
+    budget = 2 * 1024 * 1024
+    sidecar = start(stuck, buffer_bytes=budget)
+    details = struct_pb2.Struct()
+    details.update({"blob": "x" * 50_000})
+    request = event_pb2.TrackRequest(name="big", user=user("ada"), details=details)
+    accepted = 0
+    error: grpc.RpcError | None = None
+    for _ in range(100):
+        try:
+            accepted += sidecar.events.Track(iter([request] * 10)).accepted
+        except grpc.RpcError as exc:
+            error = exc
+            break
+    assert error is not None
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    accepted += int(dict(error.trailing_metadata())["accepted-count"])
+    # About 40 events of 50 KB fit in 2 MiB; the count limit alone (10 000) would have taken them all.
+    assert 10 <= accepted <= 2 * budget // 50_000
+    stats = sidecar.pipeline.stats()["e0"]
+    assert stats["in_memory_bytes"] <= budget + 2 * 50_000  # the buffer, and the batch being exported
+    assert sidecar.pipeline.rejections() == {"backpressure": 1}
     stuck.release.set()

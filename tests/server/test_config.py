@@ -48,6 +48,8 @@ def test_defaults():
         exporter=None,
         flush_interval=10.0,
         max_events_in_memory=10_000,
+        events_buffer_bytes=64 * 1024**2,
+        max_event_details_bytes=64 * 1024,
         spool_dir=None,
         spool_max_bytes=256 * 1024**2,
         events_on_evaluate_all=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exporter import RetryableExportError
-from ..feature_event import EVENT_FIELDS, Event
+from ..feature_event import EVENT_FIELDS, Event, dumps
 from ..options import Options
 
 FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "parquet": "parquet"}
@@ -29,7 +28,7 @@ PARQUET_CODECS = ("snappy", "zstd", "gzip", "none")
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return dumps(value)
 
 
 def _rows(events: Sequence[Event]) -> list[dict[str, Any]]:

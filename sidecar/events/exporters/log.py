@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import string
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..feature_event import EVENT_FIELDS, Event
+from ..feature_event import EVENT_FIELDS, Event, dumps
 from ..options import Options
 
 DEFAULT_FORMAT = '[{formattedDate}] user="{userKey}", flag="{key}", value="{value}", variation="{variation}"'
@@ -29,7 +28,7 @@ def _fields(event: Event) -> _Blank:
     """The event's JSON fields, non-strings as JSON text (true, null, {"a":1}), plus formattedDate."""
     fields = _Blank()
     for key, value in event.to_json().items():
-        fields[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        fields[key] = value if isinstance(value, str) else dumps(value, (", ", ": "))
     fields["formattedDate"] = datetime.fromtimestamp(event.creation_date, UTC).isoformat(timespec="seconds")
     return fields
 

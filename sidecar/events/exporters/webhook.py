@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import json
 import socket
 import ssl
 import time
@@ -23,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..exporter import PermanentExportError, RetryableExportError
-from ..feature_event import Event
+from ..feature_event import Event, dumps
 from ..options import Options
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -108,7 +107,7 @@ class WebhookExporter:
 
     def body(self, events: Sequence[Event]) -> bytes:
         payload = {"meta": self.meta, "events": [e.to_json() for e in events]}
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        return dumps(payload).encode()
 
     def export(self, events: Sequence[Event]) -> None:
         if not events:
