@@ -13,8 +13,8 @@ that is exact), and call `violation` only for the requests they hand to the gene
 
 Besides the context, ContextLimits holds the limits on what a request asks for and what it gets:
 the length of a flag key (a key longer than that which names no flag of the loaded set is
-INVALID_ARGUMENT: it could only be FLAG_NOT_FOUND, and echoing a 100 KB key into that status would
-overflow grpcio's 16 KB metadata limit), the number of distinct keys EvaluateAll may list, and the
+INVALID_ARGUMENT: it could only be FLAG_NOT_FOUND, and echoing a huge key into that status would
+overflow grpcio's metadata size limit), the number of distinct keys EvaluateAll may list, and the
 size of an EvaluateAll / ResolveAll answer, debug traces included (RESOURCE_EXHAUSTED). Each
 rejection is counted in flag_sidecar_limit_rejections_total{limit} (SidecarMetrics.count_limit).
 """
@@ -38,7 +38,8 @@ DEFAULT_MAX_FLAG_KEY_BYTES = 1024
 DEFAULT_MAX_EVALUATE_ALL_KEYS = 1000
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 # A status message travels in a grpc-message header (percent-encoded, a non-ASCII character up to 9
-# bytes) and grpcio refuses metadata over 16 KB: client text is cut well below that.
+# bytes) and grpcio refuses metadata over its size limit (16 KiB by default): client text is cut
+# well below that.
 MAX_STATUS_MESSAGE = 1024
 
 
