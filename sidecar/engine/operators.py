@@ -308,10 +308,6 @@ _MAX_CACHED_VERSION_TEXT = 64
 _cached_version = functools.lru_cache(maxsize=4096)(parse_version)
 
 
-def _user_version(text: str) -> Version | None:
-    return _cached_version(text) if len(text) <= _MAX_CACHED_VERSION_TEXT else parse_version(text)
-
-
 def _order(a: Version, b: Version) -> int:
     """Negative, zero or positive as `a` is lower than, equal to or greater than `b` (semver.org)."""
     if a.release != b.release:
@@ -353,13 +349,13 @@ def _minor_lines(values: Sequence[str], _: ValueSets) -> frozenset[tuple[int, in
     return frozenset(version.minor_line for version in _versions(values))
 
 
-def _version_test(prop: str, holds: Callable[[Version], bool]) -> Predicate:
+def _version_test(prop: str, holds: Callable[[Version, Any], bool], prepared: Any) -> Predicate:
     def test(ctx: Context) -> bool:
         value = ctx.get(prop)
         if type(value) is not str:
             return False
-        version = _user_version(value)
-        return version is not None and holds(version)
+        version = _cached_version(value) if len(value) <= _MAX_CACHED_VERSION_TEXT else parse_version(value)
+        return version is not None and holds(version, prepared)
 
     return test
 
@@ -569,7 +565,7 @@ def _build_in_network(prop: str, networks: Any, _: tuple[Segment, ...]) -> Predi
 
 def _build_version(holds: Callable[[Version, Any], bool]) -> Builder:
     """A version test: `holds(user version, prepared values)` for a user value that is a version."""
-    return lambda prop, prepared, _: _version_test(prop, lambda version: holds(version, prepared))
+    return lambda prop, prepared, _: _version_test(prop, holds, prepared)
 
 
 def _in_segments_inline(emit: Emitter, constraint: Constraint) -> str | None:

@@ -535,8 +535,9 @@ def test_negations_are_exact_complements(positive, negative, values):
     assert holds(positive, values, {}) is not holds(negative, values, {})
 
 
-def test_re2_is_loaded_only_for_a_regex():
-    """re2 costs an idle sidecar 1 MB of RSS: flag sets without a regex operation never import it."""
+def test_re2_and_semver_are_loaded_only_when_a_flag_needs_them():
+    """re2 costs an idle sidecar RSS, semver start-up time: flag sets that use no regex or version
+    operation never import them."""
     script = (
         "import sys\n"
         "import sidecar.cli\n"
@@ -546,5 +547,9 @@ def test_re2_is_loaded_only_for_a_regex():
         "from sidecar.engine.operators import compile_regex\n"
         "compile_regex(['^a'])\n"
         "assert 're2' in sys.modules\n"
+        "assert 'semver' not in sys.modules, 'loaded before a version'\n"
+        "from sidecar.engine.operators import compile_constraint\n"
+        "compile_constraint('v', 'SEMVER_EQUAL', ['1.0.0'])\n"
+        "assert 'semver' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
