@@ -30,6 +30,14 @@ class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IS_IN_SEGMENT: _ClassVar[Operation]
     ISNT_IN_SEGMENT: _ClassVar[Operation]
     IS_IN_NETWORK: _ClassVar[Operation]
+    SEMVER_EQUAL: _ClassVar[Operation]
+    SEMVER_NOT_EQUAL: _ClassVar[Operation]
+    SEMVER_LOWER: _ClassVar[Operation]
+    SEMVER_LOWER_OR_EQUAL: _ClassVar[Operation]
+    SEMVER_GREATER: _ClassVar[Operation]
+    SEMVER_GREATER_OR_EQUAL: _ClassVar[Operation]
+    SEMVER_SAME_MAJOR: _ClassVar[Operation]
+    SEMVER_SAME_MINOR: _ClassVar[Operation]
 OPERATION_UNSPECIFIED: Operation
 ONE_OF: Operation
 NOT_ONE_OF: Operation
@@ -50,6 +58,14 @@ DOESNT_MATCH_REGEX: Operation
 IS_IN_SEGMENT: Operation
 ISNT_IN_SEGMENT: Operation
 IS_IN_NETWORK: Operation
+SEMVER_EQUAL: Operation
+SEMVER_NOT_EQUAL: Operation
+SEMVER_LOWER: Operation
+SEMVER_LOWER_OR_EQUAL: Operation
+SEMVER_GREATER: Operation
+SEMVER_GREATER_OR_EQUAL: Operation
+SEMVER_SAME_MAJOR: Operation
+SEMVER_SAME_MINOR: Operation
 
 class Flag(_message.Message):
     __slots__ = ("key", "name", "description", "enabled", "version", "variants", "rules", "default_variant_when_on", "default_variant_when_off", "track_events", "metadata")

@@ -32,14 +32,13 @@ from .model import (
     Variant,
 )
 from .operators import (
-    NO_VALUE_OPERATIONS,
-    NUMBER_OPERATIONS,
     OPERATIONS,
+    OPERATORS,
     SEGMENT_OPERATIONS,
-    STRING_OPERATIONS,
     InvalidValues,
+    OperatorSpec,
     ValueSets,
-    build_predicate,
+    compile_constraint,
     is_number,
 )
 
@@ -88,21 +87,12 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _is_finite_number(value: Any) -> bool:
-    # Integers are always finite; math.isfinite would overflow on those beyond the float range.
-    return is_number(value) and (type(value) is int or math.isfinite(value))
-
-
 def _closest(word: str, choices: Sequence[str]) -> str | None:
     """The choice `word` was probably meant to be, for a "did you mean" hint."""
     import difflib  # only for hints in problem reports: not loaded while flag files are valid
 
     close = difflib.get_close_matches(word, choices, n=1)
     return close[0] if close else None
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | bool) or _is_finite_number(value)
 
 
 @dataclass
@@ -217,7 +207,8 @@ def _segment_references(raw_rules: Sequence[Any]) -> list[str]:
             continue
         constraints = rule.get("constraints")
         for constraint in constraints if isinstance(constraints, list) else []:
-            if isinstance(constraint, Mapping) and constraint.get("operation") in SEGMENT_OPERATIONS:
+            operation = constraint.get("operation") if isinstance(constraint, Mapping) else None
+            if isinstance(operation, str) and operation in SEGMENT_OPERATIONS:  # a list is no key
                 values = constraint.get("values")
                 refs += [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
     return refs
@@ -340,35 +331,36 @@ def _compile_constraint(
     if not body:
         return None
     operation = body.get("operation")
-    if operation not in OPERATIONS:
+    spec = OPERATORS.get(operation) if isinstance(operation, str) else None
+    if spec is None:
         hint = _closest(str(operation), OPERATIONS)
         suggestion = f" (did you mean {hint!r}?)" if hint else f"; expected one of {', '.join(OPERATIONS)}"
         check.add(f"unknown operation {operation!r}{suggestion}", **where)
         return None
     prop = check.text(body.get("property"), "property", **where)
-    if not prop and operation not in SEGMENT_OPERATIONS:
+    if not prop and not spec.tests_segments:
         check.add(f"{operation} needs a property (the context key it tests)", **where)
         return None
     values = check.sequence(body.get("values"), "values", **where)
-    if not _values_fit(check, operation, values, segments, where):
+    if not _values_fit(check, spec, values, segments, where):
         return None
-    referenced = tuple(segments[v] for v in values) if operation in SEGMENT_OPERATIONS else ()
+    referenced = tuple(segments[v] for v in values) if spec.tests_segments else ()
     try:
-        test = build_predicate(prop, operation, values, referenced, check.sets)
+        return compile_constraint(prop, spec.name, values, referenced, check.sets)
     except InvalidValues as error:
         check.add(str(error), **where)
         return None
-    return Constraint(prop, operation, tuple(values), test, referenced)
 
 
 def _values_fit(
     check: _Checker,
-    operation: str,
+    spec: OperatorSpec,
     values: Sequence[Any],
     segments: Mapping[str, Segment],
     where: dict[str, Any],
 ) -> bool:
-    if operation in NO_VALUE_OPERATIONS:
+    operation, kind = spec.name, spec.values
+    if kind.accepts is None:
         if values:
             check.add(f"{operation} takes no values, but {len(values)} are listed", **where)
             return False
@@ -376,20 +368,13 @@ def _values_fit(
     if not values:
         check.add(f"{operation} needs at least one value; the list is empty", **where)
         return False
-    bad: list[str] = []
-    if operation in ("ONE_OF", "NOT_ONE_OF"):
-        bad = [repr(v) for v in values if not _is_scalar(v)]
-        kind = "a string, number or boolean"
-    elif operation in NUMBER_OPERATIONS:
-        bad = [repr(v) for v in values if not _is_finite_number(v)]
-        kind = "a number"
-    elif operation in STRING_OPERATIONS or operation in SEGMENT_OPERATIONS:
-        bad = [repr(v) for v in values if not isinstance(v, str)]
-        kind = "a string"
+    bad = [repr(v) for v in values if not kind.accepts(v)]
     if bad:
-        check.add(f"{operation} values must each be {kind}; not {', '.join(bad)}", **where)
+        check.add(
+            f"{operation} values must each be {kind.description}; not {', '.join(bad)}{kind.hint}", **where
+        )
         return False
-    if operation in SEGMENT_OPERATIONS:
+    if spec.tests_segments:
         unknown = [v for v in values if v not in segments]
         if unknown:
             check.add(
@@ -484,7 +469,7 @@ def _compile_flag(
     else:
         fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
     return Flag(
-        fast=build_fast_path(key, rules, fallthrough, check.sets) if enabled and rules else None,
+        fast=build_fast_path(key, rules, fallthrough) if enabled and rules else None,
         key=key,
         name=check.text(body.get("name"), "name", **where) or key,
         description=check.text(body.get("description"), "description", **where),

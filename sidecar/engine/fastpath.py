@@ -3,8 +3,9 @@
 The evaluator's loop calls one compiled predicate per constraint, and a Python call costs about as
 much as the test it makes: most of a rule-heavy flag's time went into calls (BENCHMARKS.md).
 Here the rules of a flag become one function in which the common tests are written out inline
-(`type(p0) is str and p0 in c1`), so evaluating a flag is one call, plus one per constraint that
-has no inline form (regex, network, several CONTAINS values), which calls its compiled predicate as
+(`type(p0) is str and p0 in c1`: each operation's template in operators.OPERATORS), so evaluating a
+flag is one call, plus one per constraint that has no inline form (regex, network, versions, several
+CONTAINS values), which calls its compiled predicate as
 the loop does. Each property the inline tests use is read from the context once, at the top;
 segments are written out inline too (up to MAX_INLINE_SEGMENT_CONSTRAINTS constraints per flag),
 and a split hashes a string bucket value inline. Same answers, same objects, about a third of the
@@ -30,12 +31,12 @@ import mmh3
 
 from .bucketing import bucket, bucket_text
 from .model import BUCKET_COUNT, Constraint, Context, Evaluation, FlagRule, Segment
-from .operators import ValueSets
+from .operators import NUMBER_TYPES, NUMBERS_HELPER, OPERATORS
 
 FastPath = Callable[[Context], Evaluation]
 
 _HELPERS: dict[str, Any] = {
-    "_NUMBERS": (int, float),
+    NUMBERS_HELPER: NUMBER_TYPES,
     "_bucket": bucket,
     "_bucket_text": bucket_text,
     "_bisect_right": bisect_right,
@@ -74,42 +75,25 @@ class _Source:
             self.reads.append(f"    {local} = get({self.value(name)})")
         return local
 
-
-def _condition(constraint: Constraint, source: _Source, sets: ValueSets) -> str:
-    """A Python expression over the property locals equal to `constraint.test(context)`."""
-    operation, values = constraint.operation, constraint.values
-    if operation in ("ONE_OF", "NOT_ONE_OF") and values and all(type(v) is str for v in values):
-        # Strings only: a bool or number value can match nothing (the predicate's other sets are empty).
-        v, accepted = source.prop(constraint.property), source.value(sets.get("str", values))
-        test = f"(type({v}) is str and {v} in {accepted})"
-        return test if operation == "ONE_OF" else f"not {test}"
-    if operation in ("GREATER", "GREATER_OR_EQUAL", "LOWER", "LOWER_OR_EQUAL"):
-        # As operators._compare: "against every value" is one threshold.
-        threshold = max(values) if operation.startswith("GREATER") else min(values)
-        symbol = {"GREATER": ">", "GREATER_OR_EQUAL": ">=", "LOWER": "<", "LOWER_OR_EQUAL": "<="}[operation]
-        v, limit = source.prop(constraint.property), source.value(threshold)
-        return f"(type({v}) in _NUMBERS and {v} {symbol} {limit})"
-    if operation in ("EXISTS", "DOESNT_EXIST"):
-        relation = "is not" if operation == "EXISTS" else "is"
-        return f"({source.prop(constraint.property)} {relation} None)"
-    if operation in ("STARTS_WITH", "DOESNT_START_WITH", "ENDS_WITH", "DOESNT_END_WITH"):
-        method = "startswith" if "START" in operation else "endswith"
-        v, affixes = source.prop(constraint.property), source.value(tuple(values))
-        test = f"(type({v}) is str and {v}.{method}({affixes}))"
-        return f"not {test}" if operation.startswith("DOESNT") else test
-    if operation in ("CONTAINS", "DOESNT_CONTAIN") and len(values) == 1:
-        v, needle = source.prop(constraint.property), source.value(values[0])
-        test = f"(type({v}) is str and {needle} in {v})"
-        return f"not {test}" if operation == "DOESNT_CONTAIN" else test
-    if operation in ("IS_IN_SEGMENT", "ISNT_IN_SEGMENT") and constraint.segments:
+    def segments(self, constraint: Constraint, every: bool) -> str | None:
+        """The constraint's segments written out while the flag's budget lasts (operators.Emitter):
+        in every one of them (operators._in_segments) or in none (operators._in_no_segment)."""
+        if not constraint.segments:
+            return None
         size = sum(_segment_size(segment) for segment in constraint.segments)
-        if size <= source.segment_budget:
-            source.segment_budget -= size
-            members = [_segment_condition(segment, source, sets) for segment in constraint.segments]
-            if operation == "IS_IN_SEGMENT":  # in every listed segment (operators._in_segments)
-                return f"({' and '.join(members)})"
-            return f"not ({' or '.join(members)})"  # in none of them (operators._in_no_segment)
-    return f"{source.value(constraint.test)}(ctx)"
+        if size > self.segment_budget:
+            return None
+        self.segment_budget -= size
+        members = [_segment_condition(segment, self) for segment in constraint.segments]
+        return f"({' and '.join(members)})" if every else f"not ({' or '.join(members)})"
+
+
+def _condition(constraint: Constraint, source: _Source) -> str:
+    """A Python expression over the property locals equal to `constraint.test(context)`: the
+    operation's inline template (operators.OPERATORS), else a call to the compiled predicate."""
+    inline = OPERATORS[constraint.operation].inline
+    text = None if inline is None else inline(source, constraint)
+    return f"{source.value(constraint.test)}(ctx)" if text is None else text
 
 
 def _segment_size(segment: Segment) -> int:
@@ -118,17 +102,17 @@ def _segment_size(segment: Segment) -> int:
     return sum(len(rule.constraints) for rule in segment.rules)
 
 
-def _segment_condition(segment: Segment, source: _Source, sets: ValueSets) -> str:
+def _segment_condition(segment: Segment, source: _Source) -> str:
     """Segment.contains written out: any rule whose constraints all hold."""
     rules = [
-        " and ".join(_condition(constraint, source, sets) for constraint in rule.constraints) or "True"
+        " and ".join(_condition(constraint, source) for constraint in rule.constraints) or "True"
         for rule in segment.rules
     ]
     return f"({' or '.join(f'({rule})' for rule in rules)})" if rules else "False"
 
 
-def _rule_lines(rule: FlagRule, flag_key: str, source: _Source, sets: ValueSets) -> list[str]:
-    tests = [_condition(constraint, source, sets) for constraint in rule.constraints]
+def _rule_lines(rule: FlagRule, flag_key: str, source: _Source) -> list[str]:
+    tests = [_condition(constraint, source) for constraint in rule.constraints]
     condition = " and ".join(tests) if tests else "True"
     if rule.single is not None:
         return [f"    if {condition}:", f"        return {source.value(rule.single)}"]
@@ -152,14 +136,11 @@ def _rule_lines(rule: FlagRule, flag_key: str, source: _Source, sets: ValueSets)
     ]
 
 
-def build_fast_path(
-    flag_key: str, rules: Sequence[FlagRule], fallthrough: Evaluation, sets: ValueSets | None = None
-) -> FastPath:
-    """One function answering as the evaluator's loop over `rules` does for an enabled flag.
-    `sets`: the ValueSets the flag's predicates were built with (the fast path tests the same sets)."""
-    sets = sets or ValueSets()
+def build_fast_path(flag_key: str, rules: Sequence[FlagRule], fallthrough: Evaluation) -> FastPath:
+    """One function answering as the evaluator's loop over `rules` does for an enabled flag (its
+    inline tests use the values the predicates were built with: Constraint.arguments)."""
     source = _Source()
-    rule_lines = [line for rule in rules for line in _rule_lines(rule, flag_key, source, sets)]
+    rule_lines = [line for rule in rules for line in _rule_lines(rule, flag_key, source)]
     rule_lines.append(f"    return {source.value(fallthrough)}")
     body = ["def fast(ctx):", "    get = ctx.get", *source.reads, *rule_lines]
     text = "\n".join(

@@ -111,6 +111,9 @@ class Constraint:
     test: Predicate
     # Segments this constraint checks (IS_IN_SEGMENT / ISNT_IN_SEGMENT), for nested traces.
     segments: tuple[Segment, ...] = ()
+    # The values as its operation prepared them at compile time (operators.OperatorSpec.prepare):
+    # what the fast path's inline template writes in.
+    arguments: Any = None
 
 
 @dataclass(frozen=True, slots=True)

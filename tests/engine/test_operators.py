@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.engine import OPERATIONS
+from sidecar.engine.operators import SPECS
 
 from .helpers import constraint, holds, segment
 
@@ -31,7 +32,7 @@ def test_every_operation_has_a_table():
     module = sys.modules[__name__]
     missing = [op for op in OPERATIONS if not hasattr(module, f"test_{op.lower()}")]
     assert missing == []
-    assert len(OPERATIONS) == 19
+    assert len(OPERATIONS) == 19 + 8  # flaggio's, and flagd's sem_ver comparisons
 
 
 # ---------------------------------------------------------------- equality
@@ -368,17 +369,162 @@ def test_is_in_network(values, attrs, expected):
     assert holds("IS_IN_NETWORK", values, attrs) is expected
 
 
+# ---------------------------------------------------------------- semantic versions (flagd's sem_ver)
+
+# Reading: an optional v or V, a missing .MINOR / .PATCH is 0, build metadata is not compared.
+NOT_VERSIONS = [
+    ("not-a-version", {"x": "not-a-version"}),
+    ("four-parts", {"x": "2.0.0.0"}),
+    ("leading-zero", {"x": "02.0.0"}),
+    ("spaces", {"x": " 2.0.0"}),
+    ("x-range", {"x": "2.x"}),
+    ("empty", {"x": ""}),
+    ("v-alone", {"x": "v"}),
+    ("integer", {"x": 2}),  # a number is no version: protobuf doubles would read 1.10 as 1.1
+    ("float", {"x": 2.0}),
+    ("bool", {"x": True}),
+    ("missing", MISSING),
+    ("null", NULL),
+]
+
+
+def not_versions(values):
+    """Every operation gives false for each of NOT_VERSIONS, SEMVER_NOT_EQUAL too (as flagd's !=)."""
+    return [(f"not-version-{case}", values, attrs, False) for case, attrs in NOT_VERSIONS]
+
+
+@table(
+    ("equal", ["2.0.0"], {"x": "2.0.0"}, True),
+    ("v-prefix", ["2.0.0"], {"x": "v2.0.0"}, True),
+    ("capital-v-prefix", ["v2.0.0"], {"x": "V2.0.0"}, True),
+    ("partial-major", ["2.0.0"], {"x": "2"}, True),
+    ("partial-minor", ["2"], {"x": "2.0"}, True),
+    ("build-metadata-ignored", ["2.0.0+build.1"], {"x": "2.0.0+other"}, True),
+    ("prerelease-differs", ["2.0.0"], {"x": "2.0.0-alpha"}, False),
+    ("prerelease-equal", ["2.0.0-rc.1"], {"x": "2.0.0-rc.1"}, True),
+    ("greater", ["2.0.0"], {"x": "2.1.0"}, False),
+    ("any-value", ["1.0.0", "2.0.0"], {"x": "2.0.0"}, True),
+    *not_versions(["2.0.0"]),
+)
+def test_semver_equal(values, attrs, expected):
+    assert holds("SEMVER_EQUAL", values, attrs) is expected
+
+
+@table(
+    ("equal", ["2.0.0"], {"x": "2.0.0"}, False),
+    ("differs", ["2.0.0"], {"x": "2.0.1"}, True),
+    ("build-metadata-ignored", ["2.0.0"], {"x": "2.0.0+build"}, False),
+    ("prerelease-differs", ["2.0.0"], {"x": "2.0.0-alpha"}, True),
+    ("none-of-the-values", ["1.0.0", "2.0.0"], {"x": "3.0.0"}, True),
+    ("one-of-the-values", ["1.0.0", "2.0.0"], {"x": "v1"}, False),
+    *not_versions(["2.0.0"]),
+)
+def test_semver_not_equal(values, attrs, expected):
+    assert holds("SEMVER_NOT_EQUAL", values, attrs) is expected
+
+
+@table(
+    ("lower", ["2.0.0"], {"x": "1.9.0"}, True),
+    ("equal", ["2.0.0"], {"x": "2.0.0"}, False),
+    ("greater", ["2.0.0"], {"x": "2.0.1"}, False),
+    ("numeric-not-textual", ["1.10.0"], {"x": "1.9.0"}, True),
+    ("prerelease-is-lower", ["2.0.0"], {"x": "2.0.0-alpha"}, True),
+    ("prerelease-order", ["1.0.0-beta"], {"x": "1.0.0-alpha.1"}, True),
+    ("numeric-prerelease-below-text", ["1.0.0-alpha"], {"x": "1.0.0-1"}, True),
+    ("shorter-prerelease-is-lower", ["1.0.0-alpha.1"], {"x": "1.0.0-alpha"}, True),
+    ("build-metadata-ignored", ["2.0.0+b"], {"x": "2.0.0+a"}, False),
+    ("against-every-value", ["3.0.0", "2.0.0"], {"x": "2.5.0"}, False),
+    ("below-every-value", ["3.0.0", "2.0.0"], {"x": "1.5.0"}, True),
+    *not_versions(["2.0.0"]),
+)
+def test_semver_lower(values, attrs, expected):
+    assert holds("SEMVER_LOWER", values, attrs) is expected
+
+
+@table(
+    ("lower", ["2.0.0"], {"x": "1.9.0"}, True),
+    ("equal", ["2.0.0"], {"x": "2.0.0"}, True),
+    ("equal-but-build", ["2.0.0"], {"x": "2.0.0+build"}, True),
+    ("greater", ["2.0.0"], {"x": "2.0.1"}, False),
+    ("prerelease-of-it", ["2.0.0"], {"x": "2.0.0-rc.1"}, True),
+    *not_versions(["2.0.0"]),
+)
+def test_semver_lower_or_equal(values, attrs, expected):
+    assert holds("SEMVER_LOWER_OR_EQUAL", values, attrs) is expected
+
+
+@table(
+    ("greater", ["2.0.0"], {"x": "2.1.0"}, True),
+    ("equal", ["2.0.0"], {"x": "2.0.0"}, False),
+    ("lower", ["2.0.0"], {"x": "1.99.99"}, False),
+    ("release-above-its-prerelease", ["2.0.0-alpha"], {"x": "2.0.0"}, True),
+    ("prerelease-order", ["1.0.0-alpha.beta"], {"x": "1.0.0-beta"}, True),
+    ("numeric-prerelease-identifiers", ["1.0.0-rc.2"], {"x": "1.0.0-rc.10"}, True),
+    ("big-numbers", ["1.0.0"], {"x": "18446744073709551617.0.0"}, True),
+    ("against-every-value", ["1.0.0", "3.0.0"], {"x": "2.0.0"}, False),
+    *not_versions(["2.0.0"]),
+)
+def test_semver_greater(values, attrs, expected):
+    assert holds("SEMVER_GREATER", values, attrs) is expected
+
+
+@table(
+    ("greater", ["2.0.0"], {"x": "2.1.0"}, True),
+    ("equal", ["2.0.0"], {"x": "v2"}, True),
+    ("lower", ["2.0.0"], {"x": "1.9.0"}, False),
+    ("prerelease-is-lower", ["2.0.0"], {"x": "2.0.0-alpha"}, False),
+    *not_versions(["2.0.0"]),
+)
+def test_semver_greater_or_equal(values, attrs, expected):
+    assert holds("SEMVER_GREATER_OR_EQUAL", values, attrs) is expected
+
+
+@table(
+    ("same-major", ["3.0.0"], {"x": "3.1.0"}, True),
+    ("same-major-minor-given", ["3.5"], {"x": "3.0.1"}, True),
+    ("other-major", ["3.0.0"], {"x": "4.0.0"}, False),
+    ("prerelease-same-major", ["3.0.0"], {"x": "3.0.0-alpha"}, True),
+    ("major-zero-too", ["0.1.0"], {"x": "0.9.0"}, True),  # flagd's ^ is the major alone, unlike npm's
+    ("any-value", ["1", "3"], {"x": "3.2.1"}, True),
+    *not_versions(["3.0.0"]),
+)
+def test_semver_same_major(values, attrs, expected):
+    assert holds("SEMVER_SAME_MAJOR", values, attrs) is expected
+
+
+@table(
+    ("same-minor", ["3.0.0"], {"x": "3.0.1"}, True),
+    ("other-minor", ["3.0.0"], {"x": "3.1.0"}, False),
+    ("other-major", ["3.0.0"], {"x": "4.0.0"}, False),
+    ("prerelease-same-minor", ["3.0.5"], {"x": "3.0.0-rc.1+b"}, True),
+    ("any-value", ["1.2", "3.0"], {"x": "1.2.9"}, True),
+    *not_versions(["3.0.0"]),
+)
+def test_semver_same_minor(values, attrs, expected):
+    assert holds("SEMVER_SAME_MINOR", values, attrs) is expected
+
+
 # ---------------------------------------------------------------- negations
 
-NEGATIONS = [
-    ("ONE_OF", "NOT_ONE_OF", ["a", 1, True]),
-    ("EXISTS", "DOESNT_EXIST", None),
-    ("CONTAINS", "DOESNT_CONTAIN", ["a"]),
-    ("STARTS_WITH", "DOESNT_START_WITH", ["a"]),
-    ("ENDS_WITH", "DOESNT_END_WITH", ["a"]),
-    ("MATCHES_REGEX", "DOESNT_MATCH_REGEX", ["^a"]),
-]
 SAMPLE_VALUES = ["a", "ba", "ab", "", "A", 1, 1.0, 0, True, False, None, 2.5, "1"]
+NEGATION_VALUES = {"EXISTS": None, "ONE_OF": ["a", 1, True], "MATCHES_REGEX": ["^a"]}
+NEGATIONS = [
+    (spec.complement, spec.name, NEGATION_VALUES.get(spec.complement, ["a"]))
+    for spec in SPECS
+    if spec.complement
+]
+
+
+def test_the_exact_negations():
+    # SEMVER_NOT_EQUAL is not one: a value that is no version makes both it and SEMVER_EQUAL false.
+    assert [negative for _, negative, _ in NEGATIONS] == [
+        "NOT_ONE_OF",
+        "DOESNT_EXIST",
+        "DOESNT_CONTAIN",
+        "DOESNT_START_WITH",
+        "DOESNT_END_WITH",
+        "DOESNT_MATCH_REGEX",
+    ]
 
 
 @pytest.mark.parametrize(("positive", "negative", "values"), NEGATIONS, ids=[n[1] for n in NEGATIONS])
@@ -389,8 +535,9 @@ def test_negations_are_exact_complements(positive, negative, values):
     assert holds(positive, values, {}) is not holds(negative, values, {})
 
 
-def test_re2_is_loaded_only_for_a_regex():
-    """re2 costs an idle sidecar 1 MB of RSS: flag sets without a regex operation never import it."""
+def test_re2_and_semver_are_loaded_only_when_a_flag_needs_them():
+    """re2 costs an idle sidecar RSS, semver start-up time: flag sets that use no regex or version
+    operation never import them."""
     script = (
         "import sys\n"
         "import sidecar.cli\n"
@@ -400,5 +547,9 @@ def test_re2_is_loaded_only_for_a_regex():
         "from sidecar.engine.operators import compile_regex\n"
         "compile_regex(['^a'])\n"
         "assert 're2' in sys.modules\n"
+        "assert 'semver' not in sys.modules, 'loaded before a version'\n"
+        "from sidecar.engine.operators import compile_constraint\n"
+        "compile_constraint('v', 'SEMVER_EQUAL', ['1.0.0'])\n"
+        "assert 'semver' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

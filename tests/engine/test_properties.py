@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.engine import (
-    OPERATIONS,
     Evaluation,
     InvalidContextError,
     Reason,
@@ -18,6 +17,17 @@ from sidecar.engine import (
     build_context,
     compile_flag_set,
     evaluate,
+)
+from sidecar.engine.operators import (
+    NETWORKS,
+    NO_VALUES,
+    NUMBERS,
+    PATTERNS,
+    SCALARS,
+    SEGMENT_KEYS,
+    SPECS,
+    STRINGS,
+    VERSIONS,
 )
 
 from .helpers import EXAMPLES, SOURCE, constraint, document, flag_doc, rule, segment, split
@@ -136,28 +146,44 @@ def test_two_way_rollout_is_nested(flag_key, low, high):
 
 # ---------------------------------------------------------------- evaluation never raises
 
-PROPERTIES = ["x", "n", "plan", "email", "ip", "accountId", "country", "$userId"]
-OPERATION_VALUES = {
-    "ONE_OF": ["a", 1, True, 2.5],
+PROPERTIES = ["x", "n", "plan", "email", "ip", "accountId", "country", "version", "$userId"]
+# Values for every kind of value an operation takes: a new operation of a known kind is covered
+# without a line here, and a new kind fails test_every_kind_of_value_has_samples until it has some.
+KIND_VALUES = {
+    NO_VALUES: None,
+    SCALARS: ["a", 1, True, 2.5],
+    NUMBERS: [0, 1.5],
+    STRINGS: ["a", "@example.com"],
+    PATTERNS: ["^a", r"\d", r"\p{L}"],
+    NETWORKS: ["10.0.0.0/8", "::1", "2001:db8::/32"],
+    SEGMENT_KEYS: ["outer"],
+    VERSIONS: ["1.2.3", "v2.0.0-rc.1+build.5", "2"],
+}
+OPERATION_VALUES = {  # variations on the kind's values
     "NOT_ONE_OF": ["a", 1, False],
     "GREATER": [1],
-    "GREATER_OR_EQUAL": [0, 1.5],
     "LOWER": [100],
     "LOWER_OR_EQUAL": [-1.5],
-    "EXISTS": None,
-    "DOESNT_EXIST": None,
     "CONTAINS": ["a", ""],
     "DOESNT_CONTAIN": ["z"],
-    "STARTS_WITH": ["a"],
     "DOESNT_START_WITH": ["b"],
-    "ENDS_WITH": ["@example.com"],
     "DOESNT_END_WITH": ["x"],
-    "MATCHES_REGEX": ["^a", r"\d", r"\p{L}"],
     "DOESNT_MATCH_REGEX": ["(?i)z"],
-    "IS_IN_SEGMENT": ["outer"],
     "ISNT_IN_SEGMENT": ["inner"],
-    "IS_IN_NETWORK": ["10.0.0.0/8", "::1", "2001:db8::/32"],
+    "SEMVER_LOWER": ["1.10.0", "2.0.0-alpha"],
+    "SEMVER_SAME_MINOR": ["1.2"],
 }
+
+
+def values_for(spec):
+    return OPERATION_VALUES.get(spec.name, KIND_VALUES[spec.values])
+
+
+def test_every_kind_of_value_has_samples():
+    assert {spec.values for spec in SPECS} <= set(KIND_VALUES)
+    assert set(OPERATION_VALUES) <= {spec.name for spec in SPECS}
+
+
 EVERY_OPERATOR_SEGMENTS = [
     segment(
         "outer",
@@ -173,13 +199,13 @@ def _every_operator_flags():
     flag whose single rule uses every operation at once."""
     flags = []
     constraints = []
-    for index, operation in enumerate(OPERATIONS):
+    for index, spec in enumerate(SPECS):
         prop = PROPERTIES[index % len(PROPERTIES)]
-        body = constraint(operation, OPERATION_VALUES[operation], prop)
+        body = constraint(spec.name, values_for(spec), prop)
         constraints.append(body)
         flags.append(
             flag_doc(
-                key=f"op-{operation.lower()}",
+                key=f"op-{spec.name.lower()}",
                 rules=[
                     rule(
                         body,
@@ -205,7 +231,7 @@ def _every_operator_flags():
 def all_flags():
     example = compile_flag_set(yaml.safe_load(EXAMPLES.read_text()), str(EXAMPLES))
     every = compile_flag_set(document(*_every_operator_flags(), segments=EVERY_OPERATOR_SEGMENTS), SOURCE)
-    assert len(every.flags) == len(OPERATIONS) + 3
+    assert len(every.flags) == len(SPECS) + 3
     return [*example.flags.values(), *every.flags.values()]
 
 
@@ -220,6 +246,7 @@ scalars = st.one_of(
     st.sampled_from([math.nan, math.inf, -math.inf, 42.0, 2.5]),
     any_text,
     st.sampled_from(["a", "pro", "bob@example.com", "10.1.2.3", "::1", "2001:db8::7", "7", "true", ""]),
+    st.sampled_from(["1.2.3", "v1.10", "2", "2.0.0-alpha", "1.2.3+b", "V0.1.0-rc.1", "01.2", "1.2.3.4"]),
 )
 values = st.recursive(
     scalars,

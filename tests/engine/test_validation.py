@@ -71,6 +71,55 @@ CASES = [
         id="bad-cidr-text",
     ),
     pytest.param(
+        with_constraint(constraint("SEMVER_GREATER", ["1.2.x"])),
+        "is not a semantic version: '1.2.x' (expected MAJOR.MINOR.PATCH",
+        {"flag": "f", "rule": 0, "path": "constraints[0]"},
+        id="bad-version",
+    ),
+    pytest.param(
+        with_constraint(constraint("SEMVER_EQUAL", ["1.0.0", "01.0", "1.0.0.0", "v"])),
+        "are not semantic versions: '01.0', '1.0.0.0', 'v'",
+        {"flag": "f", "rule": 0, "path": "constraints[0]"},
+        id="bad-versions-listed-together",
+    ),
+    pytest.param(
+        with_constraint(constraint("SEMVER_LOWER", [1.2])),
+        "SEMVER_LOWER values must each be a string; not 1.2 (quote versions: YAML reads 1.2 as a number",
+        {"flag": "f", "rule": 0, "path": "constraints[0]"},
+        id="number-for-a-version",
+    ),
+    pytest.param(
+        with_constraint(constraint("SEMVER_SAME_MAJOR", [])),
+        "SEMVER_SAME_MAJOR needs at least one value; the list is empty",
+        {"flag": "f", "rule": 0, "path": "constraints[0]"},
+        id="no-version",
+    ),
+    pytest.param(
+        document(
+            flag_doc(rules=[rule(constraint("IS_IN_SEGMENT", ["apps"], prop=None))]),
+            segments=[
+                segment(
+                    "apps", [constraint("EXISTS", prop="v")], [constraint("SEMVER_SAME_MINOR", ["x"], "v")]
+                )
+            ],
+        ),
+        "is not a semantic version: 'x'",
+        {"segment": "apps", "rule": 1, "path": "constraints[0]"},
+        id="bad-version-in-a-segment",
+    ),
+    pytest.param(
+        document(segments=[segment("s", [constraint(["IS_IN_SEGMENT"], ["s"])])]),
+        "unknown operation ['IS_IN_SEGMENT']",
+        {"segment": "s", "rule": 0, "path": "constraints[0]"},
+        id="list-for-an-operation-in-a-segment",
+    ),
+    pytest.param(
+        with_constraint(constraint({"op": "ONE_OF"}, ["a"])),
+        "unknown operation {'op': 'ONE_OF'}",
+        {"flag": "f", "rule": 0, "path": "constraints[0]"},
+        id="mapping-for-an-operation",
+    ),
+    pytest.param(
         with_constraint(constraint("ONE_OF", [])),
         "ONE_OF needs at least one value; the list is empty",
         {"flag": "f", "rule": 0, "path": "constraints[0]"},
