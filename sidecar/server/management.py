@@ -3,11 +3,12 @@
 Stdlib http.server in a daemon thread: three tiny endpoints do not justify a web framework, and
 the thread keeps answering while the gRPC server drains.
 
-- /healthz is liveness: 200 whenever this process can answer, also while it drains on SIGTERM
-  and whatever state the flag file is in. A liveness failure makes the kubelet kill the
-  container, which during a drain would cut in-flight calls short and on a broken flag edit
-  would restart a sidecar that is happily serving the last good set. Readiness withdraws
-  traffic; liveness only catches a wedged process.
+- /healthz is liveness: 200 while the gRPC server answers its own loopback health check
+  (sidecar.server.liveness), also while it drains on SIGTERM and whatever state the flag file is
+  in; 503 with the reason once that check has gone unanswered for a while (a wedged server). A
+  liveness failure makes the kubelet kill the container, which during a drain would cut
+  in-flight calls short and on a broken flag edit would restart a sidecar that is happily
+  serving the last good set. Readiness withdraws traffic; liveness only catches a wedged server.
 - /readyz is readiness: 200 only once the store has *applied* a flag set (FlagStore.loaded is
   set after the swap, which avoids flagd#2047's window of FLAG_NOT_FOUND) and the gRPC server
   accepts calls; 503 with the reason otherwise, and 503 again from the moment shutdown starts.
@@ -22,6 +23,7 @@ import logging
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -76,7 +78,11 @@ class _Handler(BaseHTTPRequestHandler):
         management = self.server.management
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
-            self._reply(200, b"ok\n", send_body=send_body)
+            problem = management.liveness_problem()
+            if problem is None:
+                self._reply(200, b"ok\n", send_body=send_body)
+            else:
+                self._reply(503, f"not alive: {problem}\n".encode(), send_body=send_body)
         elif path == "/readyz":
             reason = management.not_ready_reason()
             if reason is None:
@@ -127,6 +133,7 @@ class ManagementServer:
         self.store = store
         self.registry = registry
         self._serving = False
+        self._liveness: Callable[[], str | None] | None = None
         self._shutting_down = False
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -157,8 +164,15 @@ class ManagementServer:
         logger.info("management endpoints on http://%s (/healthz, /readyz, /metrics)", self.address)
         return self.port
 
-    def mark_serving(self, serving: bool = True) -> None:
+    def mark_serving(self, serving: bool = True, liveness: Callable[[], str | None] | None = None) -> None:
+        """The gRPC server accepts calls; `liveness` (SidecarServer.liveness_problem) from now on
+        decides /healthz."""
         self._serving = serving
+        if liveness is not None:
+            self._liveness = liveness
+
+    def liveness_problem(self) -> str | None:
+        return None if self._liveness is None else self._liveness()
 
     def begin_shutdown(self) -> None:
         """From now on /readyz answers 503: the first step of a graceful shutdown."""

@@ -87,6 +87,23 @@ class StoreLike(Protocol):
 # Returns {exporter name: {"enqueued": n, "exported": n, ...}}; missing counters read as 0.
 ExporterCounters = Callable[[], Mapping[str, Mapping[str, int]]]
 
+
+class StreamCounters(Protocol):
+    """What a scrape reads from sidecar.server.streams.StreamAdmission.stats() (per method)."""
+
+    open: Mapping[str, int]
+    refused: Mapping[tuple[str, str], int]  # (method, reason)
+    idle_closed: Mapping[str, int]
+
+
+class ProbeCounters(Protocol):
+    """sidecar.server.liveness.LivenessProbe, as a scrape reads it."""
+
+    failures: int
+
+    def problem(self) -> str | None: ...
+
+
 EvalKey = tuple[str, str, Enum, Enum | None]  # flag, variant, reason, error code
 
 
@@ -125,6 +142,8 @@ class SidecarMetrics:
         self._shards: list[_Shard] = []
         self._shards_lock = threading.Lock()  # only taken when a thread makes its first shard
         self._exporter_sources: list[ExporterCounters] = []
+        self._stream_sources: list[Callable[[], StreamCounters]] = []
+        self.liveness_probes: list[ProbeCounters] = []
         self.registry = CollectorRegistry()
         self.registry.register(_SidecarCollector(self))
         if process_metrics:
@@ -137,6 +156,13 @@ class SidecarMetrics:
     def add_exporter_counters(self, source: ExporterCounters) -> None:
         """Register a callable read at scrape time: {exporter: {enqueued, exported, ...}}."""
         self._exporter_sources.append(source)
+
+    def add_stream_stats(self, source: Callable[[], StreamCounters]) -> None:
+        """Register a stream admission's `stats` (read at scrape time; one per gRPC server)."""
+        self._stream_sources.append(source)
+
+    def add_liveness_probe(self, probe: ProbeCounters) -> None:
+        self.liveness_probes.append(probe)
 
     # ------------------------------------------------------------ hot path
 
@@ -221,6 +247,18 @@ class SidecarMetrics:
                     totals[key] = snapshot
         return totals
 
+    def stream_counts(self) -> tuple[Counter[str], Counter[tuple[str, str]], Counter[str]]:
+        """(open, refused by (method, reason), idle-closed), summed over the gRPC servers."""
+        opened: Counter[str] = Counter()
+        refused: Counter[tuple[str, str]] = Counter()
+        idle: Counter[str] = Counter()
+        for source in self._stream_sources:
+            stats = source()
+            opened.update(stats.open)
+            refused.update(stats.refused)
+            idle.update(stats.idle_closed)
+        return opened, refused, idle
+
     def exporter_counts(self) -> dict[str, dict[str, int]]:
         totals: dict[str, dict[str, int]] = {}
         for source in self._exporter_sources:
@@ -258,6 +296,7 @@ class _SidecarCollector(Collector):
         yield from self._rpcs()
         yield from self._store()
         yield from self._exporters()
+        yield from self._streams()
 
     def _evaluations(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -320,6 +359,44 @@ class _SidecarCollector(Collector):
             for exporter, counters in sorted(counts.items()):
                 gauge.add_metric((exporter,), counters[name])
             yield gauge
+
+    def _streams(self) -> Iterator[Metric]:
+        opened, refused, idle = self._metrics.stream_counts()
+        gauge = GaugeMetricFamily(
+            PREFIX + "streams_open", "Streaming calls open now, by method", labels=("method",)
+        )
+        for method, count in sorted(opened.items()):
+            gauge.add_metric((method,), count)
+        yield gauge
+        family = CounterMetricFamily(
+            PREFIX + "streams_refused",
+            "Streams refused with RESOURCE_EXHAUSTED, by method and the limit reached "
+            "(max_streams or max_streams_per_connection)",
+            labels=("method", "reason"),
+        )
+        for labels, count in sorted(refused.items()):
+            family.add_metric(labels, count)
+        yield family
+        family = CounterMetricFamily(
+            PREFIX + "streams_idle_closed",
+            "Streams ended after --stream-idle-timeout without a message, by method",
+            labels=("method",),
+        )
+        for method, count in sorted(idle.items()):
+            family.add_metric((method,), count)
+        yield family
+        probes = self._metrics.liveness_probes
+        if probes:
+            yield GaugeMetricFamily(
+                PREFIX + "grpc_alive",
+                "1 while the gRPC server answers its own loopback health check (liveness)",
+                value=int(all(probe.problem() is None for probe in probes)),
+            )
+            yield CounterMetricFamily(
+                PREFIX + "liveness_probe_failures",
+                "Loopback health checks of the gRPC server that failed",
+                value=sum(probe.failures for probe in probes),
+            )
 
 
 class NullMetrics:
