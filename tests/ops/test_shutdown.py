@@ -378,6 +378,8 @@ def test_sigterm_ends_within_the_timeout_whatever_streams_are_open(start, tmp_pa
     assert time.monotonic() - started < 8
     assert "shutdown_complete" in sidecar.events()
     assert "shutdown_deadline_exceeded" not in sidecar.events()
+    # Every handler ended: none was left stuck (a malformed reflection call's once was, for good).
+    assert "shutdown_handlers_abandoned" not in sidecar.events()
     release.set()
     channel.close()
     with pytest.raises(grpc.RpcError):
@@ -387,3 +389,20 @@ def test_sigterm_ends_within_the_timeout_whatever_streams_are_open(start, tmp_pa
     ]
     assert sorted(e["userKey"] for e in lines if e["kind"] == "feature") == [f"u{i}" for i in range(5)]
     assert sorted(e["key"] for e in lines if e["kind"] == "tracking") == ["t0", "t1", "t2"]
+
+
+def test_malformed_reflection_calls_do_not_keep_the_server_from_stopping(start) -> None:
+    # They once left grpcio unable to stop at all: exit 1 at the --shutdown-timeout deadline.
+    sidecar = start(flags=10)
+    address, _ = sidecar.wait_ready()
+    with grpc.insecure_channel(address) as channel:
+        malformed = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as caught:
+                list(malformed(iter([b"\xff\xff\xff"]), timeout=5))
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    started = time.monotonic()
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 5  # nothing is in flight: no grace to wait out
+    assert "shutdown_complete" in sidecar.events()
