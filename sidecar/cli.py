@@ -30,6 +30,7 @@ from sidecar.server.limits import ContextLimits
 from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
+from sidecar.server.streams import StreamLimits
 from sidecar.store import FileRepository, FlagStore, load_flag_file
 
 logger = logging.getLogger("sidecar")
@@ -216,6 +217,9 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         _stop_management(management)
         return 1
 
+    stream_limits = StreamLimits(
+        settings.max_streams, settings.max_streams_per_connection, settings.stream_idle_timeout
+    )
     server = SidecarServer(
         store,
         # --flagd-listen is one more listener (flagd providers default to port 8013), same services.
@@ -235,10 +239,15 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         events=events,
         # Checked when the options were parsed (config.parse_context_value / parse_header_mapping).
         flagd=FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ()),
+        stream_limits=stream_limits,
     )
     # --health-listen: the same health statuses on a port of their own, for Kubernetes grpc
     # probes; started first, so a port in use there stops us before anything serves flags.
-    health_server = HealthServer(server.health, settings.health_listen) if settings.health_listen else None
+    health_server = (
+        HealthServer(server.health, settings.health_listen, stream_limits) if settings.health_listen else None
+    )
+    if health_server is not None:
+        metrics.add_stream_stats(health_server.streams.stats)
     try:
         if health_server is not None:
             health_server.start()
@@ -251,7 +260,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         _stop_management(management)
         return 1
     if management is not None:
-        management.mark_serving()
+        management.mark_serving(liveness=server.liveness_problem)
 
     stop_requested.wait(on_reload=lambda: _reload_on_signal(store))
     stop_requested.restore_defaults()  # a second Ctrl-C or SIGTERM kills at once
@@ -324,7 +333,10 @@ def shutdown(
     )
     if management is not None:
         management.begin_shutdown()
-    server.stop(min(settings.shutdown_grace, max(0.0, deadline - time.monotonic())))
+    left = max(0.0, deadline - time.monotonic())
+    grace = min(settings.shutdown_grace, left)
+    # Bounded even if grpcio cannot stop (a wedged server): the flush below still gets its turn.
+    server.stop(grace, timeout=min(grace + 1.0, left))
     for flush in flushers:
         # Keep a little of the budget for the last log lines and the exit itself.
         flush(max(0.0, deadline - time.monotonic() - 0.5))

@@ -332,6 +332,29 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "calls in progress or queued at once, streams included; more are refused (0: no limit)",
     ),
+    Option(
+        "max_streams",
+        parse_positive_count,
+        64,
+        "N",
+        "streaming calls open at once (Track, flagd EventStream, health Watch, reflection), each "
+        "with a worker of its own on top of the unary ones; more are refused (RESOURCE_EXHAUSTED)",
+    ),
+    Option(
+        "max_streams_per_connection",
+        parse_positive_count,
+        16,
+        "N",
+        "streaming calls open at once on one client connection (Unix-socket clients: --max-streams "
+        "only); more are refused (RESOURCE_EXHAUSTED)",
+    ),
+    Option(
+        "stream_idle_timeout",
+        parse_positive_seconds,
+        300.0,
+        "SECONDS",
+        "a stream with no message either way for this long is ended (DEADLINE_EXCEEDED)",
+    ),
     # ---- flagd protocol (README "Using OpenFeature flagd providers")
     Option(
         "flagd_listen",
@@ -471,6 +494,9 @@ class Settings:
     max_evaluate_all_keys: int
     max_response_bytes: int
     max_concurrent_calls: int
+    max_streams: int
+    max_streams_per_connection: int
+    stream_idle_timeout: float
     flagd_listen: str
     context_value: tuple[str, ...] | None
     context_from_header: tuple[str, ...] | None
@@ -574,6 +600,17 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
         raise ConfigError(f"{where('tls_client_ca')} (mutual TLS) needs --tls-cert and --tls-key as well")
     if settings.tls_cert is not None and all(a.startswith(UNIX_PREFIX) for a in settings.listen):
         raise ConfigError(f"{where('tls_cert')}: TLS applies to TCP listeners, and --listen has none")
+    if settings.max_concurrent_calls and settings.max_concurrent_calls <= settings.max_streams:
+        # grpcio counts open streams against --max-concurrent-calls: unary calls need room too.
+        raise ConfigError(
+            f"{where('max_concurrent_calls')} is {settings.max_concurrent_calls}, not more than "
+            f"{where('max_streams')} ({settings.max_streams}): open streams could refuse every unary call"
+        )
+    if settings.max_streams_per_connection > settings.max_streams:
+        raise ConfigError(
+            f"{where('max_streams_per_connection')} ({settings.max_streams_per_connection}) is more "
+            f"than {where('max_streams')} ({settings.max_streams})"
+        )
     if settings.shutdown_timeout < settings.shutdown_grace:
         raise ConfigError(
             f"{where('shutdown_timeout')} is {settings.shutdown_timeout:g}s, shorter than "

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from flagsidecar.v1 import event_pb2_grpc
 from sidecar.events import EventPipeline
@@ -22,16 +25,17 @@ from .convert import EncodedEvaluations
 from .flagd import FlagdServices, FlagdSettings
 from .limits import ContextLimits
 from .listeners import BoundAddress, TlsFiles, bind, remove_socket_files, server_credentials
+from .liveness import LIVENESS_SERVICE, LivenessProbe
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
+from .streams import StreamAdmission, StreamLimits
 
 logger = logging.getLogger(__name__)
 
-# The health service name that says "this process is alive": SERVING from construction until the
-# process exits, also while the server drains on SIGTERM (a failing liveness probe would get the
-# container killed mid-drain and cut in-flight calls). "" and every registered service are
-# readiness instead.
-LIVENESS_SERVICE = "liveness"
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0  # seconds; a local handshake takes milliseconds
+# LIVENESS_SERVICE, the health service name that says "this server answers calls": SERVING while
+# the loopback probe (liveness.py) gets answers, and throughout the drain on SIGTERM (a failing
+# liveness probe would get the container killed mid-drain and cut in-flight calls). "" and every
+# registered service are readiness instead.
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -47,6 +51,8 @@ class ServiceDependencies:
     events: EventPipeline = field(default_factory=EventPipeline)
     # flagd's protocol: context enrichment (--context-value, --context-from-header), EventStream limits.
     flagd: FlagdSettings = field(default_factory=FlagdSettings)
+    # Every streaming method is registered under these limits (decoding.add_servicer(streams=...)).
+    streams: StreamAdmission = field(default_factory=StreamAdmission)
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,11 @@ def register_evaluation_service(server: grpc.Server, deps: ServiceDependencies) 
 def register_event_service(server: grpc.Server, deps: ServiceDependencies) -> RegisteredServices:
     servicer = event_service.EventService(deps.events, deps.context_limits)
     decoding.add_servicer(
-        event_pb2_grpc.add_EventServiceServicer_to_server, servicer, server, _undecodable_track_message
+        event_pb2_grpc.add_EventServiceServicer_to_server,
+        servicer,
+        server,
+        _undecodable_track_message,
+        streams=deps.streams,
     )
     return RegisteredServices((event_service.SERVICE_NAME,))
 
@@ -104,7 +114,7 @@ def register_flagd_services(server: grpc.Server, deps: ServiceDependencies) -> R
         metrics=deps.metrics,
         context_limits=deps.context_limits,
     )
-    names = services.add_to_server(server)
+    names = services.add_to_server(server, deps.streams)
     # EventStreams never end by themselves: they send provider_shutdown and end when shutdown begins.
     return RegisteredServices(names, on_stop=services.close, on_shutdown=services.shutdown)
 
@@ -135,6 +145,10 @@ class SidecarServer:
     itself (RESOURCE_EXHAUSTED); 0 or None means grpcio's default / no limit. A connection that has
     not finished its handshake (TLS, then HTTP/2 settings) within `handshake_timeout` seconds is
     closed (grpcio's own default is 120 s, so half-open connections would pile up).
+
+    Capacity: `max_workers` threads for unary calls plus one per stream `stream_limits` admits
+    (streams.py), so open streams never take the unary workers. Liveness: `liveness` settings
+    for the LivenessProbe (liveness.py; None: defaults), which calls this server itself.
     """
 
     def __init__(
@@ -152,15 +166,19 @@ class SidecarServer:
         events: EventPipeline | None = None,
         flagd: FlagdSettings | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        stream_limits: StreamLimits | None = None,
+        liveness: dict[str, float] | None = None,
     ) -> None:
         self._store = store
         self._listen: tuple[str, ...] = (listen,) if isinstance(listen, str) else tuple(listen)
         self._tls = tls
         flagd = FlagdSettings() if flagd is None else flagd
-        # Each open flagd EventStream holds a worker thread for its whole life: room for them on top.
+        self.streams = StreamAdmission(stream_limits)
+        # Every open stream holds a worker thread for its whole life, and admission lets at most
+        # max_streams be open: that many on top, so the unary calls always keep max_workers.
         self._workers: list[threading.Thread] = []  # each worker adds itself when it starts
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=max_workers + flagd.max_event_streams,
+            max_workers=max_workers + self.streams.limits.max_streams,
             thread_name_prefix="grpc",
             initializer=lambda: self._workers.append(threading.current_thread()),
         )
@@ -173,9 +191,13 @@ class SidecarServer:
         self._server = grpc.server(
             self._executor, options=options, maximum_concurrent_rpcs=max_concurrent_calls or None
         )
-        # Non-blocking: Watch streams do not each hold one of the server's worker threads.
-        self.health = health.HealthServicer(experimental_non_blocking=True)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        # Blocking: grpcio's non-blocking Watch sends from under the servicer's lock, and a Watch
+        # cancelled meanwhile needs that lock on grpcio's polling thread, which must complete the
+        # send: a deadlock that froze the whole server. A Watch is a stream like any other.
+        self.health = health.HealthServicer(experimental_non_blocking=False)
+        decoding.add_servicer(
+            health_pb2_grpc.add_HealthServicer_to_server, self.health, self._server, streams=self.streams
+        )
         # Guards readiness against a reload racing the start of shutdown: once shutting down, no
         # flag-set change can turn it back to SERVING.
         self._health_lock = threading.Lock()
@@ -186,14 +208,28 @@ class SidecarServer:
             context_limits=ContextLimits() if context_limits is None else context_limits,
             events=EventPipeline() if events is None else events,
             flagd=flagd,
+            streams=self.streams,
         )
         registered = [register(self._server, deps) for register in registrars]
         self.service_names: tuple[str, ...] = tuple(name for r in registered for name in r.names)
         self._cleanups = [r.on_stop for r in registered]
         self._shutdown_hooks = [r.on_shutdown for r in registered]
-        reflection.enable_server_reflection(
-            (*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        # reflection.enable_server_reflection() registers the same servicer without our decoding
+        # (a malformed request: INTERNAL and a traceback) nor the stream limits.
+        decoding.add_servicer(
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+            reflection.ReflectionServicer(
+                (*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            ),
+            self._server,
+            streams=self.streams,
         )
+        if metrics is not None:
+            metrics.add_stream_stats(self.streams.stats)
+        self._metrics = metrics
+        self._liveness_settings = liveness or {}
+        self.liveness: LivenessProbe | None = None
+        self._probe_dir: str | None = None
         self.port = 0
         self.bound: list[BoundAddress] = []
         self._unsubscribe_readiness: Callable[[], None] | None = None
@@ -217,9 +253,14 @@ class SidecarServer:
         credentials = server_credentials(self._tls) if self._tls is not None else None
         self.bound = [bind(self._server, address, credentials) for address in self._listen]
         self.port = next((entry.port for entry in self.bound if entry.port), 0)
+        probe_target = self._probe_target()
         self._unsubscribe_readiness = self._store.subscribe(self._on_flag_set_change)
         self._update_health()
         self._server.start()
+        self.liveness = LivenessProbe(probe_target, on_change=self._on_liveness, **self._liveness_settings)
+        if self._metrics is not None:
+            self._metrics.add_liveness_probe(self.liveness)
+        self.liveness.start()
         mode = "plaintext" if self._tls is None else "mutual TLS" if self._tls.client_ca else "TLS"
         for entry in self.bound:
             logger.info(
@@ -241,6 +282,9 @@ class SidecarServer:
                 return
             self._shutting_down = True
             self._set_readiness(_NOT_SERVING)
+            if self.liveness is not None:
+                self.liveness.stop()  # calls are refused from now on: that is no liveness failure
+            self.health.set(LIVENESS_SERVICE, _SERVING)
         if self._unsubscribe_readiness is not None:
             self._unsubscribe_readiness()
         for hook in self._shutdown_hooks:
@@ -249,21 +293,55 @@ class SidecarServer:
             except Exception:
                 logger.exception("a service's shutdown hook failed")
 
-    def stop(self, grace: float) -> None:
+    def stop(self, grace: float, timeout: float | None = None) -> None:
         """Report readiness NOT_SERVING, refuse new calls, let in-flight ones finish for up to `grace`
-        seconds, then stop."""
+        seconds, then stop; return after `timeout` seconds (default: grace + 5) even if grpcio has
+        not finished stopping, so that the caller's own deadline holds."""
         logger.info(
             "shutting down: health NOT_SERVING (%s stays SERVING), up to %gs for in-flight calls",
             LIVENESS_SERVICE,
             grace,
         )
         self.begin_shutdown()
-        self._server.stop(grace).wait()
+        if not self._server.stop(grace).wait(grace + 5.0 if timeout is None else timeout):
+            logger.warning(
+                "the gRPC server did not finish stopping in time; going on with the shutdown",
+                extra={"event": "grpc_stop_timeout"},
+            )
+        self.streams.close()
         for cleanup in self._cleanups:
             cleanup()
         self._executor.shutdown(wait=False)
         remove_socket_files(self.bound)
+        if self._probe_dir is not None:
+            shutil.rmtree(self._probe_dir, ignore_errors=True)
         logger.info("server stopped")
+
+    def liveness_problem(self) -> str | None:
+        """Why the server does not count as alive (its own calls are not answered), or None."""
+        return None if self.liveness is None else self.liveness.problem()
+
+    def _probe_target(self) -> str:
+        """A plaintext address of this server for the liveness probe: a listener of its own when
+        there is one, else a private Unix socket (every TCP listener has TLS)."""
+        for entry in self.bound:
+            if entry.tls:
+                continue
+            if entry.unix_path is not None:
+                return entry.address
+            host = entry.address.rpartition(":")[0]
+            loopback = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+            return f"{loopback}:{entry.port}"
+        self._probe_dir = tempfile.mkdtemp(prefix="flag-sidecar-probe-")
+        os.chmod(self._probe_dir, 0o700)  # only this user reaches the socket inside
+        path = os.path.join(self._probe_dir, "grpc.sock")
+        self._server.add_insecure_port(f"unix://{path}")
+        return f"unix://{path}"
+
+    def _on_liveness(self, alive: bool) -> None:
+        with self._health_lock:  # from the start of shutdown on, liveness stays SERVING
+            if not self._shutting_down:
+                self.health.set(LIVENESS_SERVICE, _SERVING if alive else _NOT_SERVING)
 
     def join_handlers(self, timeout: float) -> bool:
         """After stop(): wait up to `timeout` seconds for the worker threads to end, and say whether

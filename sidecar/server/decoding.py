@@ -23,6 +23,11 @@ Every arity is handled. For a client stream (EventService.Track) the request ite
 the bad message aborts the call from inside the servicer's loop over its requests, as grpcio's own
 ServicerContext.abort does, so a servicer must not catch Exception around that loop.
 
+Streaming handlers are also put under the server's stream limits when `add_servicer` is given its
+`StreamAdmission` (sidecar.server.streams): admission wraps the parsing handler, so a refused stream
+parses nothing. Health and reflection are registered here too, so a request that does not parse
+is INVALID_ARGUMENT on every service the sidecar serves.
+
 Handlers this cannot change are registered as they are (grpcio's INTERNAL for a bad request): no
 deserializer (the servicer parses bytes itself, as the native EvaluationService does; that one is
 registered by evaluation_service.add_to_server, not here), a deserializer that is not a generated
@@ -36,11 +41,14 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 
 from .limits import bounded
+
+if TYPE_CHECKING:
+    from .streams import StreamAdmission
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +92,12 @@ def add_servicer(
     servicer: Servicer,
     server: grpc.Server,
     on_undecodable: UndecodableHook | None = None,
+    streams: StreamAdmission | None = None,
 ) -> None:
     """Register `servicer` on `server` through its generated `add_*_to_server` function, every
-    handler answering an undecodable request with INVALID_ARGUMENT (see the module docstring)."""
-    registration = _Registration(server, on_undecodable)
+    handler answering an undecodable request with INVALID_ARGUMENT (see the module docstring), and
+    every streaming handler under `streams`' limits."""
+    registration = _Registration(server, on_undecodable, streams)
     add_to_server(servicer, registration)
     registration.check(add_to_server)
 
@@ -96,9 +106,15 @@ class _Registration:
     """Stands in for the server in a generated add_*_to_server function (grpcio-tools >= 1.62 code
     calls add_generic_rpc_handlers and then add_registered_method_handlers with the same handlers)."""
 
-    def __init__(self, server: grpc.Server, on_undecodable: UndecodableHook | None) -> None:
+    def __init__(
+        self,
+        server: grpc.Server,
+        on_undecodable: UndecodableHook | None,
+        streams: StreamAdmission | None,
+    ) -> None:
         self._server = server
         self._on_undecodable = on_undecodable
+        self._streams = streams
         self._generic = 0
         self._registered = 0
 
@@ -115,6 +131,10 @@ class _Registration:
             name: _decoding_handler(service, name, handler, self._on_undecodable)
             for name, handler in handlers.items()
         }
+        if self._streams is not None:
+            for name, handler in changed.items():
+                if handler.request_streaming or handler.response_streaming:
+                    changed[name] = self._streams.guard(f"{service}/{name}", handler)
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, changed),))
         self._server.add_registered_method_handlers(service, changed)
 

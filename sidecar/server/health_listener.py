@@ -18,13 +18,18 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from . import decoding
 from .listeners import BoundAddress, bind
+from .streams import StreamAdmission, StreamLimits
 
 logger = logging.getLogger(__name__)
 
-# Probes are a Check every few seconds, and Watch is non-blocking (it holds no thread): two
-# workers are plenty. The limits keep a port reachable from the pod network cheap to poke at.
+# Probes are a Check every few seconds: two workers are plenty. A Watch holds a worker of its own
+# for its life, so a few more, under their own stream limits (the main server's idle timeout and
+# per-connection limit, at most HEALTH_MAX_WATCHES): Watches can never starve the probes' Checks.
+# The limits keep a port reachable from the pod network cheap to poke at.
 HEALTH_WORKERS = 2
+HEALTH_MAX_WATCHES = 4
 HEALTH_MAX_CONCURRENT_CALLS = 16
 HEALTH_MAX_REQUEST_BYTES = 4096
 
@@ -32,10 +37,20 @@ HEALTH_MAX_REQUEST_BYTES = 4096
 class HealthServer:
     """Serves `servicer` (and nothing else) on `listen`, HOST:PORT (port 0: any free port)."""
 
-    def __init__(self, servicer: health.HealthServicer, listen: str) -> None:
+    def __init__(
+        self, servicer: health.HealthServicer, listen: str, stream_limits: StreamLimits | None = None
+    ) -> None:
         self._listen = listen
+        limits = StreamLimits() if stream_limits is None else stream_limits
+        self.streams = StreamAdmission(
+            StreamLimits(
+                min(limits.max_streams, HEALTH_MAX_WATCHES),
+                min(limits.max_per_peer, HEALTH_MAX_WATCHES),
+                limits.idle_timeout,
+            )
+        )
         self._executor = futures.ThreadPoolExecutor(
-            max_workers=HEALTH_WORKERS, thread_name_prefix="grpc-health"
+            max_workers=HEALTH_WORKERS + self.streams.limits.max_streams, thread_name_prefix="grpc-health"
         )
         self._server = grpc.server(
             self._executor,
@@ -46,7 +61,10 @@ class HealthServer:
             ],
             maximum_concurrent_rpcs=HEALTH_MAX_CONCURRENT_CALLS,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(servicer, self._server)
+        # As on the main server: a malformed request is INVALID_ARGUMENT, Watch is a limited stream.
+        decoding.add_servicer(
+            health_pb2_grpc.add_HealthServicer_to_server, servicer, self._server, streams=self.streams
+        )
         self.bound: BoundAddress | None = None
 
     @property
@@ -78,7 +96,8 @@ class HealthServer:
         """Stop answering; open Watch streams are cancelled after `grace` seconds."""
         if self.bound is None:
             return
-        self._server.stop(grace).wait()
+        self._server.stop(grace).wait(grace + 5.0)
+        self.streams.close()
         self._executor.shutdown(wait=False)
         self.bound = None
         logger.info("health listener stopped")

@@ -18,11 +18,12 @@ Whatever a client does (hangs up early, sends garbage, resets mid-answer) ends i
 quietly: counted in flag_sidecar_management_connections_closed_total by reason, logged at DEBUG as
 one line, never a traceback. Headers are parsed by the stdlib's http.client.parse_headers.
 
-- /healthz is liveness: 200 whenever this process can answer, also while it drains on SIGTERM
-  and whatever state the flag file is in. A liveness failure makes the kubelet kill the
-  container, which during a drain would cut in-flight calls short and on a broken flag edit
-  would restart a sidecar that is happily serving the last good set. Readiness withdraws
-  traffic; liveness only catches a wedged process.
+- /healthz is liveness: 200 while the gRPC server answers its own loopback health check
+  (sidecar.server.liveness), also while it drains on SIGTERM and whatever state the flag file is
+  in; 503 with the reason once that check has gone unanswered for a while (a wedged server). A
+  liveness failure makes the kubelet kill the container, which during a drain would cut
+  in-flight calls short and on a broken flag edit would restart a sidecar that is happily
+  serving the last good set. Readiness withdraws traffic; liveness only catches a wedged server.
 - /readyz is readiness: 200 only once the store has *applied* a flag set (FlagStore.loaded is
   set after the swap, which avoids flagd#2047's window of FLAG_NOT_FOUND) and the gRPC server
   accepts calls; 503 with the reason otherwise, and 503 again from the moment shutdown starts.
@@ -40,7 +41,7 @@ import io
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -118,6 +119,7 @@ class ManagementServer:
         self.max_connections = max_connections
         self.read_timeout = read_timeout
         self._serving = False
+        self._liveness: Callable[[], str | None] | None = None
         self._shutting_down = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -164,8 +166,15 @@ class ManagementServer:
         logger.info("management endpoints on http://%s (/healthz, /readyz, /metrics)", self.address)
         return self.port
 
-    def mark_serving(self, serving: bool = True) -> None:
+    def mark_serving(self, serving: bool = True, liveness: Callable[[], str | None] | None = None) -> None:
+        """The gRPC server accepts calls; `liveness` (SidecarServer.liveness_problem) from now on
+        decides /healthz."""
         self._serving = serving
+        if liveness is not None:
+            self._liveness = liveness
+
+    def liveness_problem(self) -> str | None:
+        return None if self._liveness is None else self._liveness()
 
     def begin_shutdown(self) -> None:
         """From now on /readyz answers 503: the first step of a graceful shutdown."""
@@ -280,7 +289,10 @@ class ManagementServer:
     def _route(self, path: str, accept: str | None) -> tuple[int, bytes, str]:
         text = "text/plain; charset=utf-8"
         if path == "/healthz":
-            return 200, b"ok\n", text
+            problem = self.liveness_problem()
+            if problem is None:
+                return 200, b"ok\n", text
+            return 503, f"not alive: {problem}\n".encode(), text
         if path == "/readyz":
             reason = self.not_ready_reason()
             if reason is None:

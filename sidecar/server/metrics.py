@@ -89,6 +89,26 @@ class StoreLike(Protocol):
 # Returns {exporter name: {"enqueued": n, "exported": n, ...}}; missing counters read as 0.
 ExporterCounters = Callable[[], Mapping[str, Mapping[str, int]]]
 
+
+class StreamCounters(Protocol):
+    """What a scrape reads from sidecar.server.streams.StreamAdmission.stats() (per method)."""
+
+    @property
+    def open(self) -> Mapping[str, int]: ...
+    @property
+    def refused(self) -> Mapping[tuple[str, str], int]: ...  # (method, reason)
+    @property
+    def idle_closed(self) -> Mapping[str, int]: ...
+
+
+class ProbeCounters(Protocol):
+    """sidecar.server.liveness.LivenessProbe, as a scrape reads it."""
+
+    failures: int
+
+    def problem(self) -> str | None: ...
+
+
 EvalKey = tuple[str, str, Enum, Enum | None]  # flag, variant, reason, error code
 
 
@@ -131,6 +151,8 @@ class SidecarMetrics:
         self._limit_rejections: Counter[str] = Counter()
         self._limits_lock = threading.Lock()
         self._rejection_sources: list[Callable[[], Mapping[str, int]]] = []
+        self._stream_sources: list[Callable[[], StreamCounters]] = []
+        self.liveness_probes: list[ProbeCounters] = []
         self.registry = CollectorRegistry()
         self.registry.register(_SidecarCollector(self))
         if process_metrics:
@@ -154,6 +176,13 @@ class SidecarMetrics:
             for reason, count in source().items():
                 totals[reason] = totals.get(reason, 0) + int(count)
         return totals
+
+    def add_stream_stats(self, source: Callable[[], StreamCounters]) -> None:
+        """Register a stream admission's `stats` (read at scrape time; one per gRPC server)."""
+        self._stream_sources.append(source)
+
+    def add_liveness_probe(self, probe: ProbeCounters) -> None:
+        self.liveness_probes.append(probe)
 
     # ------------------------------------------------------------ hot path
 
@@ -247,6 +276,18 @@ class SidecarMetrics:
                     totals[key] = snapshot
         return totals
 
+    def stream_counts(self) -> tuple[Counter[str], Counter[tuple[str, str]], Counter[str]]:
+        """(open, refused by (method, reason), idle-closed), summed over the gRPC servers."""
+        opened: Counter[str] = Counter()
+        refused: Counter[tuple[str, str]] = Counter()
+        idle: Counter[str] = Counter()
+        for source in self._stream_sources:
+            stats = source()
+            opened.update(stats.open)
+            refused.update(stats.refused)
+            idle.update(stats.idle_closed)
+        return opened, refused, idle
+
     def exporter_counts(self) -> dict[str, dict[str, int]]:
         totals: dict[str, dict[str, int]] = {}
         for source in self._exporter_sources:
@@ -286,6 +327,7 @@ class _SidecarCollector(Collector):
         yield from self._exporters()
         yield from self._logs()
         yield from self._limits()
+        yield from self._streams()
 
     def _limits(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -384,6 +426,44 @@ class _SidecarCollector(Collector):
         for reason, count in sorted(self._metrics.event_rejections().items()):
             rejected.add_metric((reason,), count)
         yield rejected
+
+    def _streams(self) -> Iterator[Metric]:
+        opened, refused, idle = self._metrics.stream_counts()
+        gauge = GaugeMetricFamily(
+            PREFIX + "streams_open", "Streaming calls open now, by method", labels=("method",)
+        )
+        for method, count in sorted(opened.items()):
+            gauge.add_metric((method,), count)
+        yield gauge
+        family = CounterMetricFamily(
+            PREFIX + "streams_refused",
+            "Streams refused with RESOURCE_EXHAUSTED, by method and the limit reached "
+            "(max_streams or max_streams_per_connection)",
+            labels=("method", "reason"),
+        )
+        for labels, count in sorted(refused.items()):
+            family.add_metric(labels, count)
+        yield family
+        family = CounterMetricFamily(
+            PREFIX + "streams_idle_closed",
+            "Streams ended after --stream-idle-timeout without a message, by method",
+            labels=("method",),
+        )
+        for method, count in sorted(idle.items()):
+            family.add_metric((method,), count)
+        yield family
+        probes = self._metrics.liveness_probes
+        if probes:
+            yield GaugeMetricFamily(
+                PREFIX + "grpc_alive",
+                "1 while the gRPC server answers its own loopback health check (liveness)",
+                value=int(all(probe.problem() is None for probe in probes)),
+            )
+            yield CounterMetricFamily(
+                PREFIX + "liveness_probe_failures",
+                "Loopback health checks of the gRPC server that failed",
+                value=sum(probe.failures for probe in probes),
+            )
 
 
 class NullMetrics:

@@ -23,7 +23,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
+from flagd.evaluation.v2 import evaluation_pb2 as flagd_v2
+from flagd.evaluation.v2 import evaluation_pb2_grpc as flagd_v2_grpc
+from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc, event_pb2, event_pb2_grpc
 from tests.conftest import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -318,3 +320,89 @@ def test_health_listener_serves_readiness_and_liveness_and_nothing_else(start) -
     # The health listener stops after the main server, as the last step before the exit.
     assert messages.index("server stopped") < messages.index("health listener stopped")
     assert sidecar.records[-1]["event"] == "shutdown_complete"
+
+
+def test_sigterm_ends_within_the_timeout_whatever_streams_are_open(start, tmp_path: Path) -> None:
+    """Streams of every kind open (idle Track with events accepted, health Watch, flagd EventStream,
+    reflection), and malformed reflection calls before the signal (which once kept grpcio from ever
+    stopping): exit 0 within --shutdown-timeout, with every accepted event flushed."""
+    events_dir = tmp_path / "events"
+    sidecar = start(
+        "--exporter",
+        f"file:dir={events_dir}",
+        "--flush-interval",
+        "600",
+        "--shutdown-grace",
+        "2",
+        "--shutdown-timeout",
+        "8",
+        flags=10,
+    )
+    address, _ = sidecar.wait_ready()
+    channel = grpc.insecure_channel(address)
+    stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
+    for i in range(5):
+        stub.Evaluate(
+            evaluation_pb2.EvaluateRequest(flag_key="flag-00001", user=evaluation_pb2.User(id=f"u{i}"))
+        )
+    release = threading.Event()
+
+    def track() -> Iterator[event_pb2.TrackRequest]:
+        for i in range(3):
+            yield event_pb2.TrackRequest(name=f"t{i}", user=evaluation_pb2.User(id="tracker"))
+        release.wait(30)
+
+    tracking = event_pb2_grpc.EventServiceStub(channel).Track.future(track(), timeout=30)
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=30)
+    assert next(watch).status == SERVING
+    event_stream = flagd_v2_grpc.ServiceStub(channel).EventStream(flagd_v2.EventStreamRequest(), timeout=30)
+    assert next(event_stream).type == "provider_ready"
+
+    def reflection_requests() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        release.wait(30)
+
+    reflecting = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+        reflection_requests(), timeout=30
+    )
+    assert next(reflecting).list_services_response.service
+    malformed = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as caught:
+            list(malformed(iter([b"\xff\xff\xff"]), timeout=5))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    started = time.monotonic()
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=15) == 0
+    assert time.monotonic() - started < 8
+    assert "shutdown_complete" in sidecar.events()
+    assert "shutdown_deadline_exceeded" not in sidecar.events()
+    # Every handler ended: none was left stuck (a malformed reflection call's once was, for good).
+    assert "shutdown_handlers_abandoned" not in sidecar.events()
+    release.set()
+    channel.close()
+    with pytest.raises(grpc.RpcError):
+        tracking.result(timeout=5)
+    lines = [
+        json.loads(line) for file in events_dir.glob("*.jsonl") for line in file.read_text().splitlines()
+    ]
+    assert sorted(e["userKey"] for e in lines if e["kind"] == "feature") == [f"u{i}" for i in range(5)]
+    assert sorted(e["key"] for e in lines if e["kind"] == "tracking") == ["t0", "t1", "t2"]
+
+
+def test_malformed_reflection_calls_do_not_keep_the_server_from_stopping(start) -> None:
+    # They once left grpcio unable to stop at all: exit 1 at the --shutdown-timeout deadline.
+    sidecar = start(flags=10)
+    address, _ = sidecar.wait_ready()
+    with grpc.insecure_channel(address) as channel:
+        malformed = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as caught:
+                list(malformed(iter([b"\xff\xff\xff"]), timeout=5))
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    started = time.monotonic()
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 5  # nothing is in flight: no grace to wait out
+    assert "shutdown_complete" in sidecar.events()

@@ -1,6 +1,7 @@
 """Request bytes that are not the method's message, over the wire, on every service registered through
-sidecar.server.decoding (flagd v1 and v2, EventService): INVALID_ARGUMENT naming the message expected,
-one warning, the RPC metrics where the method has them, and a server that goes on serving.
+sidecar.server.decoding (flagd v1 and v2, EventService, health, reflection): INVALID_ARGUMENT naming
+the message expected, one warning, the RPC metrics where the method has them, and a server that goes
+on serving.
 (The native EvaluationService parses its own bytes: tests/server/test_evaluation_paths.py.)"""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from flagd.evaluation.v1 import evaluation_pb2 as flagd_v1
 from flagd.evaluation.v2 import evaluation_pb2 as flagd_v2
@@ -189,6 +192,48 @@ def test_the_server_goes_on_after_many_bad_requests(running):
         response_deserializer=flagd_v2.ResolveStringResponse.FromString,
     )
     assert call(flagd_v2.ResolveStringRequest(flag_key="banner-color"), timeout=5).value == "#1f77b4"
+
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+
+
+def test_health_and_reflection_requests_that_do_not_parse_are_invalid_argument(running, caplog):
+    calls = {
+        HEALTH_CHECK: lambda: running.channel.unary_unary(HEALTH_CHECK)(GARBAGE, timeout=5),
+        HEALTH_WATCH: lambda: list(running.channel.unary_stream(HEALTH_WATCH)(GARBAGE, timeout=5)),
+        REFLECTION: lambda: list(running.channel.stream_stream(REFLECTION)(iter([GARBAGE]), timeout=5)),
+    }
+    expected = {
+        HEALTH_CHECK: "grpc.health.v1.HealthCheckRequest",
+        HEALTH_WATCH: "grpc.health.v1.HealthCheckRequest",
+        REFLECTION: "grpc.reflection.v1alpha.ServerReflectionRequest",
+    }
+    for path, call in calls.items():
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, path
+        assert caught.value.details() == decoding.undecodable_message(expected[path])
+        assert len(_warnings(caplog, path)) == 1
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback in the log
+    # Both services go on answering, and the bad reflection calls hold no stream.
+    assert running.server.streams.open_streams == 0
+    check = running.channel.unary_unary(
+        HEALTH_CHECK,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    assert (
+        check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
+    reflection = reflection_pb2_grpc.ServerReflectionStub(running.channel).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+    )
+    assert "grpc.health.v1.Health" in [
+        service.name for service in next(reflection).list_services_response.service
+    ]
 
 
 # ---------------------------------------------------------------- registration

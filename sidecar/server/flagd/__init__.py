@@ -4,8 +4,8 @@ providers (RPC resolver) in any language work against the sidecar unchanged.
 - `mapping`: reasons, status codes, types and context enrichment (the decisions are listed there);
 - `service`: the two servicers and `add_to_server`;
 - `stream`: the EventStream fan-out (`EventBroadcaster`), whose `shutdown()` must run before the
-  gRPC server stops, and whose open streams each hold a server worker thread
-  (`DEFAULT_MAX_EVENT_STREAMS`).
+  gRPC server stops, and whose open streams are under the server's stream limits
+  (sidecar.server.streams) and `DEFAULT_MAX_EVENT_STREAMS`.
 """
 
 from .mapping import ContextRules, parse_context_value, parse_header_mapping

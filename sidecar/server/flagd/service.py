@@ -41,6 +41,7 @@ from ...store import FlagStore
 from ..decoding import UndecodableRequest, add_servicer
 from ..limits import ContextLimits, Violation, bounded
 from ..metrics import NULL_METRICS, NullMetrics, SidecarMetrics
+from ..streams import StreamAdmission
 from . import mapping
 from ._generated import evaluation_v1, evaluation_v1_grpc, evaluation_v2, evaluation_v2_grpc
 from .mapping import BOOLEAN, NUMBER, OBJECT, STRING, ContextRules, fill_struct
@@ -385,13 +386,19 @@ SERVICE_NAME_V1: Final = evaluation_v1.DESCRIPTOR.services_by_name["Service"].fu
 SERVICE_NAME_V2: Final = evaluation_v2.DESCRIPTOR.services_by_name["Service"].full_name
 
 
-def add_to_server(server: grpc.Server, resolver: FlagdResolver, events: EventBroadcaster) -> tuple[str, str]:
+def add_to_server(
+    server: grpc.Server,
+    resolver: FlagdResolver,
+    events: EventBroadcaster,
+    streams: StreamAdmission | None = None,
+) -> tuple[str, str]:
     """Register both protocol versions on `server`; returns their full service names. A request that
-    is not the method's message is INVALID_ARGUMENT naming the one expected (sidecar.server.decoding)."""
+    is not the method's message is INVALID_ARGUMENT naming the one expected (sidecar.server.decoding);
+    EventStream is under `streams`' limits (sidecar.server.streams)."""
     v1 = EvaluationServiceV1(resolver, events)
     v2 = EvaluationServiceV2(resolver, events)
-    add_servicer(evaluation_v1_grpc.add_ServiceServicer_to_server, v1, server, v1.undecodable)
-    add_servicer(evaluation_v2_grpc.add_ServiceServicer_to_server, v2, server, v2.undecodable)
+    add_servicer(evaluation_v1_grpc.add_ServiceServicer_to_server, v1, server, v1.undecodable, streams)
+    add_servicer(evaluation_v2_grpc.add_ServiceServicer_to_server, v2, server, v2.undecodable, streams)
     return SERVICE_NAME_V1, SERVICE_NAME_V2
 
 
@@ -404,7 +411,8 @@ class FlagdSettings:
 
     context: ContextRules = field(default_factory=ContextRules)
     keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL
-    # Each open EventStream holds one server worker thread: size the pool as unary workers + this.
+    # EventStreams open at once; every stream is also under the server's --max-streams, which
+    # decides the worker pool (sidecar.server.streams).
     max_event_streams: int = DEFAULT_MAX_EVENT_STREAMS
 
     @classmethod
@@ -447,8 +455,8 @@ class FlagdServices:
         )
         self.events = EventBroadcaster(store, settings.keepalive_interval, settings.max_event_streams)
 
-    def add_to_server(self, server: grpc.Server) -> tuple[str, str]:
-        return add_to_server(server, self.resolver, self.events)
+    def add_to_server(self, server: grpc.Server, streams: StreamAdmission | None = None) -> tuple[str, str]:
+        return add_to_server(server, self.resolver, self.events, streams)
 
     def shutdown(self) -> None:
         """provider_shutdown on every EventStream, which then ends: run before the server stops."""

@@ -5,9 +5,12 @@ is a generator running on one of the gRPC server's worker threads (grpcio's sync
 its own queue, so an idle stream costs a parked thread and no CPU, and it wakes for exactly three
 things: a flag-set change, the keep-alive timeout, and its end (the client went away: gRPC's
 termination callback drops a marker in the queue; or `shutdown()`). Because every open stream
-holds a worker thread for its whole life, the number of streams is capped (`max_streams`, beyond
-which a new stream is refused with RESOURCE_EXHAUSTED and the provider retries after its backoff),
-and the server must size its thread pool as unary workers + `max_streams`.
+holds a worker thread for its whole life, it is registered under the server's stream admission
+(sidecar.server.streams: --max-streams, --max-streams-per-connection, --stream-idle-timeout; the
+pool is unary workers + --max-streams). `max_streams` here caps EventStreams alone, within that;
+beyond either, a new stream is refused with RESOURCE_EXHAUSTED and the provider retries after its
+backoff. The keep_alive it sends counts as activity, so an EventStream is never idle-closed while
+its client reads.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ PROVIDER_SHUTDOWN: Final = "provider_shutdown"
 
 # flagd sends a keep_alive after 20 s without other traffic.
 DEFAULT_KEEPALIVE_INTERVAL: Final = 20.0
-# Open EventStreams allowed at once; each holds one server worker thread. A provider instance keeps
+# Open EventStreams allowed at once (within the server's --max-streams). A provider instance keeps
 # one stream open, so this is "application processes using a flagd provider against this sidecar".
 DEFAULT_MAX_EVENT_STREAMS: Final = 32
 # How often a stream opened before the first flag set was loaded checks for it.
