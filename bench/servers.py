@@ -56,9 +56,12 @@ from sidecar.server.app import (
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.store import FlagStore
 
-try:
+# A --before revision from before sidecar/sources/ has FileRepository, with the same constructor.
+# Asked of the store, not by trying the import: the editable install would find this tree's
+# sidecar.sources under the older sidecar package.
+if hasattr(FlagStore, "view"):
     from sidecar.sources import FileSource
-except ImportError:  # a --before revision from before sidecar/sources/: the same constructor
+else:
     from sidecar.store import FileRepository as FileSource  # type: ignore[attr-defined,no-redef]
 
 EMPTY_SERVICE = "bench.Empty"

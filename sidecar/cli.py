@@ -170,12 +170,6 @@ def serve(settings: config.Settings, source: Source) -> int:
     stop_requested = StopRequest()
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
 
-    if settings.state_dir is None:
-        logger.warning(
-            "no --state-dir: flag versions count from 1 in this process, and start again at 1 after a "
-            "restart (set --state-dir, or version: N on the flags)",
-            extra={"event": "flag_versions_in_memory"},
-        )
     store = FlagStore(
         source,
         cache_ttl=settings.cache_ttl,

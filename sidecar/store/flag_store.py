@@ -171,7 +171,7 @@ class FlagStore:
             len(change.added),
             len(change.updated),
             len(change.removed),
-            extra={"event": "flags_loaded", "revision": document.revision},
+            extra={"event": "flags_loaded"},
         )
         self.loaded.set()
         if change.changed_flags or change.segments_changed:
