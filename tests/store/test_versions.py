@@ -125,3 +125,21 @@ def test_an_unreadable_state_file_is_set_aside_and_counting_starts_afresh(tmp_pa
     assert (state / (STATE_FILE + ".unreadable")).exists()
     assert any(r.__dict__.get("event") == "flag_versions_unreadable" for r in caplog.records)
     store.close()
+
+
+def test_a_failed_save_is_logged_and_the_set_still_served(tmp_path, monkeypatch, caplog):
+    path, state = tmp_path / "flags.yaml", tmp_path / "state"
+    write_flags(path, [flag("a")])
+    store = started(path, state)
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store._versions, "_write", full)
+    write_flags(path, [flag("a", default="on"), flag("b")])
+    with caplog.at_level(logging.ERROR):
+        assert store.reload()
+    assert versions(store) == {"a": 2, "b": 1}
+    (record,) = [r for r in caplog.records if r.__dict__.get("event") == "flag_versions_not_saved"]
+    assert "No space left on device" in record.getMessage()
+    store.close()
