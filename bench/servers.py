@@ -54,7 +54,15 @@ from sidecar.server.app import (
     register_evaluation_service,
 )
 from sidecar.server.metrics import SidecarMetrics
-from sidecar.store import FileRepository, FlagStore
+from sidecar.store import FlagStore
+
+# A --before revision from before sidecar/sources/ has FileRepository, with the same constructor.
+# Asked of the store, not by trying the import: the editable install would find this tree's
+# sidecar.sources under the older sidecar package.
+if hasattr(FlagStore, "view"):
+    from sidecar.sources import FileSource
+else:
+    from sidecar.store import FileRepository as FileSource  # type: ignore[attr-defined,no-redef]
 
 EMPTY_SERVICE = "bench.Empty"
 EMPTY_METHOD = f"/{EMPTY_SERVICE}/Call"
@@ -311,7 +319,7 @@ async def serve_aio(kind: str, store: FlagStore, port_file: str, events: EventPi
 def main(kind: str, flags_file: str, port_file: str) -> None:
     if kind not in KINDS:
         raise SystemExit(f"unknown server kind {kind!r}; kinds: {', '.join(KINDS)}")
-    store = FlagStore(FileRepository(flags_file))
+    store = FlagStore(FileSource(flags_file))
     store.start()
     events_dir = os.environ.get("BENCH_EVENTS_DIR")
     events = (

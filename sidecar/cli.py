@@ -31,7 +31,8 @@ from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
-from sidecar.store import FileRepository, FlagStore, load_flag_file
+from sidecar.sources import FileSource, Source, open_source
+from sidecar.store import FlagStore, StateDirError, load_flag_file
 
 logger = logging.getLogger("sidecar")
 
@@ -57,11 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             sys.stdout.write(render_effective(settings, sources))
             return 0
-        flags_path: Path = config.require(settings, "flags")
+        if settings.source is None:
+            config.require(settings, "flags")  # --source is the long form, --flags the usual one
     except config.ConfigError as error:
         # 2, like any other bad argument
         parser.exit(2, f"flag-sidecar {args.command}: error: {error}\n")
-    return serve(settings, flags_path)
+    return serve(settings, flag_source(settings))
+
+
+def flag_source(settings: config.Settings) -> Source:
+    """--source URI, or --flags PATH (a file source, the path kept as given for messages)."""
+    if settings.source is not None:
+        return open_source(settings.source)  # checked when the options were parsed
+    assert settings.flags is not None
+    return FileSource(settings.flags)
 
 
 class Parser(argparse.ArgumentParser):
@@ -152,7 +162,7 @@ def plural(count: int, noun: str) -> str:
 # ---------------------------------------------------------------- serve
 
 
-def serve(settings: config.Settings, flags_path: Path) -> int:
+def serve(settings: config.Settings, source: Source) -> int:
     configure_logging(
         settings.log_level,
         settings.log_format,
@@ -163,7 +173,10 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
 
     store = FlagStore(
-        FileRepository(flags_path), cache_ttl=settings.cache_ttl, eval_cache_size=settings.eval_cache_size
+        source,
+        cache_ttl=settings.cache_ttl,
+        eval_cache_size=settings.eval_cache_size,
+        state_dir=settings.state_dir,
     )
     metrics = SidecarMetrics(store)
     # Up before the flags load: /healthz answers and /readyz says why it is not ready yet.
@@ -197,13 +210,18 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
 
     try:
         store.start()
+    except StateDirError as error:
+        logger.error("not serving: %s", error)
+        events.close(0)
+        _stop_management(management)
+        return 1
     except FlagSetError as error:
         # One log record (a JSON line in JSON mode) with the problems as a list, not plain text
         # between the JSON lines; the text format spells them out one per line.
         problems = [str(problem) for problem in error.problems]
         logger.error(
             "not serving: %s has %s:\n%s",
-            flags_path,
+            source.origin,
             plural(len(problems), "problem"),
             "\n".join(problems),
             extra={"event": "flags_rejected", "problems": problems},
@@ -212,7 +230,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         _stop_management(management)
         return 1
     except OSError as error:
-        logger.error("not serving: cannot read flag file %s: %s", flags_path, error.strerror or error)
+        logger.error("not serving: cannot read %s: %s", _described(source), error.strerror or error)
         events.close(0)
         _stop_management(management)
         return 1
@@ -370,6 +388,10 @@ def _deadline_exceeded(timeout: float) -> None:
     )
     logging.shutdown()
     os._exit(1)
+
+
+def _described(source: Source) -> str:
+    return f"flag file {source.origin}" if isinstance(source, FileSource) else source.origin
 
 
 def _stop_management(management: ManagementServer | None) -> None:

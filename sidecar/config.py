@@ -150,6 +150,15 @@ def parse_exporter(text: str) -> str:
     return text.strip()
 
 
+def parse_source(text: str) -> str:
+    """A source URI (sidecar.sources: file:///path/flags.yaml, ...); the scheme and what the
+    scheme's opener checks are checked here (an option error, exit 2)."""
+    from sidecar.sources import open_source
+
+    open_source(text)  # raises SourceURIError, a ValueError; opening reads nothing
+    return text.strip()
+
+
 FLAGD_DEFAULT_LISTEN = "127.0.0.1:8013"
 
 
@@ -214,7 +223,28 @@ OPTIONS: tuple[Option, ...] = (
         "YAML file setting any option below (keys = option names)",
         in_file=False,
     ),
-    Option("flags", parse_path, None, "PATH", "flag file to serve (YAML or JSON); watched for edits"),
+    Option(
+        "flags",
+        parse_path,
+        None,
+        "PATH",
+        "flag file to serve (YAML or JSON); watched for edits (short for --source file://PATH)",
+    ),
+    Option(
+        "source",
+        parse_source,
+        None,
+        "URI",
+        "where the flags come from, by URI scheme: file:///path/flags.yaml",
+    ),
+    Option(
+        "state_dir",
+        parse_path,
+        None,
+        "PATH",
+        "directory where flag versions are kept across restarts; without it they count from 1 in "
+        "each process",
+    ),
     Option(
         "listen",
         parse_listen_address,
@@ -254,7 +284,11 @@ OPTIONS: tuple[Option, ...] = (
         "service liveness stays SERVING while draining), never the evaluation API (off: none)",
     ),
     Option(
-        "cache_ttl", parse_seconds, 30.0, "SECONDS", "how long flags, segments and evaluations stay cached"
+        "cache_ttl",
+        parse_seconds,
+        30.0,
+        "SECONDS",
+        "how long evaluation results stay cached (--eval-cache-size)",
     ),
     Option(
         "eval_cache_size",
@@ -472,6 +506,8 @@ OPTIONS: tuple[Option, ...] = (
 class Settings:
     config: Path | None
     flags: Path | None
+    source: str | None
+    state_dir: Path | None
     listen: tuple[str, ...]
     management_listen: str
     management_max_connections: int
@@ -593,6 +629,8 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
     def where(name: str) -> str:
         return f"{option_named(name).flag} (from {sources[name]})"
 
+    if settings.flags is not None and settings.source is not None:
+        raise ConfigError(f"{where('flags')} and {where('source')} both name the flags: give one")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         given = "tls_cert" if settings.tls_key is None else "tls_key"
         raise ConfigError(f"{where(given)} needs both --tls-cert and --tls-key")

@@ -15,7 +15,8 @@ import yaml
 
 from flagsidecar.v1 import evaluation_pb2_grpc
 from sidecar.server.app import SERVICE_REGISTRARS, Registrar, SidecarServer
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 
 # Covers every reason: STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED and ERROR (a missing default).
 SAMPLE_FLAGS: dict[str, Any] = {
@@ -163,7 +164,7 @@ def start_sidecar(tmp_path: Path) -> Iterator[Callable[..., RunningSidecar]]:
         document: dict[str, Any] = SAMPLE_FLAGS, registrars: Sequence[Registrar] = SERVICE_REGISTRARS
     ) -> RunningSidecar:
         flag_file = write_flag_file(tmp_path / f"flags-{len(started)}.yaml", document)
-        store = FlagStore(FileRepository(flag_file, poll_interval=0.2))
+        store = FlagStore(FileSource(flag_file, poll_interval=0.2))
         store.start()
         server = SidecarServer(store, "127.0.0.1:0", registrars=registrars)
         server.start()

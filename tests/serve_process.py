@@ -38,15 +38,15 @@ def _env() -> dict[str, str]:
 class ServeProcess:
     """`python -m sidecar.cli serve` on a free port; stderr is collected as it comes."""
 
-    def __init__(self, flag_file: Path, *extra: str) -> None:
+    def __init__(self, flag_file: Path | None, *extra: str) -> None:
+        """`flag_file` None: no --flags (`extra` names the source)."""
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "sidecar.cli",
                 "serve",
-                "--flags",
-                str(flag_file),
+                *(("--flags", str(flag_file)) if flag_file is not None else ()),
                 "--listen",
                 "127.0.0.1:0",
                 *extra,

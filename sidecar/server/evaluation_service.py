@@ -22,7 +22,7 @@ import grpc
 from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
-from sidecar.engine import ErrorCode, Evaluation, evaluate_plan
+from sidecar.engine import ErrorCode, Evaluation
 from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
@@ -77,7 +77,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         # What the fast paths need to know once. A pipeline's routes are fixed when it is built,
         # and without any add_evaluation does nothing: the fast paths skip the call.
         self._events_enabled = self._events.enabled
-        self._direct = not store.caches_evaluations  # may evaluate the snapshot's steps directly
+        self._answer = store.answer  # the store's hot path, looked up once
         self._max_keys = self._context_limits.max_keys or sys.maxsize
         self._max_context_bytes = self._context_limits.max_bytes or sys.maxsize
         self._max_response_bytes = self._context_limits.max_response_bytes or sys.maxsize
@@ -87,9 +87,9 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     def evaluate_bytes(self, request_bytes: bytes, context: grpc.ServicerContext) -> bytes:
         """The Evaluate RPC as registered: the common case flat, anything else through Evaluate.
 
-        The common case: the store is ready and evaluates without its cache, no debug trace, a
-        known flag, a plain context (convert.plain_context) within the limits, an answer already
-        encoded and no debug logging. A plain context is never larger than the request that
+        The common case: the store is ready, no debug trace, a plain context
+        (convert.plain_context) within the limits, a known flag (FlagStore.answer, one snapshot),
+        an answer already encoded and no debug logging. A plain context is never larger than the request that
         carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (a costly
         re-encoding, BENCHMARKS.md). Side effects come in the general path's order, at the end, so
         a failure anywhere leaves the same trace as there.
@@ -103,17 +103,13 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
             flag_key = request.flag_key
             if (
                 self._ready
-                and self._direct
                 and flag_key
                 and not request.debug
                 and len(request_bytes) <= self._max_context_bytes
             ):
-                step = self._store.snapshot.steps.get(flag_key)
                 user = request.user
-                if step is not None and (attributes := plain_context(user, self._max_keys)) is not None:
-                    compute, answer = step
-                    if compute is not None:
-                        answer = compute(attributes)
+                attributes = plain_context(user, self._max_keys)
+                if attributes is not None and (answer := self._answer(flag_key, attributes)) is not None:
                     entry = self._encoded.entries.get(id(answer))
                     # A first answer is encoded on the general path, which also does the debug log.
                     if entry is not None and entry[0] is answer and not logger.isEnabledFor(_DEBUG):
@@ -134,21 +130,16 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         except Exception as error:
             self._undecodable("EvaluateAll", evaluation_pb2.EvaluateAllRequest, started, context, error)
         try:
-            if (
-                self._ready
-                and self._direct
-                and not request.debug
-                and len(request_bytes) <= self._max_context_bytes
-            ):
+            if self._ready and not request.debug and len(request_bytes) <= self._max_context_bytes:
                 user = request.user
                 flag_keys = request.flag_keys
                 attributes = plain_context(user, self._max_keys)
+                view = self._store.view()  # one snapshot for the key check and the evaluations
                 # A request over a limit is refused on the general path.
                 if attributes is not None and (
-                    not flag_keys
-                    or self._context_limits.flag_keys_violation(flag_keys, self._store.snapshot.steps) is None
+                    not flag_keys or self._context_limits.flag_keys_violation(flag_keys, view) is None
                 ):
-                    evaluations = evaluate_plan(self._store.plan(flag_keys), attributes)
+                    evaluations = view.evaluate_all(attributes, flag_keys)
                     response, keys = self._encoded.evaluate_all_entries(evaluations)
                     if len(response) <= self._max_response_bytes:
                         if self._events_enabled:
@@ -174,12 +165,13 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         flag_key = request.flag_key  # each field read of a protobuf message costs: read them once
         if not flag_key:
             raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
+        view = self._store.view()  # one snapshot for the key check and the evaluation
         too_long = self._context_limits.flag_key_too_long(flag_key)
-        if too_long is not None and self._store.get_flag(flag_key) is None:
+        if too_long is not None and flag_key not in view:
             raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, too_long)
         user = request.user
         user_context = self._context_of(user)
-        evaluation = self._store.evaluate(flag_key, user_context, request.debug)
+        evaluation = view.evaluate(flag_key, user_context, request.debug)
         self._events.add_evaluation(evaluation, user.id, user_context)
         self._metrics.record_evaluation(evaluation)
         if logger.isEnabledFor(logging.DEBUG):
@@ -196,13 +188,14 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
 
     def _evaluate_all(self, request: evaluation_pb2.EvaluateAllRequest) -> bytes:
         flag_keys = list(request.flag_keys) or None  # an empty filter means every flag
+        view = self._store.view()  # one snapshot for the key check and the evaluations
         if flag_keys:
-            violated = self._context_limits.flag_keys_violation(flag_keys, self._store.snapshot.steps)
+            violated = self._context_limits.flag_keys_violation(flag_keys, view)
             if violated is not None:
                 raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
         user = request.user
         user_context = self._context_of(user)
-        evaluations = self._store.evaluate_all(user_context, flag_keys, request.debug)
+        evaluations = view.evaluate_all(user_context, flag_keys, request.debug)
         response, keys = self._encoded.evaluate_all_entries(evaluations)
         violated = self._context_limits.response_violation(len(response))
         if violated is not None:

@@ -1,16 +1,21 @@
-"""Flag storage: TTL-cached FlagStore in front of a repository (the watched flag file)."""
+"""Flag storage: the FlagStore (compiled snapshot, versions, change feed, the evaluation facade)
+over a source's documents (sidecar.sources)."""
 
 from .cache_keys import eval_cache_key, flag_cache_key, request_hash, segment_cache_key
-from .file_repository import FileRepository, load_flag_file
 from .flag_document import DocumentLimits, parse_flag_document
-from .flag_store import FlagSetChange, FlagStore, Repository
+from .flag_store import FlagSetChange, FlagStore, FlagView
+from .loading import compile_document, load_flag_file
+from .versions import StateDirError, StateDirLockedError, VersionTable
 
 __all__ = [
     "DocumentLimits",
-    "FileRepository",
     "FlagSetChange",
     "FlagStore",
-    "Repository",
+    "FlagView",
+    "StateDirError",
+    "StateDirLockedError",
+    "VersionTable",
+    "compile_document",
     "eval_cache_key",
     "flag_cache_key",
     "load_flag_file",

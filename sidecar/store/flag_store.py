@@ -1,9 +1,19 @@
-"""FlagStore: TTL caches (cachetools) in front of a repository, and the evaluation entry point.
+"""FlagStore: the applied flag set, its versions, the change feed, and the one way into evaluation.
 
-The last good flag set is held in memory and swapped atomically on a valid reload; a rejected
-reload is logged with every problem and changes nothing. Cached entries are keyed by
-flag_cache_key / segment_cache_key / eval_cache_key; evaluation keys carry the flag version and
-the segments revision, so a changed flag or segment can never be answered from an old entry.
+A source (sidecar.sources) hands over documents; the store parses, validates and compiles them
+(loading.py), decides the flags' versions (versions.py) and swaps the compiled set in atomically
+on a valid reload. A rejected reload is logged with every problem and changes nothing.
+
+Every request reads exactly one snapshot of the applied set: `answer` is the Evaluate hot path
+(one call), and a request that reads more than once (a flag and its evaluation, a key check and
+EvaluateAll) takes a `view()`, which answers everything from the snapshot current when it was
+taken. The snapshot itself is private.
+
+The optional evaluation cache (eval_cache_size > 0) is keyed by eval_cache_key, with the flag
+version and the segments revision in the key. flaggio's flag and segment TTL caches
+(flag_cache_key / segment_cache_key) are not kept here: over an immutable in-memory snapshot a
+cache lookup costs more than the dict lookup it would stand in for. They come back in front of the
+remote sources (HTTP, database: DESIGN.md, "Layers"), where a lookup is I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +22,8 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
 from cachetools import TTLCache
 
@@ -27,24 +38,13 @@ from ..engine import (
     evaluation_plan,
     flag_not_found,
 )
-from ..engine.compiler import VersionOf
 from ..engine.evaluator import PlanStep
-from .cache_keys import eval_cache_key, flag_cache_key, request_hash, segment_cache_key
+from ..sources import Source
+from .cache_keys import eval_cache_key, request_hash
+from .loading import compile_document
+from .versions import VersionTable
 
 log = logging.getLogger(__name__)
-
-
-class Repository(Protocol):
-    """A source of truth for flag sets."""
-
-    @property
-    def source(self) -> str: ...
-
-    def load(self, version_of: VersionOf | None = None) -> FlagSet: ...
-
-    def watch(self, on_change: Callable[[], object]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,42 +63,41 @@ class FlagSetChange:
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
+class _Snapshot:
     """The applied flag set and what is derived from it, replaced as a whole on every reload."""
 
     flag_set: FlagSet
     segments_revision: int
     generation: int
+    revision: str = ""  # the source's revision of the document it was compiled from
     plan: tuple[PlanStep, ...] = ()  # evaluate_all's steps, one per flag in key order
     steps: Mapping[str, PlanStep] = field(default_factory=dict)  # the same steps by flag key
 
 
-_MISSING = object()
-_EMPTY = Snapshot(FlagSet(flags={}, segments={}), 0, 0)
+_EMPTY = _Snapshot(FlagSet(flags={}, segments={}), 0, 0)
 
 
 class FlagStore:
     def __init__(
         self,
-        repository: Repository,
+        source: Source,
         cache_ttl: float = 30.0,
-        cache_size: int = 100_000,
         eval_cache_size: int = 0,
+        state_dir: Path | None = None,
     ) -> None:
-        """`eval_cache_size` > 0 caches evaluation results too. Off by default: hashing the context for
-        the cache key costs more than evaluating a compiled flag (BENCHMARKS.md), so the cache pays
-        off only for flags whose rules are much more expensive than these."""
-        self.repository = repository
-        self._lock = threading.Lock()  # guards the caches only; never held during I/O or evaluation
-        self._flags: TTLCache[str, Any] = TTLCache(cache_size, cache_ttl)
-        self._segments: TTLCache[str, Any] = TTLCache(cache_size, cache_ttl)
+        """`eval_cache_size` > 0 caches evaluation results (for up to `cache_ttl` seconds). Off by
+        default: hashing the context for the cache key costs more than evaluating a compiled flag
+        (BENCHMARKS.md), so the cache pays off only for flags whose rules are much more expensive
+        than these. `state_dir` keeps the flag versions across restarts (versions.py)."""
+        self.source = source
+        self._lock = threading.Lock()  # guards the evaluation cache; never held during I/O or evaluation
         self._evaluations: TTLCache[str, Evaluation] | None = (
             TTLCache(eval_cache_size, cache_ttl) if eval_cache_size > 0 else None
         )
         # Immutable, replaced in one assignment: a reader gets the old set or the new one, never a
-        # mix. Public for the servers' Evaluate fast path, which looks a flag's step up in it.
-        self.snapshot = _EMPTY
-        self._versions: dict[str, tuple[str, int]] = {}  # flag key -> (fingerprint, version)
+        # mix. Read once per request (answer, view), never by the services themselves.
+        self._snapshot = _EMPTY
+        self._versions = VersionTable(state_dir)
         self._listeners: list[Callable[[FlagSetChange], None]] = []
         self._reload_lock = threading.Lock()
         self.loaded = threading.Event()
@@ -107,26 +106,30 @@ class FlagStore:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Load the first flag set (raising FlagSetError or OSError) and watch for changes."""
+        """Take the state directory (StateDirError), load the first flag set (FlagSetError,
+        OSError) and follow the source's changes."""
+        self._versions.open()
         self._reload(initial=True)
-        self.repository.watch(self.reload)
+        self.source.watch(_SourceEvents(self))
 
     def close(self) -> None:
-        self.repository.close()
+        self.source.close()
+        self._versions.close()
 
     @property
     def ready(self) -> bool:
         return self.loaded.is_set()
 
     @property
-    def caches_evaluations(self) -> bool:
-        """False: every evaluation is evaluate_plan's over the snapshot's steps, which the servers'
-        fast paths rely on; True: evaluations go through the cache, so only evaluate* may be used."""
-        return self._evaluations is not None
+    def flag_set(self) -> FlagSet:
+        """The applied set (for what follows changes, such as the flagd EventStream, and metrics;
+        evaluation goes through `answer` and `view`)."""
+        return self._snapshot.flag_set
 
     @property
-    def flag_set(self) -> FlagSet:
-        return self.snapshot.flag_set
+    def revision(self) -> str:
+        """The source's revision of the applied document ("" before the first load)."""
+        return self._snapshot.revision
 
     def subscribe(self, listener: Callable[[FlagSetChange], None]) -> Callable[[], None]:
         """Call `listener` after every reload that really changed the set. Returns an unsubscribe."""
@@ -134,7 +137,7 @@ class FlagStore:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def reload(self) -> bool:
-        """Re-read the repository; keep the last good set if the new one is broken. True if applied."""
+        """Fetch the document again; keep the last good set if the new one is broken. True if applied."""
         try:
             self._reload(initial=False)
             return True
@@ -143,8 +146,8 @@ class FlagStore:
             problems = error.problems if isinstance(error, FlagSetError) else [error]
             log.error(
                 "rejected flag set from %s, still serving the last good one (%d flags): %s",
-                self.repository.source,
-                len(self.snapshot.flag_set.flags),
+                self.source.origin,
+                len(self._snapshot.flag_set.flags),
                 "; ".join(str(p) for p in problems),
                 extra={"event": "flags_rejected", "problems": [str(p) for p in problems]},
             )
@@ -152,11 +155,13 @@ class FlagStore:
 
     def _reload(self, initial: bool) -> None:
         with self._reload_lock:
-            pending: dict[str, tuple[str, int]] = {}
-            flag_set = self.repository.load(self._version_tracker(pending))
+            document = self.source.fetch()
+            flag_set = compile_document(document, self._versions.version_of(document.versions))
             for warning in flag_set.warnings:
                 log.warning("%s", warning)
-            change = self._apply(flag_set, pending)
+            # Saved before they are served: a number handed out is one a restart knows.
+            self._versions.applied(flag_set)
+            change = self._apply(flag_set, document.revision)
         self.stats["reloads"] += 1
         log.info(
             "loaded %d flags and %d segments from %s (added %d, updated %d, removed %d)",
@@ -176,24 +181,8 @@ class FlagStore:
                 except Exception:
                     log.exception("flag set listener failed")
 
-    def _version_tracker(self, pending: dict[str, tuple[str, int]]) -> VersionOf:
-        """Version numbers that increase whenever a flag's definition changes (kept across removals)."""
-
-        def version_of(key: str, fingerprint: str) -> int:
-            known = self._versions.get(key)
-            if known is None:
-                version = 1
-            elif known[0] == fingerprint:
-                version = known[1]
-            else:
-                version = known[1] + 1
-            pending[key] = (fingerprint, version)
-            return version
-
-        return version_of
-
-    def _apply(self, flag_set: FlagSet, pending: dict[str, tuple[str, int]]) -> FlagSetChange:
-        old = self.snapshot
+    def _apply(self, flag_set: FlagSet, revision: str) -> FlagSetChange:
+        old = self._snapshot
         old_flags, new_flags = old.flag_set.flags, flag_set.flags
         added = frozenset(new_flags.keys() - old_flags.keys())
         removed = frozenset(old_flags.keys() - new_flags.keys())
@@ -204,119 +193,154 @@ class FlagStore:
             or new_flags[key].version != old_flags[key].version
         )
         segments_changed = _fingerprints(old.flag_set.segments) != _fingerprints(flag_set.segments)
-        revision = old.segments_revision + 1 if segments_changed or old is _EMPTY else old.segments_revision
-        self._versions.update(pending)
+        revision_of_segments = (
+            old.segments_revision + 1 if segments_changed or old is _EMPTY else old.segments_revision
+        )
         plan = evaluation_plan(flag_set.flags.values())
         steps = dict(zip(flag_set.flags, plan, strict=True))
+        snapshot = _Snapshot(flag_set, revision_of_segments, old.generation + 1, revision, plan, steps)
         with self._lock:
-            self.snapshot = Snapshot(flag_set, revision, old.generation + 1, plan, steps)
-            self._flags.clear()
-            self._segments.clear()
+            self._snapshot = snapshot
             if self._evaluations is not None:
                 self._evaluations.clear()
         return FlagSetChange(added, updated, removed, segments_changed, flag_set)
 
-    # ------------------------------------------------------------ lookups
+    # ------------------------------------------------------------ evaluation: the one way in
 
-    def _cached(self, cache: TTLCache[str, Any], key: str, fetch: Callable[[Snapshot], Any]) -> Any:
-        with self._lock:
-            entry = cache.get(key, _MISSING)
-            snapshot = self.snapshot
-        if entry is not _MISSING:
-            return entry
-        value = fetch(snapshot)
-        with self._lock:
-            # A reload between the read and this write must not let an old entry back in.
-            if self.snapshot.generation == snapshot.generation:
-                cache[key] = value
-        return value
+    def answer(self, flag_key: str, context: Mapping[str, Any]) -> Evaluation | None:
+        """The Evaluate hot path: what a known flag answers `context` (no debug trace), None for an
+        unknown key (whose answer is the general path's business: a status, a limit). With the
+        evaluation cache off this is one lookup and the flag's own evaluation, nothing else."""
+        snapshot = self._snapshot
+        step = snapshot.steps.get(flag_key)
+        if step is None:
+            return None
+        compute, fixed = step
+        if compute is None:
+            return fixed
+        if self._evaluations is None:
+            return compute(context)
+        return self._evaluation(snapshot, snapshot.flag_set.flags[flag_key], context, None)
 
-    def _flag_entry(self, key: str) -> tuple[Flag, int] | None:
-        def fetch(snapshot: Snapshot) -> tuple[Flag, int] | None:
-            flag = snapshot.flag_set.flags.get(key)
-            return None if flag is None else (flag, snapshot.segments_revision)
-
-        entry: tuple[Flag, int] | None = self._cached(self._flags, flag_cache_key(key), fetch)
-        return entry
-
-    def get_flag(self, key: str) -> Flag | None:
-        entry = self._flag_entry(key)
-        return None if entry is None else entry[0]
-
-    def get_segment(self, key: str) -> Segment | None:
-        segment: Segment | None = self._cached(
-            self._segments, segment_cache_key(key), lambda snapshot: snapshot.flag_set.segments.get(key)
-        )
-        return segment
-
-    def flag_keys(self) -> list[str]:
-        return list(self.snapshot.flag_set.flags)
-
-    # ------------------------------------------------------------ evaluation
-
-    # The evaluation path reads the current snapshot, not the flag caches: the snapshot is an
-    # immutable in-memory mapping swapped in one assignment, so the read is atomic and never stale,
-    # while a TTLCache lookup under the lock costs on every call and saves nothing (BENCHMARKS.md).
-    # get_flag / get_segment keep flaggio's cached lookups; evaluation results are cached (keyed by
-    # flag version and segments revision) only when eval_cache_size > 0.
+    def view(self) -> FlagView:
+        """The current snapshot, for a request that reads the store more than once."""
+        return FlagView(self, self._snapshot)
 
     def evaluate(self, flag_key: str, context: Mapping[str, Any], debug: bool = False) -> Evaluation:
-        """Evaluate one flag; an unknown key gives a FLAG_NOT_FOUND evaluation."""
-        snapshot = self.snapshot
-        flag = snapshot.flag_set.flags.get(flag_key)
-        if flag is None:
-            return flag_not_found(flag_key)
-        if self._evaluations is None and not debug:
-            return evaluate(flag, context)
-        return self._evaluate((flag, snapshot.segments_revision), context, debug, None)
+        """`view().evaluate(...)`: one flag; an unknown key gives a FLAG_NOT_FOUND evaluation."""
+        return FlagView(self, self._snapshot).evaluate(flag_key, context, debug)
 
     def evaluate_all(
         self, context: Mapping[str, Any], flag_keys: Iterable[str] | None = None, debug: bool = False
     ) -> list[Evaluation]:
-        """Evaluate every flag, or the requested ones, sorted by key; unknown keys are FLAG_NOT_FOUND."""
-        if self._evaluations is None and not debug:
-            return evaluate_plan(self.plan(flag_keys), context)
-        snapshot = self.snapshot
-        flags, segments_revision = snapshot.flag_set.flags, snapshot.segments_revision
-        context_hash = None if debug else request_hash(context)
-        results = []
-        for key in sorted(set(flag_keys)) if flag_keys else flags:
-            flag = flags.get(key)
-            if flag is None:
-                results.append(flag_not_found(key))
-            else:
-                results.append(self._evaluate((flag, segments_revision), context, debug, context_hash))
-        return results
+        """`view().evaluate_all(...)`."""
+        return FlagView(self, self._snapshot).evaluate_all(context, flag_keys, debug)
 
-    def plan(self, flag_keys: Iterable[str] | None = None) -> Sequence[PlanStep]:
-        """evaluate_plan's steps for every flag, or for the requested ones sorted by key (an unknown
-        key is a step with a fixed FLAG_NOT_FOUND answer). They bypass the evaluation cache."""
-        snapshot = self.snapshot
-        if not flag_keys:
-            return snapshot.plan
-        steps = snapshot.steps
-        return [steps.get(key) or (None, flag_not_found(key)) for key in sorted(set(flag_keys))]
+    def flag_keys(self) -> list[str]:
+        return list(self._snapshot.flag_set.flags)
 
-    def _evaluate(
-        self, entry: tuple[Flag, int], context: Mapping[str, Any], debug: bool, context_hash: str | None
+    def _evaluation(
+        self, snapshot: _Snapshot, flag: Flag, context: Mapping[str, Any], context_hash: str | None
     ) -> Evaluation:
-        flag, segments_revision = entry
-        if debug or self._evaluations is None or not flag.enabled or not flag.rules:
-            # These answers do not depend on the context: caching them would only cost a hash.
-            return evaluate(flag, context, debug)
-        key = eval_cache_key(flag.key, flag.version, segments_revision, context_hash or request_hash(context))
+        """`evaluate(flag, context)`, through the evaluation cache when there is one."""
+        cache = self._evaluations
+        if cache is None or not flag.enabled or not flag.rules:
+            # Answers that do not depend on the context: caching them would only cost a hash.
+            return evaluate(flag, context)
+        key = eval_cache_key(
+            flag.key, flag.version, snapshot.segments_revision, context_hash or request_hash(context)
+        )
         with self._lock:
-            cached = self._evaluations.get(key)
-            generation = self.snapshot.generation
+            cached = cache.get(key)
         if cached is not None:
             self.stats["cache_hits"] += 1
             return cached
         self.stats["cache_misses"] += 1
         result = evaluate(flag, context)
         with self._lock:
-            if self.snapshot.generation == generation:
-                self._evaluations[key] = result
+            # Only for the applied set: a reload since the snapshot was read cleared the cache, and
+            # an answer of the old set must not come back into it (a `version: N` flag may change
+            # without its version changing).
+            if self._snapshot.generation == snapshot.generation:
+                cache[key] = result
         return result
+
+
+class FlagView:
+    """One snapshot's answers: what a request that reads the store more than once holds, so that
+    everything it reads (a flag's type and metadata with its evaluation, a key check with the
+    evaluations) comes from the same applied set."""
+
+    __slots__ = ("_snapshot", "_store")
+
+    def __init__(self, store: FlagStore, snapshot: _Snapshot) -> None:
+        self._store = store
+        self._snapshot = snapshot
+
+    def flag(self, key: str) -> Flag | None:
+        return self._snapshot.flag_set.flags.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._snapshot.steps
+
+    def evaluate(self, flag_key: str, context: Mapping[str, Any], debug: bool = False) -> Evaluation:
+        """Evaluate one flag; an unknown key gives a FLAG_NOT_FOUND evaluation."""
+        flag = self._snapshot.flag_set.flags.get(flag_key)
+        if flag is None:
+            return flag_not_found(flag_key)
+        if debug:
+            return evaluate(flag, context, debug=True)
+        return self._store._evaluation(self._snapshot, flag, context, None)
+
+    def evaluate_all(
+        self, context: Mapping[str, Any], flag_keys: Iterable[str] | None = None, debug: bool = False
+    ) -> list[Evaluation]:
+        """Evaluate every flag, or the requested ones, sorted by key; unknown keys are FLAG_NOT_FOUND."""
+        snapshot = self._snapshot
+        if self._store._evaluations is None and not debug:
+            return evaluate_plan(self._plan(flag_keys), context)
+        flags = snapshot.flag_set.flags
+        context_hash = None if debug else request_hash(context)
+        results = []
+        for key in sorted(set(flag_keys)) if flag_keys else flags:
+            flag = flags.get(key)
+            if flag is None:
+                results.append(flag_not_found(key))
+            elif debug:
+                results.append(evaluate(flag, context, debug=True))
+            else:
+                results.append(self._store._evaluation(snapshot, flag, context, context_hash))
+        return results
+
+    def _plan(self, flag_keys: Iterable[str] | None) -> Sequence[PlanStep]:
+        """evaluate_plan's steps for every flag, or for the requested ones sorted by key (an unknown
+        key is a step with a fixed FLAG_NOT_FOUND answer)."""
+        snapshot = self._snapshot
+        if not flag_keys:
+            return snapshot.plan
+        steps = snapshot.steps
+        return [steps.get(key) or (None, flag_not_found(key)) for key in sorted(set(flag_keys))]
+
+
+class _SourceEvents:
+    """What the source tells the store: a change to fetch, or the document lost and regained."""
+
+    def __init__(self, store: FlagStore) -> None:
+        self._store = store
+
+    def changed(self) -> None:
+        self._store.reload()
+
+    def lost(self, event: str, message: str) -> None:
+        log.warning(
+            "%s, still serving the last good set of %d flags",
+            message,
+            len(self._store.flag_set.flags),
+            extra={"event": event},
+        )
+
+    def regained(self, event: str, message: str) -> None:
+        log.info("%s", message, extra={"event": event})
 
 
 def _fingerprints(segments: Mapping[str, Segment]) -> dict[str, str]:

@@ -27,7 +27,8 @@ from sidecar import cli, config, healthcheck
 from sidecar.server.app import LIVENESS_SERVICE, SidecarServer
 from sidecar.server.health_listener import HealthServer
 from sidecar.server.management import split_host_port
-from sidecar.store import FileRepository, FlagStore, load_flag_file
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore, load_flag_file
 from tests.conftest import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +153,7 @@ def health_stages(settings: config.Settings, tmp_path_factory) -> Iterator[dict[
     assert settings.flags is not None
     flag_file = tmp_path_factory.mktemp("flags") / settings.flags.name
     flag_file.write_text(one("ConfigMap")["data"][settings.flags.name])
-    store = FlagStore(FileRepository(flag_file))
+    store = FlagStore(FileSource(flag_file))
     server = SidecarServer(store, "127.0.0.1:0")
     health_server = HealthServer(server.health, "127.0.0.1:0")
     health_server.start()

@@ -13,7 +13,8 @@ from google.protobuf import struct_pb2
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc, event_pb2, event_pb2_grpc
 from sidecar.events import DataExporterScheduler, EventPipeline, RetryPolicy, Route
 from sidecar.server.app import SidecarServer
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 
 from .helpers import RecordingExporter, StuckExporter
@@ -61,7 +62,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
         ]
         pipeline = EventPipeline([Route(s) for s in schedulers], **pipeline_options)
         pipeline.start()
-        store = FlagStore(FileRepository(write_flag_file(tmp_path / "flags.yaml", SAMPLE_FLAGS)))
+        store = FlagStore(FileSource(write_flag_file(tmp_path / "flags.yaml", SAMPLE_FLAGS)))
         store.start()
         server = SidecarServer(store, "127.0.0.1:0", events=pipeline)
         server.start()

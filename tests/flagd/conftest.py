@@ -13,7 +13,8 @@ import pytest
 
 from sidecar.engine import Evaluation
 from sidecar.server import flagd
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 from tests.conftest import write_flag_file
 
 from . import flags as test_flags
@@ -71,7 +72,7 @@ def start_flagd(tmp_path: Path) -> Iterator[Callable[..., FlagdServer]]:
         start_store: bool = True,
     ) -> FlagdServer:
         flag_file = write_flag_file(tmp_path / f"flags-{len(started)}.yaml", document or test_flags.flags())
-        store = FlagStore(FileRepository(flag_file, poll_interval=0.1))
+        store = FlagStore(FileSource(flag_file, poll_interval=0.1))
         if start_store:
             store.start()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4 + max_streams))

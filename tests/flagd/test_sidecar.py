@@ -22,7 +22,8 @@ from sidecar.events import DataExporterScheduler, EventPipeline, RetryPolicy, Ro
 from sidecar.server.app import SidecarServer
 from sidecar.server.flagd import FlagdSettings
 from sidecar.server.limits import ContextLimits
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 from tests.conftest import eventually, write_flag_file
 from tests.events.helpers import RecordingExporter
 
@@ -66,7 +67,7 @@ def start_sidecar(tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
         )
         pipeline = EventPipeline([Route(scheduler)])
         pipeline.start()
-        store = FlagStore(FileRepository(write_flag_file(tmp_path / "flags.yaml", test_flags.flags())))
+        store = FlagStore(FileSource(write_flag_file(tmp_path / "flags.yaml", test_flags.flags())))
         store.start()
         server_options.setdefault("flagd", FlagdSettings.from_options(["injected=set"], ["x-tenant=tenant"]))
         server = SidecarServer(store, "127.0.0.1:0", events=pipeline, **server_options)

@@ -3,12 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 
 
 @pytest.fixture
 def store(sample_flag_file: Path) -> Iterator[FlagStore]:
-    store = FlagStore(FileRepository(sample_flag_file))
+    store = FlagStore(FileSource(sample_flag_file))
     store.start()
     yield store
     store.close()

@@ -15,7 +15,8 @@ from sidecar.engine import ErrorCode, Evaluation, Reason, flag_not_found
 from sidecar.server import metrics as metrics_module
 from sidecar.server.app import SidecarServer
 from sidecar.server.metrics import SidecarMetrics
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 
 from .test_management import StubStore
 
@@ -202,7 +203,7 @@ def test_observe_evaluation_rpc_is_one_evaluation_and_one_ok_call(monkeypatch) -
 
 
 def test_a_real_server_counts_calls_and_evaluations(sample_flag_file) -> None:
-    store = FlagStore(FileRepository(sample_flag_file))
+    store = FlagStore(FileSource(sample_flag_file))
     store.start()
     metrics = SidecarMetrics(store, process_metrics=False)
     server = SidecarServer(store, "127.0.0.1:0", metrics=metrics)

@@ -20,6 +20,8 @@ def test_defaults():
     assert settings == config.Settings(
         config=None,
         flags=None,
+        source=None,
+        state_dir=None,
         listen=("127.0.0.1:50051",),
         management_listen="127.0.0.1:8014",
         management_max_connections=256,

@@ -134,7 +134,7 @@ def test_unexpected_failure_is_internal_and_the_server_keeps_serving(sidecar, mo
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(sidecar.store, "evaluate", explode)
+    monkeypatch.setattr(sidecar.store, "view", explode)
     error = rpc_error(
         sidecar.evaluation_stub.Evaluate, evaluation_pb2.EvaluateRequest(flag_key="banner-color")
     )

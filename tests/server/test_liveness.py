@@ -21,7 +21,8 @@ from sidecar.server.health_listener import HealthServer
 from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 from tests.ops.test_limits_and_listeners import GATE_SERVICE, Gate
 
@@ -43,7 +44,7 @@ class Wedged:
     slot), with its management and health listeners."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.store = FlagStore(FileRepository(write_flag_file(tmp_path / "flags.yaml", SAMPLE_FLAGS)))
+        self.store = FlagStore(FileSource(write_flag_file(tmp_path / "flags.yaml", SAMPLE_FLAGS)))
         self.store.start()
         self.gate = Gate()
         self.metrics = SidecarMetrics(self.store, process_metrics=False)

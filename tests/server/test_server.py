@@ -12,7 +12,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.server.app import LIVENESS_SERVICE, SERVICE_REGISTRARS, RegisteredServices, SidecarServer
 from sidecar.server.health_listener import HealthServer
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 
 EVALUATION_SERVICE = "flagsidecar.v1.EvaluationService"
 SLOW_SERVICE = "test.Slow"
@@ -49,7 +50,7 @@ def test_port_zero_binds_a_real_port(sidecar):
 
 
 def test_unusable_address_is_an_os_error(sample_flag_file):
-    store = FlagStore(FileRepository(sample_flag_file))
+    store = FlagStore(FileSource(sample_flag_file))
     store.start()
     try:
         with pytest.raises(OSError, match=r"cannot listen on 256\.1\.1\.1:1"):
@@ -67,7 +68,7 @@ def test_a_port_in_use_is_refused_not_shared(sidecar):
 @pytest.fixture
 def unloaded_channel(sample_flag_file) -> Iterator[grpc.Channel]:
     """A channel to a started server whose store never loads a flag set."""
-    store = FlagStore(FileRepository(sample_flag_file))  # never started: nothing loaded
+    store = FlagStore(FileSource(sample_flag_file))  # never started: nothing loaded
     server = SidecarServer(store, "127.0.0.1:0")
     server.start()
     try:
@@ -175,7 +176,7 @@ def test_liveness_is_serving_whatever_the_flags_and_readiness_is_not(unloaded_ch
 
 
 def test_health_listener_shares_the_statuses_and_serves_nothing_else(sample_flag_file):
-    store = FlagStore(FileRepository(sample_flag_file))
+    store = FlagStore(FileSource(sample_flag_file))
     store.start()
     server = SidecarServer(store, "127.0.0.1:0")
     # Started before the main server, as `serve` does: not ready yet, but alive.

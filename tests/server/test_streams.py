@@ -23,7 +23,8 @@ from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc, event_pb2, event
 from sidecar.server.app import SidecarServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 
 EVALUATE = evaluation_pb2.EvaluateRequest(flag_key="banner-color", user=evaluation_pb2.User(id="u1"))
@@ -54,7 +55,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     started: list[tuple[Running, FlagStore]] = []
 
     def run(**kwargs: Any) -> Running:
-        store = FlagStore(FileRepository(write_flag_file(tmp_path / f"f{len(started)}.yaml", SAMPLE_FLAGS)))
+        store = FlagStore(FileSource(write_flag_file(tmp_path / f"f{len(started)}.yaml", SAMPLE_FLAGS)))
         store.start()
         metrics = SidecarMetrics(store, process_metrics=False)
         server = SidecarServer(store, "127.0.0.1:0", metrics=metrics, **kwargs)

@@ -24,7 +24,8 @@ from flagsidecar.v1 import event_pb2
 from sidecar.server import decoding
 from sidecar.server.app import SidecarServer
 from sidecar.server.metrics import SidecarMetrics
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 from tests.conftest import SAMPLE_FLAGS, write_flag_file
 
 GARBAGE = b"\xff\xff\xff"  # a truncated varint: no message type parses it (checked below)
@@ -69,7 +70,7 @@ class Running:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     """The whole sidecar (app.py's registrars) with RPC metrics, on a free port."""
-    store = FlagStore(FileRepository(write_flag_file(tmp_path / "flags.yaml", SAMPLE_FLAGS)))
+    store = FlagStore(FileSource(write_flag_file(tmp_path / "flags.yaml", SAMPLE_FLAGS)))
     store.start()
     metrics = SidecarMetrics(store, process_metrics=False)
     server = SidecarServer(store, "127.0.0.1:0", metrics=metrics)

@@ -259,11 +259,12 @@ def serve_everything(sidecar: Any, flag_keys: list[str]) -> None:
 def one_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One server for every generated document (started once: hypothesis runs many examples)."""
     from sidecar.server.app import SidecarServer
-    from sidecar.store import FileRepository, FlagStore
+    from sidecar.sources import FileSource
+    from sidecar.store import FlagStore
     from tests.conftest import RunningSidecar, write_flag_file
 
     flag_file = write_flag_file(tmp_path_factory.mktemp("serves") / "flags.yaml", SAMPLE_FLAGS)
-    store = FlagStore(FileRepository(flag_file, poll_interval=3600))
+    store = FlagStore(FileSource(flag_file, poll_interval=3600))
     store.start()
     server = SidecarServer(store, "127.0.0.1:0")
     server.start()
@@ -295,8 +296,7 @@ def test_what_validates_serves_and_what_is_rejected_is_listed(one_sidecar, docum
     # The same bytes as the served file, reloaded: applied exactly when validate accepts them.
     path = one_sidecar.flag_file.with_name(source)
     path.write_bytes(data)
-    repository = one_sidecar.store.repository
-    repository.path = path
+    one_sidecar.store.source.path = path
     rejected_before = one_sidecar.store.stats["rejected_reloads"]
     assert one_sidecar.store.reload() is accepted
     assert one_sidecar.store.stats["rejected_reloads"] == rejected_before + (not accepted)

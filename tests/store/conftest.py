@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 2.0) -> bool:
@@ -47,7 +48,7 @@ def make_store():
     stores: list[FlagStore] = []
 
     def make(path: Path, **options) -> FlagStore:
-        store = FlagStore(FileRepository(path, poll_interval=0.2), **options)
+        store = FlagStore(FileSource(path, poll_interval=0.2), **options)
         store.start()
         stores.append(store)
         return store

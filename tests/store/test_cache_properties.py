@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sidecar.engine import build_context, evaluate
-from sidecar.store import FileRepository, FlagStore
+from sidecar.sources import FileSource
+from sidecar.store import FlagStore
 
 from .conftest import flag, write_flags
 
@@ -31,10 +32,10 @@ def test_cached_equals_fresh(user_id, attributes, repeat):
     store = _example_store()
     context = build_context(user_id, attributes)
     for key in store.flag_keys():
-        fresh = evaluate(store.get_flag(key), context)
+        fresh = evaluate(store.view().flag(key), context)
         for _ in range(repeat):
             assert store.evaluate(key, context) == fresh
-    assert store.evaluate_all(context) == [evaluate(store.get_flag(k), context) for k in store.flag_keys()]
+    assert store.evaluate_all(context) == [evaluate(store.view().flag(k), context) for k in store.flag_keys()]
 
 
 @settings(max_examples=200, deadline=None)
@@ -63,7 +64,7 @@ _plain_store: FlagStore | None = None
 def _uncached_store() -> FlagStore:
     global _plain_store
     if _plain_store is None:
-        _plain_store = FlagStore(FileRepository(EXAMPLES))
+        _plain_store = FlagStore(FileSource(EXAMPLES))
         _plain_store._reload(initial=True)
     return _plain_store
 
@@ -71,7 +72,7 @@ def _uncached_store() -> FlagStore:
 def _example_store() -> FlagStore:
     global _store
     if _store is None:
-        _store = FlagStore(FileRepository(EXAMPLES), eval_cache_size=100_000)
+        _store = FlagStore(FileSource(EXAMPLES), eval_cache_size=100_000)
         _store._reload(initial=True)  # no watcher: the example file is never edited here
     return _store
 
@@ -111,7 +112,7 @@ def test_no_stale_answer_after_a_change(tmp_path_factory, plans, edits):
         )
 
     write()
-    store = FlagStore(FileRepository(path), eval_cache_size=1000)
+    store = FlagStore(FileSource(path), eval_cache_size=1000)
     store._reload(initial=True)
     contexts = [build_context(f"u{i}", {"plan": plan}) for i, plan in enumerate(plans)]
     for edit in edits:
@@ -126,4 +127,4 @@ def test_no_stale_answer_after_a_change(tmp_path_factory, plans, edits):
         write()
         store.reload()
         for context in contexts:
-            assert store.evaluate("f", context) == evaluate(store.get_flag("f"), context)
+            assert store.evaluate("f", context) == evaluate(store.view().flag("f"), context)

@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from sidecar.engine import ErrorCode, FlagSetError, Reason, build_context
-from sidecar.store import FileRepository, FlagStore, file_repository, load_flag_file, parse_flag_document
+from sidecar.sources import FileSource
+from sidecar.sources import file as file_source
+from sidecar.store import FlagStore, load_flag_file, parse_flag_document
 
 from .conftest import flag, wait_until, write_flags
 
@@ -56,7 +58,7 @@ def test_evaluate_all_is_sorted_and_filters(flag_file, make_store):
 def test_broken_initial_file_lists_every_problem(tmp_path):
     path = tmp_path / "flags.yaml"
     path.write_text("flags:\n  - key: x\n    enabled: maybe\n    variants: []\n")
-    store = FlagStore(FileRepository(path))
+    store = FlagStore(FileSource(path))
     with pytest.raises(FlagSetError) as raised:
         store.start()
     messages = [str(p) for p in raised.value.problems]
@@ -198,7 +200,7 @@ def test_a_file_caught_mid_write_is_not_rejected(flag_file, make_store, caplog):
     time.sleep(0.05)
     with flag_file.open("w") as file:
         file.flush()  # truncated: a reader now sees an empty file
-        time.sleep(file_repository.EMPTY_GRACE_SECONDS / 3)
+        time.sleep(file_source.EMPTY_GRACE_SECONDS / 3)
         file.write(flags_text("a", "b", "d"))
     assert wait_until(lambda: store.flag_keys() == ["a", "b", "d"], timeout=PICKUP)
     assert store.stats["rejected_reloads"] == 0
@@ -216,14 +218,14 @@ def test_a_file_that_stays_empty_is_still_rejected_once(flag_file, make_store):
 
 def test_a_deleted_file_is_reported_once_and_its_return_too(flag_file, make_store, caplog):
     store = make_store(flag_file)
-    caplog.set_level(logging.INFO, logger="sidecar.store.file_repository")
+    caplog.set_level(logging.INFO, logger="sidecar.store.flag_store")
     flag_file.unlink()
 
     def messages(text: str) -> list[str]:
         return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
     assert wait_until(lambda: messages("deleted"), timeout=PICKUP)
-    assert wait_until(lambda: store.repository.missing, timeout=PICKUP)
+    assert wait_until(lambda: store.source.missing, timeout=PICKUP)
     time.sleep(0.5)  # a few more polls: still one warning
     assert messages("deleted") == [
         f"flag file {flag_file} deleted, still serving the last good set of 2 flags"
@@ -233,24 +235,24 @@ def test_a_deleted_file_is_reported_once_and_its_return_too(flag_file, make_stor
     write_flags(flag_file, [flag("a", default="on"), flag("b")])
     assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=PICKUP)
     assert messages("is back") == [f"flag file {flag_file} is back; it is reloaded if its content changed"]
-    assert not store.repository.missing
+    assert not store.source.missing
 
 
 def test_versions_increase_only_on_real_changes(flag_file, make_store):
     store = make_store(flag_file)
-    assert store.get_flag("a").version == 1
+    assert store.view().flag("a").version == 1
     store.reload()  # same bytes
     write_flags(flag_file, [flag("a"), flag("b")])  # same definitions, rewritten
     store.reload()
-    assert store.get_flag("a").version == 1
+    assert store.view().flag("a").version == 1
     write_flags(flag_file, [flag("a", default="on"), flag("b")])
     store.reload()
-    assert (store.get_flag("a").version, store.get_flag("b").version) == (2, 1)
+    assert (store.view().flag("a").version, store.view().flag("b").version) == (2, 1)
     write_flags(flag_file, [flag("b")])
     store.reload()
     write_flags(flag_file, [flag("a"), flag("b")])  # back, with its first definition
     store.reload()
-    assert store.get_flag("a").version == 3, "a re-added flag must not reuse an old version"
+    assert store.view().flag("a").version == 3, "a re-added flag must not reuse an old version"
 
 
 def test_segment_change_is_never_answered_from_cache(tmp_path, make_store):
@@ -261,11 +263,11 @@ def test_segment_change_is_never_answered_from_cache(tmp_path, make_store):
     for _ in range(3):
         assert store.evaluate("f", pro).reason is Reason.TARGETING_MATCH
     assert store.stats["cache_hits"] >= 2
-    assert store.get_segment("beta") is not None
+    assert store.flag_set.segments.get("beta") is not None
 
     write_flags(path, [flag("f", rules=[BETA_RULE])], [beta_segment("enterprise")])
     store.reload()
-    assert store.get_flag("f").version == 1, "the flag itself did not change"
+    assert store.view().flag("f").version == 1, "the flag itself did not change"
     assert store.evaluate("f", pro).reason is Reason.DEFAULT
 
 
@@ -283,8 +285,19 @@ def test_listeners_hear_only_real_changes(flag_file, make_store):
     unsubscribe()
 
 
-def test_cache_ttl_expires_entries(flag_file, make_store):
-    store = make_store(flag_file, cache_ttl=0.05)
-    store.get_flag("a")
-    assert len(store._flags) == 1
-    assert wait_until(lambda: store._flags.expire() or len(store._flags) == 0, timeout=PICKUP)
+def test_cache_ttl_expires_evaluation_cache_entries(tmp_path, make_store):
+    path = tmp_path / "flags.yaml"
+    write_flags(path, [flag("f", rules=[BETA_RULE])], [beta_segment("pro")])
+    store = make_store(path, cache_ttl=0.05, eval_cache_size=10)
+    store.evaluate("f", build_context("u1", {"plan": "pro"}))
+    assert len(store._evaluations) == 1
+    assert wait_until(lambda: store._evaluations.expire() or len(store._evaluations) == 0, timeout=PICKUP)
+
+
+def test_flags_and_segments_have_no_ttl_cache_of_their_own(flag_file, make_store):
+    # Over the in-memory snapshot they saved nothing; they return in front of a remote source.
+    store = make_store(flag_file)
+    assert not hasattr(store, "_flags")
+    assert not hasattr(store, "_segments")
+    assert not hasattr(store, "get_segment")
+    assert store._evaluations is None  # and no evaluation cache unless --eval-cache-size asks

@@ -137,11 +137,12 @@ class FlagdResolver:
     ) -> _Answer:
         """Evaluate `flag_key` as a flag of protocol type `kind`; aborts the call on an error."""
         user_id, context = self.context_of(request_context, call)
-        flag: Flag | None = self.store.get_flag(flag_key)
+        view = self.store.view()  # the flag's type and metadata from the set that evaluates it
+        flag: Flag | None = view.flag(flag_key)
         too_long = self.context_limits.flag_key_too_long(flag_key) if flag is None else None
         if too_long is not None:
             raise Failure.over(grpc.StatusCode.INVALID_ARGUMENT, too_long)
-        evaluation = flag_not_found(flag_key) if flag is None else self.store.evaluate(flag_key, context)
+        evaluation = flag_not_found(flag_key) if flag is None else view.evaluate(flag_key, context)
         answer = self._answer(flag, evaluation, kind)
         # A failed type check is what the client got, so it is what gets counted and recorded.
         self._recorded(answer if isinstance(answer, Evaluation) else evaluation, user_id, context)
@@ -193,7 +194,8 @@ class FlagdResolver:
     ) -> dict[str, Any]:
         """flag key -> AnyFlag (message class `any_flag`) for every flag that answers successfully."""
         user_id, context = self.context_of(request_context, call)
-        evaluations = self.store.evaluate_all(context)
+        view = self.store.view()  # every flag's metadata from the set that evaluates it
+        evaluations = view.evaluate_all(context)
         # As the native EvaluateAll: every evaluation is counted, events as configured for bulk calls.
         self.metrics.record_evaluations(evaluations)
         if self.events is not None:
@@ -205,7 +207,7 @@ class FlagdResolver:
             message = _any_flag(any_flag, evaluation)
             if message is None:
                 continue
-            flag = self.store.get_flag(evaluation.flag_key)
+            flag = view.flag(evaluation.flag_key)
             metadata = self.metadata_of(flag) if flag is not None else None
             if metadata is not None:
                 message.metadata.CopyFrom(metadata)

@@ -1,4 +1,4 @@
-"""The flag file (YAML or JSON) as source of truth, watched for edits.
+"""file://: a flag file (YAML or JSON) as the source of truth, watched for edits.
 
 Edits are seen through filesystem events on the file's directory (watchdog), which also catches the
 symlink swap Kubernetes does for a mounted ConfigMap (`..data` is renamed over), with a periodic
@@ -14,28 +14,23 @@ A changed file is judged (applied or rejected) only once it has stopped changing
 SETTLE_SECONDS apart must agree, and an empty file, usually one truncated and not yet filled, gets
 EMPTY_GRACE_SECONDS first. So a writer caught mid-write causes no rejection (and no
 rejected_reloads count); an empty file that stays empty is still rejected. A deleted file is
-logged once (the last good set is still served), and so is its return.
+reported once (the store logs it: it still serves the last good set), and so is its return.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..engine import FlagSet, compile_flag_set
-from ..engine.compiler import VersionOf
-from .flag_document import parse_flag_document
+from .document import Document, SourceListener, format_of_name
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +59,6 @@ def _settled(stat: os.stat_result, looked_at_ns: int) -> bool:
     return looked_at_ns - max(stat.st_mtime_ns, stat.st_ctime_ns) > RACY_SECONDS * 1e9
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a flag set is parsed and compiled.
-
-    Parsing and compiling allocate many objects and free almost none, so the collector keeps
-    running and finds nothing, and each full pass walks everything built so far: with the
-    collector on, a 10,000-flag file takes twice as long to load (BENCHMARKS.md).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _sha1_of_file(path: Path) -> str:
     """The file's SHA-1, read 64 KiB at a time.
 
@@ -97,14 +75,13 @@ def _sha1_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_flag_file(path: str | os.PathLike[str], version_of: VersionOf | None = None) -> FlagSet:
-    """Read, parse, validate and compile a flag file. Raises FlagSetError or OSError."""
-    return _compile_data(Path(path).read_bytes(), str(path), version_of)
+def read_document(path: str | os.PathLike[str]) -> Document:
+    """The file's document, read once (no watching). Raises OSError."""
+    return _document(Path(path).read_bytes(), str(path))
 
 
-def _compile_data(data: bytes, source: str, version_of: VersionOf | None) -> FlagSet:
-    with _gc_paused():
-        return compile_flag_set(parse_flag_document(data, source), source, version_of, consume=True)
+def _document(data: bytes, origin: str) -> Document:
+    return Document(data, format_of_name(origin), hashlib.sha1(data).hexdigest(), origin)
 
 
 class _WakeOnChange(FileSystemEventHandler):
@@ -122,8 +99,8 @@ class _WakeOnChange(FileSystemEventHandler):
             self._wake.set()
 
 
-class FileRepository:
-    """Loads a flag file and tells a listener when its content may have changed."""
+class FileSource:
+    """Reads a flag file and tells a listener when its content may have changed."""
 
     def __init__(self, path: str | os.PathLike[str], poll_interval: float = 1.0) -> None:
         self.path = Path(path)
@@ -132,30 +109,27 @@ class FileRepository:
         # The stat signature the bytes behind _digest had, and whether it can be trusted alone.
         self._signature: Signature | None = None
         self._settled = False
-        self._on_change: Callable[[], object] | None = None
+        self._listener: SourceListener | None = None
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
-        # The watcher's settled read, for the load() its change handler makes.
+        # The watcher's settled read, for the fetch() its change handler makes.
         self._settled_read: tuple[os.stat_result, bytes] | None = None
         self._missing = False  # the file was found deleted, and has not come back yet
-        self._loaded_flags = 0  # flags in the last set loaded: the one served
 
     @property
-    def source(self) -> str:
+    def origin(self) -> str:
         return str(self.path)
 
-    def load(self, version_of: VersionOf | None = None) -> FlagSet:
-        """Read and compile the file now (on a watcher reload: the bytes it saw settle). Raises
-        FlagSetError or OSError."""
+    def fetch(self) -> Document:
+        """The file's document now (on a watcher reload: the bytes it saw settle). Raises OSError."""
         settled, self._settled_read = self._settled_read, None
         stat, data = settled if settled is not None else self._read()
-        self._digest = hashlib.sha1(data).hexdigest()
+        document = _document(data, self.origin)
+        self._digest = document.revision
         self._signature, self._settled = _signature(stat), _settled(stat, time.time_ns())
-        flag_set = _compile_data(data, self.source, version_of)
-        self._loaded_flags = len(flag_set.flags)
-        return flag_set
+        return document
 
     def _read(self) -> tuple[os.stat_result, bytes]:
         stat = self.path.stat()  # before reading: a write after it changes the signature or is racy
@@ -202,30 +176,26 @@ class FileRepository:
     def _gone(self) -> None:
         if not self._missing:
             self._missing = True
-            log.warning(
-                "flag file %s deleted, still serving the last good set of %d flags",
-                self.path,
-                self._loaded_flags,
-                extra={"event": "flag_file_missing"},
-            )
+            if self._listener is not None:
+                self._listener.lost("flag_file_missing", f"flag file {self.path} deleted")
 
     def _found(self) -> None:
         if self._missing:
             self._missing = False
-            log.info(
-                "flag file %s is back; it is reloaded if its content changed",
-                self.path,
-                extra={"event": "flag_file_back"},
-            )
+            if self._listener is not None:
+                self._listener.regained(
+                    "flag_file_back", f"flag file {self.path} is back; it is reloaded if its content changed"
+                )
 
     @property
     def missing(self) -> bool:
         """Whether the watcher last found the file deleted (the last good set is still served)."""
         return self._missing
 
-    def watch(self, on_change: Callable[[], object]) -> None:
-        """Call `on_change` (on a background thread) whenever the file's content changes."""
-        self._on_change = on_change
+    def watch(self, listener: SourceListener) -> None:
+        """Tell `listener` (on a background thread) whenever the file's content changes, and when
+        it is deleted and comes back."""
+        self._listener = listener
         self._start_observer()
         self._thread = threading.Thread(target=self._run, name="flag-file-watch", daemon=True)
         self._thread.start()
@@ -260,16 +230,16 @@ class FileRepository:
             if self._wake.is_set():
                 self._stopped.wait(SETTLE_SECONDS)  # let a burst of events end
                 self._wake.clear()
-            if not self.changed() or self._on_change is None:
+            if not self.changed() or self._listener is None:
                 continue
             try:
                 self._settled_read = self.read_settled()
             except OSError:
-                self._settled_read = None  # gone again: load() reads, and the store reports it
+                self._settled_read = None  # gone again: fetch() reads, and the store reports it
             if self._stopped.is_set():
                 return
             try:
-                self._on_change()
+                self._listener.changed()
             except Exception:  # the watcher must outlive any listener bug
                 log.exception("flag file change handler failed")
             finally:

@@ -1,4 +1,4 @@
-"""FileRepository's change check: a stat while the file is settled, else the digest of the bytes."""
+"""FileSource's change check: a stat while the file is settled, else the digest of the bytes."""
 
 import hashlib
 import os
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.store import FileRepository, file_repository
-from sidecar.store.file_repository import _sha1_of_file
+from sidecar.sources import FileSource
+from sidecar.sources import file as file_source
+from sidecar.sources.file import _sha1_of_file
 
 FLAG_TEXT = "flags:\n  - key: a\n    enabled: true\n    variants: [{key: 'on', value: true}]\n"
 
@@ -24,8 +25,8 @@ def test_changed_compares_the_bytes_with_the_last_load(tmp_path):
     path = tmp_path / "flags.yaml"
     text = FLAG_TEXT
     path.write_text(text + "#" * 100_000)
-    repository = FileRepository(path)
-    repository.load()
+    repository = FileSource(path)
+    repository.fetch()
     assert not repository.changed()
     path.write_text(text + "#" * 99_999 + "!")
     assert repository.changed()
@@ -47,22 +48,22 @@ class CountingReads:
 @pytest.fixture
 def reads(monkeypatch) -> CountingReads:
     counting = CountingReads()
-    monkeypatch.setattr(file_repository, "_sha1_of_file", counting)
+    monkeypatch.setattr(file_source, "_sha1_of_file", counting)
     return counting
 
 
-def loaded(tmp_path, age: float = 0.0, poll_interval: float = 1.0) -> tuple[Path, FileRepository]:
-    """A flag file, `age` seconds old when a FileRepository loads it."""
+def loaded(tmp_path, age: float = 0.0, poll_interval: float = 1.0) -> tuple[Path, FileSource]:
+    """A flag file, `age` seconds old when a FileSource loads it."""
     path = tmp_path / "flags.yaml"
     path.write_text(FLAG_TEXT)
     time.sleep(age)
-    repository = FileRepository(path, poll_interval)
-    repository.load()
+    repository = FileSource(path, poll_interval)
+    repository.fetch()
     return path, repository
 
 
 def test_a_settled_unchanged_file_costs_a_stat_not_a_read(tmp_path, monkeypatch, reads):
-    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(file_source, "RACY_SECONDS", 0.0)
     path, repository = loaded(tmp_path, age=0.01)  # older than the (zero) racy window
     for _ in range(5):
         assert not repository.changed()
@@ -73,7 +74,7 @@ def test_a_settled_unchanged_file_costs_a_stat_not_a_read(tmp_path, monkeypatch,
 
 
 def test_a_touch_is_read_once_then_trusted(tmp_path, monkeypatch, reads):
-    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(file_source, "RACY_SECONDS", 0.0)
     path, repository = loaded(tmp_path)
     time.sleep(0.01)
     os.utime(path)  # new times, same bytes
@@ -85,7 +86,7 @@ def test_a_touch_is_read_once_then_trusted(tmp_path, monkeypatch, reads):
 
 def test_a_same_size_rewrite_within_the_timestamp_tick_is_still_seen(tmp_path, monkeypatch, reads):
     # Coarse timestamps, at their worst: the signature cannot tell the two versions apart at all.
-    monkeypatch.setattr(file_repository, "_signature", lambda stat: (stat.st_dev, stat.st_ino, stat.st_size))
+    monkeypatch.setattr(file_source, "_signature", lambda stat: (stat.st_dev, stat.st_ino, stat.st_size))
     path, repository = loaded(tmp_path)
     assert not repository.changed()  # racy: read, same bytes
     with path.open("r+") as file:  # in place: same inode, same size
@@ -95,7 +96,7 @@ def test_a_same_size_rewrite_within_the_timestamp_tick_is_still_seen(tmp_path, m
 
 
 def test_a_racy_file_is_trusted_once_it_has_been_quiet_long_enough(tmp_path, monkeypatch, reads):
-    monkeypatch.setattr(file_repository, "RACY_SECONDS", 0.2)
+    monkeypatch.setattr(file_source, "RACY_SECONDS", 0.2)
     _, repository = loaded(tmp_path)
     assert not repository.changed()  # modified just now: read
     time.sleep(0.3)
