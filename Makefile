@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint lock proto bench clean
+.PHONY: run test test-go go-plugins lint lock proto bench clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -31,8 +31,27 @@ $(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS)
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-go
+
+# Go never downloads a toolchain (GOTOOLCHAIN=local) and takes modules only as go.sum pins them
+# (-mod=readonly), from the Go module proxy.
+GO         ?= go
+GO_ENV     := GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
+GO_PLUGINS := .tools/bin/.installed
+
+# The Go client's tests (clients/go), the conformance suite among them, against a real sidecar
+# from .venv. -count=1: the sidecar is outside what Go's test cache can see.
+test-go: $(STAMP)
+	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
+go-plugins: $(GO_PLUGINS)
+
+$(GO_PLUGINS): tools/go-plugins/go.mod tools/go-plugins/go.sum
+	cd tools/go-plugins && $(GO_ENV) GOBIN=$(CURDIR)/.tools/bin $(GO) install tool
+	touch $@
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py).
@@ -51,9 +70,11 @@ BENCH_BEFORE ?= d3ab468
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --before $(BENCH_BEFORE)
 
-# Regenerate the committed protobuf code after editing proto/.
-proto: $(STAMP)
+# Regenerate the committed protobuf code after editing proto/: Python (flagsidecar/, flagd/) and
+# Go (clients/go/gen, buf generate with buf.gen.yaml's local plugins).
+proto: $(STAMP) $(GO_PLUGINS)
 	$(BIN)/python tools/gen_proto.py
+	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules .tools
