@@ -54,13 +54,16 @@ $(GO_PLUGINS): tools/go-plugins/go.mod tools/go-plugins/go.sum
 	touch $@
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
-# buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py).
+# buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
+# gofmt and go vet on the Go client.
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests tools bench
 	$(BIN)/ruff format --check sidecar tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	cd proto && ../$(BIN)/buf lint
+	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
+	cd clients/go && $(GO_ENV) $(GO) vet ./...
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
