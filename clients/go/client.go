@@ -84,7 +84,8 @@ type settings struct {
 	dialOptions []grpc.DialOption
 }
 
-// WithTimeout sets the deadline of calls whose context has none (default DefaultTimeout).
+// WithTimeout sets the deadline of calls whose context has none (default DefaultTimeout; zero or
+// less: no deadline, a call may then wait as long as the connection lasts).
 func WithTimeout(d time.Duration) Option { return func(s *settings) { s.timeout = d } }
 
 // WithDialOptions adds gRPC dial options, for example grpc.WithTransportCredentials for a
