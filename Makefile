@@ -20,6 +20,13 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
 		--python-version 3.11 --custom-compile-command "make lock" --quiet -o requirements.lock
 
+# Go never downloads a toolchain (GOTOOLCHAIN=local) and takes modules only as go.sum pins them
+# (-mod=readonly), from the Go module proxy.
+GO         ?= go
+GO_ENV     := GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
+# Defined before the rules that list it: make expands prerequisites as it reads them.
+GO_PLUGINS := .tools/bin/.installed
+
 # The Node OpenFeature client used by tests/flagd (versions pinned by its package-lock.json).
 NODE_CLIENT := tests/flagd/node
 NODE_STAMP  := $(NODE_CLIENT)/node_modules/.installed
@@ -34,12 +41,6 @@ run: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS)
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-go
-
-# Go never downloads a toolchain (GOTOOLCHAIN=local) and takes modules only as go.sum pins them
-# (-mod=readonly), from the Go module proxy.
-GO         ?= go
-GO_ENV     := GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
-GO_PLUGINS := .tools/bin/.installed
 
 # The Go client's tests (clients/go), the conformance suite among them, against a real sidecar
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
