@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint lock proto bench clean
+.PHONY: run test test-go go-plugins lint lock proto bench clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -20,6 +20,13 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
 		--python-version 3.11 --custom-compile-command "make lock" --quiet -o requirements.lock
 
+# Go never downloads a toolchain (GOTOOLCHAIN=local) and takes modules only as go.sum pins them
+# (-mod=readonly), from the Go module proxy.
+GO         ?= go
+GO_ENV     := GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false"
+# Defined before the rules that list it: make expands prerequisites as it reads them.
+GO_PLUGINS := .tools/bin/.installed
+
 # The Node OpenFeature client used by tests/flagd (versions pinned by its package-lock.json).
 NODE_CLIENT := tests/flagd/node
 NODE_STAMP  := $(NODE_CLIENT)/node_modules/.installed
@@ -31,17 +38,33 @@ $(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS)
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-go
+
+# The Go client's tests (clients/go), the conformance suite among them, against a real sidecar
+# from .venv. -count=1: the sidecar is outside what Go's test cache can see.
+test-go: $(STAMP)
+	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
+go-plugins: $(GO_PLUGINS)
+
+$(GO_PLUGINS): tools/go-plugins/go.mod tools/go-plugins/go.sum
+	cd tools/go-plugins && $(GO_ENV) GOBIN=$(CURDIR)/.tools/bin $(GO) install tool
+	touch $@
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
-# buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py).
+# buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
+# gofmt and go vet on the Go client.
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests tools bench
 	$(BIN)/ruff format --check sidecar tests tools bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	cd proto && ../$(BIN)/buf lint
+	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
+	cd clients/go && $(GO_ENV) $(GO) vet ./...
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
@@ -51,9 +74,11 @@ BENCH_BEFORE ?= d3ab468
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --before $(BENCH_BEFORE)
 
-# Regenerate the committed protobuf code after editing proto/.
-proto: $(STAMP)
+# Regenerate the committed protobuf code after editing proto/: Python (flagsidecar/, flagd/) and
+# Go (clients/go/gen, buf generate with buf.gen.yaml's local plugins).
+proto: $(STAMP) $(GO_PLUGINS)
 	$(BIN)/python tools/gen_proto.py
+	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules .tools
