@@ -218,7 +218,7 @@ class OtlpExporter:
         logger: logging.Logger | None = None,
     ) -> None:
         import grpc
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
         from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
         from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
@@ -262,75 +262,69 @@ class OtlpExporter:
         else:
             self._channel = grpc.insecure_channel(self.target, options)
         self._export = logs_service_pb2_grpc.LogsServiceStub(self._channel).Export
+        self._request_class = logs_service_pb2.ExportLogsServiceRequest
 
     # ---- encoding (on the scheduler's worker thread) ----------------------------------------------
 
-    def record(self, event: Event) -> LogRecord:
-        from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
-
+    def fill_record(self, record: LogRecord, event: Event) -> None:
+        """Write one event into an empty LogRecord (in place: the request's own, never copied)."""
         nanos = int(event.creation_date * 1e9)
-        record = LogRecord(time_unix_nano=nanos, observed_time_unix_nano=nanos)
-        attributes = record.attributes
+        record.time_unix_nano = nanos
+        record.observed_time_unix_nano = nanos
+        add = record.attributes.add
         if isinstance(event, FeatureEvent):
             record.event_name = EVALUATION_EVENT
-            attributes.add(key=KEY).value.string_value = event.key
+            add(key=KEY).value.string_value = event.key
             if event.error_code:
-                attributes.add(key=ERROR_TYPE).value.string_value = semconv_name(event.error_code)
+                add(key=ERROR_TYPE).value.string_value = semconv_name(event.error_code)
                 if event.error_message:
-                    attributes.add(key=ERROR_MESSAGE).value.string_value = event.error_message
+                    add(key=ERROR_MESSAGE).value.string_value = event.error_message
             elif not event.default:  # a variant was served (not the caller's code default)
-                attributes.add(key=VARIANT).value.string_value = event.variation
+                add(key=VARIANT).value.string_value = event.variation
                 if self.values:
-                    _fill(attributes.add(key=VALUE).value, event.value, 0)
+                    _fill(add(key=VALUE).value, event.value, 0)
             if event.reason:
-                attributes.add(key=REASON).value.string_value = semconv_name(event.reason)
+                add(key=REASON).value.string_value = semconv_name(event.reason)
             elif event.error_code:  # an event spooled by an older version: no reason recorded
-                attributes.add(key=REASON).value.string_value = "error"
-            attributes.add(key=CONTEXT_ID).value.string_value = event.user_key
-            attributes.add(key=PROVIDER_NAME).value.string_value = self.provider_name
+                add(key=REASON).value.string_value = "error"
+            add(key=CONTEXT_ID).value.string_value = event.user_key
+            add(key=PROVIDER_NAME).value.string_value = self.provider_name
             if self.set_id:
-                attributes.add(key=SET_ID).value.string_value = self.set_id
+                add(key=SET_ID).value.string_value = self.set_id
             if event.version:
-                attributes.add(key=VERSION).value.string_value = event.version
+                add(key=VERSION).value.string_value = event.version
         else:
             record.event_name = TRACK_EVENT
-            attributes.add(key=TRACK_NAME).value.string_value = event.key
-            attributes.add(key=CONTEXT_ID).value.string_value = event.user_key
+            add(key=TRACK_NAME).value.string_value = event.key
+            add(key=CONTEXT_ID).value.string_value = event.user_key
             data = event.to_json()
-            _fill(
-                record.body,
-                {"evaluationContext": data["evaluationContext"], "details": data["trackingEventDetails"]},
-                0,
-            )
-        attributes.add(key=EVENT_ID).value.string_value = event.event_id
-        return record
+            body = {"evaluationContext": data["evaluationContext"], "details": data["trackingEventDetails"]}
+            _fill(record.body, body, 0)
+        add(key=EVENT_ID).value.string_value = event.event_id
 
     def requests(self, events: Sequence[Event]) -> list[ExportLogsServiceRequest]:
         """The requests for one batch: one, unless the batch is over max_request_bytes."""
-        requests: list[ExportLogsServiceRequest] = []
-        records: list[LogRecord] = []
+        requests = [self._request()]
+        records = requests[-1].resource_logs[0].scope_logs[0].log_records
         size = 0
         for event in events:
-            record = self.record(event)
-            record_size = record.ByteSize() + 8  # the field tag and length prefix
-            if records and size + record_size > self.max_records_bytes:
-                requests.append(self._request(records))
-                records, size = [], 0
-            records.append(record)
+            record = records.add()
+            self.fill_record(record, event)
+            record_size = record.ByteSize() + 8  # with the field tag and length prefix
+            if size + record_size > self.max_records_bytes and len(records) > 1:
+                del records[-1]  # it starts the next request
+                requests.append(self._request())
+                records = requests[-1].resource_logs[0].scope_logs[0].log_records
+                self.fill_record(records.add(), event)
+                size = 0
             size += record_size
-        if records:
-            requests.append(self._request(records))
         return requests
 
-    def _request(self, records: list[LogRecord]) -> ExportLogsServiceRequest:
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
-        request = ExportLogsServiceRequest()
+    def _request(self) -> ExportLogsServiceRequest:
+        request = self._request_class()
         resource_logs = request.resource_logs.add()
         resource_logs.resource.CopyFrom(self._resource)
-        scope_logs = resource_logs.scope_logs.add()
-        scope_logs.scope.CopyFrom(self._scope)
-        scope_logs.log_records.extend(records)
+        resource_logs.scope_logs.add().scope.CopyFrom(self._scope)
         return request
 
     # ---- the Exporter protocol --------------------------------------------------------------------
