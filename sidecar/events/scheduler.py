@@ -14,8 +14,9 @@ One scheduler drives one exporter with two threads of its own:
   gets a batch at max_events_in_memory events or flush_interval seconds after the batch's first
   event, whichever comes first, and on close; a batch is also sealed once it holds a quarter of
   buffer_bytes. For a bulk exporter the collector takes what has arrived, then sleeps COALESCE
-  before it waits again, so that it is not woken (a thread switch charged to the RPC) per event. A batch is kept in memory while the memory buffer (buffer_limit events and
-  buffer_bytes bytes) has room and the exporter is healthy, else appended to the spool.
+  before it waits again: it is not woken (a thread switch charged to the RPC) by every event.
+  A batch is kept in memory while the memory buffer (buffer_limit events and buffer_bytes bytes)
+  has room and the exporter is healthy, else appended to the spool.
 - The export thread delivers the spool's oldest record first (replay after a restart, spilled
   batches), then memory batches. A failed memory batch is written to the spool before it is
   retried, and so are the batches waiting in memory; until the spool's backlog is delivered, new
