@@ -37,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from . import engine_cases, event_cases, flagsets
+from . import otlp as otlp_cases
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
 from .rpc import (
@@ -534,6 +535,7 @@ TARGETS = {
     "events_per_s": 50_000,
     "rss_mb": 40.0,
     "startup_s": 1.0,
+    "evaluate_otlp": 1.2,
 }
 
 
@@ -548,6 +550,7 @@ def write_report(
     events: event_cases.EventResult | None,
     memory: MemoryResults | None,
     profiles: dict[str, list[CaseProfile]] | None,
+    otlp: otlp_cases.OtlpResults | None = None,
 ) -> None:
     report = Report()
     report.add(
@@ -592,6 +595,8 @@ def write_report(
         write_memory(report, memory, summary)
     if profiles is not None:
         write_profiles(report, profiles, args)
+    if otlp is not None:
+        write_otlp(report, otlp, summary)
     notes = Path(__file__).with_name("notes.md")
     if notes.exists():
         report.add(notes.read_text().rstrip(), "")
@@ -961,6 +966,55 @@ def write_profiles(report: Report, profiles: dict[str, list[CaseProfile]], args:
 # ---------------------------------------------------------------- main
 
 
+def write_otlp(
+    report: Report, otlp: otlp_cases.OtlpResults, summary: list[tuple[str, str, str, str]]
+) -> None:
+    report.add(
+        "## 8. Evaluate with the otlp exporter",
+        "",
+        "`bench/otlp.py`: server CPU per Evaluate call (as in section 1-2, 100 flags, "
+        f"{otlp.calls} calls per measurement, {otlp.concurrency} clients) of a sidecar with "
+        "`--exporter otlp:endpoint=...,flush_interval=0.1` sending to a local OTLP/gRPC receiver, "
+        "against the empty RPC and the same sidecar without an exporter, measured back to back. "
+        "The short flush interval keeps each measurement's encoding and sending inside it. The file "
+        "exporter (same flush interval, fsync off) is the same measure for another exporter. "
+        f"Delivered to the receiver: {otlp.delivered:,} events of at least {otlp.sent:,} sent.",
+        "",
+    )
+    rows = []
+    target = TARGETS["evaluate_otlp"]
+    for case in otlp_cases.CASES:
+        on_vs_empty = Series(otlp.on_vs_empty[case])
+        met = verdict(on_vs_empty.median <= target)
+        rows.append(
+            (
+                f"Evaluate, {case} flag",
+                Series(otlp.empty_us[case]).show(0, " µs"),
+                Series(otlp.off_us[case]).show(0, " µs"),
+                Series(otlp.on_us[case]).show(0, " µs"),
+                on_vs_empty.show(3, "x"),
+                Series(otlp.on_vs_off[case]).show(3, "x"),
+                Series(otlp.file_vs_empty[case]).show(3, "x"),
+                f"≤ {target}x: {met}",
+            )
+        )
+        name = f"Evaluate ({case}) with otlp on ≤ {target}x empty RPC"
+        summary.append((name, on_vs_empty.show(3, "x"), met, "8"))
+    report.table(
+        (
+            "case",
+            "empty RPC",
+            "no exporter",
+            "otlp on",
+            "otlp / empty",
+            "otlp / no exporter",
+            "file on / empty",
+            "target",
+        ),
+        rows,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmark suite and write BENCHMARKS.md.")
     parser.add_argument("--repeats", type=int, default=7, help="repeats of the RPC CPU measurements")
@@ -977,7 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="RPC CPU: run every server on CPU 0 and every load generator on CPU 1 (less noise, "
         "and grpcio's threads never cross cores: a lower floor)",
     )
-    parser.add_argument("--only", default="rpc,engine,throughput,events,memory,profile")
+    parser.add_argument("--only", default="rpc,engine,throughput,events,memory,profile,otlp")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="where the raw results are kept (pickle)"
@@ -1003,7 +1057,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("writing flag files")
         files = write_flag_files(directory, counts)
         before = before_tree(args.before, directory) if args.before else None
-        rpc = throughput = engine = events = memory = profiles = None
+        rpc = throughput = engine = events = memory = profiles = otlp = None
         steps: list[tuple[str, Callable[[], None]]] = []
 
         def run_rpc() -> None:
@@ -1040,6 +1094,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for case, path, method, request in profile_cases(files[100])
                 ]
 
+        def run_otlp() -> None:
+            nonlocal otlp
+            progress("Evaluate with the otlp exporter")
+            otlp = otlp_cases.run(files[100], args.repeats, args.calls, args.concurrency, args.pin_cpus)
+
         steps = [
             ("rpc", run_rpc),
             ("engine", run_engine),
@@ -1047,12 +1106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("events", run_events),
             ("memory", run_memory),
             ("profile", run_profiles),
+            ("otlp", run_otlp),
         ]
         for name, step in steps:
             if name in only:
                 step()
     elapsed = time.perf_counter() - clock
-    results = (started, elapsed, rpc, throughput, engine, events, memory, profiles)
+    results = (started, elapsed, rpc, throughput, engine, events, memory, profiles, otlp)
     args.results.write_bytes(pickle.dumps({"args": args, "results": results}))
     write_report(args.output, args, *results)
     progress(f"wrote {args.output} in {elapsed / 60:.1f} min")

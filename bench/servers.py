@@ -20,7 +20,8 @@ EvaluateRequest and reads the user's context the way the sidecar does (convert.p
 answers empty: the part of an Evaluate call no implementation of this API can skip.
 
 With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included) runs an event
-pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does.
+pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does; with
+BENCH_EXPORTER=SPEC, one with that exporter (`serve --exporter SPEC`; bench/otlp.py uses it).
 
 With BENCH_INSTRUMENT=cpu or =profile (and BENCH_INSTRUMENT_OUT=PATH), our code on the call path
 is timed in thread CPU or profiled; see "optional instrumentation" below.
@@ -322,11 +323,9 @@ def main(kind: str, flags_file: str, port_file: str) -> None:
     store = FlagStore(FileSource(flags_file))
     store.start()
     events_dir = os.environ.get("BENCH_EVENTS_DIR")
-    events = (
-        build_pipeline(PipelineConfig(exporters=[f"file:dir={events_dir}"]))
-        if events_dir
-        else EventPipeline()
-    )
+    specs = [f"file:dir={events_dir}"] if events_dir else []
+    specs += [os.environ["BENCH_EXPORTER"]] if os.environ.get("BENCH_EXPORTER") else []
+    events = build_pipeline(PipelineConfig(exporters=specs)) if specs else EventPipeline()
     events.start()
     if kind.startswith("aio-"):
         asyncio.run(serve_aio(kind, store, port_file, events))

@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from bench import engine_cases, flagsets
+from bench import otlp as otlp_cases
 from bench.rpc import LoadGenerator, memory_mb, pin_to_cpus, server_process
 from bench.run import bare_server
 from bench.servers import EMPTY_METHOD, parse_request
+
+
+def test_the_otlp_bench_delivers_every_evaluation_to_its_receiver(tmp_path: Path):
+    results = otlp_cases.run(flagsets.write_flag_file(tmp_path, 10), repeats=1, calls=40, concurrency=2)
+    assert results.sent == 40 * len(otlp_cases.CASES)
+    assert results.delivered >= results.sent  # the warm-up calls' events too
+    assert all(len(ratios) == 1 for ratios in results.on_vs_empty.values())
 
 
 def test_engine_cases_answer_alike_on_both_engines():

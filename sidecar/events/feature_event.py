@@ -2,7 +2,9 @@
 
 JSON field names are go-feature-flag's (`exporter/feature_event.go`, `exporter/tracking_event.go`)
 plus `eventId`, so that existing consumers of its webhook/file output read ours unchanged and a
-receiver can drop the duplicates that at-least-once delivery allows.
+receiver can drop the duplicates that at-least-once delivery allows. A FeatureEvent also carries
+the evaluation's `reason` and, on error, `errorCode` and `errorMessage` (OpenFeature's names),
+which OpenTelemetry's feature_flag.evaluation event needs; they are not CSV/Parquet columns.
 
 The hot path only builds the object (a slots class, positional arguments, a counter for the id);
 the JSON dict is built later, on an exporter's worker, by `to_json`.
@@ -110,8 +112,11 @@ class FeatureEvent:
         "context_kind",
         "creation_date",
         "default",
+        "error_code",
+        "error_message",
         "event_id",
         "key",
+        "reason",
         "source",
         "user_key",
         "value",
@@ -133,6 +138,9 @@ class FeatureEvent:
         creation_date: float | None = None,
         source: str = "SERVER",
         event_id: str | None = None,
+        reason: str = "",
+        error_code: str = "",
+        error_message: str = "",
     ) -> None:
         self.key = key
         self.user_key = user_key
@@ -144,6 +152,9 @@ class FeatureEvent:
         self.creation_date = time.time() if creation_date is None else creation_date
         self.source = source
         self.event_id = new_event_id() if event_id is None else event_id
+        self.reason = reason  # an engine Reason's name: "TARGETING_MATCH", "ERROR", ...
+        self.error_code = error_code  # an engine ErrorCode's name, "" unless reason is ERROR
+        self.error_message = error_message
 
     @classmethod
     def from_evaluation(
@@ -157,9 +168,36 @@ class FeatureEvent:
         set), report variation "SdkDefault", default=true: the caller's default applied."""
         version = str(evaluation.flag_version) if evaluation.flag_version else ""
         kind = "anonymousUser" if context and context.get(ANONYMOUS_ATTRIBUTE) is True else "user"
+        reason = evaluation.reason.name
+        if evaluation.error_code is not None:
+            return cls(
+                evaluation.flag_key,
+                user_id,
+                SDK_DEFAULT_VARIATION,
+                None,
+                True,
+                version,
+                kind,
+                None,
+                source,
+                None,
+                reason,
+                evaluation.error_code.name,
+                evaluation.error_message,
+            )
         if not evaluation.has_value:
             return cls(
-                evaluation.flag_key, user_id, SDK_DEFAULT_VARIATION, None, True, version, kind, None, source
+                evaluation.flag_key,
+                user_id,
+                SDK_DEFAULT_VARIATION,
+                None,
+                True,
+                version,
+                kind,
+                None,
+                source,
+                None,
+                reason,
             )
         return cls(
             evaluation.flag_key,
@@ -171,10 +209,12 @@ class FeatureEvent:
             kind,
             None,
             source,
+            None,
+            reason,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "kind": "feature",
             "contextKind": self.context_kind,
             "userKey": self.user_key,
@@ -187,6 +227,12 @@ class FeatureEvent:
             "source": self.source,
             "eventId": self.event_id,
         }
+        if self.reason:
+            data["reason"] = self.reason
+        if self.error_code:
+            data["errorCode"] = self.error_code
+            data["errorMessage"] = self.error_message
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureEvent:
@@ -201,6 +247,9 @@ class FeatureEvent:
             creation_date=float(data.get("creationDate", 0)),
             source=data.get("source", "SERVER"),
             event_id=data.get("eventId") or new_event_id(),
+            reason=str(data.get("reason") or ""),
+            error_code=str(data.get("errorCode") or ""),
+            error_message=str(data.get("errorMessage") or ""),
         )
 
     def __eq__(self, other: object) -> bool:

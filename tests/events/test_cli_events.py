@@ -105,7 +105,7 @@ def test_bad_exporters_stop_the_start(sample_flag_file: Path, tmp_path: Path) ->
     for kind in ("s3", "kafka"):
         result = run_cli("serve", *flags, "--exporter", f"{kind}:x=1")
         assert result.returncode == 2, result.stderr
-        assert f"unknown exporter kind {kind!r}; the exporters are file, log, webhook" in result.stderr
+        assert f"unknown exporter kind {kind!r}; the exporters are file, log, otlp, webhook" in result.stderr
         assert "--exporter" in result.stderr
     # The kind's own options are checked when the pipeline is built: exit 1.
     result = run_cli("serve", *flags, "--exporter", "file:nope=1")

@@ -24,10 +24,11 @@ GOFF_FIELDS = [
 ]
 
 
-def test_feature_event_has_go_feature_flag_fields_plus_event_id() -> None:
+def test_feature_event_has_go_feature_flag_fields_plus_event_id_and_reason() -> None:
     event = FeatureEvent.from_evaluation(evaluation(value={"a": 1}), "user-1", {"plan": "pro"})
     data = event.to_json()
-    assert list(data) == [*GOFF_FIELDS, "eventId"]
+    assert list(data) == [*GOFF_FIELDS, "eventId", "reason"]
+    assert data["reason"] == "TARGETING_MATCH"
     assert data["kind"] == "feature"
     assert data["contextKind"] == "user"
     assert data["userKey"] == "user-1"
@@ -52,6 +53,9 @@ def test_error_reports_sdk_default() -> None:
     assert data["default"] is True
     assert data["value"] is None
     assert data["version"] == ""
+    # OpenFeature's names, for exporters that report them (otlp's error.type).
+    assert (data["reason"], data["errorCode"]) == ("ERROR", "FLAG_NOT_FOUND")
+    assert data["errorMessage"] == "flag 'missing' not found"
 
 
 def test_an_answer_without_a_default_reports_sdk_default() -> None:
@@ -85,8 +89,9 @@ def test_event_ids_are_unique() -> None:
 
 def test_json_round_trip_keeps_the_event_id() -> None:
     feature = FeatureEvent.from_evaluation(evaluation(), "u", {"anonymous": True})
+    failed = FeatureEvent.from_evaluation(error_evaluation(), "u")
     tracking = TrackingEvent("checkout", "u", {"plan": "pro"}, {"value": 12.5})
-    for event in (feature, tracking):
+    for event in (feature, failed, tracking):
         again = event_from_json(json.loads(json.dumps(event.to_json())))
         assert again.to_json() == event.to_json()
         assert type(again) is type(event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -367,3 +368,35 @@ def test_spooled_events_from_a_previous_run_are_replayed_first(tmp_path: Path) -
     assert exporter.ids[:5] == [e.event_id for e in old]
     assert sorted(exporter.ids[5:]) == sorted(e.event_id for e in new)
     second.close(timeout=1)
+
+
+class CountingIntake(queue.SimpleQueue):
+    """The intake queue, counting the collector's blocking gets (each one a thread wake-up)."""
+
+    gets = 0
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        CountingIntake.gets += 1
+        return super().get(block, timeout)
+
+
+def test_a_bulk_collector_is_not_woken_by_every_event():
+    # Events arriving one at a time, as RPCs make them: a collector blocked in get() for each
+    # one costs every RPC a thread switch; a bulk exporter lets them gather between wake-ups.
+    exporter = RecordingExporter(is_bulk=True)
+    scheduler = DataExporterScheduler(0.05, 10_000, exporter)
+    scheduler._intake = CountingIntake()
+    scheduler._put = scheduler._intake.put_nowait
+    scheduler._qsize = scheduler._intake.qsize
+    CountingIntake.gets = 0
+    scheduler.start_daemon()
+    events = feature_events(400)
+    try:
+        for event in events:
+            scheduler.add_event(event)
+            time.sleep(0.0002)
+        eventually(lambda: exporter.count == len(events))
+    finally:
+        scheduler.close(5)
+    assert exporter.ids == [e.event_id for e in events]
+    assert CountingIntake.gets < len(events) / 2

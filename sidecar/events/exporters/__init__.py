@@ -8,12 +8,14 @@ from ..exporter import Exporter
 from ..options import Options
 from .file import FileExporter
 from .log import LogExporter
+from .otlp import OtlpExporter
 from .webhook import WebhookExporter
 
 FACTORIES: dict[str, Callable[[Options], Exporter]] = {
     "log": LogExporter.from_options,
     "file": FileExporter.from_options,
     "webhook": WebhookExporter.from_options,
+    "otlp": OtlpExporter.from_options,
 }
 
-__all__ = ["FACTORIES", "FileExporter", "LogExporter", "WebhookExporter"]
+__all__ = ["FACTORIES", "FileExporter", "LogExporter", "OtlpExporter", "WebhookExporter"]
