@@ -263,8 +263,14 @@ def one_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from sidecar.store import FlagStore
     from tests.conftest import RunningSidecar, write_flag_file
 
+    class UnwatchedFileSource(FileSource):
+        """The file source, reloaded only when the test says so (a watcher's reload would race it)."""
+
+        def watch(self, events: Any) -> None:
+            pass
+
     flag_file = write_flag_file(tmp_path_factory.mktemp("serves") / "flags.yaml", SAMPLE_FLAGS)
-    store = FlagStore(FileSource(flag_file, poll_interval=3600))
+    store = FlagStore(UnwatchedFileSource(flag_file))
     store.start()
     server = SidecarServer(store, "127.0.0.1:0")
     server.start()
