@@ -183,9 +183,12 @@ _PARSE_REQUEST = os.environ.get("BENCH_PARSE_REQUEST") == "1"
 
 
 try:
-    from sidecar.server.convert import plain_context
+    from sidecar.server.edge import plain_context
 except ImportError:  # an older revision's tree (--before): only the parse calibration needs it
-    plain_context = None
+    try:
+        from sidecar.server.convert import plain_context
+    except ImportError:
+        plain_context = None
 
 
 def parse_request(request: bytes) -> object:
