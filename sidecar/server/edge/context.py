@@ -204,7 +204,7 @@ def fill_value(value: struct_pb2.Value, data: Any) -> None:
     elif isinstance(data, Mapping):
         value.struct_value.SetInParent()  # an empty object is still an object, not unset
         fill_struct(value.struct_value, data)
-    elif isinstance(data, Sequence):
+    elif isinstance(data, Sequence) and not isinstance(data, bytes | bytearray):  # no JSON bytes
         items = value.list_value
         items.SetInParent()
         for item in data:
