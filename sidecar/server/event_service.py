@@ -26,8 +26,17 @@ from flagsidecar.v1 import event_pb2, event_pb2_grpc
 from sidecar.engine.model import USER_ID_PROPERTY
 from sidecar.events import EventPipeline
 
-from .edge import InvalidArgument, ResourceExhausted, SidecarError, abort, admit_user, struct_to_attributes
+from .edge import (
+    CallEdge,
+    InvalidArgument,
+    ResourceExhausted,
+    SidecarError,
+    abort,
+    admit_user,
+    struct_to_attributes,
+)
 from .limits import ContextLimits
+from .metrics import NULL_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +61,14 @@ class EventService(event_pb2_grpc.EventServiceServicer):
     def __init__(self, pipeline: EventPipeline, context_limits: ContextLimits | None = None) -> None:
         self._pipeline = pipeline
         self._context_limits = ContextLimits() if context_limits is None else context_limits
+        self._edge = CallEdge(NULL_METRICS)  # the statuses every service sends; Track is not timed
 
     def Track(
+        self, request_iterator: Iterator[event_pb2.TrackRequest], context: grpc.ServicerContext
+    ) -> event_pb2.TrackResponse:
+        return self._edge.shield("Track", context, self._track, request_iterator, context)
+
+    def _track(
         self, request_iterator: Iterator[event_pb2.TrackRequest], context: grpc.ServicerContext
     ) -> event_pb2.TrackResponse:
         accepted = 0

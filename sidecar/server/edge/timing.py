@@ -56,6 +56,27 @@ class CallEdge:
         self.metrics.observe_rpc(name, perf_counter() - started, "OK")
         return response
 
+    def shield(
+        self, name: str, context: grpc.ServicerContext, method: Callable[..., Response], *args: Any
+    ) -> Response:
+        """`method(*args)` for a streaming call: not timed (a stream lasts as long as its client
+        wants), the same mapping. A call that already ended (an abort inside it, such as an
+        undecodable message's) or is gone (grpc.RpcError: the client cancelled) is left as it is."""
+        try:
+            return method(*args)
+        except SidecarError as error:
+            if error.limit is not None:
+                self.metrics.count_limit(error.limit)
+            abort(context, error.code, error.message)
+        except grpc.RpcError:
+            raise
+        except Exception:
+            code = getattr(context, "code", None)  # grpcio's ServicerContext has it, its stubs do not
+            if code is not None and code() is not None:  # ended by an abort() inside
+                raise
+            logger.exception("%s failed on an unexpected error", name)
+            abort(context, grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+
     def fail(self, name: str, context: grpc.ServicerContext, started: float, error: SidecarError) -> NoReturn:
         if error.limit is not None:
             self.metrics.count_limit(error.limit)
