@@ -16,7 +16,7 @@ so the only difference between them is the service that answers.
 With BENCH_SPIN_US=N, the empty method spins for N microseconds of pure Python before answering;
 with BENCH_TOUCH_DICTS=N it reads N dicts picked across a 70 MB pool: calibrations of what the
 server charges for handler time by itself. With BENCH_PARSE_REQUEST=1 it parses its request as an
-EvaluateRequest and reads the user's context the way the sidecar does (convert.plain_context), then
+EvaluateRequest and reads the user's context the way the sidecar does (edge.plain_context), then
 answers empty: the part of an Evaluate call no implementation of this API can skip.
 
 With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included) runs an event

@@ -84,7 +84,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         """The Evaluate RPC as registered: the common case flat, anything else through Evaluate.
 
         The common case: the store is ready, no debug trace, a plain context
-        (convert.plain_context) within the limits, a known flag (FlagStore.answer, one snapshot),
+        (edge.plain_context) within the limits, a known flag (FlagStore.answer, one snapshot),
         an answer already encoded and no debug logging. A plain context is never larger than the request that
         carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (a costly
         re-encoding, BENCHMARKS.md). Side effects come in the general path's order, at the end, so

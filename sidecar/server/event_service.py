@@ -6,7 +6,7 @@ when an exporter's memory buffer and spool are both full, the call ends with RES
 the events before that one were accepted, and their count is in the `accepted-count` trailing
 metadata (and in the message), so the client knows what to send again.
 
-A message is admitted as Evaluate admits its user (ContextLimits.admit: the limits, no reserved
+A message is admitted as Evaluate admits its user (edge.admit_user: the limits, no reserved
 key, scalars only, finite numbers), its context may not set `targetingKey` (the exported event's
 targetingKey is user.id), and its details are within --max-event-details-bytes and hold no NaN
 or infinity (JSON cannot carry them). Each refusal is INVALID_ARGUMENT, counted by reason in

@@ -8,7 +8,7 @@ whose size drives evaluation cost (hashing for the cache key, every constraint l
 message naming the limit and its flag tells a client author exactly what to change.
 Checking is cheap, but ByteSize() re-encodes the Struct and costs more than the check itself
 (BENCHMARKS.md): EvaluationService's fast paths count keys as they read a plain context and
-skip the byte count when the whole request is within the limit (convert.plain_context says why
+skip the byte count when the whole request is within the limit (edge.plain_context says why
 that is exact), and call `violation` only for the requests they hand to the general path.
 
 Besides the context, ContextLimits holds the limits on what a request asks for and what it gets:
