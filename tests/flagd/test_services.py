@@ -292,3 +292,26 @@ def test_unavailable_before_the_first_flag_set(start_flagd):
     assert error_of(v2_grpc.ServiceStub(server.channel), "ResolveBoolean", "bool-flag") == (
         grpc.StatusCode.UNAVAILABLE
     )
+
+
+def test_an_empty_object_inside_a_value_stays_an_object(start_flagd):
+    # One Python -> Struct conversion (sidecar.server.edge.context): flagd's own left a nested {}
+    # as a Value with nothing set, which clients read as null.
+    value = {"empty": {}, "list": [{}], "n": 3}
+    document = {
+        "flags": [
+            {
+                "key": "nested-empty",
+                "enabled": True,
+                "variants": [{"key": "only", "value": value}],
+                "defaultVariantWhenOn": "only",
+                "defaultVariantWhenOff": "only",
+                "metadata": {"owner": {}},
+            }
+        ]
+    }
+    stub = v2_grpc.ServiceStub(start_flagd(document).channel)
+    response = call(stub, "ResolveObject", "nested-empty")
+    assert MessageToDict(response.value) == {"empty": {}, "list": [{}], "n": 3.0}
+    assert response.value.fields["empty"].WhichOneof("kind") == "struct_value"
+    assert response.metadata.fields["owner"].WhichOneof("kind") == "struct_value"
