@@ -190,6 +190,8 @@ class RpcResults:
     aio_vs_sync: dict[str, Series]  # aio CPU per call / sync CPU per call, same case
     before: dict[str, Pair]
     concurrency: int
+    # --interceptor: the same server with its timing and status mapping in a grpc.ServerInterceptor
+    interceptor: dict[str, Pair] = field(default_factory=dict)
 
 
 AIO_CASES = ("Evaluate, static flag", "EvaluateAll, 100 flags")
@@ -229,7 +231,13 @@ def parse_cost_us() -> float:
 
 
 def measure_rpc(
-    files: FlagFiles, repeats: int, calls: int, concurrency: int, before: Path | None, pin: bool = False
+    files: FlagFiles,
+    repeats: int,
+    calls: int,
+    concurrency: int,
+    before: Path | None,
+    pin: bool = False,
+    interceptor: bool = False,
 ) -> RpcResults:
     cases = rpc_cases(calls)
     results = RpcResults(
@@ -243,6 +251,7 @@ def measure_rpc(
         aio_vs_sync={f"{name}, {who}": Series() for name in AIO_CASES for who in ("empty RPC", "ours")},
         before={name: Pair() for name in BEFORE_CASES} if before else {},
         concurrency=concurrency,
+        interceptor={name: Pair() for name in BEFORE_CASES} if interceptor else {},
     )
     with contextlib.ExitStack() as stack:
 
@@ -263,6 +272,7 @@ def measure_rpc(
         ours = {count: start("sidecar", count) for count in sorted({case.flags for case in cases})}
         aio_empty, aio_ours = start("aio-empty", 100), start("aio-sidecar", 100)
         old = start("sidecar", 100, before) if before else None
+        intercepted = start("sidecar", 100, env={"BENCH_INTERCEPTOR": "1"}) if interceptor else None
         progress(f"RPC servers up: {', '.join(str(count) for count in ours)}-flag sidecars, aio, before")
         for repeat in range(repeats):
             progress(f"RPC CPU per call, repeat {repeat + 1}/{repeats}")
@@ -288,6 +298,10 @@ def measure_rpc(
                     floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
                     previous = old.measure(case.method, case.request, case.calls, concurrency)
                     results.before[case.name].add(floor, previous)
+                if intercepted is not None and case.name in BEFORE_CASES:
+                    floor = empty.measure(EMPTY_METHOD, b"", calls, concurrency)
+                    other = intercepted.measure(case.method, case.request, case.calls, concurrency)
+                    results.interceptor[case.name].add(floor, other)
     return results
 
 
@@ -714,6 +728,20 @@ def write_rpc(
                 )
             )
         report.table(("case", "before", "before ratio", "now", "now ratio"), rows)
+    if rpc.interceptor:
+        report.add(
+            "### Timing and status mapping in a grpc.ServerInterceptor (same run)",
+            "",
+            "`interceptor` is the current sidecar with the RPC histogram and the status mapping done "
+            "by a `grpc.ServerInterceptor` (bench/servers.py, BENCH_INTERCEPTOR=1) instead of in the "
+            "handler; `now` as above.",
+            "",
+        )
+        rows = []
+        for name, pair in rpc.interceptor.items():
+            now = rpc.sync[name]
+            rows.append((name, pair.ours_us.show(0, " µs"), pair.ratio.show(2, "x"), now.ratio.show(2, "x")))
+        report.table(("case", "interceptor", "interceptor ratio", "now ratio"), rows)
     report.add(
         "### grpcio sync server against grpc.aio",
         "",
@@ -1031,6 +1059,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="RPC CPU: run every server on CPU 0 and every load generator on CPU 1 (less noise, "
         "and grpcio's threads never cross cores: a lower floor)",
     )
+    parser.add_argument(
+        "--interceptor",
+        action="store_true",
+        help="also measure the sidecar with its timing and status mapping in a grpc.ServerInterceptor",
+    )
     parser.add_argument("--only", default="rpc,engine,throughput,events,memory,profile,otlp")
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
@@ -1062,7 +1095,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def run_rpc() -> None:
             nonlocal rpc
-            rpc = measure_rpc(files, args.repeats, args.calls, args.concurrency, before, args.pin_cpus)
+            rpc = measure_rpc(
+                files, args.repeats, args.calls, args.concurrency, before, args.pin_cpus, args.interceptor
+            )
 
         def run_engine() -> None:
             nonlocal engine

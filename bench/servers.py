@@ -16,12 +16,15 @@ so the only difference between them is the service that answers.
 With BENCH_SPIN_US=N, the empty method spins for N microseconds of pure Python before answering;
 with BENCH_TOUCH_DICTS=N it reads N dicts picked across a 70 MB pool: calibrations of what the
 server charges for handler time by itself. With BENCH_PARSE_REQUEST=1 it parses its request as an
-EvaluateRequest and reads the user's context the way the sidecar does (convert.plain_context), then
+EvaluateRequest and reads the user's context the way the sidecar does (edge.plain_context), then
 answers empty: the part of an Evaluate call no implementation of this API can skip.
 
 With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included) runs an event
 pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does; with
 BENCH_EXPORTER=SPEC, one with that exporter (`serve --exporter SPEC`; bench/otlp.py uses it).
+
+With BENCH_INTERCEPTOR=1, the `sidecar` kind does its RPC timing and status mapping in a
+grpc.ServerInterceptor rather than in its handlers (see "BENCH_INTERCEPTOR=1" below).
 
 With BENCH_INSTRUMENT=cpu or =profile (and BENCH_INSTRUMENT_OUT=PATH), our code on the call path
 is timed in thread CPU or profiled; see "optional instrumentation" below.
@@ -184,9 +187,12 @@ _PARSE_REQUEST = os.environ.get("BENCH_PARSE_REQUEST") == "1"
 
 
 try:
-    from sidecar.server.convert import plain_context
+    from sidecar.server.edge import plain_context
 except ImportError:  # an older revision's tree (--before): only the parse calibration needs it
-    plain_context = None
+    try:
+        from sidecar.server.convert import plain_context
+    except ImportError:
+        plain_context = None
 
 
 def parse_request(request: bytes) -> object:
@@ -227,6 +233,80 @@ def _profiling_registrar(
     return lambda server, deps: register(_WrappingRegistration(server, _wrap_handler), deps)
 
 
+# ---------------------------------------------------------------- BENCH_INTERCEPTOR=1
+
+# The alternative to the edge's in-handler timing (sidecar/server/edge/timing.py), measured against
+# it: a grpc.ServerInterceptor times every unary call into the RPC histogram and maps a SidecarError
+# to its status, and the servicers' own timing is switched off (their metrics only count
+# evaluations), so the server does the same work with the timing moved out of the handler.
+_INTERCEPTOR = os.environ.get("BENCH_INTERCEPTOR") == "1"
+
+
+class _CountingOnly(SidecarMetrics):
+    """The servicers' metrics when the interceptor times: evaluations counted, no RPC timing."""
+
+    def observe_rpc(self, method: str, seconds: float, code: Any = "OK") -> None:
+        pass
+
+    def observe_evaluation_rpc(self, method: str, key: Any, seconds: float) -> None:
+        self.count_evaluations((key,))
+
+
+class EdgeInterceptor(grpc.ServerInterceptor):
+    """Times each unary call under its method name and ends a SidecarError with its status."""
+
+    def __init__(self, metrics: SidecarMetrics) -> None:
+        self._metrics = metrics
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:  # one wrapper per handler, not one per call
+            return known[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._timed(method.rsplit("/", 1)[-1], handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _timed(self, name: str, behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        from sidecar.server.edge import SidecarError, abort
+
+        observe = self._metrics.observe_rpc
+        clock = time.perf_counter
+
+        def timed(request: Any, context: Any) -> Any:
+            started = clock()
+            try:
+                response = behaviour(request, context)
+            except SidecarError as error:
+                observe(name, clock() - started, error.code)
+                abort(context, error.code, error.message)
+            observe(name, clock() - started, "OK")
+            return response
+
+        return timed
+
+
+def _server_with(interceptors: list[grpc.ServerInterceptor]) -> Callable[..., grpc.Server]:
+    build = grpc.server
+
+    def server(*args: Any, **kwargs: Any) -> grpc.Server:
+        return build(*args, interceptors=interceptors, **kwargs)
+
+    return server
+
+
 # ---------------------------------------------------------------- sync server
 
 
@@ -237,6 +317,9 @@ def serve_sync(kind: str, store: FlagStore, port_file: str, events: EventPipelin
         else tuple(_profiling_registrar(r) for r in SERVICE_REGISTRARS)
     )
     metrics = SidecarMetrics(store)  # as `serve` has it
+    if _INTERCEPTOR and kind == "sidecar":
+        grpc.server = _server_with([EdgeInterceptor(metrics)])  # type: ignore[assignment]
+        metrics = _CountingOnly(store)
     server = SidecarServer(store, "127.0.0.1:0", registrars=registrars, events=events, metrics=metrics)
     port = server.start()
     stopped = threading.Event()

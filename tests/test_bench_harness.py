@@ -46,6 +46,7 @@ def test_the_parse_calibration_reads_the_request_as_the_sidecar_does():
         ("empty", {}, EMPTY_METHOD, None),
         ("empty", {"BENCH_PARSE_REQUEST": "1"}, EMPTY_METHOD, "static"),
         ("sidecar", {}, flagsets.EVALUATE_METHOD, "split"),
+        ("sidecar", {"BENCH_INTERCEPTOR": "1"}, flagsets.EVALUATE_METHOD, "static"),
         ("aio-sidecar", {}, flagsets.EVALUATE_METHOD, "rules"),
     ],
 )
@@ -78,3 +79,44 @@ def test_pinned_servers_keep_every_thread_on_their_cpu(tmp_path: Path):
         threads = [int(task.name) for task in Path(f"/proc/{server.pid}/task").iterdir()]
         assert {tid: os.sched_getaffinity(tid) for tid in threads} == {tid: {0} for tid in threads}
         assert os.sched_getaffinity(load.pid) == {1}
+
+
+def test_the_measured_interceptor_times_calls_and_maps_the_edge_errors(tmp_path: Path):
+    # What BENCH_INTERCEPTOR=1 measures must do the edge's work: time each call, map a SidecarError.
+    from concurrent import futures
+
+    import grpc
+
+    from bench.servers import EdgeInterceptor
+    from sidecar.server.edge import NotFound
+    from sidecar.server.metrics import SidecarMetrics
+    from sidecar.sources import FileSource
+    from sidecar.store import FlagStore
+
+    store = FlagStore(FileSource(flagsets.write_flag_file(tmp_path, 10)))
+    metrics = SidecarMetrics(store)
+
+    def handler(request: bytes, _context: object) -> bytes:
+        if request:
+            raise NotFound("flag 'x' not found")
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[EdgeInterceptor(metrics)])
+    handlers = {"Call": grpc.unary_unary_rpc_method_handler(handler)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/t.S/Call")
+            assert call(b"", timeout=5) == b""
+            with pytest.raises(grpc.RpcError) as failed:
+                call(b"x", timeout=5)
+        assert (failed.value.code(), failed.value.details()) == (
+            grpc.StatusCode.NOT_FOUND,
+            "flag 'x' not found",
+        )
+        calls = {key: sum(entry[:-1]) for key, entry in metrics.rpc_histograms().items()}
+        assert calls == {("Call", "OK"): 1, ("Call", "NOT_FOUND"): 1}
+    finally:
+        server.stop(0)

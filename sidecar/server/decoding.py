@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 
+from .edge.errors import abort, undecodable_message
 from .limits import bounded
 
 if TYPE_CHECKING:
@@ -63,12 +64,6 @@ _HANDLER_FACTORIES: Mapping[tuple[bool, bool], Callable[..., grpc.RpcMethodHandl
     (True, False): grpc.stream_unary_rpc_method_handler,
     (True, True): grpc.stream_stream_rpc_method_handler,
 }
-
-
-def undecodable_message(expected: str) -> str:
-    """The status message for a request that does not parse as `expected` (a full message type name,
-    e.g. "flagd.evaluation.v1.ResolveBooleanRequest")."""
-    return f"the request is not a valid {expected} message (is the client built from this server's .proto?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,5 +215,4 @@ class _Rejection:
             else:
                 if extra:
                     message = f"{message} {extra}"
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(message))
-        raise AssertionError("unreachable: ServicerContext.abort raises")
+        abort(context, grpc.StatusCode.INVALID_ARGUMENT, message)

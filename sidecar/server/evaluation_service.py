@@ -16,44 +16,39 @@ import logging
 import sys
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from sidecar.engine import ErrorCode, Evaluation
 from sidecar.events import EventPipeline
 from sidecar.store import FlagStore
 
-from .convert import EncodedEvaluations, plain_context
-from .decoding import undecodable_message
-from .limits import ContextLimits, ContextRejectedError, Violation, bounded
+from .convert import EncodedEvaluations
+from .edge import (
+    NOT_READY,
+    CallEdge,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    admit_user,
+    plain_context,
+)
+from .limits import ContextLimits
 from .metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME: str = evaluation_pb2.DESCRIPTOR.services_by_name["EvaluationService"].full_name
-INTERNAL_ERROR = "internal error in the sidecar (see its log)"
 
 Request = TypeVar("Request")
 _parse_evaluate = evaluation_pb2.EvaluateRequest.FromString
 _parse_evaluate_all = evaluation_pb2.EvaluateAllRequest.FromString
+_EVALUATE_REQUEST = evaluation_pb2.EvaluateRequest.DESCRIPTOR.full_name
+_EVALUATE_ALL_REQUEST = evaluation_pb2.EvaluateAllRequest.DESCRIPTOR.full_name
 _DEBUG = logging.DEBUG
-
-
-class RequestFailed(Exception):
-    """Ends a call with a gRPC status instead of a response."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, limit: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.limit = limit  # the option of the limit the request went over, for the metric
-
-    @classmethod
-    def over(cls, code: grpc.StatusCode, violation: Violation) -> RequestFailed:
-        return cls(code, violation.message, violation.limit)
 
 
 class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
@@ -70,6 +65,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         self._store = store
         self._encoded = encoded
         self._metrics = metrics
+        self._edge = CallEdge(metrics)  # statuses and timing, as every service has them
         self._context_limits = ContextLimits() if context_limits is None else context_limits
         # One non-blocking call per evaluation (a few microseconds; nothing without exporters).
         self._events = EventPipeline() if events is None else events
@@ -88,7 +84,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         """The Evaluate RPC as registered: the common case flat, anything else through Evaluate.
 
         The common case: the store is ready, no debug trace, a plain context
-        (convert.plain_context) within the limits, a known flag (FlagStore.answer, one snapshot),
+        (edge.plain_context) within the limits, a known flag (FlagStore.answer, one snapshot),
         an answer already encoded and no debug logging. A plain context is never larger than the request that
         carried it, so a request within --max-context-bytes needs no Struct.ByteSize() (a costly
         re-encoding, BENCHMARKS.md). Side effects come in the general path's order, at the end, so
@@ -98,7 +94,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         try:
             request = _parse_evaluate(request_bytes)
         except Exception as error:
-            self._undecodable("Evaluate", evaluation_pb2.EvaluateRequest, started, context, error)
+            self._edge.undecodable("Evaluate", _EVALUATE_REQUEST, context, started, error)
         try:
             flag_key = request.flag_key
             if (
@@ -118,7 +114,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
                         self._metrics.observe_evaluation_rpc("Evaluate", entry[2], perf_counter() - started)
                         return entry[1]
         except Exception:
-            self._failed("Evaluate", started, context)
+            self._edge.failed("Evaluate", context, started)
         return self._guarded("Evaluate", self._evaluate, request, context, started)
 
     def evaluate_all_bytes(self, request_bytes: bytes, context: grpc.ServicerContext) -> bytes:
@@ -128,7 +124,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         try:
             request = _parse_evaluate_all(request_bytes)
         except Exception as error:
-            self._undecodable("EvaluateAll", evaluation_pb2.EvaluateAllRequest, started, context, error)
+            self._edge.undecodable("EvaluateAll", _EVALUATE_ALL_REQUEST, context, started, error)
         try:
             if self._ready and not request.debug and len(request_bytes) <= self._max_context_bytes:
                 user = request.user
@@ -150,7 +146,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
                         self._metrics.observe_rpc("EvaluateAll", perf_counter() - started, "OK")
                         return response
         except Exception:
-            self._failed("EvaluateAll", started, context)
+            self._edge.failed("EvaluateAll", context, started)
         return self._guarded("EvaluateAll", self._evaluate_all, request, context, started)
 
     # ------------------------------------------------------------ the general path
@@ -164,11 +160,11 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     def _evaluate(self, request: evaluation_pb2.EvaluateRequest) -> bytes:
         flag_key = request.flag_key  # each field read of a protobuf message costs: read them once
         if not flag_key:
-            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "flag_key is required")
+            raise InvalidArgument("flag_key is required")
         view = self._store.view()  # one snapshot for the key check and the evaluation
         too_long = self._context_limits.flag_key_too_long(flag_key)
         if too_long is not None and flag_key not in view:
-            raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, too_long)
+            raise InvalidArgument.over(too_long)
         user = request.user
         user_context = self._context_of(user)
         evaluation = view.evaluate(flag_key, user_context, request.debug)
@@ -183,7 +179,7 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
                 evaluation.reason.name,
             )
         if evaluation.error_code is ErrorCode.FLAG_NOT_FOUND:
-            raise RequestFailed(grpc.StatusCode.NOT_FOUND, evaluation.error_message)
+            raise NotFound(evaluation.error_message)
         return self._encoded.evaluate_response(evaluation)
 
     def _evaluate_all(self, request: evaluation_pb2.EvaluateAllRequest) -> bytes:
@@ -192,14 +188,14 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         if flag_keys:
             violated = self._context_limits.flag_keys_violation(flag_keys, view)
             if violated is not None:
-                raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
+                raise InvalidArgument.over(violated)
         user = request.user
         user_context = self._context_of(user)
         evaluations = view.evaluate_all(user_context, flag_keys, request.debug)
         response, keys = self._encoded.evaluate_all_entries(evaluations)
         violated = self._context_limits.response_violation(len(response))
         if violated is not None:
-            raise RequestFailed.over(grpc.StatusCode.RESOURCE_EXHAUSTED, violated)
+            raise ResourceExhausted.over(violated)
         # An event for a flag that does not exist is noise (README "Limits"): none for unknown keys.
         self._events.add_evaluations(_found(evaluations) if flag_keys else evaluations, user.id, user_context)
         self._metrics.count_evaluations(keys)
@@ -208,14 +204,9 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
     def _context_of(self, user: evaluation_pb2.User) -> dict[str, object]:
         if not self._ready:  # a store never goes back to not ready: ask it until it is
             if not self._store.ready:
-                raise RequestFailed(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
+                raise Unavailable(NOT_READY)
             self._ready = True
-        try:
-            return self._context_limits.admit(user)
-        except ContextRejectedError as error:
-            if error.violation is not None:
-                raise RequestFailed.over(grpc.StatusCode.INVALID_ARGUMENT, error.violation) from None
-            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
+        return admit_user(self._context_limits, user)
 
     # ------------------------------------------------------------ statuses and timing
 
@@ -227,46 +218,8 @@ class EvaluationService(evaluation_pb2_grpc.EvaluationServiceServicer):
         context: grpc.ServicerContext,
         started: float,
     ) -> bytes:
-        """Run a general-path method: RequestFailed becomes its status and anything unexpected
-        INTERNAL; the call is timed from `started` into the latency histogram (by method and status
-        code). context.abort() raises, so it is never called inside the try: the catch-all would
-        swallow the abort itself."""
-        try:
-            response = method(request)
-            self._metrics.observe_rpc(name, perf_counter() - started, "OK")
-            return response
-        except RequestFailed as failure:
-            if failure.limit is not None:
-                self._metrics.count_limit(failure.limit)
-            self._abort(name, started, context, failure.code, failure.message)
-        except Exception:
-            self._failed(name, started, context)
-
-    def _failed(self, name: str, started: float, context: grpc.ServicerContext) -> NoReturn:
-        """End a call on an unexpected error (called from its except block, for the traceback)."""
-        logger.exception("%s failed on an unexpected error", name)
-        self._abort(name, started, context, grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
-
-    def _undecodable(
-        self,
-        name: str,
-        expected: type[Message],
-        started: float,
-        context: grpc.ServicerContext,
-        error: Exception,
-    ) -> NoReturn:
-        """A request that is not the method's message is the client's error, not ours: INVALID_ARGUMENT
-        naming the expected message (grpcio's own deserializer would answer INTERNAL)."""
-        logger.warning("%s: undecodable request (%s)", name, bounded(str(error), 200))
-        message = undecodable_message(expected.DESCRIPTOR.full_name)
-        self._abort(name, started, context, grpc.StatusCode.INVALID_ARGUMENT, message)
-
-    def _abort(
-        self, name: str, started: float, context: grpc.ServicerContext, code: grpc.StatusCode, message: str
-    ) -> NoReturn:
-        self._metrics.observe_rpc(name, perf_counter() - started, code)
-        context.abort(code, bounded(message))  # a message may echo client input
-        raise AssertionError("unreachable: context.abort raises")
+        """A general-path method through the edge: timed from `started`, its errors statuses."""
+        return self._edge.run(name, context, started, method, request)
 
 
 def _found(evaluations: list[Evaluation]) -> list[Evaluation]:

@@ -6,7 +6,7 @@ when an exporter's memory buffer and spool are both full, the call ends with RES
 the events before that one were accepted, and their count is in the `accepted-count` trailing
 metadata (and in the message), so the client knows what to send again.
 
-A message is admitted as Evaluate admits its user (ContextLimits.admit: the limits, no reserved
+A message is admitted as Evaluate admits its user (edge.admit_user: the limits, no reserved
 key, scalars only, finite numbers), its context may not set `targetingKey` (the exported event's
 targetingKey is user.id), and its details are within --max-event-details-bytes and hold no NaN
 or infinity (JSON cannot carry them). Each refusal is INVALID_ARGUMENT, counted by reason in
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -26,8 +26,17 @@ from flagsidecar.v1 import event_pb2, event_pb2_grpc
 from sidecar.engine.model import USER_ID_PROPERTY
 from sidecar.events import EventPipeline
 
-from .convert import struct_to_attributes
-from .limits import ContextLimits, ContextRejectedError, bounded
+from .edge import (
+    CallEdge,
+    InvalidArgument,
+    ResourceExhausted,
+    SidecarError,
+    abort,
+    admit_user,
+    struct_to_attributes,
+)
+from .limits import ContextLimits
+from .metrics import NULL_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +46,29 @@ MAX_NAME_LENGTH = 256
 TARGETING_KEY = "targetingKey"
 
 
-class _Rejected(Exception):
+class _Rejected(InvalidArgument):
+    """A message Track refuses, with its reason in flag_sidecar_events_rejected_total."""
+
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
+
+
+_BACKPRESSURE = ResourceExhausted("the event buffer and spool are full; send the rest again later")
 
 
 class EventService(event_pb2_grpc.EventServiceServicer):
     def __init__(self, pipeline: EventPipeline, context_limits: ContextLimits | None = None) -> None:
         self._pipeline = pipeline
         self._context_limits = ContextLimits() if context_limits is None else context_limits
+        self._edge = CallEdge(NULL_METRICS)  # the statuses every service sends; Track is not timed
 
     def Track(
+        self, request_iterator: Iterator[event_pb2.TrackRequest], context: grpc.ServicerContext
+    ) -> event_pb2.TrackResponse:
+        return self._edge.shield("Track", context, self._track, request_iterator, context)
+
+    def _track(
         self, request_iterator: Iterator[event_pb2.TrackRequest], context: grpc.ServicerContext
     ) -> event_pb2.TrackResponse:
         accepted = 0
@@ -58,17 +77,12 @@ class EventService(event_pb2_grpc.EventServiceServicer):
                 attributes, details = self._admit(request)
             except _Rejected as rejected:
                 self._pipeline.count_rejected(rejected.reason)
-                self._end(context, accepted, grpc.StatusCode.INVALID_ARGUMENT, rejected.message)
+                self._end(context, accepted, rejected)
             if not self._pipeline.can_accept("tracking") or not self._pipeline.track(
                 request.name, request.user.id, attributes, details
             ):
                 self._pipeline.count_rejected("backpressure")
-                self._end(
-                    context,
-                    accepted,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "the event buffer and spool are full; send the rest again later",
-                )
+                self._end(context, accepted, _BACKPRESSURE)
             accepted += 1
         return event_pb2.TrackResponse(accepted=accepted)
 
@@ -81,9 +95,9 @@ class EventService(event_pb2_grpc.EventServiceServicer):
                 "invalid_name", f"name is {len(request.name)} characters; the limit is {MAX_NAME_LENGTH}"
             )
         try:
-            attributes = self._context_limits.admit(request.user)
-        except ContextRejectedError as error:
-            raise _Rejected("invalid_context", str(error)) from None
+            attributes = admit_user(self._context_limits, request.user)
+        except InvalidArgument as error:
+            raise _Rejected("invalid_context", error.message) from None
         attributes.pop(USER_ID_PROPERTY, None)
         if TARGETING_KEY in attributes:
             raise _Rejected(
@@ -110,9 +124,9 @@ class EventService(event_pb2_grpc.EventServiceServicer):
         return attributes or None, details
 
     @staticmethod
-    def _end(context: grpc.ServicerContext, accepted: int, code: grpc.StatusCode, message: str) -> None:
+    def _end(context: grpc.ServicerContext, accepted: int, error: SidecarError) -> NoReturn:
         context.set_trailing_metadata(((ACCEPTED_METADATA, str(accepted)),))
-        context.abort(code, f"{bounded(message)} ({accepted} events of this stream were accepted)")
+        abort(context, error.code, error.message, f" ({accepted} events of this stream were accepted)")
 
 
 def _non_finite(value: Any, path: str) -> tuple[str, float] | None:

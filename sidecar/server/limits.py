@@ -8,7 +8,7 @@ whose size drives evaluation cost (hashing for the cache key, every constraint l
 message naming the limit and its flag tells a client author exactly what to change.
 Checking is cheap, but ByteSize() re-encodes the Struct and costs more than the check itself
 (BENCHMARKS.md): EvaluationService's fast paths count keys as they read a plain context and
-skip the byte count when the whole request is within the limit (convert.plain_context says why
+skip the byte count when the whole request is within the limit (edge.plain_context says why
 that is exact), and call `violation` only for the requests they hand to the general path.
 
 Besides the context, ContextLimits holds the limits on what a request asks for and what it gets:
@@ -17,20 +17,15 @@ INVALID_ARGUMENT: it could only be FLAG_NOT_FOUND, and echoing a huge key into t
 overflow grpcio's metadata size limit), the number of distinct keys EvaluateAll may list, and the
 size of an EvaluateAll / ResolveAll answer, debug traces included (RESOURCE_EXHAUSTED). Each
 rejection is counted in flag_sidecar_limit_rejections_total{limit} (SidecarMetrics.count_limit).
+The services admit contexts and raise the rejections through the edge (sidecar.server.edge).
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from google.protobuf import struct_pb2
-
-from flagsidecar.v1 import evaluation_pb2
-from sidecar.engine import InvalidContextError
-
-from .convert import user_context
 
 DEFAULT_MAX_CONTEXT_KEYS = 256
 DEFAULT_MAX_CONTEXT_BYTES = 64 * 1024
@@ -57,15 +52,6 @@ class Violation:
 
     limit: str  # e.g. "max_context_keys"
     message: str
-
-
-class ContextRejectedError(ValueError):
-    """A user context that no service admits; str() is the INVALID_ARGUMENT message, `violation`
-    the limit it is over (None when the context is malformed rather than too large)."""
-
-    def __init__(self, message: str, violation: Violation | None = None) -> None:
-        super().__init__(message)
-        self.violation = violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +125,3 @@ class ContextLimits:
             f"the answer would be {size} bytes; the limit is {limit} (--max-response-bytes): ask for "
             "fewer flags (flag_keys), or without debug traces",
         )
-
-    def admit(self, user: evaluation_pb2.User) -> dict[str, Any]:
-        """The engine's context for a request's user (with "$userId"), admitted as every service
-        admits one: within the limits, keys neither empty nor reserved ("$..."), values strings,
-        finite numbers, booleans or null. Raises ContextRejectedError with the message to answer."""
-        violated = self.context_violation(user.context)
-        if violated is not None:
-            raise ContextRejectedError(violated.message, violated)
-        try:
-            return user_context(user)
-        except InvalidContextError as error:
-            raise ContextRejectedError(f"invalid user context: {error}") from None

@@ -32,6 +32,8 @@ from typing import Any, Final
 
 import grpc
 
+from .edge import abort
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_STREAMS: Final = 64
@@ -219,7 +221,7 @@ class StreamAdmission:
                 self._stats.refused[(method, refusal[0])] += 1
         if refusal is not None:
             logger.warning("%s from %s refused: %s", method, context.peer(), refusal[1])
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal[1])
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal[1])
         return stream
 
     def _release(self, stream: _Stream) -> None:

@@ -277,3 +277,28 @@ def test_track_memory_is_bounded_in_bytes_not_events(start: Callable[..., Sideca
     assert stats["in_memory_bytes"] <= budget + 2 * 50_000  # the buffer, and the batch being exported
     assert sidecar.pipeline.rejections() == {"backpressure": 1}
     stuck.release.set()
+
+
+def test_a_fault_in_track_is_internal_as_on_every_service(
+    start: Callable[..., Sidecar], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # grpcio would answer UNKNOWN (which clients retry) with the exception's text in the details.
+    sidecar = start(RecordingExporter())
+
+    def broken(*_args: object) -> bool:
+        raise RuntimeError("boom: never shown to the client")
+
+    monkeypatch.setattr(sidecar.pipeline, "track", broken)
+    error = track_one(sidecar, event_pb2.TrackRequest(name="checkout", user=user("ada")))
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INTERNAL,
+        "internal error in the sidecar (see its log)",
+    )
+    assert "Track failed on an unexpected error" in caplog.messages
+    # The service's own refusals and an undecodable message keep their statuses (not INTERNAL).
+    monkeypatch.undo()
+    error = track_one(sidecar, event_pb2.TrackRequest(name="", user=user("ada")))
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "name is required (0 events of this stream were accepted)",
+    )

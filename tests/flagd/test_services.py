@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
-from google.protobuf.struct_pb2 import Struct
+from google.protobuf.struct_pb2 import Struct, Value
 
 from flagd.evaluation.v1 import evaluation_pb2 as v1
 from flagd.evaluation.v1 import evaluation_pb2_grpc as v1_grpc
@@ -233,6 +233,15 @@ def test_reserved_and_nested_context_values_are_dropped(flagd_server, stub_v2):
     assert flagd_server.recorded[-1].user_id == ""
 
 
+def test_a_context_value_with_nothing_set_is_null_as_in_the_native_api(flagd_server, stub_v2):
+    # As protobuf's json_format and Go's structpb read it (sidecar.server.edge.context); it was dropped.
+    context = ctx(ok=1)
+    context.fields["empty"].CopyFrom(Value())
+    request = v2.ResolveBooleanRequest(flag_key="bool-flag", context=context)
+    assert stub_v2.ResolveBoolean(request, timeout=TIMEOUT).value is True
+    assert flagd_server.recorded[-1].context == {"ok": 1.0, "empty": None, "injected": "set"}
+
+
 def test_context_rules_reject_bad_options():
     with pytest.raises(ValueError, match="reserved"):
         flagd_rules(static=["$x=1"])
@@ -283,3 +292,26 @@ def test_unavailable_before_the_first_flag_set(start_flagd):
     assert error_of(v2_grpc.ServiceStub(server.channel), "ResolveBoolean", "bool-flag") == (
         grpc.StatusCode.UNAVAILABLE
     )
+
+
+def test_an_empty_object_inside_a_value_stays_an_object(start_flagd):
+    # One Python -> Struct conversion (sidecar.server.edge.context): flagd's own left a nested {}
+    # as a Value with nothing set, which clients read as null.
+    value = {"empty": {}, "list": [{}], "n": 3}
+    document = {
+        "flags": [
+            {
+                "key": "nested-empty",
+                "enabled": True,
+                "variants": [{"key": "only", "value": value}],
+                "defaultVariantWhenOn": "only",
+                "defaultVariantWhenOff": "only",
+                "metadata": {"owner": {}},
+            }
+        ]
+    }
+    stub = v2_grpc.ServiceStub(start_flagd(document).channel)
+    response = call(stub, "ResolveObject", "nested-empty")
+    assert MessageToDict(response.value) == {"empty": {}, "list": [{}], "n": 3.0}
+    assert response.value.fields["empty"].WhichOneof("kind") == "struct_value"
+    assert response.metadata.fields["owner"].WhichOneof("kind") == "struct_value"

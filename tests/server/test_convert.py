@@ -17,14 +17,8 @@ from sidecar.engine import (
     build_context,
     flag_not_found,
 )
-from sidecar.server.convert import (
-    EncodedEvaluations,
-    evaluation_to_message,
-    plain_context,
-    python_to_value,
-    struct_to_attributes,
-    user_context,
-)
+from sidecar.server.convert import EncodedEvaluations, evaluation_to_message
+from sidecar.server.edge import plain_context, python_to_value, struct_to_attributes, user_context
 from sidecar.server.metrics import evaluation_key
 
 

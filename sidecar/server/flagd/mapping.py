@@ -7,7 +7,8 @@
   (it is the only reason they cache), and our STATIC, like flagd's, means "no rules at all".
 - Errors become gRPC status codes, as flagd's `errFormat` does: FLAG_NOT_FOUND -> NOT_FOUND,
   TYPE_MISMATCH -> INVALID_ARGUMENT, PARSE_ERROR -> DATA_LOSS, GENERAL -> UNKNOWN; our
-  INVALID_CONTEXT and TARGETING_KEY_MISSING (no flagd equivalent) -> INVALID_ARGUMENT.
+  INVALID_CONTEXT and TARGETING_KEY_MISSING (no flagd equivalent) -> INVALID_ARGUMENT
+  (sidecar.server.edge.errors.EVALUATION_ERRORS).
 - Types: a flag's type is the JSON type of its variants. Booleans only through ResolveBoolean,
   strings only through ResolveString, numbers through ResolveFloat or ResolveInt, objects through
   ResolveObject; anything else is TYPE_MISMATCH, checked before the disabled state so that a wrong
@@ -26,31 +27,24 @@
   `$flagd.timestamp` are not provided (our rules read the flag key from the flag, and a timestamp
   would make every answer uncacheable). Objects and lists in the context are dropped as well: the
   OpenFeature SDKs send them freely and flagd accepts them, but our constraints only ever target
-  scalars, so they could not match anything anyway (the native API rejects them instead).
+  scalars, so they could not match anything anyway (the native API rejects them instead). The
+  rest is read as every service reads a context (sidecar.server.edge.context): an unset Value is
+  null, and a NaN or infinite number is INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import grpc
-from google.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
+from google.protobuf.struct_pb2 import Struct
 
-from ...engine import ErrorCode, Flag, Reason
+from ...engine import Flag, Reason
+from ..edge import struct_to_attributes
 
 REASONS: Final[Mapping[Reason, str]] = {reason: reason.name for reason in Reason}
-
-STATUS_CODES: Final[Mapping[ErrorCode, grpc.StatusCode]] = {
-    ErrorCode.FLAG_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    ErrorCode.TYPE_MISMATCH: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorCode.PARSE_ERROR: grpc.StatusCode.DATA_LOSS,
-    ErrorCode.GENERAL: grpc.StatusCode.UNKNOWN,
-    ErrorCode.INVALID_CONTEXT: grpc.StatusCode.INVALID_ARGUMENT,
-    ErrorCode.TARGETING_KEY_MISSING: grpc.StatusCode.INVALID_ARGUMENT,
-}
 
 TARGETING_KEY: Final = "targetingKey"
 RESERVED_PREFIX: Final = "$"
@@ -64,10 +58,6 @@ UNSUPPORTED: Final = "unsupported"  # lists and nulls
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
-
-
-def status_code(error_code: ErrorCode | None) -> grpc.StatusCode:
-    return STATUS_CODES.get(error_code, grpc.StatusCode.UNKNOWN) if error_code else grpc.StatusCode.UNKNOWN
 
 
 def value_type(value: Any) -> str:
@@ -102,57 +92,6 @@ def to_int64(value: Any) -> int | None:
     return None
 
 
-# ---------------------------------------------------------------- Struct <-> Python
-
-
-def struct_to_dict(struct: Struct) -> dict[str, Any]:
-    return {key: _from_value(value) for key, value in struct.fields.items()}
-
-
-def _from_value(value: Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "number_value":
-        return value.number_value
-    if kind == "struct_value":
-        return struct_to_dict(value.struct_value)
-    if kind == "list_value":
-        return [_from_value(item) for item in value.list_value.values]
-    return None
-
-
-def fill_struct(struct: Struct, data: Mapping[str, Any]) -> Struct:
-    """Write `data` (JSON-like) into `struct`; integers become doubles, as Struct requires."""
-    for key, item in data.items():
-        _fill_value(struct.fields[str(key)], item)
-    return struct
-
-
-def _fill_value(target: Value, item: Any) -> None:
-    if item is None:
-        target.null_value = NULL_VALUE
-    elif isinstance(item, bool):
-        target.bool_value = item
-    elif isinstance(item, int | float):
-        target.number_value = float(item)
-    elif isinstance(item, str):
-        target.string_value = item
-    elif isinstance(item, Mapping):
-        fill_struct(target.struct_value, item)
-    elif isinstance(item, Sequence):
-        _fill_list(target.list_value, item)
-    else:
-        target.string_value = str(item)
-
-
-def _fill_list(target: ListValue, items: Iterable[Any]) -> None:
-    for item in items:
-        _fill_value(target.values.add(), item)
-
-
 # ---------------------------------------------------------------- context
 
 
@@ -168,21 +107,7 @@ class ContextRules:
         self, request_context: Struct, metadata: Iterable[tuple[str, str | bytes]] | None
     ) -> tuple[str, dict[str, Any]]:
         """(user id, attributes) for one request, flagd's layers applied in order (later wins)."""
-        attributes: dict[str, Any] = {}
-        for key, value in request_context.fields.items():
-            if key.startswith(RESERVED_PREFIX):
-                continue
-            kind = value.WhichOneof("kind")
-            if kind == "string_value":
-                attributes[key] = value.string_value
-            elif kind == "bool_value":
-                attributes[key] = value.bool_value
-            elif kind == "number_value":
-                if math.isfinite(value.number_value):  # NaN and infinities cannot be targeted
-                    attributes[key] = value.number_value
-            elif kind == "null_value":
-                attributes[key] = None
-            # struct_value / list_value: dropped, see the module docstring
+        attributes = struct_to_attributes(request_context, structures=False)  # see the docstring
         if self.static_values:
             attributes.update(self.static_values)
         if self.header_keys and metadata:

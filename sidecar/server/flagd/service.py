@@ -16,35 +16,38 @@ protocol versions is flagd 0.16's:
 
 from __future__ import annotations
 
-import functools
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Final, Protocol, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 
-from ...engine import (
-    ErrorCode,
-    Evaluation,
-    Flag,
-    InvalidContextError,
-    Reason,
-    build_context,
-    flag_not_found,
-)
+from ...engine import ErrorCode, Evaluation, Flag, Reason, flag_not_found
 from ...store import FlagStore
 from ..decoding import UndecodableRequest, add_servicer
-from ..limits import ContextLimits, Violation, bounded
+from ..edge import (
+    FLAGD,
+    NOT_READY,
+    CallEdge,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+    admit_attributes,
+    check_limits,
+    evaluation_error,
+    fill_struct,
+    guarded,
+)
+from ..limits import ContextLimits
 from ..metrics import NULL_METRICS, NullMetrics, SidecarMetrics
 from ..streams import StreamAdmission
 from . import mapping
 from ._generated import evaluation_v1, evaluation_v1_grpc, evaluation_v2, evaluation_v2_grpc
-from .mapping import BOOLEAN, NUMBER, OBJECT, STRING, ContextRules, fill_struct
+from .mapping import BOOLEAN, NUMBER, OBJECT, STRING, ContextRules
 from .stream import DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_EVENT_STREAMS, EventBroadcaster
 
 # What a Resolve* call asks for: the flag type it accepts, and whether the value must be an int64.
@@ -57,8 +60,6 @@ _ACCEPTS: Final[Mapping[str, str]] = {
     INTEGER: NUMBER,
     OBJECT: OBJECT,
 }
-
-log = logging.getLogger(__name__)
 
 
 class EvaluationEvents(Protocol):
@@ -76,7 +77,6 @@ class EvaluationEvents(Protocol):
 
 _DISABLED: Final = mapping.REASONS[Reason.DISABLED]
 _Response = TypeVar("_Response", bound=Message)
-_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,7 @@ class FlagdResolver:
         self.rules = rules or ContextRules()
         self.events = events
         self.metrics = metrics
+        self.edge = CallEdge(metrics)  # statuses and timing, as every service has them
         self.context_limits = ContextLimits() if context_limits is None else context_limits
         self._metadata: dict[tuple[str, int], Struct | None] = {}
 
@@ -117,18 +118,14 @@ class FlagdResolver:
     # ------------------------------------------------------------ context
 
     def context_of(self, request_context: Struct, call: grpc.ServicerContext) -> tuple[str, dict[str, Any]]:
-        """(user id, engine context) for a request; Failure INVALID_ARGUMENT / UNAVAILABLE."""
+        """(user id, engine context) for a request, admitted by the edge (sidecar.server.edge.context);
+        raises InvalidArgument / Unavailable."""
         if not self.store.ready:
-            raise Failure(grpc.StatusCode.UNAVAILABLE, "no flag set is loaded yet")
-        violated = self.context_limits.context_violation(request_context)
-        if violated is not None:
-            raise Failure.over(grpc.StatusCode.INVALID_ARGUMENT, violated)
+            raise Unavailable(NOT_READY)
+        check_limits(self.context_limits, request_context)
         metadata = call.invocation_metadata() if self.rules.header_keys else None
         user_id, attributes = self.rules.merge(request_context, metadata)
-        try:
-            return user_id, build_context(user_id, attributes)
-        except InvalidContextError as error:
-            raise Failure(grpc.StatusCode.INVALID_ARGUMENT, f"invalid evaluation context: {error}") from None
+        return user_id, admit_attributes(user_id, attributes, FLAGD)
 
     # ------------------------------------------------------------ one flag
 
@@ -141,13 +138,13 @@ class FlagdResolver:
         flag: Flag | None = view.flag(flag_key)
         too_long = self.context_limits.flag_key_too_long(flag_key) if flag is None else None
         if too_long is not None:
-            raise Failure.over(grpc.StatusCode.INVALID_ARGUMENT, too_long)
+            raise InvalidArgument.over(too_long)
         evaluation = flag_not_found(flag_key) if flag is None else view.evaluate(flag_key, context)
         answer = self._answer(flag, evaluation, kind)
         # A failed type check is what the client got, so it is what gets counted and recorded.
         self._recorded(answer if isinstance(answer, Evaluation) else evaluation, user_id, context)
         if isinstance(answer, Evaluation):
-            raise Failure(mapping.status_code(answer.error_code), answer.error_message)
+            raise evaluation_error(answer.error_code, answer.error_message)
         return answer
 
     def _answer(self, flag: Flag | None, evaluation: Evaluation, kind: str) -> _Answer | Evaluation:
@@ -246,51 +243,6 @@ def _any_flag(any_flag: type[Any], evaluation: Evaluation) -> Any:
     return message
 
 
-class Failure(Exception):
-    """Ends a call with a gRPC status (raised inside, turned into context.abort at the edge)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, limit: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.limit = limit  # the option of the limit the request went over, for the metric
-
-    @classmethod
-    def over(cls, code: grpc.StatusCode, violation: Violation) -> Failure:
-        return cls(code, violation.message, violation.limit)
-
-
-def _guarded(method: _Handler) -> _Handler:
-    """Failure -> its status; anything unexpected -> INTERNAL (not UNKNOWN, which clients retry).
-
-    context.abort() raises, so it runs outside the try, where nothing can swallow it.
-    """
-
-    name = method.__name__
-
-    @functools.wraps(method)
-    def guarded(self: _Resolvers, request: Any, context: grpc.ServicerContext) -> Any:
-        started = time.perf_counter()
-        metrics = self._resolver.metrics
-        try:
-            response = method(self, request, context)
-            metrics.observe_rpc(f"{self._label}/{name}", time.perf_counter() - started, "OK")
-            return response
-        except Failure as failure:
-            code, message = failure.code, failure.message
-            if failure.limit is not None:
-                metrics.count_limit(failure.limit)
-        except Exception:
-            log.exception("%s/%s failed on an unexpected error", self._label, name)
-            code, message = grpc.StatusCode.INTERNAL, "internal error in the sidecar (see its log)"
-        metrics.observe_rpc(f"{self._label}/{name}", time.perf_counter() - started, code)
-        context.abort(code, bounded(message))  # a message may echo client input
-        raise AssertionError("unreachable: ServicerContext.abort raises")
-
-    guarded.timed = True  # type: ignore[attr-defined]  # what `undecodable` asks
-    return cast(_Handler, guarded)  # same signature: functools.wraps's type does not say so
-
-
 # ---------------------------------------------------------------- servicers
 
 
@@ -298,11 +250,12 @@ class _Resolvers:
     """The Resolve* methods and EventStream, for the message module `_pb` of one protocol version."""
 
     _pb: ModuleType
-    _label: str  # the method prefix in metrics: "flagd.v1" / "flagd.v2"
+    rpc_prefix: str  # the method prefix in metrics: "flagd.v1" / "flagd.v2"
 
     def __init__(self, resolver: FlagdResolver, events: EventBroadcaster) -> None:
         self._resolver = resolver
         self._events = events
+        self.edge = resolver.edge  # what `guarded` times and maps calls with
 
     def _resolve(
         self, request: Any, context: grpc.ServicerContext, kind: str, response: _Response
@@ -320,23 +273,23 @@ class _Resolvers:
             response.metadata.CopyFrom(answer.metadata)  # type: ignore[attr-defined]
         return response
 
-    @_guarded
+    @guarded
     def ResolveBoolean(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._resolve(request, context, BOOLEAN, self._pb.ResolveBooleanResponse())
 
-    @_guarded
+    @guarded
     def ResolveString(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._resolve(request, context, STRING, self._pb.ResolveStringResponse())
 
-    @_guarded
+    @guarded
     def ResolveFloat(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._resolve(request, context, FLOAT, self._pb.ResolveFloatResponse())
 
-    @_guarded
+    @guarded
     def ResolveInt(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._resolve(request, context, INTEGER, self._pb.ResolveIntResponse())
 
-    @_guarded
+    @guarded
     def ResolveObject(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._resolve(request, context, OBJECT, self._pb.ResolveObjectResponse())
 
@@ -349,10 +302,10 @@ class _Resolvers:
 
     def undecodable(self, failure: UndecodableRequest) -> None:
         """A request that does not parse (answered by sidecar.server.decoding): counted in the RPC
-        latency metrics as `_guarded` counts the method's other outcomes (EventStream is not timed)."""
+        latency metrics as `guarded` counts the method's other outcomes (EventStream is not timed)."""
         if getattr(getattr(self, failure.method, None), "timed", False):
             self._resolver.metrics.observe_rpc(
-                f"{self._label}/{failure.method}",
+                f"{self.rpc_prefix}/{failure.method}",
                 time.perf_counter() - failure.started,
                 grpc.StatusCode.INVALID_ARGUMENT,
             )
@@ -362,9 +315,9 @@ class EvaluationServiceV1(_Resolvers, evaluation_v1_grpc.ServiceServicer):
     """flagd.evaluation.v1.Service."""
 
     _pb = evaluation_v1
-    _label = "flagd.v1"
+    rpc_prefix = "flagd.v1"
 
-    @_guarded
+    @guarded
     def ResolveAll(
         self, request: evaluation_v1.ResolveAllRequest, context: grpc.ServicerContext
     ) -> evaluation_v1.ResolveAllResponse:
@@ -373,7 +326,7 @@ class EvaluationServiceV1(_Resolvers, evaluation_v1_grpc.ServiceServicer):
             response.flags[key].CopyFrom(flag)
         violated = self._resolver.context_limits.response_violation(response.ByteSize())
         if violated is not None:
-            raise Failure.over(grpc.StatusCode.RESOURCE_EXHAUSTED, violated)
+            raise ResourceExhausted.over(violated)
         return response
 
 
@@ -381,7 +334,7 @@ class EvaluationServiceV2(_Resolvers, evaluation_v2_grpc.ServiceServicer):
     """flagd.evaluation.v2.Service (no ResolveAll)."""
 
     _pb = evaluation_v2
-    _label = "flagd.v2"
+    rpc_prefix = "flagd.v2"
 
 
 SERVICE_NAME_V1: Final = evaluation_v1.DESCRIPTOR.services_by_name["Service"].full_name

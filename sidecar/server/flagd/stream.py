@@ -25,6 +25,7 @@ import grpc
 
 from ...engine import Flag, FlagSet, Segment
 from ...store import FlagSetChange
+from ..edge import abort
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,8 @@ class EventBroadcaster:
             yield PROVIDER_SHUTDOWN, None
             return
         if state == "full":
-            context.abort(
+            abort(
+                context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"too many open event streams (at most {self.max_streams})",
             )
