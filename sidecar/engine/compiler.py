@@ -559,6 +559,8 @@ class _Compiler:
         # id(definition) -> (definition, compiled): the definition is held so that its id stays its own.
         self.constraints: dict[int, tuple[ConstraintDefinition, Constraint]] = {}
         self.distributions: dict[tuple[int, int, int], Distribution] = {}
+        # Equal rules (one definition) share their compiled constraint and distribution tuples.
+        self.tuples: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
 
     def warn(self, message: str, **where: Any) -> None:
         self.warnings.append(Problem(message, source=self.source, **where))
@@ -591,7 +593,7 @@ class _Compiler:
         if not definition.rules:
             self.warn("segment has no rules, so no user is ever in it", segment=definition.key)
         rules = tuple(
-            SegmentRule(rule.id or str(index), tuple(map(self._constraint, rule.constraints)))
+            SegmentRule(rule.id or str(index), self._constraints(rule.constraints))
             for index, rule in enumerate(definition.rules)
         )
         return Segment(
@@ -602,6 +604,12 @@ class _Compiler:
             fingerprint=fingerprint(segment_document(definition)),
             definition=definition,
         )
+
+    def _constraints(self, definitions: tuple[ConstraintDefinition, ...]) -> tuple[Constraint, ...]:
+        known = self.tuples.get(id(definitions))
+        if known is None:
+            known = self.tuples[id(definitions)] = (definitions, tuple(map(self._constraint, definitions)))
+        return known[1]
 
     def _constraint(self, definition: ConstraintDefinition) -> Constraint:
         known = self.constraints.get(id(definition))
@@ -691,11 +699,15 @@ class _Compiler:
             distributions.append(distribution)
             start = end
         served = [d for d in distributions if d.end > d.start]
+        key = tuple(map(id, distributions))
+        shared = self.tuples.get(key)
+        if shared is None:
+            shared = self.tuples[key] = (None, tuple(distributions))
         rule = FlagRule(
             index,
             definition.id or str(index),
-            tuple(map(self._constraint, definition.constraints)),
-            tuple(distributions),
+            self._constraints(definition.constraints),
+            shared[1],
             definition.bucket_by or USER_ID_PROPERTY,
         )
         if len(served) == 1:
