@@ -1,7 +1,20 @@
-"""Pure flag evaluation: model, validation and compilation, operators, bucketing, traces. No I/O."""
+"""Pure flag evaluation: definitions, validation and compilation, operators, bucketing, traces. No I/O."""
 
 from .bucketing import bucket, bucket_text
-from .compiler import compile_flag_set, fingerprint
+from .compiler import compile_definitions, compile_flag_set, fingerprint, read_definitions
+from .definitions import (
+    ConstraintDefinition,
+    DistributionDefinition,
+    FlagDefinition,
+    FlagRuleDefinition,
+    FlagSetDefinition,
+    SegmentDefinition,
+    SegmentRuleDefinition,
+    VariantDefinition,
+    flag_document,
+    flag_set_document,
+    segment_document,
+)
 from .evaluator import InvalidContextError, build_context, evaluate, evaluate_plan, evaluation_plan
 from .model import (
     Context,
@@ -21,25 +34,38 @@ from .operators import OPERATIONS
 
 __all__ = [
     "OPERATIONS",
+    "ConstraintDefinition",
     "Context",
+    "DistributionDefinition",
     "ErrorCode",
     "Evaluation",
     "Flag",
+    "FlagDefinition",
+    "FlagRuleDefinition",
     "FlagSet",
+    "FlagSetDefinition",
     "FlagSetError",
     "InvalidContextError",
     "Problem",
     "Reason",
     "Segment",
+    "SegmentDefinition",
+    "SegmentRuleDefinition",
     "TraceStep",
     "Variant",
+    "VariantDefinition",
     "bucket",
     "bucket_text",
     "build_context",
+    "compile_definitions",
     "compile_flag_set",
     "evaluate",
     "evaluate_plan",
     "evaluation_plan",
     "fingerprint",
+    "flag_document",
     "flag_not_found",
+    "flag_set_document",
+    "read_definitions",
+    "segment_document",
 ]

@@ -1,8 +1,10 @@
-"""Validate and compile a flag document (the parsed YAML/JSON of DESIGN.md's file format).
+"""Validate a flag document (the parsed YAML/JSON of DESIGN.md's file format) and compile it.
 
-Every problem is collected, located (source, flag key, rule index, path) and reported at once in a
-FlagSetError; a set with any problem is rejected as a whole. What survives is compiled: value sets,
-regexes and networks built, segment references resolved, bucket ranges and answers precomputed.
+Two steps: reading turns the document into definitions (definitions.py), collecting every problem,
+located (source, flag key, rule index, path), and reporting them at once in a FlagSetError; a set
+with any problem is rejected as a whole. Compiling turns valid definitions into the evaluator's
+state: value sets, regexes and networks built, segment references resolved, bucket ranges and
+answers precomputed. The compiled flags and segments keep their definitions.
 """
 
 from __future__ import annotations
@@ -10,10 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Container, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+from .definitions import (
+    EMPTY_METADATA,
+    ConstraintDefinition,
+    DistributionDefinition,
+    FlagDefinition,
+    FlagRuleDefinition,
+    FlagSetDefinition,
+    SegmentDefinition,
+    SegmentRuleDefinition,
+    VariantDefinition,
+    flag_document,
+    segment_document,
+)
 from .fastpath import build_fast_path
 from .model import (
     BUCKET_COUNT,
@@ -155,46 +171,359 @@ class _Checker:
 def compile_flag_set(
     document: Any, source: str = "", version_of: VersionOf | None = None, *, consume: bool = False
 ) -> FlagSet:
-    """Validate and compile a whole document; raise FlagSetError listing every problem.
+    """Validate a whole document and compile it; raise FlagSetError listing every problem.
 
-    With `consume`, the document's list of flags is emptied as they are compiled (the caller has no
-    further use for it): each raw flag is freed at once and its memory taken by the compiled flags
-    that follow, instead of the whole document staying until the end, which leaves the compiled set
-    scattered over memory the process keeps (BENCHMARKS.md measures the RSS saved).
+    The definitions read from the document are kept (FlagSet.definitions, Flag.definition), so the
+    document itself is not needed afterwards. With `consume`, the document's list of flags is
+    emptied as they are read (the caller has no further use for it): each raw flag is freed at once
+    and its memory taken by what follows, instead of the whole document staying until the end,
+    which leaves the compiled set scattered over memory the process keeps (BENCHMARKS.md).
     """
-    check = _Checker(source)
-    if document is None:
-        # An empty file is far more often a write caught half-way (truncate, then write) than a wish
-        # to serve nothing; `flags: []` says the latter explicitly.
-        check.add("the document is empty; write `flags: []` to serve no flags")
-        raise FlagSetError(check.problems)
-    top = check.mapping(document, "the flag document", TOP_LEVEL_FIELDS)
-    raw_segments = check.sequence(top.get("segments"), "segments", path="segments")
-    raw_flags = check.sequence(top.get("flags"), "flags", path="flags")
-
-    segments = _compile_segments(check, raw_segments)
-    flags: dict[str, Flag] = {}
-    for index, raw in enumerate(raw_flags):
-        if consume and type(raw_flags) is list:
-            raw_flags[index] = None
-        flag = _compile_flag(check, index, raw, segments, version_of)
-        if flag is None:
-            continue
-        if flag.key in flags:
-            check.add("duplicate flag key", flag=flag.key, path=f"flags[{index}]")
-            continue
-        flags[flag.key] = flag
-    if check.problems:
-        raise FlagSetError(check.problems)
-    return FlagSet(
-        flags=dict(sorted(flags.items())),
-        segments=segments,
-        source=source,
-        warnings=tuple(check.warnings),
-    )
+    reader = _Reader(_Checker(source))
+    definitions = reader.read(document, consume)
+    return _Compiler(source, reader.prepared).compile(definitions, version_of)
 
 
-# ---------------------------------------------------------------- segments
+def read_definitions(document: Any, source: str = "", *, consume: bool = False) -> FlagSetDefinition:
+    """The definitions a flag document holds; FlagSetError listing every problem when it has any
+    (including what only compiling its values finds: regex, network and version syntax)."""
+    return _Reader(_Checker(source)).read(document, consume)
+
+
+def compile_definitions(
+    definitions: FlagSetDefinition, source: str = "", version_of: VersionOf | None = None
+) -> FlagSet:
+    """Compile definitions that `read_definitions` returned (a definition built by hand is checked by
+    reading its document: read_definitions(flag_set_document(definitions)))."""
+    return _Compiler(source, {}).compile(definitions, version_of)
+
+
+def _typed(values: Sequence[Any]) -> tuple[Any, ...]:
+    """Values with their types, as a key: 1 == 1.0 == True in Python, but not in a flag document."""
+    return tuple((type(value), value) for value in values)
+
+
+_INTERNABLE = (str, bool, int, float)
+
+
+class _Reader:
+    """Reads a document into definitions, listing every problem; equal parts become one object.
+
+    A flag file repeats itself (the same variants, constraints and rules in flag after flag): each
+    distinct part is kept once (BENCHMARKS.md, "10,000 flags").
+    """
+
+    def __init__(self, check: _Checker) -> None:
+        self.check = check
+        self.shared: dict[Any, Any] = {}
+        # The values of each distinct (operation, values) as its spec prepared them, to check them
+        # (a bad regex is a problem of the document) and for the compiler to use.
+        self.prepared: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    def share(self, key: Any, value: Any) -> Any:
+        return self.shared.setdefault(key, value)
+
+    def read(self, document: Any, consume: bool) -> FlagSetDefinition:
+        check = self.check
+        if document is None:
+            # An empty file is far more often a write caught half-way (truncate, then write) than a
+            # wish to serve nothing; `flags: []` says the latter explicitly.
+            check.add("the document is empty; write `flags: []` to serve no flags")
+            raise FlagSetError(check.problems)
+        top = check.mapping(document, "the flag document", TOP_LEVEL_FIELDS)
+        raw_segments = check.sequence(top.get("segments"), "segments", path="segments")
+        raw_flags = check.sequence(top.get("flags"), "flags", path="flags")
+
+        segments = self._segments(raw_segments)
+        segment_keys = {segment.key for segment in segments}
+        flags: list[FlagDefinition] = []
+        keys: set[str] = set()
+        for index, raw in enumerate(raw_flags):
+            if consume and type(raw_flags) is list:
+                raw_flags[index] = None
+            flag = self._flag(index, raw, segment_keys)
+            if flag is None:
+                continue
+            if flag.key in keys:
+                check.add("duplicate flag key", flag=flag.key, path=f"flags[{index}]")
+                continue
+            keys.add(flag.key)
+            flags.append(flag)
+        if check.problems:
+            raise FlagSetError(check.problems)
+        return FlagSetDefinition(tuple(flags), tuple(segments))
+
+    # ------------------------------------------------------------ segments
+
+    def _segments(self, raw_segments: Sequence[Any]) -> list[SegmentDefinition]:
+        check = self.check
+        bodies: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        for index, raw in enumerate(raw_segments):
+            path = f"segments[{index}]"
+            body = check.mapping(raw, "a segment", SEGMENT_FIELDS, path=path)
+            key = check.text(body.get("key"), "segment key", required=True, path=path)
+            if not key:
+                continue
+            if key in bodies:
+                check.add("duplicate segment key", segment=key, path=path)
+                continue
+            bodies[key] = (index, body)
+
+        edges = {
+            key: _segment_references(check.sequence(body.get("rules"), "rules"))
+            for key, (_, body) in bodies.items()
+        }
+        order, cyclic = _topological_order(edges)
+        for cycle in cyclic:
+            check.add(f"segments reference each other in a cycle: {' -> '.join(cycle)}", segment=cycle[0])
+        # Evaluation follows the references one call deeper each: keep that far from the stack's end.
+        for key, depth in _nesting_depths(order, edges).items():
+            if depth == MAX_SEGMENT_NESTING + 1:
+                check.add(
+                    f"segments nest more than {MAX_SEGMENT_NESTING} deep through IS_IN_SEGMENT references",
+                    segment=key,
+                )
+        known = set(bodies)
+        segments = []
+        for key, (_, body) in bodies.items():
+            rules = []
+            for rule_index, raw_rule in enumerate(
+                check.sequence(body.get("rules"), "segment rules", segment=key, path="rules")
+            ):
+                where: dict[str, Any] = {"segment": key, "rule": rule_index}
+                rule_body = check.mapping(raw_rule, "a segment rule", SEGMENT_RULE_FIELDS, **where)
+                rule_id = check.text(rule_body.get("id"), "rule id", **where)
+                constraints = self._constraints(rule_body.get("constraints"), known, where)
+                rules.append(SegmentRuleDefinition(sys.intern(rule_id), constraints))
+            segments.append(
+                SegmentDefinition(
+                    key=key,
+                    name=check.text(body.get("name"), "segment name", segment=key),
+                    description=check.text(body.get("description"), "segment description", segment=key),
+                    rules=tuple(rules),
+                )
+            )
+        return segments
+
+    # ------------------------------------------------------------ constraints
+
+    def _constraints(
+        self, raw: Any, segments: Set[str], where: dict[str, Any]
+    ) -> tuple[ConstraintDefinition, ...]:
+        read = []
+        for index, raw_constraint in enumerate(self.check.sequence(raw, "constraints", **where)):
+            located = {**where, "path": f"constraints[{index}]"}
+            constraint = self._constraint(raw_constraint, segments, located)
+            if constraint is not None:
+                read.append(constraint)
+        return tuple(read)
+
+    def _constraint(self, raw: Any, segments: Set[str], where: dict[str, Any]) -> ConstraintDefinition | None:
+        check = self.check
+        body = check.mapping(raw, "a constraint", CONSTRAINT_FIELDS, **where)
+        if not body:
+            return None
+        operation = body.get("operation")
+        spec = OPERATORS.get(operation) if isinstance(operation, str) else None
+        if spec is None:
+            hint = _closest(str(operation), OPERATIONS)
+            expected = f"; expected one of {', '.join(OPERATIONS)}"
+            suggestion = f" (did you mean {hint!r}?)" if hint else expected
+            check.add(f"unknown operation {operation!r}{suggestion}", **where)
+            return None
+        prop = check.text(body.get("property"), "property", **where)
+        if not prop and not spec.tests_segments:
+            check.add(f"{operation} needs a property (the context key it tests)", **where)
+            return None
+        values = check.sequence(body.get("values"), "values", **where)
+        if not _values_fit(check, spec, values, segments, where):
+            return None
+        typed = _typed(values)
+        if (spec.name, typed) not in self.prepared:
+            try:
+                self.prepared[spec.name, typed] = spec.prepare(values, check.sets)
+            except InvalidValues as error:
+                check.add(str(error), **where)
+                return None
+        key = ("constraint", prop, spec.name, typed)
+        shared: ConstraintDefinition | None = self.shared.get(key)
+        if shared is None:
+            shared = self.share(key, ConstraintDefinition(sys.intern(prop), spec.name, tuple(values)))
+        return shared
+
+    # ------------------------------------------------------------ flags
+
+    def _flag(self, index: int, raw: Any, segments: Set[str]) -> FlagDefinition | None:
+        check = self.check
+        path = f"flags[{index}]"
+        body = check.mapping(raw, "a flag", FLAG_FIELDS, path=path)
+        key = check.text(body.get("key"), "flag key", required=True, path=path)
+        if not key:
+            return None
+        where: dict[str, Any] = {"flag": key}
+        before = len(check.problems)
+
+        enabled = body.get("enabled")
+        if not isinstance(enabled, bool):
+            check.add("enabled is required and must be true or false", **where)
+        track_events = body.get("trackEvents", True)
+        if not isinstance(track_events, bool):
+            check.add("trackEvents must be true or false", **where)
+        metadata = body.get("metadata") or EMPTY_METADATA
+        if not isinstance(metadata, Mapping):
+            check.add(f"metadata must be a mapping, not {json_type(metadata)}", **where)
+        version = body.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+            check.add("version must be a whole number of at least 1", **where)
+
+        variants = self._variants(body.get("variants"), where)
+        on_default = _variant_reference(
+            check, body.get("defaultVariantWhenOn"), "defaultVariantWhenOn", variants, where
+        )
+        off_default = _variant_reference(
+            check, body.get("defaultVariantWhenOff"), "defaultVariantWhenOff", variants, where
+        )
+        rule_ids: set[str] = set()
+        rules = []
+        for rule_index, raw_rule in enumerate(check.sequence(body.get("rules"), "rules", **where)):
+            rule = self._rule(rule_index, raw_rule, variants, segments, where)
+            if rule is None:
+                continue
+            rule_id = rule.id or str(rule_index)
+            if rule_id in rule_ids:
+                check.add(f"duplicate rule id {rule_id!r}", **where, rule=rule_index)
+            rule_ids.add(rule_id)
+            rules.append(rule)
+        name = check.text(body.get("name"), "name", **where)
+        description = check.text(body.get("description"), "description", **where)
+        if len(check.problems) > before:
+            return None
+        return FlagDefinition(
+            key=key,
+            enabled=bool(enabled),
+            variants=tuple(variants.values()),
+            name=name,
+            description=description,
+            version=version,
+            rules=tuple(rules),
+            default_variant_when_on=on_default,
+            default_variant_when_off=off_default,
+            track_events=track_events,
+            metadata=metadata,
+        )
+
+    def _variants(self, raw: Any, where: dict[str, Any]) -> dict[str, VariantDefinition]:
+        check = self.check
+        variants: dict[str, VariantDefinition] = {}
+        raw_variants = check.sequence(raw, "variants", **where)
+        if not raw_variants:
+            check.add("a flag needs at least one variant", **where)
+        types: dict[str, list[str]] = {}
+        for index, raw_variant in enumerate(raw_variants):
+            vwhere = {**where, "path": f"variants[{index}]"}
+            body = check.mapping(raw_variant, "a variant", VARIANT_FIELDS, **vwhere)
+            if not body:
+                continue
+            key = check.text(body.get("key"), "variant key", required=True, **vwhere)
+            if not key:
+                continue
+            if key in variants:
+                check.add(f"duplicate variant key {key!r}", **vwhere)
+                continue
+            value = body.get("value")
+            if value is None:
+                check.add(f"variant {key!r} has no value", **vwhere)
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                check.add(f"variant {key!r} has a value that is not a finite number", **vwhere)
+                continue
+            types.setdefault(json_type(value), []).append(key)
+            description = check.text(body.get("description"), "description", **vwhere)
+            variant = VariantDefinition(sys.intern(key), value, description)
+            if type(value) in _INTERNABLE:  # a list or mapping value is kept as it is
+                variant = self.share(("variant", key, type(value), value, description), variant)
+            variants[key] = variant
+        if len(types) > 1:
+            listing = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in types.items())
+            check.add(f"variants must all have the same type, but they mix {listing}", **where)
+        return variants
+
+    def _rule(
+        self,
+        index: int,
+        raw: Any,
+        variants: Mapping[str, VariantDefinition],
+        segments: Set[str],
+        flag_where: dict[str, Any],
+    ) -> FlagRuleDefinition | None:
+        check = self.check
+        where = {**flag_where, "rule": index}
+        body = check.mapping(raw, "a rule", RULE_FIELDS, **where)
+        if not body:
+            return None
+        rule_id = sys.intern(check.text(body.get("id"), "rule id", **where))
+        constraints = self._constraints(body.get("constraints"), segments, where)
+        bucket_by = sys.intern(check.text(body.get("bucketBy"), "bucketBy", **where))
+
+        distributions: list[DistributionDefinition] = []
+        raw_distributions = check.sequence(body.get("distributions"), "distributions", **where)
+        if not raw_distributions:
+            check.add("a rule needs at least one distribution (the variants it serves)", **where)
+        seen: set[str] = set()
+        for d_index, raw_d in enumerate(raw_distributions):
+            dwhere = {**where, "path": f"distributions[{d_index}]"}
+            d_body = check.mapping(raw_d, "a distribution", DISTRIBUTION_FIELDS, **dwhere)
+            if not d_body:
+                continue
+            variant_key = check.text(d_body.get("variant"), "distribution variant", required=True, **dwhere)
+            percentage = d_body.get("percentage")
+            if variant_key and variant_key not in variants:
+                check.add(
+                    f"distribution names unknown variant {variant_key!r}; variants are "
+                    f"{', '.join(variants) or 'none'}",
+                    **dwhere,
+                )
+                continue
+            if variant_key in seen:
+                check.add(f"variant {variant_key!r} is listed twice in the distributions", **dwhere)
+                continue
+            seen.add(variant_key)
+            if not is_number(percentage) or not 0 <= percentage <= 100:
+                check.add(f"percentage must be a number from 0 to 100, not {percentage!r}", **dwhere)
+                continue
+            if abs(percentage * 100 - round(percentage * 100)) > 1e-6:
+                check.add(f"percentage {percentage} has more than two decimals", **dwhere)
+                continue
+            if variant_key:
+                key = ("distribution", variant_key, type(percentage), percentage)
+                distributions.append(
+                    self.share(key, DistributionDefinition(variants[variant_key].key, percentage))
+                )
+        total = sum(round(d.percentage * 100) for d in distributions)
+        if distributions and len(distributions) == len(raw_distributions) and total != BUCKET_COUNT:
+            check.add(f"distribution percentages sum to {total / 100:g}, not 100", **where)
+        rule_key = ("rule", rule_id, bucket_by, tuple(map(id, constraints)), tuple(map(id, distributions)))
+        shared: FlagRuleDefinition | None = self.shared.get(rule_key)
+        if shared is None:
+            rule = FlagRuleDefinition(rule_id, constraints, tuple(distributions), bucket_by)
+            shared = self.share(rule_key, rule)
+        return shared
+
+
+def _variant_reference(
+    check: _Checker, raw: Any, what: str, variants: Mapping[str, VariantDefinition], where: dict[str, Any]
+) -> str | None:
+    if raw is None:
+        return None
+    key = check.text(raw, what, **where)
+    if not key:
+        return None
+    if key not in variants:
+        check.add(
+            f"{what} names unknown variant {key!r}; variants are {', '.join(variants) or 'none'}", **where
+        )
+        return None
+    return variants[key].key
 
 
 MAX_SEGMENT_NESTING = 32
@@ -214,56 +543,185 @@ def _segment_references(raw_rules: Sequence[Any]) -> list[str]:
     return refs
 
 
-def _compile_segments(check: _Checker, raw_segments: Sequence[Any]) -> dict[str, Segment]:
-    definitions: dict[str, tuple[int, Mapping[str, Any]]] = {}
-    for index, raw in enumerate(raw_segments):
-        path = f"segments[{index}]"
-        body = check.mapping(raw, "a segment", SEGMENT_FIELDS, path=path)
-        key = check.text(body.get("key"), "segment key", required=True, path=path)
-        if not key:
-            continue
-        if key in definitions:
-            check.add("duplicate segment key", segment=key, path=path)
-            continue
-        definitions[key] = (index, body)
+# ---------------------------------------------------------------- compiling
 
-    # Compile in dependency order so that a segment's constraints can hold its referenced segments.
-    edges = {
-        key: _segment_references(check.sequence(body.get("rules"), "rules"))
-        for key, (_, body) in definitions.items()
-    }
-    order, cyclic = _topological_order(edges)
-    for cycle in cyclic:
-        check.add(f"segments reference each other in a cycle: {' -> '.join(cycle)}", segment=cycle[0])
-    # Evaluation follows the references one call deeper each: keep that far from the stack's end.
-    for key, depth in _nesting_depths(order, edges).items():
-        if depth == MAX_SEGMENT_NESTING + 1:
-            check.add(
-                f"segments nest more than {MAX_SEGMENT_NESTING} deep through IS_IN_SEGMENT references",
-                segment=key,
-            )
-    segments: dict[str, Segment] = {}
-    for key in order:
-        index, body = definitions[key]
-        rules = []
-        for rule_index, raw_rule in enumerate(
-            check.sequence(body.get("rules"), "segment rules", segment=key, path="rules")
-        ):
-            where: dict[str, Any] = {"segment": key, "rule": rule_index}
-            rule_body = check.mapping(raw_rule, "a segment rule", SEGMENT_RULE_FIELDS, **where)
-            rule_id = check.text(rule_body.get("id"), "rule id", **where) or str(rule_index)
-            constraints = _compile_constraints(check, rule_body.get("constraints"), segments, where)
-            rules.append(SegmentRule(rule_id, constraints))
-        if not rules:
-            check.warn("segment has no rules, so no user is ever in it", segment=key)
-        segments[key] = Segment(
-            key=key,
-            name=check.text(body.get("name"), "segment name", segment=key) or key,
-            description=check.text(body.get("description"), "segment description", segment=key),
-            rules=tuple(rules),
-            fingerprint=fingerprint(body),
+
+class _Compiler:
+    """Compiles read definitions into the evaluator's state. Equal constraint definitions (one object,
+    from _Reader) compile to one Constraint, shared by every flag and segment that has it."""
+
+    def __init__(self, source: str, prepared: dict[tuple[str, tuple[Any, ...]], Any]) -> None:
+        self.source = source
+        self.prepared = prepared
+        self.sets = ValueSets()
+        self.warnings: list[Problem] = []
+        self.segments: dict[str, Segment] = {}
+        # id(definition) -> (definition, compiled): the definition is held so that its id stays its own.
+        self.constraints: dict[int, tuple[ConstraintDefinition, Constraint]] = {}
+        self.distributions: dict[tuple[int, int, int], Distribution] = {}
+        # Equal rules (one definition) share their compiled constraint and distribution tuples.
+        self.tuples: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
+
+    def warn(self, message: str, **where: Any) -> None:
+        self.warnings.append(Problem(message, source=self.source, **where))
+
+    def compile(self, definitions: FlagSetDefinition, version_of: VersionOf | None) -> FlagSet:
+        by_key = {segment.key: segment for segment in definitions.segments}
+        edges = {
+            segment.key: [
+                value
+                for rule in segment.rules
+                for constraint in rule.constraints
+                if constraint.operation in SEGMENT_OPERATIONS
+                for value in constraint.values
+            ]
+            for segment in definitions.segments
+        }
+        order, _ = _topological_order(edges)  # cycles were problems of the document
+        for key in order:
+            self.segments[key] = self._segment(by_key[key])
+        flags = {flag.key: self._flag(flag, version_of) for flag in definitions.flags}
+        return FlagSet(
+            flags=dict(sorted(flags.items())),
+            segments={segment.key: self.segments[segment.key] for segment in definitions.segments},
+            source=self.source,
+            warnings=tuple(self.warnings),
+            definitions=definitions,
         )
-    return segments
+
+    def _segment(self, definition: SegmentDefinition) -> Segment:
+        if not definition.rules:
+            self.warn("segment has no rules, so no user is ever in it", segment=definition.key)
+        rules = tuple(
+            SegmentRule(rule.id or str(index), self._constraints(rule.constraints))
+            for index, rule in enumerate(definition.rules)
+        )
+        return Segment(
+            key=definition.key,
+            name=definition.name or definition.key,
+            description=definition.description,
+            rules=rules,
+            fingerprint=fingerprint(segment_document(definition)),
+            definition=definition,
+        )
+
+    def _constraints(self, definitions: tuple[ConstraintDefinition, ...]) -> tuple[Constraint, ...]:
+        known = self.tuples.get(id(definitions))
+        if known is None:
+            known = self.tuples[id(definitions)] = (definitions, tuple(map(self._constraint, definitions)))
+        return known[1]
+
+    def _constraint(self, definition: ConstraintDefinition) -> Constraint:
+        known = self.constraints.get(id(definition))
+        if known is not None:
+            return known[1]
+        spec = OPERATORS[definition.operation]
+        values = definition.values
+        typed = _typed(values)
+        arguments = self.prepared.get((spec.name, typed), _UNPREPARED)
+        if arguments is _UNPREPARED:
+            arguments = self.prepared[spec.name, typed] = spec.prepare(values, self.sets)
+        referenced = tuple(self.segments[v] for v in values) if spec.tests_segments else ()
+        compiled = compile_constraint(definition.property, spec.name, values, referenced, arguments=arguments)
+        self.constraints[id(definition)] = (definition, compiled)
+        return compiled
+
+    def _flag(self, definition: FlagDefinition, version_of: VersionOf | None) -> Flag:
+        key = definition.key
+        variants = {variant.key: variant for variant in definition.variants}
+        on_default = variants.get(definition.default_variant_when_on or "")
+        off_default = variants.get(definition.default_variant_when_off or "")
+        digest = fingerprint(flag_document(definition))  # names the definition for the version and the store
+        version = definition.version or (version_of(key, digest) if version_of else 1)
+        answer = _AnswerFactory(key, version, definition.track_events)
+        rules = tuple(
+            self._rule(index, rule, variants, answer) for index, rule in enumerate(definition.rules)
+        )
+        enabled = definition.enabled
+        if enabled and not rules and on_default is None:
+            self.warn(
+                "enabled with no rules and no defaultVariantWhenOn: every evaluation answers no value "
+                "(the caller's code default)",
+                flag=key,
+            )
+        if not enabled and off_default is None:
+            self.warn(
+                "disabled with no defaultVariantWhenOff: every evaluation answers no value "
+                "(the caller's code default)",
+                flag=key,
+            )
+        # A default that is needed but not set answers no value and no variant, so the caller's code
+        # default applies (DESIGN.md, Evaluation semantics 5; flagd does the same).
+        off_answer = (
+            answer.without_value(Reason.DISABLED)
+            if off_default is None
+            else answer.of(off_default, Reason.DISABLED)
+        )
+        if on_default is None:
+            fallthrough = answer.without_value(Reason.DEFAULT)
+        else:
+            fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
+        return Flag(
+            fast=build_fast_path(key, rules, fallthrough) if enabled and rules else None,
+            key=key,
+            name=definition.name or key,
+            description=definition.description,
+            enabled=enabled,
+            version=version,
+            variants=variants,
+            rules=rules,
+            default_variant_when_on=on_default,
+            default_variant_when_off=off_default,
+            track_events=definition.track_events,
+            metadata=definition.metadata,
+            off_answer=off_answer,
+            fallthrough_answer=fallthrough,
+            fingerprint=digest,
+            definition=definition,
+        )
+
+    def _rule(
+        self,
+        index: int,
+        definition: FlagRuleDefinition,
+        variants: Mapping[str, Variant],
+        answer: _AnswerFactory,
+    ) -> FlagRule:
+        distributions = []
+        start = 0
+        for share in definition.distributions:
+            variant = variants[share.variant]
+            end = start + round(share.percentage * 100)
+            distribution = self.distributions.get((id(variant), start, end))
+            if distribution is None or distribution.percentage != share.percentage:
+                distribution = Distribution(variant, float(share.percentage), start, end)
+                self.distributions[id(variant), start, end] = distribution
+            distributions.append(distribution)
+            start = end
+        served = [d for d in distributions if d.end > d.start]
+        key = tuple(map(id, distributions))
+        shared = self.tuples.get(key)
+        if shared is None:
+            shared = self.tuples[key] = (None, tuple(distributions))
+        rule = FlagRule(
+            index,
+            definition.id or str(index),
+            self._constraints(definition.constraints),
+            shared[1],
+            definition.bucket_by or USER_ID_PROPERTY,
+        )
+        if len(served) == 1:
+            rule.single = answer.of(served[0].variant, Reason.TARGETING_MATCH)
+        else:
+            rule.bounds = tuple(d.end for d in served)
+            rule.split_answers = tuple(answer.of(d.variant, Reason.SPLIT) for d in served)
+        return rule
+
+
+_UNPREPARED = object()
+
+
+# ---------------------------------------------------------------- shared
 
 
 def _topological_order(edges: Mapping[str, Sequence[str]]) -> tuple[list[str], list[list[str]]]:
@@ -308,55 +766,11 @@ def _nesting_depths(order: Sequence[str], edges: Mapping[str, Sequence[str]]) ->
     return depths
 
 
-# ---------------------------------------------------------------- constraints
-
-
-def _compile_constraints(
-    check: _Checker, raw: Any, segments: Mapping[str, Segment], where: dict[str, Any]
-) -> tuple[Constraint, ...]:
-    compiled = []
-    for index, raw_constraint in enumerate(check.sequence(raw, "constraints", **where)):
-        constraint = _compile_constraint(
-            check, raw_constraint, segments, {**where, "path": f"constraints[{index}]"}
-        )
-        if constraint is not None:
-            compiled.append(constraint)
-    return tuple(compiled)
-
-
-def _compile_constraint(
-    check: _Checker, raw: Any, segments: Mapping[str, Segment], where: dict[str, Any]
-) -> Constraint | None:
-    body = check.mapping(raw, "a constraint", CONSTRAINT_FIELDS, **where)
-    if not body:
-        return None
-    operation = body.get("operation")
-    spec = OPERATORS.get(operation) if isinstance(operation, str) else None
-    if spec is None:
-        hint = _closest(str(operation), OPERATIONS)
-        suggestion = f" (did you mean {hint!r}?)" if hint else f"; expected one of {', '.join(OPERATIONS)}"
-        check.add(f"unknown operation {operation!r}{suggestion}", **where)
-        return None
-    prop = check.text(body.get("property"), "property", **where)
-    if not prop and not spec.tests_segments:
-        check.add(f"{operation} needs a property (the context key it tests)", **where)
-        return None
-    values = check.sequence(body.get("values"), "values", **where)
-    if not _values_fit(check, spec, values, segments, where):
-        return None
-    referenced = tuple(segments[v] for v in values) if spec.tests_segments else ()
-    try:
-        return compile_constraint(prop, spec.name, values, referenced, check.sets)
-    except InvalidValues as error:
-        check.add(str(error), **where)
-        return None
-
-
 def _values_fit(
     check: _Checker,
     spec: OperatorSpec,
     values: Sequence[Any],
-    segments: Mapping[str, Segment],
+    segments: Container[str],
     where: dict[str, Any],
 ) -> bool:
     operation, kind = spec.name, spec.values
@@ -384,232 +798,6 @@ def _values_fit(
             )
             return False
     return True
-
-
-# ---------------------------------------------------------------- flags
-
-
-def _compile_flag(
-    check: _Checker,
-    index: int,
-    raw: Any,
-    segments: Mapping[str, Segment],
-    version_of: VersionOf | None,
-) -> Flag | None:
-    path = f"flags[{index}]"
-    body = check.mapping(raw, "a flag", FLAG_FIELDS, path=path)
-    key = check.text(body.get("key"), "flag key", required=True, path=path)
-    if not key:
-        return None
-    where: dict[str, Any] = {"flag": key}
-    before = len(check.problems)
-
-    enabled = body.get("enabled")
-    if not isinstance(enabled, bool):
-        check.add("enabled is required and must be true or false", **where)
-    track_events = body.get("trackEvents", True)
-    if not isinstance(track_events, bool):
-        check.add("trackEvents must be true or false", **where)
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, Mapping):
-        check.add(f"metadata must be a mapping, not {json_type(metadata)}", **where)
-    explicit_version = body.get("version")
-    if explicit_version is not None and (
-        not isinstance(explicit_version, int) or isinstance(explicit_version, bool) or explicit_version < 1
-    ):
-        check.add("version must be a whole number of at least 1", **where)
-
-    variants = _compile_variants(check, body.get("variants"), where)
-    on_default = _variant_reference(
-        check, body.get("defaultVariantWhenOn"), "defaultVariantWhenOn", variants, where
-    )
-    off_default = _variant_reference(
-        check, body.get("defaultVariantWhenOff"), "defaultVariantWhenOff", variants, where
-    )
-    raw_rules = check.sequence(body.get("rules"), "rules", **where)
-    rule_ids: set[str] = set()
-    rule_parts = []
-    for rule_index, raw_rule in enumerate(raw_rules):
-        parts = _check_rule(check, rule_index, raw_rule, variants, segments, where)
-        if parts is None:
-            continue
-        if parts[0] in rule_ids:
-            check.add(f"duplicate rule id {parts[0]!r}", **where, rule=rule_index)
-        rule_ids.add(parts[0])
-        rule_parts.append((rule_index, parts))
-    if len(check.problems) > before:
-        return None
-
-    digest = fingerprint(body)  # once: it names the definition for the version and for the store
-    version = explicit_version or (version_of(key, digest) if version_of else 1)
-    answer = _AnswerFactory(key, version, track_events)
-    rules = tuple(_build_rule(rule_index, *parts, answer) for rule_index, parts in rule_parts)
-    if enabled and not rules and on_default is None:
-        check.warn(
-            "enabled with no rules and no defaultVariantWhenOn: every evaluation answers no value "
-            "(the caller's code default)",
-            **where,
-        )
-    if not enabled and off_default is None:
-        check.warn(
-            "disabled with no defaultVariantWhenOff: every evaluation answers no value "
-            "(the caller's code default)",
-            **where,
-        )
-
-    # A default that is needed but not set answers no value and no variant, so the caller's code
-    # default applies (DESIGN.md, Evaluation semantics 5; flagd does the same).
-    off_answer = (
-        answer.without_value(Reason.DISABLED)
-        if off_default is None
-        else answer.of(off_default, Reason.DISABLED)
-    )
-    if on_default is None:
-        fallthrough = answer.without_value(Reason.DEFAULT)
-    else:
-        fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
-    return Flag(
-        fast=build_fast_path(key, rules, fallthrough) if enabled and rules else None,
-        key=key,
-        name=check.text(body.get("name"), "name", **where) or key,
-        description=check.text(body.get("description"), "description", **where),
-        enabled=bool(enabled),
-        version=version,
-        variants=variants,
-        rules=rules,
-        default_variant_when_on=on_default,
-        default_variant_when_off=off_default,
-        track_events=track_events,
-        metadata=dict(metadata),
-        off_answer=off_answer,
-        fallthrough_answer=fallthrough,
-        fingerprint=digest,
-    )
-
-
-def _compile_variants(check: _Checker, raw: Any, where: dict[str, Any]) -> dict[str, Variant]:
-    variants: dict[str, Variant] = {}
-    raw_variants = check.sequence(raw, "variants", **where)
-    if not raw_variants:
-        check.add("a flag needs at least one variant", **where)
-    types: dict[str, list[str]] = {}
-    for index, raw_variant in enumerate(raw_variants):
-        vwhere = {**where, "path": f"variants[{index}]"}
-        body = check.mapping(raw_variant, "a variant", VARIANT_FIELDS, **vwhere)
-        if not body:
-            continue
-        key = check.text(body.get("key"), "variant key", required=True, **vwhere)
-        if not key:
-            continue
-        if key in variants:
-            check.add(f"duplicate variant key {key!r}", **vwhere)
-            continue
-        value = body.get("value")
-        if value is None:
-            check.add(f"variant {key!r} has no value", **vwhere)
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            check.add(f"variant {key!r} has a value that is not a finite number", **vwhere)
-            continue
-        types.setdefault(json_type(value), []).append(key)
-        variants[key] = Variant(key, value, check.text(body.get("description"), "description", **vwhere))
-    if len(types) > 1:
-        listing = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in types.items())
-        check.add(f"variants must all have the same type, but they mix {listing}", **where)
-    return variants
-
-
-def _variant_reference(
-    check: _Checker, raw: Any, what: str, variants: Mapping[str, Variant], where: dict[str, Any]
-) -> Variant | None:
-    if raw is None:
-        return None
-    key = check.text(raw, what, **where)
-    if not key:
-        return None
-    if key not in variants:
-        check.add(
-            f"{what} names unknown variant {key!r}; variants are {', '.join(variants) or 'none'}", **where
-        )
-        return None
-    return variants[key]
-
-
-def _check_rule(
-    check: _Checker,
-    index: int,
-    raw: Any,
-    variants: Mapping[str, Variant],
-    segments: Mapping[str, Segment],
-    flag_where: dict[str, Any],
-) -> tuple[str, tuple[Constraint, ...], list[tuple[Variant, float]], str] | None:
-    where = {**flag_where, "rule": index}
-    body = check.mapping(raw, "a rule", RULE_FIELDS, **where)
-    if not body:
-        return None
-    rule_id = check.text(body.get("id"), "rule id", **where) or str(index)
-    constraints = _compile_constraints(check, body.get("constraints"), segments, where)
-    bucket_by = check.text(body.get("bucketBy"), "bucketBy", **where) or USER_ID_PROPERTY
-
-    shares: list[tuple[Variant, float]] = []
-    raw_distributions = check.sequence(body.get("distributions"), "distributions", **where)
-    if not raw_distributions:
-        check.add("a rule needs at least one distribution (the variants it serves)", **where)
-    seen: set[str] = set()
-    for d_index, raw_d in enumerate(raw_distributions):
-        dwhere = {**where, "path": f"distributions[{d_index}]"}
-        d_body = check.mapping(raw_d, "a distribution", DISTRIBUTION_FIELDS, **dwhere)
-        if not d_body:
-            continue
-        variant_key = check.text(d_body.get("variant"), "distribution variant", required=True, **dwhere)
-        percentage = d_body.get("percentage")
-        if variant_key and variant_key not in variants:
-            check.add(
-                f"distribution names unknown variant {variant_key!r}; variants are "
-                f"{', '.join(variants) or 'none'}",
-                **dwhere,
-            )
-            continue
-        if variant_key in seen:
-            check.add(f"variant {variant_key!r} is listed twice in the distributions", **dwhere)
-            continue
-        seen.add(variant_key)
-        if not is_number(percentage) or not 0 <= percentage <= 100:
-            check.add(f"percentage must be a number from 0 to 100, not {percentage!r}", **dwhere)
-            continue
-        if abs(percentage * 100 - round(percentage * 100)) > 1e-6:
-            check.add(f"percentage {percentage} has more than two decimals", **dwhere)
-            continue
-        if variant_key:
-            shares.append((variants[variant_key], float(percentage)))
-    total = sum(round(p * 100) for _, p in shares)
-    if shares and len(shares) == len(raw_distributions) and total != BUCKET_COUNT:
-        check.add(f"distribution percentages sum to {total / 100:g}, not 100", **where)
-    return rule_id, constraints, shares, bucket_by
-
-
-def _build_rule(
-    index: int,
-    rule_id: str,
-    constraints: tuple[Constraint, ...],
-    shares: list[tuple[Variant, float]],
-    bucket_by: str,
-    answer: _AnswerFactory,
-) -> FlagRule:
-    distributions = []
-    start = 0
-    for variant, percentage in shares:
-        end = start + round(percentage * 100)
-        distributions.append(Distribution(variant, percentage, start, end))
-        start = end
-    served = [d for d in distributions if d.end > d.start]
-    rule = FlagRule(index, rule_id, constraints, tuple(distributions), bucket_by)
-    if len(served) == 1:
-        rule.single = answer.of(served[0].variant, Reason.TARGETING_MATCH)
-    else:
-        rule.bounds = tuple(d.end for d in served)
-        rule.split_answers = tuple(answer.of(d.variant, Reason.SPLIT) for d in served)
-    return rule
 
 
 @dataclass(frozen=True)

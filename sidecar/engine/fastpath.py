@@ -12,9 +12,11 @@ and a split hashes a string bucket value inline. Same answers, same objects, abo
 loop's time.
 
 Only the *shape* of a flag (its operations and rule layout) goes into the source text; every
-value (property names, value sets, thresholds, answers) is passed in as an argument of a factory
-function. So the source never contains user text, and flags of the same shape share one code
-object: it is compiled once, and each flag gets a closure over its own values.
+value (property names, value sets, thresholds, answers) is a default of the function's parameters
+c0, c1, ... So the source never contains user text, and flags of the same shape share one code
+object: it is compiled once, and each flag gets a function of that code with its own defaults (one
+tuple: a closure would hold each value in a cell of its own, which at 10,000 flags was the largest
+part of a compiled flag; BENCHMARKS.md).
 
 The traced path (debug=True) and the interpreted loop are unchanged; a test checks this path
 against them for every operator.
@@ -23,6 +25,7 @@ against them for every operator.
 from __future__ import annotations
 
 import threading
+import types
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,8 +45,9 @@ _HELPERS: dict[str, Any] = {
     "_bisect_right": bisect_right,
     "_hash": mmh3.hash,
 }
-_factories: dict[str, Callable[..., FastPath]] = {}
-_factories_lock = threading.Lock()
+# Source text of a shape -> (its code, the globals it runs with).
+_shapes: dict[str, tuple[types.CodeType, dict[str, Any]]] = {}
+_shapes_lock = threading.Lock()
 MAX_CACHED_SHAPES = 10_000
 
 
@@ -142,19 +146,17 @@ def build_fast_path(flag_key: str, rules: Sequence[FlagRule], fallthrough: Evalu
     source = _Source()
     rule_lines = [line for rule in rules for line in _rule_lines(rule, flag_key, source)]
     rule_lines.append(f"    return {source.value(fallthrough)}")
-    body = ["def fast(ctx):", "    get = ctx.get", *source.reads, *rule_lines]
-    text = "\n".join(
-        [f"def factory({', '.join(f'c{i}' for i in range(len(source.values)))}):"]
-        + ["    " + line for line in body]
-        + ["    return fast"]
-    )
-    factory = _factories.get(text)
-    if factory is None:
+    parameters = "".join(f", c{i}=None" for i in range(len(source.values)))
+    text = "\n".join([f"def fast(ctx{parameters}):", "    get = ctx.get", *source.reads, *rule_lines])
+    shape = _shapes.get(text)
+    if shape is None:
         namespace = dict(_HELPERS)
         exec(compile(text, "<sidecar fast path>", "exec"), namespace)  # our own text, no user input
-        factory = namespace["factory"]
-        with _factories_lock:
-            if len(_factories) >= MAX_CACHED_SHAPES:
-                _factories.clear()
-            _factories[text] = factory
-    return factory(*source.values)
+        shape = (namespace.pop("fast").__code__, namespace)
+        with _shapes_lock:
+            if len(_shapes) >= MAX_CACHED_SHAPES:
+                _shapes.clear()
+            _shapes[text] = shape
+    code, namespace = shape
+    function: FastPath = types.FunctionType(code, namespace, "fast", tuple(source.values))
+    return function

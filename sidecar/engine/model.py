@@ -1,8 +1,10 @@
 """The compiled, immutable model the evaluator runs on.
 
-Everything here is built once by `compiler.compile_flag_set` when a flag set is loaded: regexes,
-networks and value sets are compiled, segment references resolved, distributions turned into bucket
-ranges, and every answer a flag can give without a debug trace is a ready-made `Evaluation`.
+Everything here is built once by `compiler.compile_flag_set` when a flag set is loaded, from the
+definitions (definitions.py) read from its document: regexes, networks and value sets are compiled,
+segment references resolved, distributions turned into bucket ranges, and every answer a flag can
+give without a debug trace is a ready-made `Evaluation`. A compiled Flag or Segment keeps its
+definition: what it was compiled from, to serve back as it was written.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
+
+from .definitions import FlagDefinition, FlagSetDefinition, SegmentDefinition, VariantDefinition
 
 # A user's attributes as the engine sees them: the caller's context plus "$userId".
 Context = Mapping[str, Any]
@@ -94,11 +98,8 @@ def flag_not_found(flag_key: str) -> Evaluation:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Variant:
-    key: str
-    value: Any
-    description: str = ""
+# A variant needs nothing compiled: the compiled flag serves its definitions.
+Variant = VariantDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ class Segment:
     description: str
     rules: tuple[SegmentRule, ...]
     fingerprint: str = ""
+    definition: SegmentDefinition | None = None
 
     def contains(self, context: Context) -> bool:
         for rule in self.rules:
@@ -186,6 +188,7 @@ class Flag:
     # The rules as one generated function (fastpath.py), for an enabled flag with rules; the
     # evaluator's loop over `rules` gives the same answers without it.
     fast: Callable[[Context], Evaluation] | None = None
+    definition: FlagDefinition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,3 +234,5 @@ class FlagSet:
     source: str = ""
     # Non-fatal remarks (for example a disabled flag with no off-default), logged on load.
     warnings: tuple[Problem, ...] = ()
+    # What the set was compiled from, in the document's order (flags and segments keep theirs too).
+    definitions: FlagSetDefinition | None = None

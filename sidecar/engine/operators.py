@@ -692,6 +692,7 @@ SPECS: tuple[OperatorSpec, ...] = (
 OPERATORS: dict[str, OperatorSpec] = {spec.name: spec for spec in SPECS}
 OPERATIONS = tuple(OPERATORS)
 SEGMENT_OPERATIONS = frozenset(spec.name for spec in SPECS if spec.tests_segments)
+_UNPREPARED: Any = object()
 
 
 def compile_constraint(
@@ -700,14 +701,18 @@ def compile_constraint(
     values: Sequence[Any],
     segments: Sequence[Segment] = (),
     sets: ValueSets | None = None,
+    *,
+    arguments: Any = _UNPREPARED,
 ) -> Constraint:
     """Compile one constraint whose values have passed the compiler's validation (spec.values);
     InvalidValues is raised for what only preparing them finds (regex, network, version syntax).
-    `sets`: the flag set's ValueSets, to share equal value sets."""
+    `sets`: the flag set's ValueSets, to share equal value sets; `arguments`: the values as
+    spec.prepare already prepared them (the compiler prepares each distinct list once)."""
     spec = OPERATORS.get(operation)
     if spec is None:
         raise InvalidValues(f"unknown operation {operation!r}")
-    arguments = spec.prepare(values, sets or ValueSets())
+    if arguments is _UNPREPARED:
+        arguments = spec.prepare(values, sets or ValueSets())
     referenced = tuple(segments)
     return Constraint(
         prop, operation, tuple(values), spec.build(prop, arguments, referenced), referenced, arguments

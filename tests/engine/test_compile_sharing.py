@@ -40,8 +40,33 @@ def test_equal_one_of_lists_share_one_set_across_flags():
     assert len(shared) == 1
     assert any(value is shared[0] for value in cells(one_of[1]))
     assert any(value is shared[0] for value in cells(not_one_of))
-    # The fast path tests that same set (its values are the factory's closure).
-    assert any(value is shared[0] for value in cells(flag_set.flags["a"].fast))
+    # The fast path tests that same set (its values are its parameters' defaults).
+    assert any(value is shared[0] for value in flag_set.flags["a"].fast.__defaults__)
+
+
+def test_equal_constraints_and_rules_are_one_object_across_flags():
+    flag_set = compile_flag_set(document(plans_flag("a"), plans_flag("b")), SOURCE)
+    a, b = flag_set.flags["a"], flag_set.flags["b"]
+    # The compiled constraints (and their predicates) are shared, and so are the definitions.
+    assert a.rules[0].constraints[0] is b.rules[0].constraints[0]
+    assert a.rules[1].constraints[0].test is b.rules[1].constraints[0].test
+    assert a.definition.rules[0] is b.definition.rules[0]
+    assert a.definition.variants[0] is b.definition.variants[0]
+    assert a.variants["hit"] is a.definition.variants[0]  # the compiled flag serves its definitions
+    # Equal in Python, different in a document: ONE_OF [1] and ONE_OF [true] stay apart.
+    one = flag_doc("one", [rule(constraint("ONE_OF", [1], prop="n"))])
+    true = flag_doc("true", [rule(constraint("ONE_OF", [True], prop="n"))])
+    both = compile_flag_set(document(one, true), SOURCE).flags
+    assert both["one"].definition.rules[0].constraints[0].values == (1,)
+    assert both["true"].definition.rules[0].constraints[0].values == (True,)
+    assert evaluate(both["one"], build_context("u", {"n": True})).reason.name == "DEFAULT"
+    assert evaluate(both["true"], build_context("u", {"n": True})).variant == "hit"
+
+
+def test_a_fast_path_holds_its_values_in_one_tuple_not_a_cell_each():
+    flag = compile_flag_set(document(plans_flag("a")), SOURCE).flags["a"]
+    assert flag.fast.__closure__ is None
+    assert len(flag.fast.__defaults__) > 3
 
 
 def test_rules_serving_the_same_variant_share_one_answer():

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from sidecar.engine import compile_flag_set, evaluate, evaluate_plan, evaluation_plan
 from sidecar.engine.evaluator import evaluate_rules
-from sidecar.engine.fastpath import MAX_INLINE_SEGMENT_CONSTRAINTS, _factories
+from sidecar.engine.fastpath import MAX_INLINE_SEGMENT_CONSTRAINTS, _shapes
 
 from .helpers import SOURCE, constraint, document, flag_doc, rule, segment, split
 from .test_properties import all_flags, any_text, contexts
@@ -80,7 +80,7 @@ def test_flags_of_one_shape_share_code_and_user_text_never_enters_the_source():
     compiled = list(compile_flag_set(document(*flags), SOURCE).flags.values())
     codes = {flag.fast.__code__ for flag in compiled if flag.fast is not None}
     assert len(codes) == 1
-    assert all(odd not in text for text in _factories)
+    assert all(odd not in text for text in _shapes)
     assert compiled[1].fast({odd: odd}).variant == "hit"
     assert compiled[1].fast({odd: "v0"}).variant == "miss"
     assert compiled[1].fast({odd: "v1"}).variant == "hit"
@@ -175,7 +175,7 @@ def test_past_the_inline_budget_a_segment_is_one_call_to_its_predicate():
     def called(flag_key: str) -> set[str]:
         """The segments whose compiled predicate the flag's fast path calls."""
         flag = flags[flag_key]
-        closure = [cell.cell_contents for cell in flag.fast.__closure__]
+        closure = list(flag.fast.__defaults__)
         return {c.segments[0].key for r in flag.rules for c in r.constraints if c.test in closure}
 
     assert called("small") == set()  # written out
