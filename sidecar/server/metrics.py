@@ -382,6 +382,11 @@ class _SidecarCollector(Collector):
         for stat, help_text in (
             ("reloads", "Flag sets loaded and applied (including the first)"),
             ("rejected_reloads", "Flag sets rejected on validation or read errors (the last good set stays)"),
+            (
+                "source_lost",
+                "Times the flag source could not be had (a deleted or unreadable file); the last good"
+                " set stays",
+            ),
             # The evaluation cache is off by default, and these then stay 0: the HELP says why.
             (
                 "cache_hits",
@@ -393,9 +398,11 @@ class _SidecarCollector(Collector):
                 "--eval-cache-size)",
             ),
         ):
-            name = {"reloads": "flag_set_reloads", "rejected_reloads": "flag_set_rejected_reloads"}.get(
-                stat, stat
-            )
+            name = {
+                "reloads": "flag_set_reloads",
+                "rejected_reloads": "flag_set_rejected_reloads",
+                "source_lost": "flag_source_lost",
+            }.get(stat, stat)
             yield CounterMetricFamily(PREFIX + name, help_text, value=stats.get(stat, 0))
         yield GaugeMetricFamily(
             PREFIX + "flag_set_loaded", "1 once a flag set is loaded and applied", value=int(store.ready)

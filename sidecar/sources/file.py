@@ -117,6 +117,7 @@ class FileSource:
         # The watcher's settled read, for the fetch() its change handler makes.
         self._settled_read: tuple[os.stat_result, bytes] | None = None
         self._missing = False  # the file was found deleted, and has not come back yet
+        self._read_error: str | None = None  # why the file could not be read, until it can again
 
     @property
     def origin(self) -> str:
@@ -162,16 +163,36 @@ class FileSource:
             if signature == self._signature and self._settled:
                 return False
             looked_at = time.time_ns()
-            if _sha1_of_file(self.path) != self._digest:
+            digest = _sha1_of_file(self.path)
+            self._readable()
+            if digest != self._digest:
                 return True
         except FileNotFoundError:
             self._gone()
             return False
-        except OSError:
+        except OSError as error:  # permission denied, an I/O error: said once, retried every poll
+            self._unreadable(error)
             return False
         # The same bytes under a new (or still racy) signature: remember it, so the next poll is a stat.
         self._signature, self._settled = signature, _settled(stat, looked_at)
         return False
+
+    def _unreadable(self, error: OSError) -> None:
+        if self._read_error is None:
+            self._read_error = error.strerror or type(error).__name__
+            if self._listener is not None:
+                self._listener.lost(
+                    "flag_file_unreadable", f"flag file {self.path} cannot be read ({self._read_error})"
+                )
+
+    def _readable(self) -> None:
+        if self._read_error is not None:
+            self._read_error = None
+            if self._listener is not None:
+                self._listener.regained(
+                    "flag_file_readable",
+                    f"flag file {self.path} can be read again; it is reloaded if its content changed",
+                )
 
     def _gone(self) -> None:
         if not self._missing:

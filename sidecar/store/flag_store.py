@@ -101,7 +101,13 @@ class FlagStore:
         self._listeners: list[Callable[[FlagSetChange], None]] = []
         self._reload_lock = threading.Lock()
         self.loaded = threading.Event()
-        self.stats = {"reloads": 0, "rejected_reloads": 0, "cache_hits": 0, "cache_misses": 0}
+        self.stats = {
+            "reloads": 0,
+            "rejected_reloads": 0,
+            "source_lost": 0,
+            "cache_hits": 0,
+            "cache_misses": 0,
+        }
 
     # ------------------------------------------------------------ lifecycle
 
@@ -332,6 +338,7 @@ class _SourceEvents:
         self._store.reload()
 
     def lost(self, event: str, message: str) -> None:
+        self._store.stats["source_lost"] += 1
         log.warning(
             "%s, still serving the last good set of %d flags",
             message,

@@ -238,6 +238,30 @@ def test_a_deleted_file_is_reported_once_and_its_return_too(flag_file, make_stor
     assert not store.source.missing
 
 
+def test_an_unreadable_file_is_reported_once_counted_and_caught_up_on(flag_file, make_store, caplog):
+    # A directory where the file was: it stats, but reading it fails (as permission denied would,
+    # which root, running these tests, never meets).
+    store = make_store(flag_file)
+    caplog.set_level(logging.INFO, logger="sidecar.store.flag_store")
+
+    def messages(text: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+    flag_file.unlink()
+    flag_file.mkdir()
+    assert wait_until(lambda: messages("cannot be read"), timeout=PICKUP)
+    time.sleep(0.5)  # a few more polls: still one warning
+    assert messages("cannot be read") == [
+        f"flag file {flag_file} cannot be read (Is a directory), still serving the last good set of 2 flags"
+    ]
+    assert store.stats["source_lost"] >= 1
+    assert store.stats["rejected_reloads"] == 0
+    flag_file.rmdir()
+    write_flags(flag_file, [flag("a", default="on"), flag("b")])
+    assert wait_until(lambda: store.evaluate("a", build_context("u")).variant == "on", timeout=PICKUP)
+    assert messages("can be read again")
+
+
 def test_versions_increase_only_on_real_changes(flag_file, make_store):
     store = make_store(flag_file)
     assert store.view().flag("a").version == 1
