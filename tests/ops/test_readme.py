@@ -1,6 +1,6 @@
-"""README's option table lists every option of the table in sidecar/config.py, its examples of
-health and limit messages match what the code says, and its examples run as shown: the lines
-`make run` logs, `grpcurl list`, the `config --print` excerpt and the Node snippet."""
+"""README's option table lists every option the components declare (sidecar/app/settings.py), its
+examples of health and limit messages match what the code says, and its examples run as shown: the
+lines `make run` logs, `grpcurl list`, the `config --print` excerpt and the Node snippet."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sidecar import config
+from sidecar.app import settings as app_settings
 from tests.conftest import eventually
 from tests.serve_process import ServeProcess
 
@@ -26,7 +26,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def test_every_option_is_in_the_readme_table() -> None:
     table_rows = [line for line in README.splitlines() if line.startswith("| `--")]
-    for option in config.OPTIONS:
+    for option in app_settings.OPTIONS:
         assert any(
             row.startswith(f"| `{option.flag} ") and f"`{option.env_var}`" in row for row in table_rows
         ), f"README's option table has no row for {option.flag} / {option.env_var}"
