@@ -32,6 +32,31 @@ def test_every_option_is_in_the_readme_table() -> None:
         ), f"README's option table has no row for {option.flag} / {option.env_var}"
 
 
+def option_table_rows() -> dict[str, list[str]]:
+    """The rows of README's option table (those with an environment variable), by option flag."""
+    rows: dict[str, list[str]] = {}
+    for line in README.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        if line.startswith("| `--") and len(cells) == 4 and cells[1].startswith("`FLAG_SIDECAR_"):
+            rows.setdefault(cells[0].strip("`").split(" ")[0], cells)
+    return rows
+
+
+def test_the_readme_tables_options_and_defaults_are_the_declared_ones() -> None:
+    declared = {option.flag: option for option in app_settings.OPTIONS}
+    rows = option_table_rows()
+    assert set(rows) == set(declared)
+    for flag, (_, env_var, default, _) in rows.items():
+        option = declared[flag]
+        assert env_var.split("`")[1] == option.env_var
+        shown = default.strip("`")
+        if option.default is None:
+            assert shown == "none" or shown.startswith("required"), f"{flag}: README says {default}"
+            continue
+        value = option.parse(shown)  # README writes the default as the option takes it: 1MiB, off
+        assert (value,) == option.default if option.multiple else value == option.default, flag
+
+
 def test_readme_mentions_the_management_endpoints_and_metric_names() -> None:
     for text in ("/healthz", "/readyz", "/metrics", "flag_sidecar_evaluations_total", "docs/deployment.md"):
         assert text in README
