@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from difflib import get_close_matches
 from importlib import metadata
@@ -18,21 +16,14 @@ from types import FrameType
 from typing import Any
 
 import sidecar.quiet_grpc  # noqa: F401  # first: it must run before grpc is imported
-from sidecar import config
-from sidecar.config_file import render_effective
+from sidecar.app import settings as app_settings
+from sidecar.app.runtime import Runtime, StartFailed
+from sidecar.app.settings import Settings
 from sidecar.engine import FlagSetError
-from sidecar.events import PipelineConfig, SpecError, SpoolLockedError, build_pipeline
 from sidecar.logging_setup import configure_logging
-from sidecar.server.app import SidecarServer
-from sidecar.server.flagd import FlagdSettings
-from sidecar.server.health_listener import HealthServer
-from sidecar.server.limits import ContextLimits
-from sidecar.server.listeners import TlsFiles
-from sidecar.server.management import ManagementServer
-from sidecar.server.metrics import SidecarMetrics
-from sidecar.server.streams import StreamLimits
-from sidecar.sources import FileSource, Source, open_source
-from sidecar.store import FlagStore, StateDirError, load_flag_file
+from sidecar.options import ENV_PREFIX, ConfigError
+from sidecar.sources import Source
+from sidecar.store import load_flag_file
 
 logger = logging.getLogger("sidecar")
 
@@ -50,28 +41,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         return validate(args.path)
     try:
-        settings, sources = config.load_settings_with_sources(args)
+        settings, sources = app_settings.load_settings_with_sources(args)
         if args.command == "config":
             if not args.print:
                 parser.exit(
                     2, "flag-sidecar config: nothing to do; use `flag-sidecar config --print [OPTIONS]`\n"
                 )
-            sys.stdout.write(render_effective(settings, sources))
+            sys.stdout.write(app_settings.render_effective(settings, sources))
             return 0
         if settings.source is None:
-            config.require(settings, "flags")  # --source is the long form, --flags the usual one
-    except config.ConfigError as error:
+            app_settings.require(settings, "flags")  # --source is the long form, --flags the usual one
+    except ConfigError as error:
         # 2, like any other bad argument
         parser.exit(2, f"flag-sidecar {args.command}: error: {error}\n")
-    return serve(settings, flag_source(settings))
-
-
-def flag_source(settings: config.Settings) -> Source:
-    """--source URI, or --flags PATH (a file source, the path kept as given for messages)."""
-    if settings.source is not None:
-        return open_source(settings.source)  # checked when the options were parsed
-    assert settings.flags is not None
-    return FileSource(settings.flags)
+    return serve(settings)
 
 
 class Parser(argparse.ArgumentParser):
@@ -113,10 +96,10 @@ def build_parser() -> Parser:
         "serve",
         help="serve a flag file over gRPC",
         description="Serve a flag file over gRPC. Every option can also be set by its environment "
-        f"variable ({config.ENV_PREFIX}<NAME>) or as a key of the --config file; a command-line "
+        f"variable ({ENV_PREFIX}<NAME>) or as a key of the --config file; a command-line "
         "flag wins over the environment, which wins over the file.",
     )
-    config.add_options(serve_parser)
+    app_settings.add_options(serve_parser)
     config_parser = commands.add_parser(
         "config",
         help="print the effective configuration",
@@ -124,7 +107,7 @@ def build_parser() -> Parser:
         "(usable as a --config file), each value with where it came from.",
     )
     config_parser.add_argument("--print", action="store_true", help="print the effective configuration")
-    config.add_options(config_parser)
+    app_settings.add_options(config_parser)
     validate_parser = commands.add_parser(
         "validate", help="check a flag file and list every problem", description="Check a flag file."
     )
@@ -162,7 +145,9 @@ def plural(count: int, noun: str) -> str:
 # ---------------------------------------------------------------- serve
 
 
-def serve(settings: config.Settings, source: Source) -> int:
+def serve(settings: Settings, source: Source | None = None) -> int:
+    """Start the runtime, serve until SIGTERM/SIGINT, shut down. The exit code: 0 after a clean
+    shutdown, 1 when a component does not start (or the shutdown overruns --shutdown-timeout)."""
     configure_logging(
         settings.log_level,
         settings.log_format,
@@ -171,243 +156,14 @@ def serve(settings: config.Settings, source: Source) -> int:
     )
     stop_requested = StopRequest()
     stop_requested.install()  # before loading, so an early SIGTERM still means a clean exit
-
-    store = FlagStore(
-        source,
-        cache_ttl=settings.cache_ttl,
-        eval_cache_size=settings.eval_cache_size,
-        state_dir=settings.state_dir,
-    )
-    metrics = SidecarMetrics(store)
-    # Up before the flags load: /healthz answers and /readyz says why it is not ready yet.
-    management = (
-        ManagementServer(
-            settings.management_listen,
-            store=store,
-            registry=metrics.registry,
-            max_connections=settings.management_max_connections,
-            read_timeout=settings.management_timeout,
-        )
-        if settings.management_listen
-        else None
-    )
-    try:
-        if management is not None:
-            management.start()
-    except OSError as error:
-        logger.error("not serving: %s", error)
-        return 1
-
-    try:
-        events = build_pipeline(_pipeline_config(settings))
-    except (SpecError, SpoolLockedError, OSError) as error:
-        logger.error("not serving: %s", error)
-        _stop_management(management)
-        return 1
-    metrics.add_exporter_counters(events.stats)
-    metrics.add_event_rejections(events.rejections)
-    events.start()  # replays what the spool kept from the last run
-
-    try:
-        store.start()
-    except StateDirError as error:
-        logger.error("not serving: %s", error)
-        events.close(0)
-        _stop_management(management)
-        return 1
-    except FlagSetError as error:
-        # One log record (a JSON line in JSON mode) with the problems as a list, not plain text
-        # between the JSON lines; the text format spells them out one per line.
-        problems = [str(problem) for problem in error.problems]
-        logger.error(
-            "not serving: %s has %s:\n%s",
-            source.origin,
-            plural(len(problems), "problem"),
-            "\n".join(problems),
-            extra={"event": "flags_rejected", "problems": problems},
-        )
-        events.close(0)
-        _stop_management(management)
-        return 1
-    except OSError as error:
-        logger.error("not serving: cannot read %s: %s", _described(source), error.strerror or error)
-        events.close(0)
-        _stop_management(management)
-        return 1
-
-    stream_limits = StreamLimits(
-        settings.max_streams, settings.max_streams_per_connection, settings.stream_idle_timeout
-    )
-    server = SidecarServer(
-        store,
-        # --flagd-listen is one more listener (flagd providers default to port 8013), same services.
-        (*settings.listen, settings.flagd_listen) if settings.flagd_listen else settings.listen,
-        tls=_tls_files(settings),
-        max_request_bytes=settings.max_request_bytes,
-        max_concurrent_calls=settings.max_concurrent_calls,
-        handshake_timeout=settings.handshake_timeout,
-        metrics=metrics,
-        context_limits=ContextLimits(
-            settings.max_context_keys,
-            settings.max_context_bytes,
-            max_flag_key_bytes=settings.max_flag_key_bytes,
-            max_evaluate_all_keys=settings.max_evaluate_all_keys,
-            max_response_bytes=settings.max_response_bytes,
-        ),
-        events=events,
-        # Checked when the options were parsed (config.parse_context_value / parse_header_mapping).
-        flagd=FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ()),
-        stream_limits=stream_limits,
-    )
-    # --health-listen: the same health statuses on a port of their own, for Kubernetes grpc
-    # probes; started first, so a port in use there stops us before anything serves flags.
-    health_server = (
-        HealthServer(server.health, settings.health_listen, stream_limits) if settings.health_listen else None
-    )
-    if health_server is not None:
-        metrics.add_stream_stats(health_server.streams.stats)
-    try:
-        if health_server is not None:
-            health_server.start()
-        server.start()
-    except OSError as error:
-        logger.error("not serving: %s", error)
-        _stop_health(health_server)
-        store.close()
-        events.close(0)
-        _stop_management(management)
-        return 1
-    if management is not None:
-        management.mark_serving(liveness=server.liveness_problem)
-
-    stop_requested.wait(on_reload=lambda: _reload_on_signal(store))
-    stop_requested.restore_defaults()  # a second Ctrl-C or SIGTERM kills at once
-    # Events go out after the calls have drained, within --events-flush-timeout; the rest is spooled.
-    return shutdown(
-        settings,
-        stop_requested.signal_name,
-        server,
-        store,
-        management,
-        flushers=[lambda left: events.close(min(settings.events_flush_timeout, left))],
-        health_server=health_server,
-    )
-
-
-def _reload_on_signal(store: FlagStore) -> None:
-    logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
-    store.reload()  # logs what it applied, or why it kept the last good set
-
-
-def _pipeline_config(settings: config.Settings) -> PipelineConfig:
-    if settings.exporter and settings.spool_dir is None:
-        logger.warning(
-            "no --spool-dir: events an exporter cannot take yet are kept in memory only, and lost "
-            "(counted and logged) on a crash, or past the memory buffer during an outage"
-        )
-    return PipelineConfig(
-        exporters=settings.exporter or (),
-        flush_interval=settings.flush_interval,
-        max_events_in_memory=settings.max_events_in_memory,
-        buffer_bytes=settings.events_buffer_bytes,
-        max_details_bytes=settings.max_event_details_bytes,
-        spool_dir=settings.spool_dir,
-        spool_max_bytes=settings.spool_max_bytes,
-        events_on_evaluate_all=settings.events_on_evaluate_all,
-        shutdown_grace=settings.events_flush_timeout,
-    )
-
-
-def shutdown(
-    settings: config.Settings,
-    reason: str,
-    server: SidecarServer,
-    store: FlagStore,
-    management: ManagementServer | None,
-    flushers: Sequence[Callable[[float], None]] = (),
-    health_server: HealthServer | None = None,
-) -> int:
-    """Readiness off and health NOT_SERVING (all but `liveness`) first, then refuse new calls and
-    let in-flight ones finish (up to --shutdown-grace), then flush what is left, all before
-    --shutdown-timeout.
-
-    `flushers` get the seconds left before the deadline (the event pipeline's `close(grace)`):
-    they run after the drain, so the events of the last calls are flushed too. The health
-    listener stops last, with the management listener: its `liveness` stays SERVING (and its
-    readiness NOT_SERVING) for the whole sequence."""
-    began = time.monotonic()
-    deadline = began + settings.shutdown_timeout
-    watchdog = threading.Timer(
-        settings.shutdown_timeout, _deadline_exceeded, args=(settings.shutdown_timeout,)
-    )
-    watchdog.daemon = True
-    watchdog.start()
-    logger.info(
-        "received %s: shutting down (up to %gs for in-flight calls, exit within %gs)",
-        reason,
-        settings.shutdown_grace,
-        settings.shutdown_timeout,
-        extra={"event": "shutdown_started", "signal": reason},
-    )
-    if management is not None:
-        management.begin_shutdown()
-    left = max(0.0, deadline - time.monotonic())
-    grace = min(settings.shutdown_grace, left)
-    # Bounded even if grpcio cannot stop (a wedged server): the flush below still gets its turn.
-    server.stop(grace, timeout=min(grace + 1.0, left))
-    for flush in flushers:
-        # Keep a little of the budget for the last log lines and the exit itself.
-        flush(max(0.0, deadline - time.monotonic() - 0.5))
-    store.close()
-    _stop_health(health_server)
-    _stop_management(management)
-    # Keep a little of the budget, as for the flushers, for the last log lines and the exit itself.
-    handlers_done = server.join_handlers(max(0.0, deadline - time.monotonic() - 0.5))
-    watchdog.cancel()
-    if not handlers_done:
-        # Calls cancelled at the end of the grace whose handlers still run: nobody will receive
-        # their answers, and a normal exit would wait for them past --shutdown-timeout.
-        logger.warning(
-            "not waiting for the handlers of cancelled calls", extra={"event": "shutdown_handlers_abandoned"}
-        )
-    elapsed = time.monotonic() - began
-    logger.info(
-        "stopped after %.2fs", elapsed, extra={"event": "shutdown_complete", "seconds": round(elapsed, 3)}
-    )
-    if not handlers_done:
-        logging.shutdown()
-        os._exit(0)
-    return 0
-
-
-def _deadline_exceeded(timeout: float) -> None:
-    logger.error(
-        "shutdown did not finish within %gs (--shutdown-timeout): exiting now",
-        timeout,
-        extra={"event": "shutdown_deadline_exceeded"},
-    )
-    logging.shutdown()
-    os._exit(1)
-
-
-def _described(source: Source) -> str:
-    return f"flag file {source.origin}" if isinstance(source, FileSource) else source.origin
-
-
-def _stop_management(management: ManagementServer | None) -> None:
-    if management is not None:
-        management.stop()
-
-
-def _stop_health(health_server: HealthServer | None) -> None:
-    if health_server is not None:
-        health_server.stop()
-
-
-def _tls_files(settings: config.Settings) -> TlsFiles | None:
-    if settings.tls_cert is None or settings.tls_key is None:
-        return None
-    return TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    with Runtime(settings, source) as runtime:
+        try:
+            runtime.start()
+        except StartFailed:
+            return 1  # logged, and what had started is stopped
+        stop_requested.wait(on_reload=runtime.reload)
+        stop_requested.restore_defaults()  # a second Ctrl-C or SIGTERM kills at once
+        return runtime.shutdown(stop_requested.signal_name)
 
 
 class StopRequest:

@@ -8,17 +8,17 @@ is reported in one message, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import OPTIONS, OPTIONS_BY_NAME, ConfigError, Layer, Option, RawValue, Settings
+from .options import ConfigError, Layer, Option, RawValue
 
 
-def file_layer(path: Path) -> Layer:
-    """Read `path` into a Layer. Raises ConfigError naming the file and every bad key."""
+def file_layer(path: Path, options: Sequence[Option]) -> Layer:
+    """Read `path` into a Layer for `options`. Raises ConfigError naming the file and every bad key."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -33,13 +33,14 @@ def file_layer(path: Path) -> Layer:
         raise ConfigError(
             f"config file {path}: expected a mapping of option names to values, not {type(document).__name__}"
         )
+    by_name = {option.name: option for option in options}
     values: dict[str, RawValue] = {}
     problems: list[str] = []
     for key, value in document.items():
         name = str(key).replace("-", "_")
-        option = OPTIONS_BY_NAME.get(name)
+        option = by_name.get(name)
         if option is None or not option.in_file:
-            problems.append(_unknown_key(str(key)))
+            problems.append(_unknown_key(str(key), options))
         elif name in values:
             problems.append(f"key {key!r}: {name} is set twice")
         elif value is not None:  # `key:` with no value, or null, leaves the option unset
@@ -52,8 +53,8 @@ def file_layer(path: Path) -> Layer:
     return Layer(values, lambda option: f"config file {path}, key {option.name}")
 
 
-def _unknown_key(key: str) -> str:
-    names = [option.name for option in OPTIONS if option.in_file]
+def _unknown_key(key: str, options: Sequence[Option]) -> str:
+    names = [option.name for option in options if option.in_file]
     if key.replace("-", "_") == "config":
         return "key 'config' cannot be set in a config file (use --config or FLAG_SIDECAR_CONFIG)"
     import difflib  # only to word this error: not loaded by a sidecar that starts cleanly
@@ -82,15 +83,16 @@ def _scalar(value: Any) -> str:
 # ---------------------------------------------------------------- config --print
 
 
-def render_effective(settings: Settings, sources: Mapping[str, str]) -> str:
-    """The effective settings as YAML that works as a --config file, each line saying its source."""
+def render_effective(settings: Any, sources: Mapping[str, str], options: Sequence[Option]) -> str:
+    """The effective `settings` (a dataclass with a field per option) as YAML that works as a
+    --config file, each line saying its source."""
     lines = [
         "# Effective flag-sidecar configuration.",
         "# Precedence: command-line flag > environment variable > config file > default.",
     ]
-    if settings.config is not None:
+    if getattr(settings, "config", None) is not None:
         lines.append(f"# Config file: {settings.config} (from {sources['config']})")
-    for option in OPTIONS:
+    for option in options:
         if not option.in_file:
             continue
         value = _file_value(option, getattr(settings, option.name))

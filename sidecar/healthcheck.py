@@ -18,15 +18,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
-from sidecar import config
+from sidecar.app import settings as app_settings
+from sidecar.options import ConfigError
 
 _ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 def readyz_url(environ: Mapping[str, str]) -> str | None:
     """The /readyz URL for the management listener `serve` would bind, None when it is off.
-    Raises config.ConfigError."""
-    address = config.load_settings(argparse.Namespace(), environ).management_listen
+    Raises ConfigError."""
+    address = app_settings.load_settings(argparse.Namespace(), environ).management_listen
     if not address:
         return None
     host, _, port = address.rpartition(":")
@@ -38,7 +39,7 @@ def readyz_url(environ: Mapping[str, str]) -> str | None:
 def main(environ: Mapping[str, str] | None = None, timeout: float = 2.0) -> int:
     try:
         url = readyz_url(os.environ if environ is None else environ)
-    except config.ConfigError as error:
+    except ConfigError as error:
         print(f"healthcheck: {error}", file=sys.stderr)
         return 1
     if url is None:

@@ -23,8 +23,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
 
+from sidecar.options import option, parse_choice, parse_count, parse_positive_seconds
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
 DEFAULT_REPEAT_LIMIT = 10
 DEFAULT_REPEAT_INTERVAL = 60.0
@@ -189,3 +193,24 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+@dataclass(frozen=True)
+class LoggingOptions:
+    """The options of configure_logging (declared as sidecar.options explains)."""
+
+    log_level: str = option(
+        parse_choice(LOG_LEVELS), "info", "LEVEL", f"logging level: {', '.join(LOG_LEVELS)}"
+    )
+    log_format: str = option(
+        parse_choice(LOG_FORMATS), "json", "FORMAT", "json (one object per line) or text"
+    )
+    log_repeat_limit: int = option(
+        parse_count,
+        DEFAULT_REPEAT_LIMIT,
+        "N",
+        "at most N lines of one message per --log-repeat-interval, then one summary (0: no limit)",
+    )
+    log_repeat_interval: float = option(
+        parse_positive_seconds, DEFAULT_REPEAT_INTERVAL, "SECONDS", "the interval of --log-repeat-limit"
+    )

@@ -36,7 +36,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
-    """Everything the command line says about events (see sidecar/config.py)."""
+    """Everything the command line says about events (the options: sidecar/events/settings.py)."""
 
     exporters: Sequence[str | ExporterSpec] = ()
     flush_interval: float = 10.0

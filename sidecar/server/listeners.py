@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from sidecar.config import UNIX_PREFIX, unix_socket_path
+from sidecar.options import UNIX_PREFIX, unix_socket_path
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Kubernetes manifests and the Dockerfile agree with the server: ports, probes, args.
 
-Defaults come from sidecar/config.py's option table and the args go through the real command-line
-parser and settings resolution, so a renamed flag or a moved default breaks this test, not a pod.
+Defaults come from the option table (sidecar/app/settings.py) and the args go through the real
+command-line parser and settings resolution, so a renamed flag or a moved default breaks this test, not a pod.
 The grpc probes are asked of a real health listener, serving the ConfigMap's flags.
 """
 
@@ -23,7 +23,9 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sidecar import cli, config, healthcheck
+from sidecar import cli, healthcheck
+from sidecar.app import settings as app_settings
+from sidecar.options import ENV_PREFIX
 from sidecar.server.app import LIVENESS_SERVICE, SidecarServer
 from sidecar.server.health_listener import HealthServer
 from sidecar.server.management import split_host_port
@@ -37,7 +39,7 @@ SIDECAR = "flag-sidecar"
 
 
 def default_port(option: str) -> int:
-    default = config.option_named(option).default
+    default = app_settings.option_named(option).default
     address = default[0] if isinstance(default, tuple) else default
     return split_host_port(address)[1]
 
@@ -87,14 +89,14 @@ def pod() -> Pod:
 
 
 @pytest.fixture(scope="module")
-def settings(pod: Pod) -> config.Settings:
+def settings(pod: Pod) -> app_settings.Settings:
     """The sidecar's settings, resolved from its args and env exactly as `serve` would."""
     args = cli.build_parser().parse_args(pod.sidecar["args"])
     assert args.command == "serve"
     environ = {e["name"]: e["value"] for e in pod.sidecar.get("env", [])}
     for name in environ:
-        assert name.removeprefix(config.ENV_PREFIX).lower() in config.OPTIONS_BY_NAME, name
-    return config.load_settings(args, environ)
+        assert name.removeprefix(ENV_PREFIX).lower() in app_settings.OPTIONS_BY_NAME, name
+    return app_settings.load_settings(args, environ)
 
 
 def test_kustomization_lists_every_manifest() -> None:
@@ -107,14 +109,14 @@ def test_the_sidecar_is_a_native_sidecar(pod: Pod) -> None:
     assert SIDECAR not in [c["name"] for c in pod.spec["containers"]]
 
 
-def test_grpc_port_and_the_apps_address(pod: Pod, settings: config.Settings) -> None:
+def test_grpc_port_and_the_apps_address(pod: Pod, settings: app_settings.Settings) -> None:
     assert settings.listen == (f"127.0.0.1:{GRPC_PORT}",)  # loopback: only this pod's app calls it
     assert pod.port(pod.sidecar, "grpc") == GRPC_PORT
     app_env = {e["name"]: e["value"] for e in pod.app["env"]}
     assert app_env["FLAG_SIDECAR_ADDRESS"] == settings.listen[0]
 
 
-def test_management_port_listens_on_the_pod_ip(pod: Pod, settings: config.Settings) -> None:
+def test_management_port_listens_on_the_pod_ip(pod: Pod, settings: app_settings.Settings) -> None:
     host, port = split_host_port(settings.management_listen)
     assert (host, port) == ("0.0.0.0", MANAGEMENT_PORT)  # Prometheus scrapes the pod IP
     assert pod.port(pod.sidecar, "management") == MANAGEMENT_PORT
@@ -123,9 +125,9 @@ def test_management_port_listens_on_the_pod_ip(pod: Pod, settings: config.Settin
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
-def test_health_port_listens_on_the_pod_ip(pod: Pod, settings: config.Settings) -> None:
+def test_health_port_listens_on_the_pod_ip(pod: Pod, settings: app_settings.Settings) -> None:
     # Off by default: the manifest has to turn it on, or the grpc probes would find no port.
-    assert config.option_named("health_listen").default == ""
+    assert app_settings.option_named("health_listen").default == ""
     assert settings.health_listen, "no --health-listen: the grpc probes would find nothing"
     host, port = split_host_port(settings.health_listen)
     assert host == "0.0.0.0"  # the kubelet probes the pod IP
@@ -147,7 +149,7 @@ class HealthStages:
 
 
 @pytest.fixture(scope="module")
-def health_stages(settings: config.Settings, tmp_path_factory) -> Iterator[dict[str, HealthStages]]:
+def health_stages(settings: app_settings.Settings, tmp_path_factory) -> Iterator[dict[str, HealthStages]]:
     """Runs the sidecar's stages once against a real health listener serving the ConfigMap's flags:
     HealthStages for "", "liveness" and every registered service name."""
     assert settings.flags is not None
@@ -190,7 +192,7 @@ def health_stages(settings: config.Settings, tmp_path_factory) -> Iterator[dict[
 )
 def test_grpc_probes_ask_the_health_listener(
     pod: Pod,
-    settings: config.Settings,
+    settings: app_settings.Settings,
     health_stages,
     probe: str,
     service: str,
@@ -216,7 +218,7 @@ def test_every_served_service_name_says_what_the_readiness_probe_sees(health_sta
 
 
 def test_flags_come_from_the_configmap_mounted_as_a_directory(
-    pod: Pod, settings: config.Settings, tmp_path: Path
+    pod: Pod, settings: app_settings.Settings, tmp_path: Path
 ) -> None:
     assert settings.flags is not None
     mount = next(m for m in pod.sidecar["volumeMounts"] if Path(m["mountPath"]) == settings.flags.parent)
@@ -234,7 +236,7 @@ def test_flags_come_from_the_configmap_mounted_as_a_directory(
     assert not flag_set.warnings
 
 
-def test_resources_and_security(pod: Pod, settings: config.Settings) -> None:
+def test_resources_and_security(pod: Pod, settings: app_settings.Settings) -> None:
     resources = pod.sidecar["resources"]
     for kind in ("cpu", "memory"):
         assert kind in resources["requests"]
@@ -357,7 +359,7 @@ def test_dockerfile_environment_is_valid_settings() -> None:
         for assignment in shlex.split(env):
             name, _, value = assignment.partition("=")
             environ[name] = value
-    settings = config.load_settings(cli.build_parser().parse_args(["serve"]), environ)
+    settings = app_settings.load_settings(cli.build_parser().parse_args(["serve"]), environ)
     assert settings.listen == (f"0.0.0.0:{GRPC_PORT}",)  # a container's port must be reachable
     assert settings.management_listen == f"0.0.0.0:{MANAGEMENT_PORT}"
     assert settings.flags is not None

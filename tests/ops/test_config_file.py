@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sidecar import cli, config
+from sidecar import cli
+from sidecar.app import settings as app_settings
 from sidecar.config_file import file_layer
+from sidecar.options import ConfigError, parse_size
 from sidecar.server.limits import (
     DEFAULT_MAX_CONTEXT_BYTES,
     DEFAULT_MAX_CONTEXT_KEYS,
@@ -19,10 +21,10 @@ from sidecar.server.limits import (
 )
 
 
-def settings_from(argv=(), env=None) -> tuple[config.Settings, dict[str, str]]:
+def settings_from(argv=(), env=None) -> tuple[app_settings.Settings, dict[str, str]]:
     parser = argparse.ArgumentParser()
-    config.add_options(parser)
-    return config.load_settings_with_sources(parser.parse_args(list(argv)), env or {})
+    app_settings.add_options(parser)
+    return app_settings.load_settings_with_sources(parser.parse_args(list(argv)), env or {})
 
 
 def write(path: Path, text: str) -> Path:
@@ -88,13 +90,13 @@ def test_several_listen_addresses_from_flags_and_env() -> None:
 
 def test_unknown_keys_are_rejected_with_a_suggestion(tmp_path: Path) -> None:
     file = write(tmp_path / "sidecar.yaml", "cache_tll: 5\nlisten_adress: x\nfrobnicate: 1\n")
-    with pytest.raises(config.ConfigError) as caught:
-        file_layer(file)
+    with pytest.raises(app_settings.ConfigError) as caught:
+        file_layer(file, app_settings.OPTIONS)
     message = str(caught.value)
     assert message.startswith(f"config file {file}: ")
     assert "unknown key 'cache_tll' (did you mean 'cache_ttl'?)" in message
     assert "unknown key 'listen_adress' (did you mean 'listen'?)" in message
-    assert "unknown key 'frobnicate'; known keys: flags, source, state_dir, listen, " in message
+    assert "unknown key 'frobnicate'; known keys: flags, source, state_dir, cache_ttl, " in message
 
 
 @pytest.mark.parametrize(
@@ -113,13 +115,13 @@ def test_unknown_keys_are_rejected_with_a_suggestion(tmp_path: Path) -> None:
 )
 def test_bad_files_and_values_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     file = write(tmp_path / "sidecar.yaml", text)
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(app_settings.ConfigError) as caught:
         settings_from(["--config", str(file)])
     assert message.format(file=file) in str(caught.value)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(config.ConfigError, match=r"cannot read config file .*absent\.yaml: No such file"):
+    with pytest.raises(ConfigError, match=r"cannot read config file .*absent\.yaml: No such file"):
         settings_from(["--config", str(tmp_path / "absent.yaml")])
 
 
@@ -134,7 +136,7 @@ def test_health_listen_from_flag_environment_and_file(tmp_path: Path) -> None:
     env = {"FLAG_SIDECAR_HEALTH_LISTEN": "[::]:9015"}
     assert settings_from(["--config", str(file)], env)[0].health_listen == "[::]:9015"
     assert settings_from(["--config", str(file), "--health-listen", "off"], env)[0].health_listen == ""
-    with pytest.raises(config.ConfigError, match=r"invalid health_listen '8015' .*expected HOST:PORT"):
+    with pytest.raises(app_settings.ConfigError, match=r"invalid health_listen '8015' .*expected HOST:PORT"):
         settings_from(["--health-listen", "8015"])
 
 
@@ -160,7 +162,7 @@ def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
     ],
 )
 def test_inconsistent_settings_are_rejected(argv: list[str], message: str) -> None:
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(app_settings.ConfigError) as caught:
         settings_from(argv)
     assert message in str(caught.value)
 
@@ -177,20 +179,20 @@ def test_inconsistent_settings_are_rejected(argv: list[str], message: str) -> No
     ],
 )
 def test_sizes(text: str, size: int) -> None:
-    assert config.parse_size(text) == size
+    assert parse_size(text) == size
 
 
 def test_context_limit_defaults_agree_with_the_option_table() -> None:
-    assert config.option_named("max_context_keys").default == DEFAULT_MAX_CONTEXT_KEYS
-    assert config.option_named("max_context_bytes").default == DEFAULT_MAX_CONTEXT_BYTES
-    assert config.option_named("max_flag_key_bytes").default == DEFAULT_MAX_FLAG_KEY_BYTES
-    assert config.option_named("max_evaluate_all_keys").default == DEFAULT_MAX_EVALUATE_ALL_KEYS
-    assert config.option_named("max_response_bytes").default == DEFAULT_MAX_RESPONSE_BYTES
+    assert app_settings.option_named("max_context_keys").default == DEFAULT_MAX_CONTEXT_KEYS
+    assert app_settings.option_named("max_context_bytes").default == DEFAULT_MAX_CONTEXT_BYTES
+    assert app_settings.option_named("max_flag_key_bytes").default == DEFAULT_MAX_FLAG_KEY_BYTES
+    assert app_settings.option_named("max_evaluate_all_keys").default == DEFAULT_MAX_EVALUATE_ALL_KEYS
+    assert app_settings.option_named("max_response_bytes").default == DEFAULT_MAX_RESPONSE_BYTES
 
 
 def test_config_print_round_trips_and_names_sources(tmp_path: Path, capsys, monkeypatch) -> None:
-    for name in config.OPTIONS_BY_NAME:
-        monkeypatch.delenv(config.option_named(name).env_var, raising=False)
+    for name in app_settings.OPTIONS_BY_NAME:
+        monkeypatch.delenv(app_settings.option_named(name).env_var, raising=False)
     monkeypatch.setenv("FLAG_SIDECAR_LOG_FORMAT", "text")
     file = write(tmp_path / "sidecar.yaml", "cache_ttl: 5\nlisten: [127.0.0.1:7000, unix:///tmp/x.sock]\n")
     assert cli.main(["config", "--print", "--config", str(file), "--management-listen", "off"]) == 0
@@ -201,14 +203,14 @@ def test_config_print_round_trips_and_names_sources(tmp_path: Path, capsys, monk
     assert "shutdown_grace: 10.0  # default\n" in printed
     assert f"# Config file: {file} (from command-line flag --config)" in printed
     # What it prints is a config file that gives the same settings.
-    assert set(yaml.safe_load(printed)) == {o.name for o in config.OPTIONS if o.in_file}
+    assert set(yaml.safe_load(printed)) == {o.name for o in app_settings.OPTIONS if o.in_file}
     again = write(tmp_path / "printed.yaml", printed)
     monkeypatch.delenv("FLAG_SIDECAR_LOG_FORMAT")
     original, _ = settings_from(
         ["--config", str(file), "--management-listen", "off"], {"FLAG_SIDECAR_LOG_FORMAT": "text"}
     )
     reread, _ = settings_from(["--config", str(again)])
-    assert reread == config.Settings(**{**original.__dict__, "config": again})
+    assert reread == app_settings.Settings(**{**original.__dict__, "config": again})
 
 
 def test_config_without_print_and_bad_config_exit_2(tmp_path: Path, capsys) -> None:

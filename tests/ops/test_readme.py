@@ -1,6 +1,6 @@
-"""README's option table lists every option of the table in sidecar/config.py, its examples of
-health and limit messages match what the code says, and its examples run as shown: the lines
-`make run` logs, `grpcurl list`, the `config --print` excerpt and the Node snippet."""
+"""README's option table lists every option the components declare (sidecar/app/settings.py), its
+examples of health and limit messages match what the code says, and its examples run as shown: the
+lines `make run` logs, `grpcurl list`, the `config --print` excerpt and the Node snippet."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sidecar import config
+from sidecar.app import settings as app_settings
 from tests.conftest import eventually
 from tests.serve_process import ServeProcess
 
@@ -26,10 +26,35 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 def test_every_option_is_in_the_readme_table() -> None:
     table_rows = [line for line in README.splitlines() if line.startswith("| `--")]
-    for option in config.OPTIONS:
+    for option in app_settings.OPTIONS:
         assert any(
             row.startswith(f"| `{option.flag} ") and f"`{option.env_var}`" in row for row in table_rows
         ), f"README's option table has no row for {option.flag} / {option.env_var}"
+
+
+def option_table_rows() -> dict[str, list[str]]:
+    """The rows of README's option table (those with an environment variable), by option flag."""
+    rows: dict[str, list[str]] = {}
+    for line in README.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        if line.startswith("| `--") and len(cells) == 4 and cells[1].startswith("`FLAG_SIDECAR_"):
+            rows.setdefault(cells[0].strip("`").split(" ")[0], cells)
+    return rows
+
+
+def test_the_readme_tables_options_and_defaults_are_the_declared_ones() -> None:
+    declared = {option.flag: option for option in app_settings.OPTIONS}
+    rows = option_table_rows()
+    assert set(rows) == set(declared)
+    for flag, (_, env_var, default, _) in rows.items():
+        option = declared[flag]
+        assert env_var.split("`")[1] == option.env_var
+        shown = default.strip("`")
+        if option.default is None:
+            assert shown == "none" or shown.startswith("required"), f"{flag}: README says {default}"
+            continue
+        value = option.parse(shown)  # README writes the default as the option takes it: 1MiB, off
+        assert (value,) == option.default if option.multiple else value == option.default, flag
 
 
 def test_readme_mentions_the_management_endpoints_and_metric_names() -> None:

@@ -6,18 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import config
+from sidecar.app import settings as app_settings
+from sidecar.options import Layer
 
 
-def settings_from(argv=(), env=None) -> config.Settings:
+def settings_from(argv=(), env=None) -> app_settings.Settings:
     parser = argparse.ArgumentParser()
-    config.add_options(parser)
-    return config.load_settings(parser.parse_args(list(argv)), env or {})
+    app_settings.add_options(parser)
+    return app_settings.load_settings(parser.parse_args(list(argv)), env or {})
 
 
 def test_defaults():
     settings = settings_from()
-    assert settings == config.Settings(
+    assert settings == app_settings.Settings(
         config=None,
         flags=None,
         source=None,
@@ -110,25 +111,25 @@ def test_empty_environment_variable_counts_as_unset():
     ],
 )
 def test_bad_values_name_the_option_and_where_they_came_from(argv, env, message):
-    with pytest.raises(config.ConfigError) as caught:
+    with pytest.raises(app_settings.ConfigError) as caught:
         settings_from(argv, env)
     assert message in str(caught.value)
 
 
 def test_required_option_names_flag_and_environment_variable():
     with pytest.raises(
-        config.ConfigError, match="flags is required: pass --flags PATH or set FLAG_SIDECAR_FLAGS"
+        app_settings.ConfigError, match="flags is required: pass --flags PATH or set FLAG_SIDECAR_FLAGS"
     ):
-        config.require(settings_from(), "flags")
+        app_settings.require(settings_from(), "flags")
 
 
 def test_a_later_layer_slots_in_between_environment_and_default():
     # What a config-file layer will do: fill what neither the command line nor the environment set.
-    file_layer = config.Layer({"listen": "127.0.0.1:9999", "cache_ttl": "5"}, lambda o: f"file key {o.name}")
-    settings = config.resolve(
+    file_layer = Layer({"listen": "127.0.0.1:9999", "cache_ttl": "5"}, lambda o: f"file key {o.name}")
+    settings = app_settings.resolve(
         [
-            config.command_line_layer(argparse.Namespace(cache_ttl="7")),
-            config.environment_layer({}),
+            app_settings.command_line_layer(argparse.Namespace(cache_ttl="7")),
+            app_settings.environment_layer({}),
             file_layer,
         ]
     )
@@ -136,8 +137,9 @@ def test_a_later_layer_slots_in_between_environment_and_default():
 
 
 def test_options_table_and_settings_agree():
-    assert [o.name for o in config.OPTIONS] == [f.name for f in dataclasses.fields(config.Settings)]
-    for option in config.OPTIONS:
+    fields = dataclasses.fields(app_settings.Settings)
+    assert [o.name for o in app_settings.OPTIONS] == [f.name for f in fields]
+    for option in app_settings.OPTIONS:
         assert option.env_var == "FLAG_SIDECAR_" + option.name.upper()
         if option.default is None:
             continue
@@ -185,5 +187,5 @@ def test_event_options():
     ],
 )
 def test_bad_event_options(argv, message):
-    with pytest.raises(config.ConfigError, match=message):
+    with pytest.raises(app_settings.ConfigError, match=message):
         settings_from(argv)

@@ -1,0 +1,371 @@
+"""The runtime of `flag-sidecar serve`: builds the components from the settings, starts them in
+order, and stops them.
+
+Start order (STARTUP): the management listener (so that /healthz answers and /readyz says why it
+is not ready while the flags load), the event pipeline (it replays what its spool kept), the flag
+store (takes --state-dir, loads the flags, follows the source), the health listener (a port in
+use there stops us before anything serves flags), the gRPC server.
+
+Each component that starts is pushed on an ExitStack: when a later one fails to start, or on any
+exception, the stack stops exactly the components that started, in reverse order, each once. On
+SIGTERM/SIGINT, `shutdown` runs the declared sequence (SHUTDOWN) within --shutdown-timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from sidecar.app.settings import Settings
+from sidecar.engine import FlagSetError
+from sidecar.events import EventPipeline, PipelineConfig, SpecError, SpoolLockedError, build_pipeline
+from sidecar.server.app import SidecarServer
+from sidecar.server.flagd import FlagdSettings
+from sidecar.server.health_listener import HealthServer
+from sidecar.server.limits import ContextLimits
+from sidecar.server.listeners import TlsFiles
+from sidecar.server.management import ManagementServer
+from sidecar.server.metrics import SidecarMetrics
+from sidecar.server.streams import StreamLimits
+from sidecar.sources import FileSource, Source, open_source
+from sidecar.store import FlagStore, StateDirError
+
+logger = logging.getLogger("sidecar")
+
+STARTUP = ("management", "events", "store", "health", "server")
+# Readiness off comes first (management.begin_shutdown, and the server's own first step), then
+# the drain, then the flush of the events of the last calls; the health listener stops after the
+# store, with the management listener, so that its `liveness` stays SERVING throughout.
+SHUTDOWN = ("server", "events", "store", "health", "management")
+# Kept from the shutdown budget for the last log lines and the exit itself.
+_EXIT_MARGIN = 0.5
+
+
+class StartFailed(Exception):
+    """A component did not start. The reason is logged; what had started is stopped."""
+
+
+def flag_source(settings: Settings) -> Source:
+    """--source URI, or --flags PATH (a file source, the path kept as given for messages)."""
+    if settings.source is not None:
+        return open_source(settings.source)  # checked when the options were parsed
+    if settings.flags is None:
+        raise ValueError("no --flags or --source")  # cli.main requires one
+    return FileSource(settings.flags)
+
+
+class Runtime:
+    """The components of one `serve` process. Use as a context manager: leaving it stops what is
+    still running (after a failed start, an exception, or a shutdown that did not get that far)."""
+
+    def __init__(self, settings: Settings, source: Source | None = None) -> None:
+        self.settings = settings
+        self.source = flag_source(settings) if source is None else source
+        self.store = FlagStore(
+            self.source,
+            cache_ttl=settings.cache_ttl,
+            eval_cache_size=settings.eval_cache_size,
+            state_dir=settings.state_dir,
+        )
+        self.metrics = SidecarMetrics(self.store)
+        self.management: ManagementServer | None = None
+        self.events: EventPipeline | None = None
+        self.health: HealthServer | None = None
+        self.server: SidecarServer | None = None
+        self.started: list[str] = []  # component names, in the order they started
+        self.stopped: list[str] = []  # and in the order they stopped
+        self._stops: dict[str, Callable[[], None]] = {}
+        self._stack = contextlib.ExitStack()
+        self._deadline: float | None = None  # monotonic; set when the shutdown sequence begins
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ start
+
+    def start(self) -> None:
+        """Start every component in STARTUP order. Raises StartFailed (logged) after stopping,
+        in reverse order, the ones that had started."""
+        steps: dict[str, Callable[[], Callable[[], None] | None]] = {
+            "management": self._start_management,
+            "events": self._start_events,
+            "store": self._start_store,
+            "health": self._start_health,
+            "server": self._start_server,
+        }
+        try:
+            for name in STARTUP:
+                stop = steps[name]()
+                if stop is not None:  # None: the component is off (--management-listen off, ...)
+                    self.started.append(name)
+                    self._stops[name] = stop
+                    self._stack.callback(self._stop, name)
+        except BaseException:
+            self.close()
+            raise
+        if self.management is not None and self.server is not None:
+            self.management.mark_serving(liveness=self.server.liveness_problem)
+
+    def _start_management(self) -> Callable[[], None] | None:
+        settings = self.settings
+        if not settings.management_listen:
+            return None
+        management = ManagementServer(
+            settings.management_listen,
+            store=self.store,
+            registry=self.metrics.registry,
+            max_connections=settings.management_max_connections,
+            read_timeout=settings.management_timeout,
+        )
+        try:
+            management.start()
+        except OSError as error:
+            raise _not_serving("%s", error) from error
+        self.management = management
+        return management.stop
+
+    def _start_events(self) -> Callable[[], None]:
+        try:
+            events = build_pipeline(self._pipeline_config())
+        except (SpecError, SpoolLockedError, OSError) as error:
+            raise _not_serving("%s", error) from error
+        self.metrics.add_exporter_counters(events.stats)
+        self.metrics.add_event_rejections(events.rejections)
+        self.events = events
+        # Before start(): a scheduler that started before a failure is closed too.
+        stop = self._close_events
+        try:
+            events.start()  # replays what the spool kept from the last run
+        except BaseException:
+            stop()
+            raise
+        return stop
+
+    def _start_store(self) -> Callable[[], None]:
+        store, source = self.store, self.source
+        try:
+            store.start()
+        except StateDirError as error:
+            store.close()
+            raise _not_serving("%s", error) from error
+        except FlagSetError as error:
+            store.close()  # releases --state-dir, taken before the flags were read
+            # One log record (a JSON line in JSON mode) with the problems as a list, not plain text
+            # between the JSON lines; the text format spells them out one per line.
+            problems = [str(problem) for problem in error.problems]
+            raise _not_serving(
+                "%s has %s:\n%s",
+                source.origin,
+                _plural(len(problems), "problem"),
+                "\n".join(problems),
+                extra={"event": "flags_rejected", "problems": problems},
+            ) from error
+        except OSError as error:
+            store.close()
+            raise _not_serving("cannot read %s: %s", _described(source), error.strerror or error) from error
+        except BaseException:
+            store.close()
+            raise
+        return store.close
+
+    def _start_health(self) -> Callable[[], None] | None:
+        # The server is built here (its health servicer is what this listener serves) and started
+        # next, once the health listener holds its port.
+        self.server = self._build_server()
+        if not self.settings.health_listen:
+            return None
+        health = HealthServer(self.server.health, self.settings.health_listen, self._stream_limits())
+        self.metrics.add_stream_stats(health.streams.stats)
+        try:
+            health.start()
+        except OSError as error:
+            raise _not_serving("%s", error) from error
+        self.health = health
+        return health.stop
+
+    def _start_server(self) -> Callable[[], None]:
+        assert self.server is not None  # built by _start_health
+        try:
+            self.server.start()
+        except OSError as error:
+            raise _not_serving("%s", error) from error
+        return self._stop_server
+
+    def _build_server(self) -> SidecarServer:
+        settings = self.settings
+        return SidecarServer(
+            self.store,
+            # --flagd-listen is one more listener (flagd providers default to port 8013), same services.
+            (*settings.listen, settings.flagd_listen) if settings.flagd_listen else settings.listen,
+            tls=_tls_files(settings),
+            max_request_bytes=settings.max_request_bytes,
+            max_concurrent_calls=settings.max_concurrent_calls,
+            handshake_timeout=settings.handshake_timeout,
+            metrics=self.metrics,
+            context_limits=ContextLimits(
+                settings.max_context_keys,
+                settings.max_context_bytes,
+                max_flag_key_bytes=settings.max_flag_key_bytes,
+                max_evaluate_all_keys=settings.max_evaluate_all_keys,
+                max_response_bytes=settings.max_response_bytes,
+            ),
+            events=self.events,
+            # Checked when the options were parsed (sidecar.server.settings).
+            flagd=FlagdSettings.from_options(
+                settings.context_value or (), settings.context_from_header or ()
+            ),
+            stream_limits=self._stream_limits(),
+        )
+
+    def _stream_limits(self) -> StreamLimits:
+        settings = self.settings
+        return StreamLimits(
+            settings.max_streams, settings.max_streams_per_connection, settings.stream_idle_timeout
+        )
+
+    def _pipeline_config(self) -> PipelineConfig:
+        settings = self.settings
+        if settings.exporter and settings.spool_dir is None:
+            logger.warning(
+                "no --spool-dir: events an exporter cannot take yet are kept in memory only, and lost "
+                "(counted and logged) on a crash, or past the memory buffer during an outage"
+            )
+        return PipelineConfig(
+            exporters=settings.exporter or (),
+            flush_interval=settings.flush_interval,
+            max_events_in_memory=settings.max_events_in_memory,
+            buffer_bytes=settings.events_buffer_bytes,
+            max_details_bytes=settings.max_event_details_bytes,
+            spool_dir=settings.spool_dir,
+            spool_max_bytes=settings.spool_max_bytes,
+            events_on_evaluate_all=settings.events_on_evaluate_all,
+            shutdown_grace=settings.events_flush_timeout,
+        )
+
+    # ------------------------------------------------------------ serving
+
+    def reload(self) -> None:
+        """SIGHUP: read the flags again (the store logs what it applied, or why it kept the last
+        good set)."""
+        logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        self.store.reload()
+
+    # ------------------------------------------------------------ stop
+
+    def shutdown(self, reason: str) -> int:
+        """Readiness off and health NOT_SERVING (all but `liveness`) first, then refuse new calls
+        and let in-flight ones finish (up to --shutdown-grace), then flush the events (within
+        --events-flush-timeout), then close the store and the listeners, all before
+        --shutdown-timeout; past it, exit 1 at once. Returns the exit code (0)."""
+        settings = self.settings
+        began = time.monotonic()
+        self._deadline = began + settings.shutdown_timeout
+        watchdog = threading.Timer(
+            settings.shutdown_timeout, _deadline_exceeded, args=(settings.shutdown_timeout,)
+        )
+        watchdog.daemon = True
+        watchdog.start()
+        logger.info(
+            "received %s: shutting down (up to %gs for in-flight calls, exit within %gs)",
+            reason,
+            settings.shutdown_grace,
+            settings.shutdown_timeout,
+            extra={"event": "shutdown_started", "signal": reason},
+        )
+        if self.management is not None:
+            self.management.begin_shutdown()
+        for name in SHUTDOWN:
+            self._stop(name)
+        self.close()  # nothing left: every started component is in SHUTDOWN
+        handlers_done = self.server is None or self.server.join_handlers(self._left())
+        watchdog.cancel()
+        if not handlers_done:
+            # Calls cancelled at the end of the grace whose handlers still run: nobody will receive
+            # their answers, and a normal exit would wait for them past --shutdown-timeout.
+            logger.warning(
+                "not waiting for the handlers of cancelled calls",
+                extra={"event": "shutdown_handlers_abandoned"},
+            )
+        elapsed = time.monotonic() - began
+        logger.info(
+            "stopped after %.2fs", elapsed, extra={"event": "shutdown_complete", "seconds": round(elapsed, 3)}
+        )
+        if not handlers_done:
+            logging.shutdown()
+            os._exit(0)
+        return 0
+
+    def close(self) -> None:
+        """Stop, in reverse start order, whatever is still running (each component once)."""
+        self._stack.close()
+
+    def _stop(self, name: str) -> None:
+        stop = self._stops.pop(name, None)
+        if stop is None:  # off, never started, or already stopped
+            return
+        self.stopped.append(name)
+        stop()
+
+    def _left(self) -> float:
+        """Seconds left of the shutdown budget, less the exit margin; 0 outside a shutdown (after
+        a failed start nothing waits)."""
+        if self._deadline is None:
+            return 0.0
+        return max(0.0, self._deadline - time.monotonic() - _EXIT_MARGIN)
+
+    def _stop_server(self) -> None:
+        assert self.server is not None
+        if self._deadline is None:  # not a shutdown: no grace
+            self.server.stop(0.0, timeout=1.0)
+            return
+        left = max(0.0, self._deadline - time.monotonic())
+        grace = min(self.settings.shutdown_grace, left)
+        # Bounded even if grpcio cannot stop (a wedged server): the flush still gets its turn.
+        self.server.stop(grace, timeout=min(grace + 1.0, left))
+
+    def _close_events(self) -> None:
+        assert self.events is not None
+        # After the drain, so the events of the last calls are flushed too; the rest is spooled.
+        self.events.close(min(self.settings.events_flush_timeout, self._left()))
+
+
+def _not_serving(message: str, *args: object, extra: dict[str, object] | None = None) -> StartFailed:
+    logger.error("not serving: " + message, *args, extra=extra)
+    return StartFailed(message % args)
+
+
+def _deadline_exceeded(timeout: float) -> None:
+    logger.error(
+        "shutdown did not finish within %gs (--shutdown-timeout): exiting now",
+        timeout,
+        extra={"event": "shutdown_deadline_exceeded"},
+    )
+    logging.shutdown()
+    os._exit(1)
+
+
+def _described(source: Source) -> str:
+    return f"flag file {source.origin}" if isinstance(source, FileSource) else source.origin
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _tls_files(settings: Settings) -> TlsFiles | None:
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    return TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)

@@ -1,0 +1,128 @@
+"""Every option of `flag-sidecar serve`: the options each component declares next to its code,
+put together into one Settings class, and the rules between options of different components.
+
+To add an option, declare one field in the options dataclass of the component that uses it;
+`serve --help`, the environment variable, the config-file key and `config --print` follow. To add
+a component's options, add its dataclass to the bases of Settings. README's option table lists
+every option (tests/ops/test_readme.py checks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.config import ConfigError, ConfigFileOptions, Layer, OptionTable
+from sidecar.events.settings import EventOptions
+from sidecar.logging_setup import LoggingOptions
+from sidecar.options import UNIX_PREFIX, Option, option, parse_seconds
+from sidecar.server.settings import (
+    ContextLimitOptions,
+    FlagdOptions,
+    HealthListenerOptions,
+    ManagementOptions,
+    ServerOptions,
+    StreamOptions,
+)
+from sidecar.sources.settings import SourceOptions
+from sidecar.store.settings import StoreOptions
+
+__all__ = ["OPTIONS", "TABLE", "ConfigError", "Layer", "Settings"]
+
+
+@dataclass(frozen=True)
+class ShutdownOptions:
+    """The runtime's own options (runtime.py: the shutdown sequence)."""
+
+    shutdown_grace: float = option(
+        parse_seconds, 10.0, "SECONDS", "on SIGTERM/SIGINT, how long in-flight calls may take"
+    )
+    shutdown_timeout: float = option(
+        parse_seconds,
+        15.0,
+        "SECONDS",
+        "on SIGTERM/SIGINT, deadline for the whole shutdown (calls, then event flush); exit 0 within it",
+    )
+
+
+# dataclasses take the fields of the last base first: the options appear (in --help and in
+# `config --print`) from the bottom of this list to the top.
+@dataclass(frozen=True)
+class Settings(
+    ShutdownOptions,
+    LoggingOptions,
+    EventOptions,
+    ManagementOptions,
+    HealthListenerOptions,
+    FlagdOptions,
+    StreamOptions,
+    ContextLimitOptions,
+    ServerOptions,
+    StoreOptions,
+    SourceOptions,
+    ConfigFileOptions,
+):
+    """The settings of one `serve` process (fields: every component's options)."""
+
+
+def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
+    """Rules between options, checked at start rather than discovered at the first call."""
+
+    def where(name: str) -> str:
+        return f"{option_named(name).flag} (from {sources[name]})"
+
+    if settings.flags is not None and settings.source is not None:
+        raise ConfigError(f"{where('flags')} and {where('source')} both name the flags: give one")
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        given = "tls_cert" if settings.tls_key is None else "tls_key"
+        raise ConfigError(f"{where(given)} needs both --tls-cert and --tls-key")
+    if settings.tls_client_ca is not None and settings.tls_cert is None:
+        raise ConfigError(f"{where('tls_client_ca')} (mutual TLS) needs --tls-cert and --tls-key as well")
+    if settings.tls_cert is not None and all(a.startswith(UNIX_PREFIX) for a in settings.listen):
+        raise ConfigError(f"{where('tls_cert')}: TLS applies to TCP listeners, and --listen has none")
+    if settings.max_concurrent_calls and settings.max_concurrent_calls <= settings.max_streams:
+        # grpcio counts open streams against --max-concurrent-calls: unary calls need room too.
+        raise ConfigError(
+            f"{where('max_concurrent_calls')} is {settings.max_concurrent_calls}, not more than "
+            f"{where('max_streams')} ({settings.max_streams}): open streams could refuse every unary call"
+        )
+    if settings.max_streams_per_connection > settings.max_streams:
+        raise ConfigError(
+            f"{where('max_streams_per_connection')} ({settings.max_streams_per_connection}) is more "
+            f"than {where('max_streams')} ({settings.max_streams})"
+        )
+    if settings.shutdown_timeout < settings.shutdown_grace:
+        raise ConfigError(
+            f"{where('shutdown_timeout')} is {settings.shutdown_timeout:g}s, shorter than "
+            f"{where('shutdown_grace')} ({settings.shutdown_grace:g}s)"
+        )
+
+
+TABLE: OptionTable[Settings] = OptionTable(Settings, check_consistency)
+OPTIONS: tuple[Option, ...] = TABLE.options
+OPTIONS_BY_NAME: Mapping[str, Option] = TABLE.by_name
+
+# The table's operations, as functions of this module.
+option_named = TABLE.option_named
+add_options = TABLE.add_options
+command_line_layer = TABLE.command_line_layer
+environment_layer = TABLE.environment_layer
+resolve = TABLE.resolve
+resolve_with_sources = TABLE.resolve_with_sources
+render_effective = TABLE.render
+
+
+def load_settings(namespace: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    return TABLE.load_settings(namespace, environ)
+
+
+def load_settings_with_sources(
+    namespace: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, dict[str, str]]:
+    return TABLE.load_settings_with_sources(namespace, environ)
+
+
+def require(settings: Settings, name: str) -> Any:
+    return TABLE.require(settings, name)

@@ -1,0 +1,30 @@
+"""The options of the flag source (declared as sidecar.options explains)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidecar.options import option, parse_path
+
+from .registry import open_source
+
+
+def parse_source(text: str) -> str:
+    """A source URI (file:///path/flags.yaml, ...); the scheme and what the scheme's opener checks
+    are checked here (an option error, exit 2)."""
+    open_source(text)  # raises SourceURIError, a ValueError; opening reads nothing
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    flags: Path | None = option(
+        parse_path,
+        None,
+        "PATH",
+        "flag file to serve (YAML or JSON); watched for edits (short for --source file://PATH)",
+    )
+    source: str | None = option(
+        parse_source, None, "URI", "where the flags come from, by URI scheme: file:///path/flags.yaml"
+    )
