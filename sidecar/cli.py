@@ -192,6 +192,7 @@ def serve(settings: config.Settings, flags_path: Path) -> int:
         return 1
     metrics.add_exporter_counters(events.stats)
     metrics.add_event_rejections(events.rejections)
+    metrics.add_export_errors(events.export_errors)
     events.start()  # replays what the spool kept from the last run
 
     try:
