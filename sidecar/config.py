@@ -365,7 +365,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "KIND[:key=value,...]",
         "send evaluation and tracking events to an exporter: log, file:dir=PATH[,format=jsonl|csv|"
-        "parquet], webhook:url=URL[,secret=S]; repeat for several (environment: one per line)",
+        "parquet], webhook:url=URL[,secret=S], kafka:brokers=HOST:PORT,topic=T; repeat for several "
+        "(environment: one per line)",
         multiple=True,
         separator="\n",
     ),

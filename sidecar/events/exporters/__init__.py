@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ..exporter import Exporter
 from ..options import Options
 from .file import FileExporter
+from .kafka import KafkaExporter
 from .log import LogExporter
 from .webhook import WebhookExporter
 
@@ -14,6 +15,7 @@ FACTORIES: dict[str, Callable[[Options], Exporter]] = {
     "log": LogExporter.from_options,
     "file": FileExporter.from_options,
     "webhook": WebhookExporter.from_options,
+    "kafka": KafkaExporter.from_options,
 }
 
-__all__ = ["FACTORIES", "FileExporter", "LogExporter", "WebhookExporter"]
+__all__ = ["FACTORIES", "FileExporter", "KafkaExporter", "LogExporter", "WebhookExporter"]
