@@ -185,6 +185,7 @@ class KafkaExporter:
         try:
             metadata = producer.list_topics(self.topic, timeout=min(self.timeout, 10.0))
         except confluent_kafka.KafkaException as exc:
+            producer.poll(0)  # serves error_cb: an authentication failure explains the timeout
             raise self._retryable(exc.args[0] if exc.args else None, "no metadata") from exc
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None:
