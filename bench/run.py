@@ -891,7 +891,7 @@ def write_kafka(
         "`bench/kafka_cases.py`: a real single-node Kafka broker (KRaft, tests/kafka/broker.py, 1 GB "
         "heap) on the same 2 cores, a topic of 3 partitions, the exporter's defaults (idempotent, "
         "acks=all, lz4, key = user) and the serve defaults (batches of 10,000). Sustained: events/s "
-        "from the first add_evaluation until the broker has acknowledged all of them (300,000 "
+        "from the first add_evaluation until the broker has acknowledged all of them (200,000 "
         "events, 1,000 users). add_event: with the Kafka exporter behind it, sending. Drain: "
         f"{kafka.drain_events:,} events in the spool (records of 10,000, as an outage leaves them), "
         "from the start until the broker has acknowledged all of them.",

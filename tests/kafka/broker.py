@@ -164,7 +164,7 @@ class KafkaBroker:
     def sasl_bootstrap(self) -> str:
         return f"127.0.0.1:{self.sasl_port}"
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 240.0) -> None:
         assert self.process is None
         self.process = subprocess.Popen(
             [*self._java(), "kafka.Kafka", str(self.properties)],
@@ -184,6 +184,7 @@ class KafkaBroker:
             except confluent_kafka.KafkaException:
                 pass
             time.sleep(0.2)
+        self.stop(timeout=5)
         raise BrokerUnavailable(f"the broker did not answer within {timeout}s; see {self.log}")
 
     def stop(self, timeout: float = 30.0) -> None:
