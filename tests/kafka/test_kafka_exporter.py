@@ -16,11 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from sidecar.events import EventPipeline, FeatureEvent, PipelineConfig, RetryPolicy, build_pipeline
 from sidecar.events.options import SpecError
+from sidecar.server.metrics import SidecarMetrics
 from tests.conftest import eventually
 from tests.events.helpers import evaluation
+from tests.events.test_cli_events import call
 
 from .broker import SASL_PASSWORD, SASL_USER, KafkaBroker, TopicReader
 
@@ -239,6 +242,10 @@ def test_a_missing_topic_is_a_clear_counted_error_and_the_events_wait(
         pipeline.add_event(event)
     eventually(lambda: pipeline.export_errors()["kafka"].get("unknown_topic", 0) >= 1, timeout=30)
     assert f"topic {topic!r} does not exist" in caplog.text
+    metrics = SidecarMetrics(process_metrics=False)
+    metrics.add_export_errors(pipeline.export_errors)
+    scraped = generate_latest(metrics.registry).decode()
+    assert 'flag_sidecar_events_export_errors_total{exporter="kafka",reason="unknown_topic"}' in scraped
     assert pipeline.stats()["kafka"]["exported"] == 0
     running_broker.create_topic(topic)
     reader = TopicReader(running_broker, topic)
@@ -303,3 +310,22 @@ def test_sasl_options_pass_through_and_a_wrong_password_is_an_authentication_err
     pipeline.add_event(event)
     assert reader.wait_for([event.event_id]) == set()
     pipeline.close(2)
+
+
+def test_serve_with_the_exporter_in_its_config_file(
+    serve, running_broker: KafkaBroker, topic: str, reader: TopicReader, tmp_path: Path
+) -> None:
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        f"exporter:\n  - kafka:brokers={running_broker.bootstrap},topic={topic},key=flag\n"
+        f"spool_dir: {tmp_path / 'spool'}\nflush_interval: 0.05\n"
+    )
+    sidecar = serve("--config", str(config))
+    expected = call(sidecar.address(), 10)
+    reader.keep = True
+    eventually(lambda: reader.poll(0.2) or len(reader.counts) == expected, timeout=60)
+    sidecar.process.send_signal(signal.SIGTERM)
+    assert sidecar.process.wait(timeout=30) == 0, sidecar.log
+    kinds = {json.loads(m.value())["kind"] for m in reader.messages}
+    assert kinds == {"feature", "tracking"}
+    assert b"banner-color" in {m.key() for m in reader.messages}
