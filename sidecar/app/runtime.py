@@ -144,6 +144,7 @@ class Runtime:
             raise _not_serving("%s", error) from error
         self.metrics.add_exporter_counters(events.stats)
         self.metrics.add_event_rejections(events.rejections)
+        self.metrics.add_export_errors(events.export_errors)
         self.events = events
         # Before start(): a scheduler that started before a failure is closed too.
         stop = self._close_events

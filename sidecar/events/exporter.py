@@ -18,19 +18,31 @@ from .feature_event import Event
 
 
 class ExportError(Exception):
-    """Base class of the errors an exporter raises on purpose."""
+    """Base class of the errors an exporter raises on purpose. `reason` is a short label for the
+    per-exporter error counter (flag_sidecar_events_export_errors_total); default: the class name."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RetryableExportError(ExportError):
     """A transient failure: try again later (no sooner than retry_after seconds, if given)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float | None = None, *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
         self.retry_after = retry_after
 
 
 class PermanentExportError(ExportError):
-    """A failure that retrying will not fix: the batch goes to the dead-letter file."""
+    """A failure that retrying will not fix: the batch goes to the dead-letter file, or only
+    `events` when given (the rest of the batch was delivered)."""
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, events: Sequence[Event] | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.events = events
 
 
 @runtime_checkable

@@ -189,6 +189,10 @@ class EventPipeline:
     def dropped_by_reason(self) -> dict[str, dict[str, int]]:
         return {s.name: s.dropped_by_reason for s in self.schedulers}
 
+    def export_errors(self) -> dict[str, dict[str, int]]:
+        """Failed export attempts per exporter name, by reason (unknown_topic, authentication...)."""
+        return {s.name: s.errors_by_reason for s in self.schedulers}
+
 
 def build_pipeline(config: PipelineConfig, logger: logging.Logger | None = None) -> EventPipeline:
     """Build (not start) the pipeline for a configuration. Raises SpecError with a clear message

@@ -179,6 +179,7 @@ class DataExporterScheduler:
         self.dead_lettered = 0
         self.replayed = 0
         self._dropped: dict[str, int] = {}
+        self._errors: dict[str, int] = {}  # failed export attempts by reason (under _cond)
         self._hot_lock = threading.Lock()  # only on add_event's refusal path
         self._hot_drops: dict[str, int] = {}
         self._hot_logged: dict[str, int] = {}
@@ -513,6 +514,10 @@ class DataExporterScheduler:
                 return
         reason = "buffer_full"
         if to_spool:
+            if not fits:
+                # The spool is delivered before memory: move the older batches waiting in memory
+                # there first, so that events keep their order (one user's events, for Kafka keys).
+                self._spill_memory()
             spool_reason = self._spool_events(events)
             if spool_reason is None:
                 with self._cond:
@@ -594,14 +599,17 @@ class DataExporterScheduler:
             if batch is None:
                 return
             error = self._export(batch)
+            if error is not None:
+                self._count_error(error)
             if error is None:
                 if attempt and self._throttle.ready("export-recovered"):
                     self.log.info("events %s: export recovered after %d failed attempts", self.name, attempt)
                 attempt = 0
                 self._delivered(batch)
             elif isinstance(error, PermanentExportError):
-                self._dead_letter(batch, str(error))
-                self._delivered(batch, dead=True)
+                rejected = batch.events if error.events is None else list(error.events)
+                self._dead_letter(rejected, str(error))
+                self._delivered(batch, dead=len(rejected))
             else:
                 attempt += 1
                 if not self._failed(batch, error, attempt):
@@ -654,7 +662,19 @@ class DataExporterScheduler:
             return exc
         return None
 
-    def _delivered(self, batch: _Batch, dead: bool = False) -> None:
+    def _count_error(self, error: Exception) -> None:
+        reason = getattr(error, "reason", None) or type(error).__name__
+        with self._cond:
+            self._errors[reason] = self._errors.get(reason, 0) + 1
+
+    @property
+    def errors_by_reason(self) -> dict[str, int]:
+        """Failed export attempts, by the error's reason (or class name)."""
+        with self._cond:
+            return dict(self._errors)
+
+    def _delivered(self, batch: _Batch, dead: int = 0) -> None:
+        """A batch is done: `dead` of its events were dead-lettered, the rest exported."""
         n = len(batch.events)
         with self._cond:
             if self._abandoned:
@@ -664,10 +684,8 @@ class DataExporterScheduler:
                 self._forget(batch)
             else:
                 self.replayed += n
-            if dead:
-                self.dead_lettered += n
-            else:
-                self.exported += n
+            self.dead_lettered += dead
+            self.exported += n - dead
             self._cond.notify_all()
         if batch.record is not None and self.spool is not None:
             self.spool.ack(batch.record)
@@ -749,12 +767,12 @@ class DataExporterScheduler:
                     return True
                 self._cond.wait(limit - now)
 
-    def _dead_letter(self, batch: _Batch, reason: str) -> None:
+    def _dead_letter(self, events: Sequence[Event], reason: str) -> None:
         failed_at = datetime.now(UTC).isoformat()
         # JSON lines, strict: every line parses on its own, whatever the events hold.
         lines = [
             dumps({"reason": reason, "exporter": self.name, "failedAt": failed_at, "event": e.to_json()})
-            for e in batch.events
+            for e in events
         ]
         where = "the log"
         if self.dead_letter_path is not None:

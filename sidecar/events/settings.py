@@ -37,7 +37,8 @@ class EventOptions:
         None,
         "KIND[:key=value,...]",
         "send evaluation and tracking events to an exporter: log, file:dir=PATH[,format=jsonl|csv|"
-        "parquet], webhook:url=URL[,secret=S]; repeat for several (environment: one per line)",
+        "parquet], webhook:url=URL[,secret=S], kafka:brokers=HOST:PORT,topic=T, otlp:endpoint=URL; "
+        "repeat for several (environment: one per line)",
         multiple=True,
         separator="\n",
     )

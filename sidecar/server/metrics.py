@@ -153,6 +153,7 @@ class SidecarMetrics:
         self._rejection_sources: list[Callable[[], Mapping[str, int]]] = []
         self._stream_sources: list[Callable[[], StreamCounters]] = []
         self.liveness_probes: list[ProbeCounters] = []
+        self._export_error_sources: list[ExporterCounters] = []
         self.registry = CollectorRegistry()
         self.registry.register(_SidecarCollector(self))
         if process_metrics:
@@ -169,6 +170,18 @@ class SidecarMetrics:
     def add_event_rejections(self, source: Callable[[], Mapping[str, int]]) -> None:
         """Register a callable read at scrape time: {reason: Track events refused at admission}."""
         self._rejection_sources.append(source)
+
+    def add_export_errors(self, source: ExporterCounters) -> None:
+        """Register a callable read at scrape time: {exporter: {reason: failed export attempts}}."""
+        self._export_error_sources.append(source)
+
+    def export_errors(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        for source in self._export_error_sources:
+            for exporter, reasons in source().items():
+                for reason, count in reasons.items():
+                    totals[(exporter, reason)] = totals.get((exporter, reason), 0) + int(count)
+        return totals
 
     def event_rejections(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -433,6 +446,15 @@ class _SidecarCollector(Collector):
         for reason, count in sorted(self._metrics.event_rejections().items()):
             rejected.add_metric((reason,), count)
         yield rejected
+        errors = CounterMetricFamily(
+            PREFIX + "events_export_errors",
+            "Failed export attempts, per exporter and reason (unknown_topic, authentication, "
+            "message_too_large, broker_unreachable...); each is also logged",
+            labels=("exporter", "reason"),
+        )
+        for (exporter, reason), count in sorted(self._metrics.export_errors().items()):
+            errors.add_metric((exporter, reason), count)
+        yield errors
 
     def _streams(self) -> Iterator[Metric]:
         opened, refused, idle = self._metrics.stream_counts()

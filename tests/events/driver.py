@@ -5,6 +5,8 @@
 Prints "ready" once started, then produces --count events (0: until stopped) at about --rate
 per second, appending each event id to --sent. "sent N" is printed when --count is reached. On
 SIGTERM it closes the pipeline within --grace seconds, prints the counters as JSON and exits 0.
+`--exporter SPEC` replaces the webhook (tests/kafka); `--stats FILE` rewrites the counters there
+every 50 ms, for a test that waits on them before a SIGKILL.
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ import time
 from pathlib import Path
 
 from sidecar.engine.model import Evaluation, Reason
-from sidecar.events import FeatureEvent, PipelineConfig, RetryPolicy, build_pipeline
+from sidecar.events import EventPipeline, FeatureEvent, PipelineConfig, RetryPolicy, build_pipeline
+
+
+def write_stats(pipeline: EventPipeline, path: Path, stop: threading.Event) -> None:
+    temporary = path.with_suffix(".tmp")
+    while not stop.wait(0.05):
+        temporary.write_text(json.dumps(pipeline.stats()))
+        temporary.replace(path)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url")
+    parser.add_argument("--exporter")
+    parser.add_argument("--stats", type=Path)
     parser.add_argument("--spool", required=True, type=Path)
     parser.add_argument("--count", type=int, default=0)
     parser.add_argument("--rate", type=float, default=2000.0)
@@ -40,7 +51,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     pipeline = build_pipeline(
         PipelineConfig(
-            exporters=[f"webhook:url={args.url},timeout=2"],
+            exporters=[args.exporter or f"webhook:url={args.url},timeout=2"],
             flush_interval=args.flush_interval,
             max_events_in_memory=args.max_events,
             spool_dir=args.spool,
@@ -49,6 +60,8 @@ def main() -> int:
         )
     )
     pipeline.start()
+    if args.stats:
+        threading.Thread(target=write_stats, args=(pipeline, args.stats, stop), daemon=True).start()
     print("ready", flush=True)
 
     sent = open(args.sent, "a", buffering=1) if args.sent else None  # noqa: SIM115 - line buffered log

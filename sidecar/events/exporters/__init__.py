@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ..exporter import Exporter
 from ..options import Options
 from .file import FileExporter
+from .kafka import KafkaExporter
 from .log import LogExporter
 from .otlp import OtlpExporter
 from .webhook import WebhookExporter
@@ -16,6 +17,7 @@ FACTORIES: dict[str, Callable[[Options], Exporter]] = {
     "file": FileExporter.from_options,
     "webhook": WebhookExporter.from_options,
     "otlp": OtlpExporter.from_options,
+    "kafka": KafkaExporter.from_options,
 }
 
-__all__ = ["FACTORIES", "FileExporter", "LogExporter", "OtlpExporter", "WebhookExporter"]
+__all__ = ["FACTORIES", "FileExporter", "KafkaExporter", "LogExporter", "OtlpExporter", "WebhookExporter"]
