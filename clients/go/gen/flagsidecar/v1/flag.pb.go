@@ -22,7 +22,8 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// flaggio's 19 operations; DESIGN.md defines each one's typing rules.
+// flaggio's 19 operations (1-19), then flagd's sem_ver comparisons (20-27); DESIGN.md and the
+// README define each one's typing rules. sidecar/engine/operators.py holds one spec per value.
 type Operation int32
 
 const (
@@ -46,6 +47,16 @@ const (
 	Operation_IS_IN_SEGMENT         Operation = 17
 	Operation_ISNT_IN_SEGMENT       Operation = 18
 	Operation_IS_IN_NETWORK         Operation = 19
+	// Semantic versions (semver.org; a leading v, a missing .MINOR or .PATCH and build metadata are
+	// allowed): flagd's sem_ver =, !=, <, <=, >, >=, ^ (same major) and ~ (same major.minor).
+	Operation_SEMVER_EQUAL            Operation = 20
+	Operation_SEMVER_NOT_EQUAL        Operation = 21
+	Operation_SEMVER_LOWER            Operation = 22
+	Operation_SEMVER_LOWER_OR_EQUAL   Operation = 23
+	Operation_SEMVER_GREATER          Operation = 24
+	Operation_SEMVER_GREATER_OR_EQUAL Operation = 25
+	Operation_SEMVER_SAME_MAJOR       Operation = 26
+	Operation_SEMVER_SAME_MINOR       Operation = 27
 )
 
 // Enum value maps for Operation.
@@ -71,28 +82,44 @@ var (
 		17: "IS_IN_SEGMENT",
 		18: "ISNT_IN_SEGMENT",
 		19: "IS_IN_NETWORK",
+		20: "SEMVER_EQUAL",
+		21: "SEMVER_NOT_EQUAL",
+		22: "SEMVER_LOWER",
+		23: "SEMVER_LOWER_OR_EQUAL",
+		24: "SEMVER_GREATER",
+		25: "SEMVER_GREATER_OR_EQUAL",
+		26: "SEMVER_SAME_MAJOR",
+		27: "SEMVER_SAME_MINOR",
 	}
 	Operation_value = map[string]int32{
-		"OPERATION_UNSPECIFIED": 0,
-		"ONE_OF":                1,
-		"NOT_ONE_OF":            2,
-		"GREATER":               3,
-		"GREATER_OR_EQUAL":      4,
-		"LOWER":                 5,
-		"LOWER_OR_EQUAL":        6,
-		"EXISTS":                7,
-		"DOESNT_EXIST":          8,
-		"CONTAINS":              9,
-		"DOESNT_CONTAIN":        10,
-		"STARTS_WITH":           11,
-		"DOESNT_START_WITH":     12,
-		"ENDS_WITH":             13,
-		"DOESNT_END_WITH":       14,
-		"MATCHES_REGEX":         15,
-		"DOESNT_MATCH_REGEX":    16,
-		"IS_IN_SEGMENT":         17,
-		"ISNT_IN_SEGMENT":       18,
-		"IS_IN_NETWORK":         19,
+		"OPERATION_UNSPECIFIED":   0,
+		"ONE_OF":                  1,
+		"NOT_ONE_OF":              2,
+		"GREATER":                 3,
+		"GREATER_OR_EQUAL":        4,
+		"LOWER":                   5,
+		"LOWER_OR_EQUAL":          6,
+		"EXISTS":                  7,
+		"DOESNT_EXIST":            8,
+		"CONTAINS":                9,
+		"DOESNT_CONTAIN":          10,
+		"STARTS_WITH":             11,
+		"DOESNT_START_WITH":       12,
+		"ENDS_WITH":               13,
+		"DOESNT_END_WITH":         14,
+		"MATCHES_REGEX":           15,
+		"DOESNT_MATCH_REGEX":      16,
+		"IS_IN_SEGMENT":           17,
+		"ISNT_IN_SEGMENT":         18,
+		"IS_IN_NETWORK":           19,
+		"SEMVER_EQUAL":            20,
+		"SEMVER_NOT_EQUAL":        21,
+		"SEMVER_LOWER":            22,
+		"SEMVER_LOWER_OR_EQUAL":   23,
+		"SEMVER_GREATER":          24,
+		"SEMVER_GREATER_OR_EQUAL": 25,
+		"SEMVER_SAME_MAJOR":       26,
+		"SEMVER_SAME_MINOR":       27,
 	}
 )
 
@@ -397,7 +424,8 @@ type Constraint struct {
 	// Context key tested; unused by segment operations.
 	Property  string    `protobuf:"bytes,1,opt,name=property,proto3" json:"property,omitempty"`
 	Operation Operation `protobuf:"varint,2,opt,name=operation,proto3,enum=flagsidecar.v1.Operation" json:"operation,omitempty"`
-	// JSON scalars (segment keys for IS_IN_SEGMENT / ISNT_IN_SEGMENT, CIDRs for IS_IN_NETWORK).
+	// JSON scalars (segment keys for IS_IN_SEGMENT / ISNT_IN_SEGMENT, CIDRs for IS_IN_NETWORK,
+	// version strings for the SEMVER_ operations).
 	Values        []*structpb.Value `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -742,7 +770,7 @@ const file_flagsidecar_v1_flag_proto_rawDesc = "" +
 	"\aFlagSet\x12*\n" +
 	"\x05flags\x18\x01 \x03(\v2\x14.flagsidecar.v1.FlagR\x05flags\x123\n" +
 	"\bsegments\x18\x02 \x03(\v2\x17.flagsidecar.v1.SegmentR\bsegments\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision*\xf6\x02\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision*\xaa\x04\n" +
 	"\tOperation\x12\x19\n" +
 	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -767,7 +795,15 @@ const file_flagsidecar_v1_flag_proto_rawDesc = "" +
 	"\x12DOESNT_MATCH_REGEX\x10\x10\x12\x11\n" +
 	"\rIS_IN_SEGMENT\x10\x11\x12\x13\n" +
 	"\x0fISNT_IN_SEGMENT\x10\x12\x12\x11\n" +
-	"\rIS_IN_NETWORK\x10\x13B\xca\x01\n" +
+	"\rIS_IN_NETWORK\x10\x13\x12\x10\n" +
+	"\fSEMVER_EQUAL\x10\x14\x12\x14\n" +
+	"\x10SEMVER_NOT_EQUAL\x10\x15\x12\x10\n" +
+	"\fSEMVER_LOWER\x10\x16\x12\x19\n" +
+	"\x15SEMVER_LOWER_OR_EQUAL\x10\x17\x12\x12\n" +
+	"\x0eSEMVER_GREATER\x10\x18\x12\x1b\n" +
+	"\x17SEMVER_GREATER_OR_EQUAL\x10\x19\x12\x15\n" +
+	"\x11SEMVER_SAME_MAJOR\x10\x1a\x12\x15\n" +
+	"\x11SEMVER_SAME_MINOR\x10\x1bB\xca\x01\n" +
 	"\x12com.flagsidecar.v1B\tFlagProtoP\x01ZPgithub.com/flag-sidecar/flag-sidecar/clients/go/gen/flagsidecar/v1;flagsidecarv1\xa2\x02\x03FXX\xaa\x02\x0eFlagsidecar.V1\xca\x02\x0eFlagsidecar\\V1\xe2\x02\x1aFlagsidecar\\V1\\GPBMetadata\xea\x02\x0fFlagsidecar::V1b\x06proto3"
 
 var (
