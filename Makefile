@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint lock proto bench clean
+.PHONY: run test lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -33,6 +33,13 @@ run: $(STAMP)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -q
+
+# The fuzz suite that `make test` runs (tests/fuzz, 3000 cases) with ten times the cases; FUZZ_SEED
+# picks other ones (the same seed and count always give the same cases).
+FUZZ_CASES ?= 30000
+
+fuzz: $(STAMP)
+	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/pytest -q tests/fuzz
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py).
