@@ -339,7 +339,7 @@ class Outcome:
     responses: int = 0
 
 
-class _Requests:
+class Requests:
     """A client stream's request iterator; with `hold`, it stays open after the last message (until
     `release`) so that the client can abandon the call mid-stream."""
 
@@ -363,7 +363,7 @@ def run(channel: grpc.Channel, case: Case) -> Outcome:
     """Make the call `case` describes and return how it ended."""
     method = case.method
     options: dict[str, Any] = {"timeout": case.timeout, "metadata": case.metadata or None}
-    requests = _Requests(case.messages, hold=case.hold)
+    requests = Requests(case.messages, hold=case.hold)
     try:
         if not method.client_streaming and not method.server_streaming:
             future = channel.unary_unary(method.path).future(case.messages[0], **options)

@@ -9,6 +9,7 @@ raises it), FUZZ_SEED the seed; the cases are the same on every run with the sam
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import time
@@ -252,6 +253,18 @@ def test_reflection_lists_every_service_and_method(server):
     } <= kinds
 
 
+@pytest.mark.parametrize("kind", SHARES)
+def test_cases_depend_on_the_seed_alone(server, kind):
+    """The same seed gives the same cases on every run (`make test` always runs the same ones, and a
+    reported case can be regenerated); another seed gives others."""
+
+    def generated(seed: int) -> list[Case]:
+        return list(grpc_fuzz.cases(kind, FACTORIES[kind], server.methods, 60, seed, server.words))
+
+    assert generated(SEED) == generated(SEED)
+    assert generated(SEED) != generated(SEED + 1)
+
+
 def test_malformed_requests(server):
     _fuzz_all_but_findings(server, "malformed")
 
@@ -291,3 +304,48 @@ def test_the_server_survived_the_whole_run(server):
     """Last in the module: the shared process is still alive, bounded and quiet after every case."""
     time.sleep(1.5)  # a flush interval: the events of the run reach the file exporter's encoder
     server.check("the whole run")
+
+
+BURST = 40  # streams of one method open at once: more than the 32 EventStreams flagd's services allow
+
+
+def test_a_burst_of_streams_abandoned_together(server):
+    """Every server-streaming method, BURST streams open at once, then all cancelled: a stream over
+    a limit is RESOURCE_EXHAUSTED, and the cancelled streams give their slots back at once (the same
+    burst again opens as many)."""
+    streaming = [m for m in server.methods if m.server_streaming and _finding_of(m, "abandoned") is None]
+    assert streaming
+    for method in streaming:
+        first, again = _burst(server, method), _burst(server, method)
+        for outcomes in (first, again):
+            assert set(outcomes) <= {"open", grpc.StatusCode.RESOURCE_EXHAUSTED}, (method.path, outcomes)
+        assert again.count("open") == first.count("open") >= 32, (method.path, first, again)
+        server.check(f"bursts of {method.path}")
+
+
+def _burst(server: FuzzedServer, method: Method) -> list[object]:
+    """Open BURST streams, read each one's first answer, cancel them all: "open" or the error code."""
+    channel = server.channel
+    gen = grpc_fuzz.Generator(random.Random(f"{SEED}:burst:{method.path}"), server.words)
+    request = gen.message(method.input, hostile=False)
+    held = []
+    calls = []
+    for _ in range(BURST):
+        if method.client_streaming:
+            requests = grpc_fuzz.Requests((request,), hold=True)
+            held.append(requests)
+            calls.append(channel.stream_stream(method.path)(iter(requests), timeout=grpc_fuzz.CALL_TIMEOUT))
+        else:
+            calls.append(channel.unary_stream(method.path)(request, timeout=grpc_fuzz.CALL_TIMEOUT))
+    outcomes: list[object] = []
+    for call in calls:
+        try:
+            next(call)
+            outcomes.append("open")
+        except grpc.RpcError as error:
+            outcomes.append(error.code())
+    for call in calls:
+        call.cancel()
+    for requests in held:
+        requests.release()
+    return outcomes
