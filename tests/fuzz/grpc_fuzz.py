@@ -298,7 +298,7 @@ class Generator:
 
 @dataclass(frozen=True)
 class Case:
-    label: str  # "<test>#<index> <kind> <method path>": enough to regenerate it
+    label: str  # "<kind>[<group>]#<index> <method path> (detail)": with the seed, enough to regenerate it
     method: Method
     messages: tuple[bytes, ...]  # one for a unary request; a client stream sends each
     metadata: tuple[tuple[str, str | bytes], ...] = ()
@@ -474,15 +474,15 @@ def malformed_case(label: str, method: Method, gen: Generator) -> Case:
             gen.malformed(descriptor) if i == bad else gen.message(descriptor, hostile=False)
             for i in range(count)
         )
-        return Case(f"{label} malformed #{bad + 1} of {count}", method, messages)
-    return Case(f"{label} malformed", method, **_streams(method, rng, lambda: gen.malformed(descriptor)))
+        return Case(f"{label} (message {bad + 1} of {count})", method, messages)
+    return Case(label, method, **_streams(method, rng, lambda: gen.malformed(descriptor)))
 
 
 def hostile_case(label: str, method: Method, gen: Generator) -> Case:
     """Well-formed messages with hostile values (valid UTF-8: the message parses, unless a Struct is
     nested deeper than protobuf parses or the request is over the size limit)."""
     fields = _streams(method, gen.rng, lambda: gen.message(method.input, hostile=True))
-    return Case(f"{label} hostile", method, **fields)
+    return Case(label, method, **fields)
 
 
 def abandoned_case(label: str, method: Method, gen: Generator) -> Case:
@@ -493,7 +493,7 @@ def abandoned_case(label: str, method: Method, gen: Generator) -> Case:
         messages = messages[:1]
     if rng.random() < 0.3:
         timeout = rng.choice((0.001, 0.01, 0.05, 0.2))
-        return Case(f"{label} deadline {timeout}s", method, messages, hold=True, timeout=timeout)
+        return Case(f"{label} (deadline {timeout} s)", method, messages, hold=True, timeout=timeout)
     read = rng.randint(0, len(messages)) if method.server_streaming else None
     return Case(
         f"{label} cancelled after reading {read}", method, messages, read=read, cancel=True, hold=True
@@ -521,7 +521,7 @@ def metadata_case(label: str, method: Method, gen: Generator) -> Case:
             break
         metadata.append((key, value))
     fields = _streams(method, rng, lambda: gen.message(method.input, hostile=False), metadata=tuple(metadata))
-    return Case(f"{label} metadata{' oversized' if oversized else ''}", method, **fields)
+    return Case(f"{label}{' (oversized)' if oversized else ''}", method, **fields)
 
 
 CaseFactory = Callable[[str, Method, Generator], Case]
