@@ -61,6 +61,9 @@ def _finding_of(method: Method, kind: str) -> Finding | None:
 _DESERIALIZER = "INTERNAL 'Exception deserializing request!' and an ERROR traceback (grpcio's deserializer)"
 FINDINGS = (
     # Health and reflection are grpcio's servicers, not registered through sidecar/server/decoding.py.
+    # Also seen with many cases (make fuzz): malformed Watch calls four at a time left the server
+    # answering nothing at all (every call DEADLINE_EXCEEDED, new connections too, idle CPU), after
+    # some dozens to hundreds of them; sequential ones did not. Cause not found yet.
     Finding(
         "grpc.health.v1.Health",
         ("malformed",),
