@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go go-plugins lint lock proto bench clean
+.PHONY: run test test-go go-plugins lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -53,6 +53,13 @@ go-plugins: $(GO_PLUGINS)
 $(GO_PLUGINS): tools/go-plugins/go.mod tools/go-plugins/go.sum
 	cd tools/go-plugins && $(GO_ENV) GOBIN=$(CURDIR)/.tools/bin $(GO) install tool
 	touch $@
+
+# The fuzz suite that `make test` runs (tests/fuzz, 3000 cases) with ten times the cases; FUZZ_SEED
+# picks other ones (the same seed and count always give the same cases).
+FUZZ_CASES ?= 30000
+
+fuzz: $(STAMP)
+	FUZZ_CASES=$(FUZZ_CASES) $(BIN)/pytest -q tests/fuzz
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
