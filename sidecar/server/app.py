@@ -23,6 +23,7 @@ from sidecar.store import FlagSetChange, FlagStore
 from . import decoding, evaluation_service, event_service
 from .convert import EncodedEvaluations
 from .flagd import FlagdServices, FlagdSettings
+from .health_service import SidecarHealth
 from .limits import ContextLimits
 from .listeners import BoundAddress, TlsFiles, bind, remove_socket_files, server_credentials
 from .liveness import LIVENESS_SERVICE, LivenessProbe
@@ -191,10 +192,8 @@ class SidecarServer:
         self._server = grpc.server(
             self._executor, options=options, maximum_concurrent_rpcs=max_concurrent_calls or None
         )
-        # Blocking: grpcio's non-blocking Watch sends from under the servicer's lock, and a Watch
-        # cancelled meanwhile needs that lock on grpcio's polling thread, which must complete the
-        # send: a deadlock that froze the whole server. A Watch is a stream like any other.
-        self.health = health.HealthServicer(experimental_non_blocking=False)
+        # A blocking Watch, a stream like any other (health_service.py says why), and List.
+        self.health = SidecarHealth()
         decoding.add_servicer(
             health_pb2_grpc.add_HealthServicer_to_server, self.health, self._server, streams=self.streams
         )

@@ -63,15 +63,9 @@ FINDINGS = (
     # Health and reflection answered a malformed request with grpcio's INTERNAL and a traceback, and
     # malformed Watch calls four at a time once left the server answering nothing (the non-blocking
     # health servicer's deadlock): both fixed by the stream admission and decoding of every service
-    # (sidecar/server/streams.py, decoding.py), so their cases run with the others again.
-    # grpcio-health-checking's HealthServicer has no List: the generated base class raises
-    # NotImplementedError, so every call is UNIMPLEMENTED plus an ERROR traceback in the log. (A
-    # method's own finding takes its cases from its service's: Health's stays Check and Watch.)
-    Finding(
-        "/grpc.health.v1.Health/List",
-        ("malformed", "hostile", "abandoned", "metadata"),
-        "finding: Health/List, listed by reflection, is not implemented and logs a traceback per call",
-    ),
+    # (sidecar/server/streams.py, decoding.py), so their cases run with the others again. And
+    # Health/List, which reflection lists, answered UNIMPLEMENTED with a traceback: grpcio's health
+    # servicer lacks it (sidecar/server/health_service.py has it).
 )
 EXPECTED_SERVICES = {
     "flagd.evaluation.v1.Service",

@@ -31,6 +31,16 @@ def test_health_is_serving_overall_and_per_service(sidecar):
     assert health_of(sidecar, EVALUATION_SERVICE) == SERVING
 
 
+def test_health_list_answers_every_service_as_check_does(sidecar):
+    # grpcio's health servicer has no List (UNIMPLEMENTED and a traceback), though reflection lists it.
+    stub = health_pb2_grpc.HealthStub(sidecar.channel)
+    statuses = stub.List(health_pb2.HealthListRequest(), timeout=5).statuses
+    assert {"", "liveness", EVALUATION_SERVICE} <= set(statuses)
+    assert {name: answer.status for name, answer in statuses.items()} == {
+        name: health_of(sidecar, name) for name in statuses
+    }
+
+
 def test_reflection_lists_every_service(sidecar):
     database = ProtoReflectionDescriptorDatabase(sidecar.channel)
     services = set(database.get_services())
