@@ -168,49 +168,22 @@ class FeatureEvent:
         set), report variation "SdkDefault", default=true: the caller's default applied."""
         version = str(evaluation.flag_version) if evaluation.flag_version else ""
         kind = "anonymousUser" if context and context.get(ANONYMOUS_ATTRIBUTE) is True else "user"
-        reason = evaluation.reason.name
-        if evaluation.error_code is not None:
-            return cls(
-                evaluation.flag_key,
-                user_id,
-                SDK_DEFAULT_VARIATION,
-                None,
-                True,
-                version,
-                kind,
-                None,
-                source,
-                None,
-                reason,
-                evaluation.error_code.name,
-                evaluation.error_message,
-            )
-        if not evaluation.has_value:
-            return cls(
-                evaluation.flag_key,
-                user_id,
-                SDK_DEFAULT_VARIATION,
-                None,
-                True,
-                version,
-                kind,
-                None,
-                source,
-                None,
-                reason,
-            )
+        error = evaluation.error_code
+        served = error is None and evaluation.has_value
         return cls(
             evaluation.flag_key,
             user_id,
-            evaluation.variant,
-            evaluation.value,
-            False,
+            evaluation.variant if served else SDK_DEFAULT_VARIATION,
+            evaluation.value if served else None,
+            not served,
             version,
             kind,
             None,
             source,
             None,
-            reason,
+            evaluation.reason.name,
+            "" if error is None else error.name,
+            "" if error is None else evaluation.error_message,
         )
 
     def to_json(self) -> dict[str, Any]:
