@@ -32,11 +32,22 @@ from ..exporter import PermanentExportError, RetryableExportError
 from ..feature_event import Event, dump_bytes
 from ..options import Options
 
-confluent_kafka: Any
-try:  # an optional dependency: `pip install flag-sidecar[kafka]`
-    import confluent_kafka
-except ImportError:  # pragma: no cover - exercised only where the extra is not installed
-    confluent_kafka = None
+# An optional dependency (`pip install flag-sidecar[kafka]`), imported by the first KafkaExporter:
+# librdkafka is a large library that a sidecar without a Kafka exporter should not load.
+confluent_kafka: Any = None
+
+
+def _import_client() -> bool:
+    """Import confluent_kafka once; False where the extra is not installed."""
+    global confluent_kafka
+    if confluent_kafka is None:
+        try:
+            import confluent_kafka as client
+        except ImportError:  # pragma: no cover - exercised only where the extra is not installed
+            return False
+        confluent_kafka = client
+    return True
+
 
 EVENT_ID_HEADER = "eventId"
 KEYS = ("user", "flag", "none")
@@ -78,7 +89,7 @@ class KafkaExporter:
         max_message_bytes: int = 1_000_000,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        if confluent_kafka is None:
+        if not _import_client():
             raise ValueError("the kafka exporter needs confluent-kafka: pip install flag-sidecar[kafka]")
         if key not in KEYS:
             raise ValueError(f"key={key!r}: expected one of {', '.join(KEYS)}")
