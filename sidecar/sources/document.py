@@ -64,3 +64,8 @@ class SourceListener(Protocol):
     def regained(self, event: str, message: str) -> None:
         """It can be had again (logged as it is); a `changed` follows if its content differs."""
         ...
+
+    def confirmed(self, revision: str) -> None:
+        """The source checked, and its document is still `revision` (an HTTP 304): the store's set
+        is current if it is that revision. Called on every such check, so it must cost nothing."""
+        ...

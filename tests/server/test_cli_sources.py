@@ -22,12 +22,12 @@ def test_serve_reads_a_file_source_uri(sample_flag_file):
 
 
 def test_an_unknown_source_scheme_is_a_usage_error_listing_the_schemes():
-    result = run_cli("serve", "--source", "https://flags.internal/flags.yaml")
+    result = run_cli("serve", "--source", "ftp://flags.internal/flags.yaml")
     assert result.returncode == 2
     assert (
-        "invalid source 'https://flags.internal/flags.yaml' (from command-line flag --source): unknown "
-        "source scheme 'https' in 'https://flags.internal/flags.yaml'; the sources are file "
-        "(file:///path/flags.yaml)"
+        "invalid source 'ftp://flags.internal/flags.yaml' (from command-line flag --source): unknown "
+        "source scheme 'ftp' in 'ftp://flags.internal/flags.yaml'; the sources are file "
+        "(file:///path/flags.yaml), http (http://host/flags.yaml), https (https://host/flags.yaml)"
     ) in result.stderr
 
 
