@@ -58,7 +58,7 @@ _YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", 
 
 
 class HttpSourceError(OSError):
-    """The document could not be had: the message says why, naming the URL (without credentials)."""
+    """The document could not be had: the message says why (the caller names the source)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +275,7 @@ class HttpSource:
                     return None
                 if response.status != 200:
                     raise HttpSourceError(
-                        f"GET {self._origin} answered {response.status} {response.reason or ''}".rstrip()
+                        f"the server answered {response.status} {response.reason or ''}".rstrip()
                     )
                 data = self._body(response, started)
                 reusable = True
@@ -284,7 +284,7 @@ class HttpSource:
                     response.close()
                 response.release_conn()
         except HTTPError as error:
-            raise HttpSourceError(f"GET {self._origin}: {_described(error, self.timeout)}") from None
+            raise HttpSourceError(_described(error, self.timeout)) from None
         etag = response.headers.get("ETag") or None
         digest = hashlib.sha1(data).hexdigest()
         document = Document(
@@ -310,20 +310,16 @@ class HttpSource:
         the timeout in all (each read is bounded on its own, a trickle would not be)."""
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_DOCUMENT_BYTES:
-            raise HttpSourceError(
-                f"GET {self._origin}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
-            )
+            raise HttpSourceError(f"the document is larger than {MAX_DOCUMENT_BYTES} bytes")
         chunks: list[bytes] = []
         size = 0
         # read1: what has arrived, so that the clock is checked while a slow body trickles in.
         while chunk := response.read1(_CHUNK):
             size += len(chunk)
             if size > MAX_DOCUMENT_BYTES:
-                raise HttpSourceError(
-                    f"GET {self._origin}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
-                )
+                raise HttpSourceError(f"the document is larger than {MAX_DOCUMENT_BYTES} bytes")
             if time.monotonic() - started > self.timeout:
-                raise HttpSourceError(f"GET {self._origin}: timed out after {self.timeout:g}s")
+                raise HttpSourceError(f"timed out after {self.timeout:g}s")
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -160,7 +160,9 @@ class FlagStore:
             self.stats["rejected_reloads"] += 1
         else:
             why = str(error)
-            self.health.from_last_known_good(saved.saved_at, down=why)
+            self.health.from_last_known_good(
+                saved.saved_at, down=f"flag source {self.source.origin} cannot be had: {why}"
+            )
         self.stats["reloads"] += 1
         log.warning(
             "cannot load the flags from %s (%s): serving the last known good copy (%d flags, "

@@ -27,7 +27,7 @@ class SourceStatus:
     """One reading of the source's health (immutable: replaced as a whole on every change)."""
 
     up: bool = True
-    reason: str = ""  # why it is down ("" while up)
+    reason: str = ""  # why it is down, naming the source ("" while up)
     down_since: float | None = None  # wall-clock seconds
     # Wall-clock seconds when the served set was last known to be the source's document (None
     # before the first set).
@@ -47,8 +47,8 @@ class SourceStatus:
         """Why the served set may not be the source's document, for a person (empty: it is)."""
         reasons = []
         if not self.up:
-            since = when(self.down_since) if self.down_since is not None else "start"
-            reasons.append(f"flag source down since {since} ({self.reason})")
+            since = f" (since {when(self.down_since)})" if self.down_since is not None else ""
+            reasons.append(f"{self.reason}{since}")
         if self.last_known_good:
             reasons.append("serving the last known good copy from --state-dir")
         if self.behind:

@@ -142,10 +142,10 @@ def _handler(server: FlagServer) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(OSError):
                 super().finish()
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             server.answer(self)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

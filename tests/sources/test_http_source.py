@@ -157,7 +157,7 @@ def test_the_poll_thread_reports_a_change_to_its_listener(server):
 @pytest.mark.parametrize("status", [500, 503, 404, 403])
 def test_a_status_other_than_200_or_304_is_an_error_naming_it(server, status):
     server.status = status
-    with pytest.raises(HttpSourceError, match=f"GET {server.url} answered {status} "):
+    with pytest.raises(HttpSourceError, match=f"the server answered {status} "):
         source_for(server.url).fetch()
 
 
@@ -171,7 +171,9 @@ def test_a_failing_server_is_lost_once_and_regained_once(server):
         with pytest.raises(HttpSourceError):
             source.poll()
     assert listener.kinds() == ["lost"]
-    assert "answered 500 Internal Server Error" in listener.heard[0][1]
+    assert listener.heard[0][1] == (
+        f"flag source {server.url} cannot be had: the server answered 500 Internal Server Error"
+    )
     assert source.failure is not None
     server.status = None
     assert source.poll() is False
@@ -219,7 +221,7 @@ def test_a_trickling_body_is_bounded_by_the_timeout_as_a_whole():
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
     try:
-        with pytest.raises(HttpSourceError, match="timed out after 0.5s"):
+        with pytest.raises(HttpSourceError, match=r"timed out after 0\.5s"):
             source_for(f"http://127.0.0.1:{port}/flags.yaml", timeout=0.5).fetch()
     finally:
         listener.close()
@@ -234,7 +236,8 @@ def test_credentials_in_the_uri_are_sent_as_basic_auth_and_never_shown(server):
     server.status = 500
     with pytest.raises(HttpSourceError) as raised:
         source.fetch()
-    assert "cret" not in str(raised.value) and "abc" not in str(raised.value)
+    assert "cret" not in str(raised.value)
+    assert "abc" not in str(raised.value)
 
 
 def test_redacted_shows_scheme_host_port_and_path():
@@ -273,7 +276,7 @@ def test_https_verifies_the_server_against_the_system_or_the_given_ca(tmp_path):
     server.tls = context
     server.start()
     try:
-        with pytest.raises(HttpSourceError, match="TLS error .*certificate verify failed"):
+        with pytest.raises(HttpSourceError, match=r"TLS error .*certificate verify failed"):
             source_for(server.url).fetch()
         other = open_source(server.url, SourceOptions(source_tls_ca=certificates.other_ca.cert))
         with pytest.raises(HttpSourceError, match="certificate verify failed"):
