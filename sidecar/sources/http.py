@@ -25,6 +25,7 @@ import base64
 import hashlib
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from urllib.parse import SplitResult, unquote
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, ProtocolError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util.ssl_ import create_urllib3_context
 
 from .document import JSON, YAML, Document, SourceListener, format_of_name
 
@@ -163,10 +165,10 @@ class HttpSource:
 
     def fetch(self) -> Document:
         """The document: the change a poll found, or a fresh GET. Raises HttpSourceError (OSError)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            return pending
         with self._lock:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                return pending
             try:
                 fetched = self._get(conditional=False)
             except HttpSourceError as error:
@@ -219,7 +221,7 @@ class HttpSource:
                 changed = self.poll()
             except HttpSourceError:
                 continue  # reported by poll(); the next attempt backs off
-            if changed and self._listener is not None:
+            if changed and self._listener is not None and not self._stopped.is_set():
                 try:
                     self._listener.changed()
                 except Exception:  # the poller must outlive any listener bug
@@ -325,7 +327,6 @@ class HttpSource:
 
     def _connections(self) -> urllib3.PoolManager:
         if self._pool is None:
-            tls = self.tls
             self._pool = urllib3.PoolManager(
                 num_pools=2,
                 maxsize=1,
@@ -334,12 +335,29 @@ class HttpSource:
                 retries=urllib3.Retry(
                     total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS
                 ),
-                cert_reqs="CERT_REQUIRED",
-                ca_certs=str(tls.ca_file) if tls.ca_file is not None else None,
-                cert_file=str(tls.cert) if tls.cert is not None else None,
-                key_file=str(tls.key) if tls.key is not None else None,
+                ssl_context=self._tls_context(),
             )
         return self._pool
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Server certificates verified (against the CA file, or the system's), hostnames checked by
+        urllib3; the client certificate, if any. The files are read here, on the first request, so
+        a missing one is this source's error (logged, reported down) like any other."""
+        tls = self.tls
+        context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+        what = "the system's CA certificates"
+        try:
+            if tls.ca_file is not None:
+                what = f"TLS CA bundle {tls.ca_file}"
+                context.load_verify_locations(cafile=str(tls.ca_file))
+            else:
+                context.load_default_certs()
+            if tls.cert is not None:
+                what = f"TLS client certificate {tls.cert} or key {tls.key}"
+                context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key is not None else None)
+        except (OSError, ssl.SSLError) as error:
+            raise HttpSourceError(f"cannot read {what}: {error.strerror or error}") from None
+        return context
 
 
 def _described(error: HTTPError, timeout: float) -> str:

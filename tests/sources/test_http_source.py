@@ -285,3 +285,32 @@ def test_https_verifies_the_server_against_the_system_or_the_given_ca(tmp_path):
         assert trusted.fetch().revision == server.etag
     finally:
         server.stop()
+
+
+def test_a_server_that_asks_for_a_client_certificate_gets_the_configured_one(tmp_path):
+    certificates = make_certificates(tmp_path)
+    server = FlagServer(DOCUMENT)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=certificates.ca.cert)
+    context.load_cert_chain(certificates.server.cert, certificates.server.key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    server.tls = context
+    server.start()
+    try:
+        anonymous = open_source(server.url, SourceOptions(source_tls_ca=certificates.ca.cert))
+        with pytest.raises(HttpSourceError):
+            anonymous.fetch()
+        options = SourceOptions(
+            source_tls_ca=certificates.ca.cert,
+            source_tls_cert=certificates.client.cert,
+            source_tls_key=certificates.client.key,
+        )
+        assert open_source(server.url, options).fetch().revision == server.etag
+    finally:
+        server.stop()
+
+
+def test_a_tls_file_that_cannot_be_read_is_the_sources_error_naming_it(tmp_path):
+    missing = tmp_path / "missing-ca.pem"
+    source = open_source("https://127.0.0.1:1/flags.yaml", SourceOptions(source_tls_ca=missing))
+    with pytest.raises(HttpSourceError, match=f"cannot read TLS CA bundle {missing}: No such file"):
+        source.fetch()
