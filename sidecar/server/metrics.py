@@ -425,8 +425,8 @@ class _SidecarCollector(Collector):
             ("rejected_reloads", "Flag sets rejected on validation or read errors (the last good set stays)"),
             (
                 "source_lost",
-                "Times the flag source could not be had (a deleted or unreadable file); the last good"
-                " set stays",
+                "Times the flag source could not be had (a deleted or unreadable file, a remote source"
+                " that is down); the last good set stays",
             ),
             # The evaluation cache is off by default, and these then stay 0: the HELP says why.
             (
