@@ -26,6 +26,7 @@ from sidecar.server.settings import (
     ServerOptions,
     StreamOptions,
 )
+from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.settings import SourceOptions
 from sidecar.store.settings import StoreOptions
 
@@ -61,6 +62,7 @@ class Settings(
     ContextLimitOptions,
     ServerOptions,
     StoreOptions,
+    RemoteSourceOptions,
     SourceOptions,
     ConfigFileOptions,
 ):

@@ -10,12 +10,12 @@ from urllib.request import url2pathname
 
 from .document import Source
 from .file import FileSource
-from .settings import SourceOptions
+from .remote_options import RemoteSourceOptions
 
 # Builds a source from its URI (already split) and the source options (--source-poll-interval,
 # ...). It only checks and keeps what they say: connecting and reading are for fetch() and
 # watch(), so that an option check can build one.
-Opener = Callable[[SplitResult, SourceOptions], Source]
+Opener = Callable[[SplitResult, RemoteSourceOptions], Source]
 
 
 class SourceURIError(ValueError):
@@ -42,7 +42,7 @@ class SourceRegistry:
     def schemes(self) -> tuple[str, ...]:
         return tuple(sorted(self._schemes))
 
-    def open(self, uri: str, options: SourceOptions | None = None) -> Source:
+    def open(self, uri: str, options: RemoteSourceOptions | None = None) -> Source:
         """The source `uri` names, built with `options` (the defaults when None). Raises
         SourceURIError listing the known schemes."""
         text = uri.strip()
@@ -52,13 +52,13 @@ class SourceRegistry:
         if scheme is None:
             what = f"unknown source scheme {split.scheme!r}" if len(split.scheme) > 1 else "no scheme"
             raise SourceURIError(f"{what} in {text!r}; the sources are {self.described()}")
-        return scheme.opener(split, SourceOptions() if options is None else options)
+        return scheme.opener(split, RemoteSourceOptions() if options is None else options)
 
     def described(self) -> str:
         return ", ".join(f"{name} ({self._schemes[name].example})" for name in self.schemes)
 
 
-def open_file(uri: SplitResult, _options: SourceOptions) -> FileSource:
+def open_file(uri: SplitResult, _options: RemoteSourceOptions) -> FileSource:
     """file:///absolute/path, file://localhost/absolute/path, or file:relative/path (relative to
     the working directory, as a --flags PATH is)."""
     if uri.netloc not in ("", "localhost"):
@@ -74,7 +74,7 @@ def open_file(uri: SplitResult, _options: SourceOptions) -> FileSource:
     return FileSource(path)
 
 
-def open_http(uri: SplitResult, options: SourceOptions) -> Source:
+def open_http(uri: SplitResult, options: RemoteSourceOptions) -> Source:
     """http://host[:port]/path or https://...; user:password@ in the URI is sent as Basic auth."""
     from .http import ClientTls, HttpSource  # urllib3 only for a sidecar that uses it
 
@@ -99,6 +99,6 @@ REGISTRY.register("https", open_http, "https://host/flags.yaml")
 REGISTRY.register("http", open_http, "http://host/flags.yaml")
 
 
-def open_source(uri: str, options: SourceOptions | None = None) -> Source:
+def open_source(uri: str, options: RemoteSourceOptions | None = None) -> Source:
     """The source a URI names, by its scheme (REGISTRY). Raises SourceURIError."""
     return REGISTRY.open(uri, options)

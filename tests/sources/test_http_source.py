@@ -19,7 +19,7 @@ from sidecar.sources.http import (
     document_format,
     redacted,
 )
-from sidecar.sources.settings import SourceOptions
+from sidecar.sources.remote_options import RemoteSourceOptions
 from tests.conftest import eventually
 from tests.ops.certs import make_certificates
 from tests.sources.flag_server import FlagServer
@@ -257,7 +257,9 @@ def test_backoff_doubles_with_jitter_up_to_its_cap():
 
 
 def test_the_registry_opens_http_and_https_with_the_source_options(tmp_path):
-    options = SourceOptions(source_poll_interval=3.0, source_timeout=4.0, source_tls_ca=tmp_path / "ca.pem")
+    options = RemoteSourceOptions(
+        source_poll_interval=3.0, source_timeout=4.0, source_tls_ca=tmp_path / "ca.pem"
+    )
     source = open_source("https://flags.internal:8443/flags.yaml", options)
     assert isinstance(source, HttpSource)
     assert (source.poll_interval, source.timeout, source.tls.ca_file) == (3.0, 4.0, tmp_path / "ca.pem")
@@ -278,10 +280,10 @@ def test_https_verifies_the_server_against_the_system_or_the_given_ca(tmp_path):
     try:
         with pytest.raises(HttpSourceError, match=r"TLS error .*certificate verify failed"):
             source_for(server.url).fetch()
-        other = open_source(server.url, SourceOptions(source_tls_ca=certificates.other_ca.cert))
+        other = open_source(server.url, RemoteSourceOptions(source_tls_ca=certificates.other_ca.cert))
         with pytest.raises(HttpSourceError, match="certificate verify failed"):
             other.fetch()
-        trusted = open_source(server.url, SourceOptions(source_tls_ca=certificates.ca.cert))
+        trusted = open_source(server.url, RemoteSourceOptions(source_tls_ca=certificates.ca.cert))
         assert trusted.fetch().revision == server.etag
     finally:
         server.stop()
@@ -296,10 +298,10 @@ def test_a_server_that_asks_for_a_client_certificate_gets_the_configured_one(tmp
     server.tls = context
     server.start()
     try:
-        anonymous = open_source(server.url, SourceOptions(source_tls_ca=certificates.ca.cert))
+        anonymous = open_source(server.url, RemoteSourceOptions(source_tls_ca=certificates.ca.cert))
         with pytest.raises(HttpSourceError):
             anonymous.fetch()
-        options = SourceOptions(
+        options = RemoteSourceOptions(
             source_tls_ca=certificates.ca.cert,
             source_tls_cert=certificates.client.cert,
             source_tls_key=certificates.client.key,
@@ -311,6 +313,6 @@ def test_a_server_that_asks_for_a_client_certificate_gets_the_configured_one(tmp
 
 def test_a_tls_file_that_cannot_be_read_is_the_sources_error_naming_it(tmp_path):
     missing = tmp_path / "missing-ca.pem"
-    source = open_source("https://127.0.0.1:1/flags.yaml", SourceOptions(source_tls_ca=missing))
+    source = open_source("https://127.0.0.1:1/flags.yaml", RemoteSourceOptions(source_tls_ca=missing))
     with pytest.raises(HttpSourceError, match=f"cannot read TLS CA bundle {missing}: No such file"):
         source.fetch()
