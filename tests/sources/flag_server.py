@@ -27,6 +27,8 @@ class FlagServer:
         self.last_modified = True  # send Last-Modified and honour If-Modified-Since
         self.status: int | None = None  # answer every GET with this status instead
         self.delay = 0.0  # seconds to stall before answering
+        self.gate: threading.Event | None = None  # when set: every answer waits for it
+        self.waiting = threading.Event()  # a request is held at the gate
         self.answered: Counter[int] = Counter()  # by status
         self.requests: list[dict[str, str]] = []  # the headers of each request
         self.tls: ssl.SSLContext | None = None
@@ -84,6 +86,9 @@ class FlagServer:
         self.requests.append(dict(handler.headers.items()))
         if self.delay:
             time.sleep(self.delay)
+        if self.gate is not None:
+            self.waiting.set()
+            self.gate.wait(30)
         if handler.path.split("?", 1)[0] != self.path:
             return self._send(handler, 404, b"no such document\n")
         if self.status is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -138,6 +139,19 @@ def test_an_outage_is_reported_once_keeps_serving_and_is_caught_up(server, make_
     assert events.count("flag_source_unavailable") == 1
     assert events.count("flag_source_available") == 1
     assert store.stats["source_lost"] == 1
+
+
+def test_evaluation_never_waits_on_a_request_in_flight(server, make_store):
+    store = make_store(server)
+    server.gate = threading.Event()  # the next poll is held inside the server
+    try:
+        assert server.waiting.wait(5)
+        # The poll thread is mid-request (holding the source's lock): answers come all the same.
+        assert {variant(store, "a") for _ in range(1_000)} == {"off"}
+        assert store.evaluate_all({"$userId": "u"})[0].variant == "off"
+        assert server.waiting.is_set()  # still held
+    finally:
+        server.gate.set()
 
 
 def test_every_applied_document_is_kept_as_the_last_known_good_copy(server, make_store, tmp_path):
