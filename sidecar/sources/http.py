@@ -15,6 +15,7 @@ last good set and the source retries with exponential backoff and jitter. Reques
 source's own thread (or, for the first document and a SIGHUP, on the caller's): evaluation never
 waits on them.
 
+A proxy named by the environment (http_proxy, https_proxy, no_proxy) is used as curl would.
 urllib3 is imported only when an http(s) source is opened (registry.py), so a sidecar serving a
 file does not pay for it.
 """
@@ -28,11 +29,13 @@ import random
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Final
-from urllib.parse import SplitResult, unquote
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, ProtocolError, SSLError
@@ -327,7 +330,16 @@ class HttpSource:
 
     def _connections(self) -> urllib3.PoolManager:
         if self._pool is None:
-            self._pool = urllib3.PoolManager(
+            proxy = proxy_for(self.url)
+            if proxy is not None:
+                log.info(
+                    "fetching %s through the proxy %s (from the environment)",
+                    self._origin,
+                    redacted(urlsplit(proxy)),
+                    extra={"event": "flag_source_proxy"},
+                )
+            manager = urllib3.PoolManager if proxy is None else partial(urllib3.ProxyManager, proxy)
+            self._pool = manager(
                 num_pools=2,
                 maxsize=1,
                 timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
@@ -358,6 +370,16 @@ class HttpSource:
         except (OSError, ssl.SSLError) as error:
             raise HttpSourceError(f"cannot read {what}: {error.strerror or error}") from None
         return context
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (http_proxy, https_proxy, no_proxy, as curl and
+    Python's urllib read them), or None."""
+    split = urlsplit(url)
+    proxy = urllib.request.getproxies().get(split.scheme.lower())
+    if not proxy or urllib.request.proxy_bypass(split.netloc.rpartition("@")[2]):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def _described(error: HTTPError, timeout: float) -> str:

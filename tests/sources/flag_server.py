@@ -31,6 +31,7 @@ class FlagServer:
         self.waiting = threading.Event()  # a request is held at the gate
         self.answered: Counter[int] = Counter()  # by status
         self.requests: list[dict[str, str]] = []  # the headers of each request
+        self.proxied: list[str] = []  # absolute request targets: this server was asked as a proxy
         self.tls: ssl.SSLContext | None = None
         self._body = b""
         self._modified = time.time()
@@ -89,7 +90,11 @@ class FlagServer:
         if self.gate is not None:
             self.waiting.set()
             self.gate.wait(30)
-        if handler.path.split("?", 1)[0] != self.path:
+        target = handler.path
+        if target.startswith("http://"):  # a forward proxy's request: answered from here
+            self.proxied.append(target)
+            target = "/" + target.split("/", 3)[3]
+        if target.split("?", 1)[0] != self.path:
             return self._send(handler, 404, b"no such document\n")
         if self.status is not None:
             return self._send(handler, self.status, b"failing on purpose\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import ssl
 import time
@@ -316,3 +317,22 @@ def test_a_tls_file_that_cannot_be_read_is_the_sources_error_naming_it(tmp_path)
     source = open_source("https://127.0.0.1:1/flags.yaml", RemoteSourceOptions(source_tls_ca=missing))
     with pytest.raises(HttpSourceError, match=f"cannot read TLS CA bundle {missing}: No such file"):
         source.fetch()
+
+
+def test_a_proxy_from_the_environment_is_used_unless_no_proxy_names_the_host(server, monkeypatch, caplog):
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = FlagServer(DOCUMENT).start()  # answers absolute-form requests as a forward proxy would
+    try:
+        monkeypatch.setenv("http_proxy", f"127.0.0.1:{proxy.port}")
+        caplog.set_level(logging.INFO)
+        document = source_for("http://flags.example.invalid/flags.yaml").fetch()
+        assert document.revision == proxy.etag
+        assert proxy.proxied == ["http://flags.example.invalid/flags.yaml"]
+        assert f"through the proxy http://127.0.0.1:{proxy.port}/" in caplog.text
+        monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
+        source_for(server.url).fetch()  # straight to the server
+        assert len(proxy.proxied) == 1
+        assert len(server.requests) == 1
+    finally:
+        proxy.stop()
