@@ -67,3 +67,15 @@ def test_flag_versions_survive_a_restart_with_a_state_dir(tmp_path):
     assert version_after_a_start(flag_file, "--state-dir", str(state)) == 2
     assert version_after_a_start(flag_file, "--state-dir", str(state)) == 2
     assert version_after_a_start(flag_file) == 1  # without one: counted from 1 by each process
+
+
+def test_a_source_client_certificate_needs_its_key():
+    result = run_cli("serve", "--source", "https://flags.internal/flags.yaml", "--source-tls-cert", "c.pem")
+    assert result.returncode == 2
+    assert "--source-tls-cert (from command-line flag --source-tls-cert) needs both" in result.stderr
+
+
+def test_a_source_poll_interval_must_be_above_zero():
+    result = run_cli("serve", "--source", "https://flags.internal/flags.yaml", "--source-poll-interval", "0")
+    assert result.returncode == 2
+    assert "invalid source_poll_interval '0'" in result.stderr
