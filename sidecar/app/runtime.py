@@ -268,7 +268,14 @@ class Runtime:
     def reload(self) -> None:
         """SIGHUP: read the flags again (the store logs what it applied, or why it kept the last
         good set)."""
-        logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        if isinstance(self.source, FileSource):
+            logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        else:
+            logger.info(
+                "received SIGHUP: fetching the flags from %s again",
+                self.source.origin,
+                extra={"event": "reload_requested"},
+            )
         self.store.reload()
 
     # ------------------------------------------------------------ stop
