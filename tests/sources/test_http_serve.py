@@ -6,6 +6,7 @@ copy from --state-dir, then catches up."""
 from __future__ import annotations
 
 import re
+import signal
 import urllib.error
 import urllib.request
 
@@ -102,6 +103,10 @@ def test_serve_follows_an_http_source_through_an_outage_and_a_restart(server, tm
         polls = server.answered[304]
         eventually(lambda: server.answered[304] >= polls + 5, timeout=10)
         assert sidecar.metric("flag_sidecar_flag_set_reloads_total") == reloads  # 304s reload nothing
+
+        sidecar.process.process.send_signal(signal.SIGHUP)  # a plain GET at once, and a reload
+        eventually(lambda: sidecar.metric("flag_sidecar_flag_set_reloads_total") == reloads + 1)
+        assert f"received SIGHUP: fetching the flags from {server.url} again" in sidecar.process.log
 
         server.stop()  # the outage
         eventually(lambda: sidecar.metric("flag_sidecar_source_up") == 0.0, timeout=10)
