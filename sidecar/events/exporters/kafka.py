@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..exporter import PermanentExportError, RetryableExportError
-from ..feature_event import Event, dumps
+from ..feature_event import Event, dump_bytes
 from ..options import Options
 
 confluent_kafka: Any
@@ -55,28 +55,10 @@ PASSTHROUGH = {
     "ssl_key_password": "ssl.key.password",
 }
 
-orjson: Any
-try:  # part of the kafka extra: encoding each event on its own is where the exporter's time goes
-    import orjson
-except ImportError:  # pragma: no cover - exercised only where the extra is not installed
-    orjson = None
-
-# The fallback, built once: json.dumps with options builds a new JSONEncoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
-
 
 def encode_json(event: Event) -> bytes:
-    """The event's strict JSON in UTF-8, as `dumps` writes it: NaN and infinities as null."""
-    data = event.to_json()
-    if orjson is not None:
-        try:
-            return bytes(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS))
-        except (TypeError, orjson.JSONEncodeError):  # an integer over 64 bits, say
-            return dumps(data).encode()
-    try:
-        return _ENCODER.encode(data).encode()
-    except ValueError:  # NaN or infinity: dumps writes them as null
-        return dumps(data).encode()
+    """The event's strict JSON in UTF-8 (feature_event.dump_bytes)."""
+    return dump_bytes(event.to_json())
 
 
 class KafkaExporter:
