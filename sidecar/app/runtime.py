@@ -53,7 +53,7 @@ class StartFailed(Exception):
 def flag_source(settings: Settings) -> Source:
     """--source URI, or --flags PATH (a file source, the path kept as given for messages)."""
     if settings.source is not None:
-        return open_source(settings.source)  # checked when the options were parsed
+        return open_source(settings.source, settings)  # checked when the options were parsed
     if settings.flags is None:
         raise ValueError("no --flags or --source")  # cli.main requires one
     return FileSource(settings.flags)
@@ -71,6 +71,8 @@ class Runtime:
             cache_ttl=settings.cache_ttl,
             eval_cache_size=settings.eval_cache_size,
             state_dir=settings.state_dir,
+            # Anything but a local file can be unreachable: keep a last-known-good copy of it.
+            remote=not isinstance(self.source, FileSource),
         )
         self.metrics = SidecarMetrics(self.store)
         self.management: ManagementServer | None = None
@@ -157,6 +159,11 @@ class Runtime:
 
     def _start_store(self) -> Callable[[], None]:
         store, source = self.store, self.source
+        if store.remote and self.settings.state_dir is None:
+            logger.warning(
+                "no --state-dir: a restart while %s is down cannot serve the last known good flag set",
+                source.origin,
+            )
         try:
             store.start()
         except StateDirError as error:
@@ -261,7 +268,14 @@ class Runtime:
     def reload(self) -> None:
         """SIGHUP: read the flags again (the store logs what it applied, or why it kept the last
         good set)."""
-        logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        if isinstance(self.source, FileSource):
+            logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        else:
+            logger.info(
+                "received SIGHUP: fetching the flags from %s again",
+                self.source.origin,
+                extra={"event": "reload_requested"},
+            )
         self.store.reload()
 
     # ------------------------------------------------------------ stop

@@ -26,6 +26,7 @@ from sidecar.server.settings import (
     ServerOptions,
     StreamOptions,
 )
+from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.settings import SourceOptions
 from sidecar.store.settings import StoreOptions
 
@@ -61,6 +62,7 @@ class Settings(
     ContextLimitOptions,
     ServerOptions,
     StoreOptions,
+    RemoteSourceOptions,
     SourceOptions,
     ConfigFileOptions,
 ):
@@ -78,6 +80,9 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
     if (settings.tls_cert is None) != (settings.tls_key is None):
         given = "tls_cert" if settings.tls_key is None else "tls_key"
         raise ConfigError(f"{where(given)} needs both --tls-cert and --tls-key")
+    if (settings.source_tls_cert is None) != (settings.source_tls_key is None):
+        given = "source_tls_cert" if settings.source_tls_key is None else "source_tls_key"
+        raise ConfigError(f"{where(given)} needs both --source-tls-cert and --source-tls-key")
     if settings.tls_client_ca is not None and settings.tls_cert is None:
         raise ConfigError(f"{where('tls_client_ca')} (mutual TLS) needs --tls-cert and --tls-key as well")
     if settings.tls_cert is not None and all(a.startswith(UNIX_PREFIX) for a in settings.listen):

@@ -1,5 +1,5 @@
-"""Sources by URI scheme: `file:///path/flags.yaml` today; http(s), sqlite, postgresql and grpc are
-each one more `register` call when they come."""
+"""Sources by URI scheme: `file:///path/flags.yaml` and `https://host/flags.yaml` (or http://);
+sqlite, postgresql and grpc are each one more `register` call when they come."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from urllib.request import url2pathname
 
 from .document import Source
 from .file import FileSource
+from .remote_options import RemoteSourceOptions
 
-# Builds a source from its URI (already split). It only checks and keeps what the URI says:
-# connecting and reading are for fetch() and watch(), so that an option check can build one.
-Opener = Callable[[SplitResult], Source]
+# Builds a source from its URI (already split) and the source options (--source-poll-interval,
+# ...). It only checks and keeps what they say: connecting and reading are for fetch() and
+# watch(), so that an option check can build one.
+Opener = Callable[[SplitResult, RemoteSourceOptions], Source]
 
 
 class SourceURIError(ValueError):
@@ -40,8 +42,9 @@ class SourceRegistry:
     def schemes(self) -> tuple[str, ...]:
         return tuple(sorted(self._schemes))
 
-    def open(self, uri: str) -> Source:
-        """The source `uri` names. Raises SourceURIError listing the known schemes."""
+    def open(self, uri: str, options: RemoteSourceOptions | None = None) -> Source:
+        """The source `uri` names, built with `options` (the defaults when None). Raises
+        SourceURIError listing the known schemes."""
         text = uri.strip()
         split = urlsplit(text)
         # One letter before ":" is a Windows drive, not a scheme; no "//" or ":" means a bare path.
@@ -49,13 +52,13 @@ class SourceRegistry:
         if scheme is None:
             what = f"unknown source scheme {split.scheme!r}" if len(split.scheme) > 1 else "no scheme"
             raise SourceURIError(f"{what} in {text!r}; the sources are {self.described()}")
-        return scheme.opener(split)
+        return scheme.opener(split, RemoteSourceOptions() if options is None else options)
 
     def described(self) -> str:
         return ", ".join(f"{name} ({self._schemes[name].example})" for name in self.schemes)
 
 
-def open_file(uri: SplitResult) -> FileSource:
+def open_file(uri: SplitResult, _options: RemoteSourceOptions) -> FileSource:
     """file:///absolute/path, file://localhost/absolute/path, or file:relative/path (relative to
     the working directory, as a --flags PATH is)."""
     if uri.netloc not in ("", "localhost"):
@@ -71,10 +74,31 @@ def open_file(uri: SplitResult) -> FileSource:
     return FileSource(path)
 
 
+def open_http(uri: SplitResult, options: RemoteSourceOptions) -> Source:
+    """http://host[:port]/path or https://...; user:password@ in the URI is sent as Basic auth."""
+    from .http import ClientTls, HttpSource  # urllib3 only for a sidecar that uses it
+
+    if not uri.hostname:
+        raise SourceURIError(
+            f"{uri.scheme}:...: expected {uri.scheme}://HOST/PATH, for example "
+            f"{uri.scheme}://flags.internal/flags.yaml"
+        )
+    try:
+        uri.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        raise SourceURIError(f"{uri.scheme}://{uri.hostname}: {error}") from None
+    tls = ClientTls(options.source_tls_ca, options.source_tls_cert, options.source_tls_key)
+    return HttpSource(
+        uri, poll_interval=options.source_poll_interval, timeout=options.source_timeout, tls=tls
+    )
+
+
 REGISTRY = SourceRegistry()
 REGISTRY.register("file", open_file, "file:///path/flags.yaml")
+REGISTRY.register("https", open_http, "https://host/flags.yaml")
+REGISTRY.register("http", open_http, "http://host/flags.yaml")
 
 
-def open_source(uri: str) -> Source:
+def open_source(uri: str, options: RemoteSourceOptions | None = None) -> Source:
     """The source a URI names, by its scheme (REGISTRY). Raises SourceURIError."""
-    return REGISTRY.open(uri)
+    return REGISTRY.open(uri, options)

@@ -1,4 +1,5 @@
-"""The options of the flag source (declared as sidecar.options explains)."""
+"""The options of the flag source (declared as sidecar.options explains); those the openers use
+are in remote_options.py (the registry needs them, and this module needs the registry)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from .registry import open_source
 
 
 def parse_source(text: str) -> str:
-    """A source URI (file:///path/flags.yaml, ...); the scheme and what the scheme's opener checks
-    are checked here (an option error, exit 2)."""
+    """A source URI (file:///path/flags.yaml, https://host/flags.yaml, ...); the scheme and what
+    the scheme's opener checks are checked here (an option error, exit 2)."""
     open_source(text)  # raises SourceURIError, a ValueError; opening reads nothing
     return text.strip()
 
@@ -26,5 +27,8 @@ class SourceOptions:
         "flag file to serve (YAML or JSON); watched for edits (short for --source file://PATH)",
     )
     source: str | None = option(
-        parse_source, None, "URI", "where the flags come from, by URI scheme: file:///path/flags.yaml"
+        parse_source,
+        None,
+        "URI",
+        "where the flags come from, by URI scheme: file:///path/flags.yaml, https://host/flags.yaml",
     )

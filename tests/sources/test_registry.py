@@ -33,8 +33,8 @@ def test_a_file_uri_opens_a_file_source(tmp_path):
     ("uri", "message"),
     [
         (
-            "http://flags.internal/flags.yaml",
-            "unknown source scheme 'http' in 'http://flags.internal/flags.yaml'",
+            "ftp://flags.internal/flags.yaml",
+            "unknown source scheme 'ftp' in 'ftp://flags.internal/flags.yaml'",
         ),
         ("postgresql://db/flags", "unknown source scheme 'postgresql'"),
         ("/etc/flags.yaml", "no scheme in '/etc/flags.yaml'"),
@@ -44,7 +44,10 @@ def test_an_unknown_scheme_lists_the_known_ones(uri, message):
     with pytest.raises(SourceURIError) as raised:
         open_source(uri)
     assert message in str(raised.value)
-    assert str(raised.value).endswith("; the sources are file (file:///path/flags.yaml)")
+    assert str(raised.value).endswith(
+        "; the sources are file (file:///path/flags.yaml), http (http://host/flags.yaml), "
+        "https (https://host/flags.yaml)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,13 +76,13 @@ def test_a_new_scheme_is_one_registration(tmp_path):
 
     registry = SourceRegistry()
     seen: list[SplitResult] = []
-    registry.register("fixed", lambda uri: seen.append(uri) or Fixed(), "fixed://name")
+    registry.register("fixed", lambda uri, options: seen.append(uri) or Fixed(), "fixed://name")
     assert isinstance(registry.open("fixed://name"), Fixed)
     assert seen[0].netloc == "name"
     assert registry.schemes == ("fixed",)
     with pytest.raises(ValueError, match="registered already"):
-        registry.register("FIXED", lambda uri: Fixed(), "fixed://other")
-    assert REGISTRY.schemes == ("file",)
+        registry.register("FIXED", lambda uri, options: Fixed(), "fixed://other")
+    assert REGISTRY.schemes == ("file", "http", "https")
 
 
 def test_a_file_source_hands_over_the_bytes_with_their_format_and_revision(tmp_path):
