@@ -25,6 +25,7 @@ from sidecar.server.settings import (
     ManagementOptions,
     ServerOptions,
     StreamOptions,
+    SyncOptions,
 )
 from sidecar.sources.settings import SourceOptions
 from sidecar.store.settings import StoreOptions
@@ -56,6 +57,7 @@ class Settings(
     EventOptions,
     ManagementOptions,
     HealthListenerOptions,
+    SyncOptions,
     FlagdOptions,
     StreamOptions,
     ContextLimitOptions,

@@ -65,8 +65,11 @@ class BoundAddress:
         return unix_socket_path(self.address) if self.address.startswith(UNIX_PREFIX) else None
 
 
-def bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> BoundAddress:
-    """Add one listening address to a not yet started server. Raises OSError if it is unusable."""
+def bind(
+    server: grpc.Server | grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> BoundAddress:
+    """Add one listening address to a not yet started server (sync or grpc.aio). Raises OSError
+    if it is unusable."""
     if address.startswith(UNIX_PREFIX):
         path = unix_socket_path(address)
         _refuse_live_socket(path)
@@ -109,7 +112,9 @@ def _check_bindable(address: str) -> None:
         raise OSError(f"cannot listen on {address}: {problem.strerror or problem}")
 
 
-def _add_port(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+def _add_port(
+    server: grpc.Server | grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> int:
     try:
         if credentials is None:
             port = server.add_insecure_port(address)

@@ -22,6 +22,7 @@ from sidecar.options import (
 )
 
 FLAGD_DEFAULT_LISTEN = "127.0.0.1:8013"
+SYNC_DEFAULT_LISTEN = "127.0.0.1:8015"  # flagd's sync port
 
 
 def parse_flagd_listen(text: str) -> str:
@@ -32,6 +33,17 @@ def parse_flagd_listen(text: str) -> str:
         return ""
     if value == "on":
         return FLAGD_DEFAULT_LISTEN
+    return parse_listen_address(text.strip())
+
+
+def parse_sync_listen(text: str) -> str:
+    """The sync listener: HOST:PORT or unix:..., `on` for 127.0.0.1:8015 (flagd's sync port),
+    `off` for none (returned as "")."""
+    value = text.strip().lower()
+    if value == "off":
+        return ""
+    if value == "on":
+        return SYNC_DEFAULT_LISTEN
     return parse_listen_address(text.strip())
 
 
@@ -160,6 +172,26 @@ class FlagdOptions:
         "HEADER=KEY",
         "flagd protocol: the request header HEADER sets context key KEY (flagd's -H); repeat for several",
         multiple=True,
+    )
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """SyncServer (sync/server.py): the sync stream other sidecars and in-process clients follow."""
+
+    sync_listen: str = option(
+        parse_sync_listen,
+        "",
+        "HOST:PORT",
+        "serve flagsidecar.v1.SyncService (Watch, Fetch) on this grpc.aio listener, for sidecars "
+        "with --source grpc://HOST:PORT: on = 127.0.0.1:8015, off = none (TLS as --listen)",
+    )
+    sync_max_streams: int = option(
+        parse_positive_count,
+        4096,
+        "N",
+        "Watch streams open at once on the sync listener (no thread each); more are refused "
+        "(RESOURCE_EXHAUSTED). --max-streams-per-connection and --stream-idle-timeout apply too",
     )
 
 

@@ -1,5 +1,6 @@
-"""Sources by URI scheme: `file:///path/flags.yaml` today; http(s), sqlite, postgresql and grpc are
-each one more `register` call when they come."""
+"""Sources by URI scheme: `file:///path/flags.yaml`, `grpc://HOST:PORT` and `grpcs://` (another
+flag-sidecar's sync stream); http(s), sqlite and postgresql are each one more `register` call when
+they come."""
 
 from __future__ import annotations
 
@@ -71,8 +72,22 @@ def open_file(uri: SplitResult) -> FileSource:
     return FileSource(path)
 
 
+def open_upstream(uri: SplitResult) -> Source:
+    """grpc://HOST:PORT?selector=flag-set=NAME, grpcs://... (upstream.py lists the options).
+    Imported here, not at the top: reading the command line imports no gRPC unless a grpc://
+    source is given."""
+    from .upstream import UpstreamSource, UpstreamURIError, parse_upstream_uri
+
+    try:
+        return UpstreamSource(parse_upstream_uri(uri))
+    except UpstreamURIError as error:
+        raise SourceURIError(str(error)) from None
+
+
 REGISTRY = SourceRegistry()
 REGISTRY.register("file", open_file, "file:///path/flags.yaml")
+REGISTRY.register("grpc", open_upstream, "grpc://control-plane:8015?selector=flag-set=default")
+REGISTRY.register("grpcs", open_upstream, "grpcs://control-plane:8015?ca=/etc/ca.pem")
 
 
 def open_source(uri: str) -> Source:

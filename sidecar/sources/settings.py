@@ -26,5 +26,9 @@ class SourceOptions:
         "flag file to serve (YAML or JSON); watched for edits (short for --source file://PATH)",
     )
     source: str | None = option(
-        parse_source, None, "URI", "where the flags come from, by URI scheme: file:///path/flags.yaml"
+        parse_source,
+        None,
+        "URI",
+        "where the flags come from, by URI scheme: file:///path/flags.yaml, or another flag-sidecar's "
+        "sync listener: grpc://HOST:PORT?selector=flag-set=NAME (grpcs:// for TLS)",
     )

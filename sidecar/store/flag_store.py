@@ -39,7 +39,7 @@ from ..engine import (
     flag_not_found,
 )
 from ..engine.evaluator import PlanStep
-from ..sources import Source
+from ..sources.document import Source
 from .cache_keys import eval_cache_key, request_hash
 from .loading import compile_document
 from .versions import VersionTable
