@@ -24,6 +24,7 @@ take to accept a message before it is closed is the stream's business (watch_ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -244,10 +245,8 @@ class SyncFanout:
                 return
             self._built = after
             record = Change(before.revision, after, flags, removed_flags, segments, removed_segments)
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: the server is gone
             self._loop.call_soon_threadsafe(self._publish, record)
-        except RuntimeError:  # the loop is closed: the server is gone
-            pass
 
     def _publish(self, change: Change) -> None:
         if self._closed:
