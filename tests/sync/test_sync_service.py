@@ -71,7 +71,8 @@ def test_watch_sends_the_whole_set_then_each_change_with_its_revision(plane: Con
         (banner,) = update.delta.flags
         assert banner.default_variant_when_on == "red"
         assert banner.version == 2  # the store's version: the file gives none
-        assert not update.delta.removed_flags and not update.delta.segments
+        assert not update.delta.removed_flags
+        assert not update.delta.segments
 
         plane.change(remove_flag("maintenance-mode"))
         removal = watcher.next()
@@ -109,7 +110,8 @@ def test_a_resumed_watch_sends_only_what_changed_since_its_revision(plane: Contr
     assert resumed.delta.since_revision == held
     assert keys(resumed.delta.flags) == ["banner-color", "new-flag"]
     assert list(resumed.delta.removed_flags) == ["maintenance-mode"]
-    assert not resumed.delta.segments and not resumed.delta.removed_segments
+    assert not resumed.delta.segments
+    assert not resumed.delta.removed_segments
 
     # Up to date: an empty delta at the current revision, and the stream goes on from there.
     watcher = Watcher(plane.address, since_revision=current)
@@ -117,7 +119,8 @@ def test_a_resumed_watch_sends_only_what_changed_since_its_revision(plane: Contr
         up_to_date = watcher.next()
         assert up_to_date.WhichOneof("update") == "delta"
         assert up_to_date.revision == current
-        assert not up_to_date.delta.flags and not up_to_date.delta.removed_flags
+        assert not up_to_date.delta.flags
+        assert not up_to_date.delta.removed_flags
         plane.change(set_default("banner-color", "blue"))
         assert keys(watcher.next().delta.flags) == ["banner-color"]
     finally:
@@ -166,13 +169,11 @@ def test_a_selector_that_selects_nothing_here_is_refused_with_the_reason(plane, 
 
 def test_a_request_that_does_not_decode_is_invalid_argument(plane: ControlPlane):
     channel = grpc.insecure_channel(plane.address)
-    for method in ("Fetch", "Watch"):
-        kind = channel.unary_unary if method == "Fetch" else channel.unary_stream
-        call = kind(f"/flagsidecar.v1.SyncService/{method}")
+    fetch = channel.unary_unary("/flagsidecar.v1.SyncService/Fetch")
+    watch = channel.unary_stream("/flagsidecar.v1.SyncService/Watch")
+    for call in (lambda: fetch(b"\x0a\xff", timeout=5), lambda: next(watch(b"\x0a\xff", timeout=5))):
         with pytest.raises(grpc.RpcError) as raised:
-            result = call(b"\x0a\xff", timeout=5)
-            if method == "Watch":
-                next(result)
+            call()
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "not a valid" in raised.value.details()
 
