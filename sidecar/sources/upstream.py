@@ -232,7 +232,12 @@ class UpstreamSource:
             )
             return response
         except grpc.RpcError as error:
-            raise OSError(f"upstream flag-sidecar {self.origin}: {_described(error)}") from None
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise OSError(
+                    f"no flag-sidecar answered within {self.options.timeout:g}s (is its --sync-listen "
+                    f"on {self.options.target}? the wait is the URI's timeout=SECONDS)"
+                ) from None
+            raise OSError(f"the upstream flag-sidecar refused the Fetch ({_described(error)})") from None
 
     def watch(self, listener: SourceListener) -> None:
         self._listener = listener
