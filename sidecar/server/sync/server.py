@@ -96,7 +96,7 @@ class SyncServer:
         self._server: Any = None  # grpc.aio.Server
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
-        self._failure: BaseException | None = None
+        self._failure: tuple[type[Exception], str] | None = None  # why start() failed
         self._stop_event: asyncio.Event | None = None
 
     @property
@@ -113,8 +113,9 @@ class SyncServer:
         if not self._started.wait(_START_TIMEOUT):
             raise OSError("the sync listener did not start in time")
         if self._failure is not None:
+            kind, message = self._failure
             self._thread.join(5)
-            raise self._failure
+            raise OSError(message) if issubclass(kind, OSError) else RuntimeError(message)
         if self._metrics is not None:
             self._metrics.add_stream_stats(self.streams.stats)
         for entry in self.bound:
@@ -131,12 +132,8 @@ class SyncServer:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve(credentials))
-        except BaseException as error:  # reported by start() when it happens before serving
-            if not self._started.is_set():
-                self._failure = error
-                self._started.set()
-            else:
-                logger.exception("the sync listener failed")
+        except Exception:
+            logger.exception("the sync listener failed")
         finally:
             loop.close()
 
@@ -175,9 +172,16 @@ class SyncServer:
             reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME), server)
             self.bound = [bind(server, address, credentials) for address in self._listen]
             await server.start()
-        except BaseException:
+        except Exception as error:
+            # Kept as text: an exception that left the coroutine would sit in a reference cycle
+            # (its traceback, the task, the exception) holding the aio server, and with it
+            # grpc.aio's poller thread, until the garbage collector came by.
             fanout.close()
-            raise
+            self._server = None
+            self._failure = (type(error), str(error))
+            self._started.set()
+            return
+        del server
         self._started.set()
         await self._stop_event.wait()
 
@@ -204,6 +208,8 @@ class SyncServer:
 
     async def _stop(self, grace: float) -> None:
         await self._server.stop(grace)
+        # grpc.aio's poller thread lives while any aio server object does: drop ours.
+        self._server = None
         assert self._stop_event is not None
         self._stop_event.set()
 
