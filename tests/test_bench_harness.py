@@ -120,3 +120,12 @@ def test_the_measured_interceptor_times_calls_and_maps_the_edge_errors(tmp_path:
         assert calls == {("Call", "OK"): 1, ("Call", "NOT_FOUND"): 1}
     finally:
         server.stop(0)
+
+
+def test_the_sync_bench_measures_propagation_and_idle_streams():
+    from bench import sync_cases
+
+    result = sync_cases.run(changes=2, idle_seconds=0.2, subscribers=4, idle_streams=20, downstreams=1)
+    assert [len(values) for values in result.propagation_ms.values()] == [8, 8, 2]
+    assert result.idle_streams == 20
+    assert result.threads_after == result.threads_before
