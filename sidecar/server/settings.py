@@ -25,26 +25,24 @@ FLAGD_DEFAULT_LISTEN = "127.0.0.1:8013"
 SYNC_DEFAULT_LISTEN = "127.0.0.1:8015"  # flagd's sync port
 
 
-def parse_flagd_listen(text: str) -> str:
-    """An extra listener for flagd providers: HOST:PORT or unix:..., `on` for flagd's
-    127.0.0.1:8013, `off` for none (returned as "")."""
+def _listen_on_or_off(text: str, default: str) -> str:
+    """HOST:PORT or unix:..., `on` for `default`, `off` for none (returned as "")."""
     value = text.strip().lower()
     if value == "off":
         return ""
     if value == "on":
-        return FLAGD_DEFAULT_LISTEN
+        return default
     return parse_listen_address(text.strip())
+
+
+def parse_flagd_listen(text: str) -> str:
+    """An extra listener for flagd providers; `on` is flagd's 127.0.0.1:8013."""
+    return _listen_on_or_off(text, FLAGD_DEFAULT_LISTEN)
 
 
 def parse_sync_listen(text: str) -> str:
-    """The sync listener: HOST:PORT or unix:..., `on` for 127.0.0.1:8015 (flagd's sync port),
-    `off` for none (returned as "")."""
-    value = text.strip().lower()
-    if value == "off":
-        return ""
-    if value == "on":
-        return SYNC_DEFAULT_LISTEN
-    return parse_listen_address(text.strip())
+    """The sync listener; `on` is 127.0.0.1:8015 (flagd's sync port)."""
+    return _listen_on_or_off(text, SYNC_DEFAULT_LISTEN)
 
 
 def parse_context_value(text: str) -> str:
