@@ -78,8 +78,12 @@ class SyncServer:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         log_size: int = DEFAULT_LOG_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        keepalive: Sequence[tuple[str, int]] = KEEPALIVE_OPTIONS,
     ) -> None:
+        """`keepalive`: the server's keepalive channel arguments (KEEPALIVE_OPTIONS; a test scales
+        them down)."""
         self._store = store
+        self._keepalive = tuple(keepalive)
         self._listen = tuple(listen)
         self._tls = tls
         self.streams = StreamAdmission(stream_limits)
@@ -138,7 +142,7 @@ class SyncServer:
             loop.close()
 
     async def _serve(self, credentials: grpc.ServerCredentials | None) -> None:
-        options: list[tuple[str, int]] = [("grpc.so_reuseport", 0), *KEEPALIVE_OPTIONS]
+        options: list[tuple[str, int]] = [("grpc.so_reuseport", 0), *self._keepalive]
         if self._handshake_timeout > 0:
             options.append(
                 ("grpc.server_handshake_timeout_ms", max(1, round(self._handshake_timeout * 1000)))
