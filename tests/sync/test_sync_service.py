@@ -274,14 +274,15 @@ def test_200_watch_streams_are_held_without_a_thread_each(plane: ControlPlane):
     # One connection (grpcio's sync client runs a thread per channel; a call that is not
     # iterated costs it none). tests/sync/test_fleet.py counts a control-plane process's threads.
     channels = [grpc.insecure_channel(plane.address, options=[("grpc.use_local_subchannel_pool", 1)])]
-    next(sync_pb2_grpc.SyncServiceStub(channels[0]).Watch(sync_pb2.WatchRequest()))
+    warm_up = sync_pb2_grpc.SyncServiceStub(channels[0]).Watch(sync_pb2.WatchRequest())
+    next(warm_up)
     before = threading.active_count()
     calls = [sync_pb2_grpc.SyncServiceStub(channels[0]).Watch(sync_pb2.WatchRequest()) for _ in range(200)]
     try:
         firsts = [next(call) for call in calls]
         assert {first.WhichOneof("update") for first in firsts} == {"full_set"}
-        assert plane.server.streams.open_streams == 200
-        assert plane.server.fanout.subscribers == 200
+        assert plane.server.streams.open_streams == 201
+        assert plane.server.fanout.subscribers == 201
         assert threading.active_count() == before, threading.enumerate()
 
         plane.change(set_default("banner-color", "red"))
@@ -289,7 +290,7 @@ def test_200_watch_streams_are_held_without_a_thread_each(plane: ControlPlane):
             assert keys(next(call).delta.flags) == ["banner-color"]
         assert threading.active_count() == before
     finally:
-        for call in calls:
+        for call in (warm_up, *calls):
             call.cancel()
         for channel in channels:
             channel.close()
