@@ -199,10 +199,7 @@ class StreamAdmission:
             return self._guard_async_generator(method, behaviour)
 
         async def guarded(request: Any, context: Any) -> None:
-            stream, refusal = self._take(method, context, reaped=False)
-            if stream is None:
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
-                return
+            stream = await self._admit_async(method, context)
             try:
                 await behaviour(request, context)
             finally:
@@ -214,10 +211,7 @@ class StreamAdmission:
         """guard_async for a behaviour that yields its responses (grpc.aio's other style)."""
 
         async def guarded(request: Any, context: Any) -> Any:
-            stream, refusal = self._take(method, context, reaped=False)
-            if stream is None:
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
-                return
+            stream = await self._admit_async(method, context)
             try:
                 async for response in behaviour(request, context):
                     stream.sent()
@@ -226,6 +220,14 @@ class StreamAdmission:
                 self._release(stream)
 
         return guarded
+
+    async def _admit_async(self, method: str, context: Any) -> _Stream:
+        """A slot for a grpc.aio stream, or the call ends RESOURCE_EXHAUSTED (abort raises)."""
+        stream, refusal = self._take(method, context, reaped=False)
+        if stream is None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            raise AssertionError("context.abort returned")  # it raises; for the type checker
+        return stream
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> _Stream:
         stream, refusal = self._take(method, context)
