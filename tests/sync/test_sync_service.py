@@ -83,6 +83,27 @@ def test_watch_sends_the_whole_set_then_each_change_with_its_revision(plane: Con
         watcher.close()
 
 
+def test_segment_changes_and_removals_travel_in_the_delta(plane: ControlPlane):
+    held = plane.revision()
+
+    def change_segment(document):
+        document["segments"][0]["rules"][0]["constraints"][0]["values"] = ["pro", "enterprise"]
+        document["segments"].append({"key": "staff", "rules": []})
+
+    plane.change(change_segment)
+    changed = next(plane.stub().Watch(sync_pb2.WatchRequest(since_revision=held)))
+    assert keys(changed.delta.segments) == ["beta", "staff"]
+    assert not changed.delta.flags  # the flags that use beta are the same definitions
+
+    def remove_segment(document):
+        document["segments"] = [s for s in document["segments"] if s["key"] != "staff"]
+
+    plane.change(remove_segment)
+    resumed = next(plane.stub().Watch(sync_pb2.WatchRequest(since_revision=held)))
+    assert keys(resumed.delta.segments) == ["beta"]
+    assert list(resumed.delta.removed_segments) == ["staff"]
+
+
 def test_the_full_set_reads_back_as_the_applied_definitions(plane: ControlPlane):
     # One schema (sidecar/schema.py) both ways: what the stream sends is what the store applied.
     response = plane.stub().Fetch(sync_pb2.FetchRequest(selector="flag-set=default"), timeout=5)
