@@ -134,3 +134,12 @@ def test_the_http_source_bench_polls_and_applies_changes():
         assert per_poll(server, 3, change=True) > 0  # asserts every change was applied
     finally:
         server.stop()
+
+
+def test_the_sync_bench_measures_propagation_and_idle_streams():
+    from bench import sync_cases
+
+    result = sync_cases.run(changes=2, idle_seconds=0.2, subscribers=4, idle_streams=20, downstreams=1)
+    assert [len(values) for values in result.propagation_ms.values()] == [8, 8, 2]
+    assert result.idle_streams == 20
+    assert result.threads_after == result.threads_before

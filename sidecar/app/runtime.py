@@ -4,7 +4,8 @@ order, and stops them.
 Start order (STARTUP): the management listener (so that /healthz answers and /readyz says why it
 is not ready while the flags load), the event pipeline (it replays what its spool kept), the flag
 store (takes --state-dir, loads the flags, follows the source), the health listener (a port in
-use there stops us before anything serves flags), the gRPC server.
+use there stops us before anything serves flags), the gRPC server, the sync listener
+(--sync-listen; it streams the flag set the store has loaded).
 
 Each component that starts is pushed on an ExitStack: when a later one fails to start, or on any
 exception, the stack stops exactly the components that started, in reverse order, each once. On
@@ -32,16 +33,18 @@ from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
+from sidecar.server.sync import SyncServer
 from sidecar.sources import FileSource, Source, open_source
 from sidecar.store import FlagStore, StateDirError
 
 logger = logging.getLogger("sidecar")
 
-STARTUP = ("management", "events", "store", "health", "server")
+STARTUP = ("management", "events", "store", "health", "server", "sync")
 # Readiness off comes first (management.begin_shutdown, and the server's own first step), then
 # the drain, then the flush of the events of the last calls; the health listener stops after the
-# store, with the management listener, so that its `liveness` stays SERVING throughout.
-SHUTDOWN = ("server", "events", "store", "health", "management")
+# store, with the management listener, so that its `liveness` stays SERVING throughout. The sync
+# listener goes first: its Watch streams end at once (their clients reconnect elsewhere or later).
+SHUTDOWN = ("sync", "server", "events", "store", "health", "management")
 # Kept from the shutdown budget for the last log lines and the exit itself.
 _EXIT_MARGIN = 0.5
 
@@ -79,6 +82,7 @@ class Runtime:
         self.events: EventPipeline | None = None
         self.health: HealthServer | None = None
         self.server: SidecarServer | None = None
+        self.sync: SyncServer | None = None
         self.started: list[str] = []  # component names, in the order they started
         self.stopped: list[str] = []  # and in the order they stopped
         self._stops: dict[str, Callable[[], None]] = {}
@@ -107,6 +111,7 @@ class Runtime:
             "store": self._start_store,
             "health": self._start_health,
             "server": self._start_server,
+            "sync": self._start_sync,
         }
         try:
             for name in STARTUP:
@@ -211,6 +216,34 @@ class Runtime:
         except OSError as error:
             raise _not_serving("%s", error) from error
         return self._stop_server
+
+    def _start_sync(self) -> Callable[[], None] | None:
+        settings = self.settings
+        if not settings.sync_listen:
+            return None
+        sync = SyncServer(
+            self.store,
+            (settings.sync_listen,),
+            tls=_tls_files(settings),
+            stream_limits=StreamLimits(
+                settings.sync_max_streams,
+                settings.max_streams_per_connection,
+                settings.stream_idle_timeout,
+                max_streams_option="--sync-max-streams",
+            ),
+            metrics=self.metrics,
+            handshake_timeout=settings.handshake_timeout,
+        )
+        try:
+            sync.start()
+        except OSError as error:
+            raise _not_serving("%s", error) from error
+        self.sync = sync
+        return self._stop_sync
+
+    def _stop_sync(self) -> None:
+        assert self.sync is not None
+        self.sync.stop(min(1.0, self._left()))
 
     def _build_server(self) -> SidecarServer:
         settings = self.settings

@@ -25,6 +25,7 @@ from sidecar.server.settings import (
     ManagementOptions,
     ServerOptions,
     StreamOptions,
+    SyncOptions,
 )
 from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.settings import SourceOptions
@@ -57,6 +58,7 @@ class Settings(
     EventOptions,
     ManagementOptions,
     HealthListenerOptions,
+    SyncOptions,
     FlagdOptions,
     StreamOptions,
     ContextLimitOptions,

@@ -65,8 +65,11 @@ class BoundAddress:
         return unix_socket_path(self.address) if self.address.startswith(UNIX_PREFIX) else None
 
 
-def bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> BoundAddress:
-    """Add one listening address to a not yet started server. Raises OSError if it is unusable."""
+def bind(
+    server: grpc.Server | grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> BoundAddress:
+    """Add one listening address to a not yet started server (sync or grpc.aio). Raises OSError
+    if it is unusable."""
     if address.startswith(UNIX_PREFIX):
         path = unix_socket_path(address)
         _refuse_live_socket(path)
@@ -95,21 +98,25 @@ def _check_bindable(address: str) -> None:
         )
     except socket.gaierror as error:
         raise OSError(f"cannot listen on {address}: cannot resolve {host!r}: {error.strerror}") from None
-    problem: OSError | None = None
+    # The first failure as text: the exception itself would hold this frame in a reference cycle
+    # (and with it the server being bound) until the garbage collector came by.
+    problem: str | None = None
     for family, kind, protocol, _name, sockaddr in candidates:
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(sockaddr)
             except OSError as error:
-                problem = problem or error
+                problem = problem or error.strerror or str(error)
             else:
                 return  # grpcio serves on the addresses it can bind, so one is enough
     if problem is not None:
-        raise OSError(f"cannot listen on {address}: {problem.strerror or problem}")
+        raise OSError(f"cannot listen on {address}: {problem}")
 
 
-def _add_port(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+def _add_port(
+    server: grpc.Server | grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> int:
     try:
         if credentials is None:
             port = server.add_insecure_port(address)

@@ -22,17 +22,27 @@ from sidecar.options import (
 )
 
 FLAGD_DEFAULT_LISTEN = "127.0.0.1:8013"
+SYNC_DEFAULT_LISTEN = "127.0.0.1:8015"  # flagd's sync port
 
 
-def parse_flagd_listen(text: str) -> str:
-    """An extra listener for flagd providers: HOST:PORT or unix:..., `on` for flagd's
-    127.0.0.1:8013, `off` for none (returned as "")."""
+def _listen_on_or_off(text: str, default: str) -> str:
+    """HOST:PORT or unix:..., `on` for `default`, `off` for none (returned as "")."""
     value = text.strip().lower()
     if value == "off":
         return ""
     if value == "on":
-        return FLAGD_DEFAULT_LISTEN
+        return default
     return parse_listen_address(text.strip())
+
+
+def parse_flagd_listen(text: str) -> str:
+    """An extra listener for flagd providers; `on` is flagd's 127.0.0.1:8013."""
+    return _listen_on_or_off(text, FLAGD_DEFAULT_LISTEN)
+
+
+def parse_sync_listen(text: str) -> str:
+    """The sync listener; `on` is 127.0.0.1:8015 (flagd's sync port)."""
+    return _listen_on_or_off(text, SYNC_DEFAULT_LISTEN)
 
 
 def parse_context_value(text: str) -> str:
@@ -160,6 +170,26 @@ class FlagdOptions:
         "HEADER=KEY",
         "flagd protocol: the request header HEADER sets context key KEY (flagd's -H); repeat for several",
         multiple=True,
+    )
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """SyncServer (sync/server.py): the sync stream other sidecars and in-process clients follow."""
+
+    sync_listen: str = option(
+        parse_sync_listen,
+        "",
+        "HOST:PORT",
+        "serve flagsidecar.v1.SyncService (Watch, Fetch) on this grpc.aio listener, for sidecars "
+        "with --source grpc://HOST:PORT: on = 127.0.0.1:8015, off = none (TLS as --listen)",
+    )
+    sync_max_streams: int = option(
+        parse_positive_count,
+        4096,
+        "N",
+        "Watch streams open at once on the sync listener (no thread each); more are refused "
+        "(RESOURCE_EXHAUSTED). --max-streams-per-connection and --stream-idle-timeout apply too",
     )
 
 

@@ -16,12 +16,15 @@ is sized unary workers + `max_streams`, and every streaming handler is registere
 - counts open, refused and idle-closed streams per method (`stats`, exposed by metrics.py).
 
 What admission knows of a stream is its slot (`_Stream`): method, peer, last activity. Nothing here
-depends on a stream holding a thread, so a later stream implementation that needs none (grpc.aio,
-for thousands of sync streams) can keep the same limits, messages and metrics.
+depends on a stream holding a thread: `guard_async` admits the grpc.aio streams of the sync
+listener (sidecar/server/sync) under the same limits, messages and metrics. Those are not reaped
+here: a Watch sends a heartbeat while nothing changes, and ends itself when its client takes no
+message for the idle timeout (the reaper's end_call needs a sync server's call).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -55,6 +58,7 @@ class StreamLimits:
     max_streams: int = DEFAULT_MAX_STREAMS
     max_per_peer: int = DEFAULT_MAX_STREAMS_PER_CONNECTION
     idle_timeout: float = DEFAULT_STREAM_IDLE_TIMEOUT
+    max_streams_option: str = "--max-streams"  # what the refusal tells the operator to raise
 
     def __post_init__(self) -> None:
         if self.max_streams < 1 or self.max_per_peer < 1:
@@ -67,10 +71,11 @@ class StreamLimits:
 class _Stream:
     method: str
     peer: str | None  # None: not told apart from other clients
-    context: grpc.ServicerContext
+    context: Any  # a grpc.ServicerContext, or grpc.aio's for a guard_async stream
     last_active: float
     received: int = 0
     ended: bool = False  # the reaper has ended it (its handler may not have returned yet)
+    reaped: bool = True  # False: the stream ends itself when idle (guard_async)
 
     def sent(self) -> None:
         self.last_active = time.monotonic()
@@ -186,7 +191,52 @@ class StreamAdmission:
 
     # ------------------------------------------------------------ admission
 
+    def guard_async(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """A grpc.aio streaming `behaviour` (a coroutine writing with context.write, or an async
+        generator of responses) under these limits; it ends itself when idle (module docstring)."""
+
+        if inspect.isasyncgenfunction(behaviour):
+            return self._guard_async_generator(method, behaviour)
+
+        async def guarded(request: Any, context: Any) -> None:
+            stream = await self._admit_async(method, context)
+            try:
+                await behaviour(request, context)
+            finally:
+                self._release(stream)
+
+        return guarded
+
+    def _guard_async_generator(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """guard_async for a behaviour that yields its responses (grpc.aio's other style)."""
+
+        async def guarded(request: Any, context: Any) -> Any:
+            stream = await self._admit_async(method, context)
+            try:
+                async for response in behaviour(request, context):
+                    stream.sent()
+                    yield response
+            finally:
+                self._release(stream)
+
+        return guarded
+
+    async def _admit_async(self, method: str, context: Any) -> _Stream:
+        """A slot for a grpc.aio stream, or the call ends RESOURCE_EXHAUSTED (abort raises)."""
+        stream, refusal = self._take(method, context, reaped=False)
+        if stream is None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            raise AssertionError("context.abort returned")  # it raises; for the type checker
+        return stream
+
     def _admit(self, method: str, context: grpc.ServicerContext) -> _Stream:
+        stream, refusal = self._take(method, context)
+        if stream is None:
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+        return stream
+
+    def _take(self, method: str, context: Any, reaped: bool = True) -> tuple[_Stream | None, str]:
+        """A slot for a new stream, or None and why it is refused (counted and logged)."""
         peer: str | None = context.peer()
         if peer in _ANONYMOUS_PEERS:
             peer = None
@@ -197,8 +247,9 @@ class StreamAdmission:
             if total >= limits.max_streams:
                 refusal = (
                     REFUSED_LIMIT,
-                    f"too many open streams: all {limits.max_streams} allowed (--max-streams) are "
-                    "in use; close streams that are no longer needed, or raise --max-streams",
+                    f"too many open streams: all {limits.max_streams} allowed "
+                    f"({limits.max_streams_option}) are in use; close streams that are no longer "
+                    f"needed, or raise {limits.max_streams_option}",
                 )
             elif peer is not None and on_peer >= limits.max_per_peer:
                 refusal = (
@@ -209,20 +260,20 @@ class StreamAdmission:
                 )
             else:
                 refusal = None
-                stream = _Stream(method, peer, context, time.monotonic())
+                stream = _Stream(method, peer, context, time.monotonic(), reaped=reaped)
                 self._open.add(stream)
                 if peer is not None:
                     self._per_peer[peer] += 1
                 self._stats.open[method] += 1
-                if self._reaper is None and not self._closed:
+                if reaped and self._reaper is None and not self._closed:
                     self._reaper = threading.Thread(target=self._reap, name="grpc-stream-reaper", daemon=True)
                     self._reaper.start()
             if refusal is not None:
                 self._stats.refused[(method, refusal[0])] += 1
         if refusal is not None:
             logger.warning("%s from %s refused: %s", method, context.peer(), refusal[1])
-            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, refusal[1])
-        return stream
+            return None, refusal[1]
+        return stream, ""
 
     def _release(self, stream: _Stream) -> None:
         with self._lock:
@@ -246,7 +297,7 @@ class StreamAdmission:
                     return
                 cutoff = time.monotonic() - idle_timeout
                 # Ended once: a stream stays in _open (and counted) until its handler returns.
-                idle = [s for s in self._open if s.last_active < cutoff and not s.ended]
+                idle = [s for s in self._open if s.reaped and s.last_active < cutoff and not s.ended]
                 for stream in idle:
                     stream.ended = True
                     self._stats.idle_closed[stream.method] += 1

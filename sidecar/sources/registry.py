@@ -1,5 +1,6 @@
-"""Sources by URI scheme: `file:///path/flags.yaml` and `https://host/flags.yaml` (or http://);
-sqlite, postgresql and grpc are each one more `register` call when they come."""
+"""Sources by URI scheme: `file:///path/flags.yaml`, `https://host/flags.yaml` (or http://),
+`grpc://HOST:PORT` and `grpcs://` (another flag-sidecar's sync stream); sqlite and postgresql are
+each one more `register` call."""
 
 from __future__ import annotations
 
@@ -93,10 +94,24 @@ def open_http(uri: SplitResult, options: RemoteSourceOptions) -> Source:
     )
 
 
+def open_upstream(uri: SplitResult, options: RemoteSourceOptions) -> Source:
+    """grpc://HOST:PORT?selector=flag-set=NAME, grpcs://... (upstream.py lists the options).
+    Imported here, not at the top: reading the command line imports no gRPC unless a grpc://
+    source is given."""
+    from .upstream import UpstreamSource, UpstreamURIError, parse_upstream_uri
+
+    try:
+        return UpstreamSource(parse_upstream_uri(uri))
+    except UpstreamURIError as error:
+        raise SourceURIError(str(error)) from None
+
+
 REGISTRY = SourceRegistry()
 REGISTRY.register("file", open_file, "file:///path/flags.yaml")
 REGISTRY.register("https", open_http, "https://host/flags.yaml")
 REGISTRY.register("http", open_http, "http://host/flags.yaml")
+REGISTRY.register("grpc", open_upstream, "grpc://control-plane:8015?selector=flag-set=default")
+REGISTRY.register("grpcs", open_upstream, "grpcs://control-plane:8015?ca=/etc/ca.pem")
 
 
 def open_source(uri: str, options: RemoteSourceOptions | None = None) -> Source:

@@ -30,5 +30,6 @@ class SourceOptions:
         parse_source,
         None,
         "URI",
-        "where the flags come from, by URI scheme: file:///path/flags.yaml, https://host/flags.yaml",
+        "where the flags come from, by URI scheme: file:///path/flags.yaml, https://host/flags.yaml, "
+        "or another flag-sidecar's sync listener: grpc://HOST:PORT?selector=flag-set=NAME (grpcs:// for TLS)",
     )

@@ -43,7 +43,7 @@ from ..engine import (
     flag_not_found,
 )
 from ..engine.evaluator import PlanStep
-from ..sources import Document, Source
+from ..sources.document import Document, Source
 from .cache_keys import eval_cache_key, request_hash
 from .last_known_good import LastKnownGood
 from .loading import compile_document

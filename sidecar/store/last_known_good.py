@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sources import FORMATS, Document
+from ..sources.document import FORMATS, Document
 from .state_files import write_atomically
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 from ..engine import FlagSet, FlagSetError, FlagSetReader, Problem
 from ..engine.compiler import VersionOf
-from ..sources import FORMATS, JSON, Document, read_document
+from ..sources.document import FORMATS, JSON, Document
+from ..sources.file import read_document
 from .flag_document import parse_flag_document
 
 
