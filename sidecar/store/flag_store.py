@@ -212,9 +212,6 @@ class FlagStore:
             self._reload(initial=False)
             return True
         except (FlagSetError, OSError) as error:
-            self.stats["rejected_reloads"] += 1
-            if isinstance(error, FlagSetError):
-                self.health.rejected()
             problems = error.problems if isinstance(error, FlagSetError) else [error]
             log.error(
                 "rejected flag set from %s, still serving the last good one (%d flags): %s",
@@ -223,6 +220,10 @@ class FlagStore:
                 "; ".join(str(p) for p in problems),
                 extra={"event": "flags_rejected", "problems": [str(p) for p in problems]},
             )
+            # Counted once logged: whoever sees the count (a metric, a test) finds the log line.
+            self.stats["rejected_reloads"] += 1
+            if isinstance(error, FlagSetError):
+                self.health.rejected()
             return False
 
     def _reload(self, initial: bool) -> None:
