@@ -33,6 +33,7 @@ from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
 from sidecar.sources import FileSource, Source, open_source
+from sidecar.sources.settings import selected_flag_set
 from sidecar.store import FlagStore, StateDirError
 
 logger = logging.getLogger("sidecar")
@@ -53,7 +54,8 @@ class StartFailed(Exception):
 def flag_source(settings: Settings) -> Source:
     """--source URI, or --flags PATH (a file source, the path kept as given for messages)."""
     if settings.source is not None:
-        return open_source(settings.source)  # checked when the options were parsed
+        # Both checked when the options were parsed.
+        return open_source(settings.source, selected_flag_set(settings.selector))
     if settings.flags is None:
         raise ValueError("no --flags or --source")  # cli.main requires one
     return FileSource(settings.flags)

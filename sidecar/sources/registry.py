@@ -1,5 +1,9 @@
-"""Sources by URI scheme: `file:///path/flags.yaml` today; http(s), sqlite, postgresql and grpc are
-each one more `register` call when they come."""
+"""Sources by URI scheme: `file:///path/flags.yaml`, `sqlite:///path/flags.db`; http(s),
+postgresql and grpc are each one more `register` call when they come.
+
+A source serves one flag set (`--selector flag-set=NAME`, `default` unless named). A database
+scheme also opens the database itself (`open_database`), for the admin API and the `migrate` and
+`flags` commands."""
 
 from __future__ import annotations
 
@@ -8,12 +12,15 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 from urllib.request import url2pathname
 
+from .database import DEFAULT_FLAG_SET, DatabaseSource, FlagDatabase, SqliteDialect
 from .document import Source
 from .file import FileSource
 
-# Builds a source from its URI (already split). It only checks and keeps what the URI says:
-# connecting and reading are for fetch() and watch(), so that an option check can build one.
-Opener = Callable[[SplitResult], Source]
+# Builds a source of one flag set from its URI (already split). It only checks and keeps what the
+# URI says: connecting and reading are for fetch() and watch(), so that an option check can build one.
+Opener = Callable[[SplitResult, str], Source]
+# Opens the database a database URI names (without connecting yet).
+DatabaseOpener = Callable[[SplitResult], FlagDatabase]
 
 
 class SourceURIError(ValueError):
@@ -24,24 +31,41 @@ class SourceURIError(ValueError):
 class _Scheme:
     opener: Opener
     example: str  # shown in errors, e.g. file:///etc/flag-sidecar/flags.yaml
+    database: DatabaseOpener | None = None
 
 
 class SourceRegistry:
     def __init__(self) -> None:
         self._schemes: dict[str, _Scheme] = {}
 
-    def register(self, scheme: str, opener: Opener, example: str) -> None:
+    def register(
+        self, scheme: str, opener: Opener, example: str, database: DatabaseOpener | None = None
+    ) -> None:
         scheme = scheme.lower()
         if scheme in self._schemes:
             raise ValueError(f"source scheme {scheme!r} is registered already")
-        self._schemes[scheme] = _Scheme(opener, example)
+        self._schemes[scheme] = _Scheme(opener, example, database)
 
     @property
     def schemes(self) -> tuple[str, ...]:
         return tuple(sorted(self._schemes))
 
-    def open(self, uri: str) -> Source:
-        """The source `uri` names. Raises SourceURIError listing the known schemes."""
+    def open(self, uri: str, flag_set: str = DEFAULT_FLAG_SET) -> Source:
+        """The source `uri` names, serving `flag_set`. Raises SourceURIError listing the known schemes."""
+        split, scheme = self._scheme(uri)
+        return scheme.opener(split, flag_set)
+
+    def open_database(self, uri: str) -> FlagDatabase:
+        """The database a database URI names. Raises SourceURIError (also for a file URI)."""
+        split, scheme = self._scheme(uri)
+        if scheme.database is None:
+            databases = ", ".join(
+                f"{name} ({entry.example})" for name, entry in sorted(self._schemes.items()) if entry.database
+            )
+            raise SourceURIError(f"{uri.strip()!r} names no database; the databases are {databases}")
+        return scheme.database(split)
+
+    def _scheme(self, uri: str) -> tuple[SplitResult, _Scheme]:
         text = uri.strip()
         split = urlsplit(text)
         # One letter before ":" is a Windows drive, not a scheme; no "//" or ":" means a bare path.
@@ -49,15 +73,20 @@ class SourceRegistry:
         if scheme is None:
             what = f"unknown source scheme {split.scheme!r}" if len(split.scheme) > 1 else "no scheme"
             raise SourceURIError(f"{what} in {text!r}; the sources are {self.described()}")
-        return scheme.opener(split)
+        return split, scheme
 
     def described(self) -> str:
         return ", ".join(f"{name} ({self._schemes[name].example})" for name in self.schemes)
 
 
-def open_file(uri: SplitResult) -> FileSource:
+def open_file(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> FileSource:
     """file:///absolute/path, file://localhost/absolute/path, or file:relative/path (relative to
-    the working directory, as a --flags PATH is)."""
+    the working directory, as a --flags PATH is). A file holds one flag set: `default`."""
+    if flag_set != DEFAULT_FLAG_SET:
+        raise SourceURIError(
+            f"{uri.geturl()!r}: a flag file is one flag set; --selector flag-set={flag_set} is for "
+            "database sources (serve another file instead)"
+        )
     if uri.netloc not in ("", "localhost"):
         raise SourceURIError(
             f"{uri.geturl()!r}: a file source reads a local file; the host must be empty "
@@ -71,10 +100,34 @@ def open_file(uri: SplitResult) -> FileSource:
     return FileSource(path)
 
 
+def open_sqlite_database(uri: SplitResult) -> FlagDatabase:
+    """sqlite:///absolute/path/flags.db, or sqlite:relative/path.db (as file: URIs read)."""
+    if uri.netloc not in ("", "localhost"):
+        raise SourceURIError(f"{uri.geturl()!r}: an SQLite database is a local file; the host must be empty")
+    if uri.query or uri.fragment:
+        raise SourceURIError(f"{uri.geturl()!r}: an sqlite URI takes no query or fragment")
+    path = url2pathname(uri.path)
+    if not path or path.endswith("/"):
+        raise SourceURIError(
+            f"{uri.geturl()!r}: expected a file path, for example sqlite:///var/lib/flags.db"
+        )
+    return FlagDatabase(SqliteDialect(path))
+
+
+def open_sqlite(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> DatabaseSource:
+    return DatabaseSource(open_sqlite_database(uri), flag_set)
+
+
 REGISTRY = SourceRegistry()
 REGISTRY.register("file", open_file, "file:///path/flags.yaml")
+REGISTRY.register("sqlite", open_sqlite, "sqlite:///path/flags.db", database=open_sqlite_database)
 
 
-def open_source(uri: str) -> Source:
-    """The source a URI names, by its scheme (REGISTRY). Raises SourceURIError."""
-    return REGISTRY.open(uri)
+def open_source(uri: str, flag_set: str = DEFAULT_FLAG_SET) -> Source:
+    """The source a URI names, by its scheme (REGISTRY), serving `flag_set`. Raises SourceURIError."""
+    return REGISTRY.open(uri, flag_set)
+
+
+def open_database(uri: str) -> FlagDatabase:
+    """The database a database URI names (REGISTRY). Raises SourceURIError."""
+    return REGISTRY.open_database(uri)

@@ -44,7 +44,9 @@ def test_an_unknown_scheme_lists_the_known_ones(uri, message):
     with pytest.raises(SourceURIError) as raised:
         open_source(uri)
     assert message in str(raised.value)
-    assert str(raised.value).endswith("; the sources are file (file:///path/flags.yaml)")
+    assert str(raised.value).endswith(
+        "; the sources are file (file:///path/flags.yaml), sqlite (sqlite:///path/flags.db)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,13 +75,13 @@ def test_a_new_scheme_is_one_registration(tmp_path):
 
     registry = SourceRegistry()
     seen: list[SplitResult] = []
-    registry.register("fixed", lambda uri: seen.append(uri) or Fixed(), "fixed://name")
+    registry.register("fixed", lambda uri, _flag_set: seen.append(uri) or Fixed(), "fixed://name")
     assert isinstance(registry.open("fixed://name"), Fixed)
     assert seen[0].netloc == "name"
     assert registry.schemes == ("fixed",)
     with pytest.raises(ValueError, match="registered already"):
-        registry.register("FIXED", lambda uri: Fixed(), "fixed://other")
-    assert REGISTRY.schemes == ("file",)
+        registry.register("FIXED", lambda uri, _flag_set: Fixed(), "fixed://other")
+    assert REGISTRY.schemes == ("file", "sqlite")
 
 
 def test_a_file_source_hands_over_the_bytes_with_their_format_and_revision(tmp_path):

@@ -1,0 +1,62 @@
+"""SQLite, the embedded default: one file, no server.
+
+WAL journal mode, so that readers (every sidecar following the file) never wait for the writer
+nor block it; `BEGIN IMMEDIATE` takes the write lock at the start of a write, so that two admins'
+writes take turns instead of failing at commit; a busy timeout, so a writer waits for the other
+rather than failing at once. `PRAGMA data_version` is what followers poll: it changes when
+another connection commits, and reading it touches no table (bench/notes.md measures it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import cast
+
+from .dialect import Connection
+
+BUSY_TIMEOUT_SECONDS = 10.0
+
+
+class SqliteDialect:
+    name = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def origin(self) -> str:
+        return f"sqlite:///{self.path.absolute()}".replace("////", "///")
+
+    def connect(self) -> Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise OSError(f"cannot open {self.path}: {error}") from None
+        try:
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA synchronous = FULL")  # an acknowledged admin write survives a crash
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")  # persistent: set once per file
+        except sqlite3.Error as error:
+            connection.close()
+            raise OSError(f"cannot use {self.path} as a database: {error}") from None
+        return cast(Connection, connection)
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def begin_write(self, connection: Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+
+    def begin_read(self, connection: Connection) -> None:
+        connection.execute("BEGIN")  # deferred: the first read takes the WAL snapshot
+
+    def change_counter(self, connection: Connection) -> int:
+        return int(connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def is_unavailable(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError | OSError)
