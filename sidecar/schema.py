@@ -25,7 +25,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-from flagsidecar.v1 import flag_pb2
+from flagsidecar.v1 import admin_pb2, flag_pb2
 
 from .engine import (
     ConstraintDefinition,
@@ -43,6 +43,7 @@ _OPERATION_NAMES = {spec.number: spec.name for spec in SPECS}
 _MAX_EXACT_INTEGER = 2**53
 
 __all__ = [
+    "constraint_document",
     "flag_from_message",
     "flag_set_from_message",
     "flag_set_to_message",
@@ -50,7 +51,9 @@ __all__ = [
     "from_document",
     "message_to_document",
     "segment_to_message",
+    "struct_to_json",
     "to_document",
+    "value_to_json",
 ]
 
 
@@ -153,10 +156,19 @@ def _json(data: Any) -> Any:
     return data
 
 
-def _python(value: struct_pb2.Value) -> Any:
+def value_to_json(value: struct_pb2.Value) -> Any:
+    """A Value as a document's JSON value (None when unset; whole numbers as ints)."""
     if value.WhichOneof("kind") is None:
         return None  # an unset Value: the document's missing value
     return _json(json_format.MessageToDict(value))
+
+
+def struct_to_json(struct: struct_pb2.Struct) -> dict[str, Any]:
+    converted: dict[str, Any] = _json(json_format.MessageToDict(struct))
+    return converted
+
+
+_python = value_to_json
 
 
 def _operation(number: int) -> Any:
@@ -167,7 +179,16 @@ def _operation(number: int) -> Any:
     return flag_pb2.Operation.Name(number) if number in flag_pb2.Operation.values() else number
 
 
-def _constraint_document(message: flag_pb2.Constraint) -> dict[str, Any]:
+# flag_pb2.Constraint, and the admin API's NewConstraint (the same three fields).
+_ConstraintMessage = flag_pb2.Constraint | admin_pb2.NewConstraint
+
+
+def constraint_document(message: _ConstraintMessage) -> dict[str, Any]:
+    """A constraint message as a document's constraint (not yet checked)."""
+    return _constraint_document(message)
+
+
+def _constraint_document(message: _ConstraintMessage) -> dict[str, Any]:
     document: dict[str, Any] = {"operation": _operation(message.operation)}
     if message.property:
         document["property"] = message.property
@@ -211,7 +232,7 @@ def _flag_document(message: flag_pb2.Flag) -> dict[str, Any]:
     if message.HasField("track_events"):
         document["trackEvents"] = message.track_events
     if message.HasField("metadata"):
-        document["metadata"] = _json(json_format.MessageToDict(message.metadata))
+        document["metadata"] = struct_to_json(message.metadata)
     return document
 
 

@@ -4,7 +4,8 @@ order, and stops them.
 Start order (STARTUP): the management listener (so that /healthz answers and /readyz says why it
 is not ready while the flags load), the event pipeline (it replays what its spool kept), the flag
 store (takes --state-dir, loads the flags, follows the source), the health listener (a port in
-use there stops us before anything serves flags), the gRPC server.
+use there stops us before anything serves flags), the gRPC server, the admin listener (writes come
+last, and stop first).
 
 Each component that starts is pushed on an ExitStack: when a later one fails to start, or on any
 exception, the stack stops exactly the components that started, in reverse order, each once. On
@@ -24,6 +25,8 @@ from types import TracebackType
 from sidecar.app.settings import Settings
 from sidecar.engine import FlagSetError
 from sidecar.events import EventPipeline, PipelineConfig, SpecError, SpoolLockedError, build_pipeline
+from sidecar.server.admin_access import AdminAccess
+from sidecar.server.admin_server import AdminServer
 from sidecar.server.app import SidecarServer
 from sidecar.server.flagd import FlagdSettings
 from sidecar.server.health_listener import HealthServer
@@ -32,17 +35,18 @@ from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
-from sidecar.sources import FileSource, Source, open_source
+from sidecar.sources import FileSource, Source, open_database, open_source
 from sidecar.sources.settings import selected_flag_set
 from sidecar.store import FlagStore, StateDirError
+from sidecar.store.admin import FlagAdmin
 
 logger = logging.getLogger("sidecar")
 
-STARTUP = ("management", "events", "store", "health", "server")
+STARTUP = ("management", "events", "store", "health", "server", "admin")
 # Readiness off comes first (management.begin_shutdown, and the server's own first step), then
 # the drain, then the flush of the events of the last calls; the health listener stops after the
 # store, with the management listener, so that its `liveness` stays SERVING throughout.
-SHUTDOWN = ("server", "events", "store", "health", "management")
+SHUTDOWN = ("admin", "server", "events", "store", "health", "management")
 # Kept from the shutdown budget for the last log lines and the exit itself.
 _EXIT_MARGIN = 0.5
 
@@ -79,6 +83,7 @@ class Runtime:
         self.events: EventPipeline | None = None
         self.health: HealthServer | None = None
         self.server: SidecarServer | None = None
+        self.admin: AdminServer | None = None
         self.started: list[str] = []  # component names, in the order they started
         self.stopped: list[str] = []  # and in the order they stopped
         self._stops: dict[str, Callable[[], None]] = {}
@@ -107,6 +112,7 @@ class Runtime:
             "store": self._start_store,
             "health": self._start_health,
             "server": self._start_server,
+            "admin": self._start_admin,
         }
         try:
             for name in STARTUP:
@@ -206,6 +212,35 @@ class Runtime:
         except OSError as error:
             raise _not_serving("%s", error) from error
         return self._stop_server
+
+    def _start_admin(self) -> Callable[[], None] | None:
+        settings = self.settings
+        if not settings.admin_listen or settings.source is None:
+            return None
+        try:
+            access = AdminAccess.from_files(settings.admin_token_file, settings.tls_client_ca is not None)
+        except (OSError, ValueError) as error:
+            raise _not_serving("%s", error) from error
+        # A database of its own (its own connection): the source's change counter then sees these
+        # writes as any other process's.
+        admin = AdminServer(
+            FlagAdmin(open_database(settings.source)),
+            settings.admin_listen,
+            access,
+            tls=_tls_files(settings),
+            metrics=self.metrics,
+        )
+        try:
+            admin.start()
+        except (OSError, RuntimeError) as error:
+            admin.stop()
+            raise _not_serving("%s", error) from error
+        self.admin = admin
+        return self._stop_admin
+
+    def _stop_admin(self) -> None:
+        assert self.admin is not None
+        self.admin.stop(min(self.settings.shutdown_grace, self._left()))
 
     def _build_server(self) -> SidecarServer:
         settings = self.settings

@@ -10,7 +10,7 @@ every option (tests/ops/test_readme.py checks it).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from sidecar.events.settings import EventOptions
 from sidecar.logging_setup import LoggingOptions
 from sidecar.options import UNIX_PREFIX, Option, option, parse_seconds
 from sidecar.server.settings import (
+    AdminOptions,
     ContextLimitOptions,
     FlagdOptions,
     HealthListenerOptions,
@@ -26,6 +27,7 @@ from sidecar.server.settings import (
     ServerOptions,
     StreamOptions,
 )
+from sidecar.sources import SourceURIError, open_database
 from sidecar.sources.settings import SourceOptions
 from sidecar.store.settings import StoreOptions
 
@@ -54,6 +56,7 @@ class Settings(
     ShutdownOptions,
     LoggingOptions,
     EventOptions,
+    AdminOptions,
     ManagementOptions,
     HealthListenerOptions,
     FlagdOptions,
@@ -93,11 +96,29 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{where('max_streams_per_connection')} ({settings.max_streams_per_connection}) is more "
             f"than {where('max_streams')} ({settings.max_streams})"
         )
+    if settings.admin_listen:
+        _check_admin(settings, where)
     if settings.shutdown_timeout < settings.shutdown_grace:
         raise ConfigError(
             f"{where('shutdown_timeout')} is {settings.shutdown_timeout:g}s, shorter than "
             f"{where('shutdown_grace')} ({settings.shutdown_grace:g}s)"
         )
+
+
+def _check_admin(settings: Settings, where: Callable[[str], str]) -> None:
+    if settings.source is None:
+        raise ConfigError(f"{where('admin_listen')} writes to a flag database: give --source sqlite:///path")
+    try:
+        open_database(settings.source)
+    except SourceURIError as error:
+        raise ConfigError(f"{where('admin_listen')}: {error}") from None
+    if settings.admin_token_file is None and settings.tls_client_ca is None:
+        raise ConfigError(
+            f"{where('admin_listen')} needs a way to authenticate callers: --admin-token-file, or "
+            "--tls-client-ca (mutual TLS) with --tls-cert and --tls-key"
+        )
+    if settings.admin_listen in settings.listen or settings.admin_listen == settings.flagd_listen:
+        raise ConfigError(f"{where('admin_listen')} is an evaluation listener too: give it a port of its own")
 
 
 TABLE: OptionTable[Settings] = OptionTable(Settings, check_consistency)
