@@ -27,8 +27,8 @@ from sidecar.server.settings import (
     ServerOptions,
     StreamOptions,
 )
-from sidecar.sources import SourceURIError, open_database
-from sidecar.sources.settings import SourceOptions
+from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database, open_source
+from sidecar.sources.settings import SourceOptions, selected_flag_set
 from sidecar.store.settings import StoreOptions
 
 __all__ = ["OPTIONS", "TABLE", "ConfigError", "Layer", "Settings"]
@@ -96,6 +96,18 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{where('max_streams_per_connection')} ({settings.max_streams_per_connection}) is more "
             f"than {where('max_streams')} ({settings.max_streams})"
         )
+    flag_set = selected_flag_set(settings.selector)
+    if flag_set != DEFAULT_FLAG_SET:
+        if settings.flags is not None:
+            raise ConfigError(
+                f"{where('selector')}: a flag file is the one flag set `default`; flag sets are for "
+                "database sources (--source sqlite:///path)"
+            )
+        if settings.source is not None:
+            try:
+                open_source(settings.source, flag_set)
+            except SourceURIError as error:
+                raise ConfigError(f"{where('selector')}: {error}") from None
     if settings.admin_listen:
         _check_admin(settings, where)
     if settings.shutdown_timeout < settings.shutdown_grace:
@@ -117,7 +129,8 @@ def _check_admin(settings: Settings, where: Callable[[str], str]) -> None:
             f"{where('admin_listen')} needs a way to authenticate callers: --admin-token-file, or "
             "--tls-client-ca (mutual TLS) with --tls-cert and --tls-key"
         )
-    if settings.admin_listen in settings.listen or settings.admin_listen == settings.flagd_listen:
+    evaluation_listeners = (*settings.listen, settings.flagd_listen)
+    if not settings.admin_listen.endswith(":0") and settings.admin_listen in evaluation_listeners:
         raise ConfigError(f"{where('admin_listen')} is an evaluation listener too: give it a port of its own")
 
 
