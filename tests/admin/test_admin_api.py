@@ -91,7 +91,7 @@ def test_two_admins_racing_on_one_flag_one_wins_the_other_is_told(sidecar):
         thread.join(30)
     wins = [outcome for outcome in outcomes if isinstance(outcome, str)]
     losses = [outcome for outcome in outcomes if isinstance(outcome, grpc.RpcError)]
-    assert len(wins) == 1 and len(losses) == 1, outcomes
+    assert (len(wins), len(losses)) == (1, 1), outcomes
     loss = losses[0]
     assert loss.code() == grpc.StatusCode.ABORTED
     assert "is at version 2, not 1" in loss.details()
@@ -201,7 +201,8 @@ def test_a_rollback_restores_the_earlier_evaluation(sidecar):
         (1, "create", "token:alice"),
     ]
     assert list(history[1].changed_fields) == ["rules"]
-    assert len(history[1].before.rules) == 1 and not history[1].after.rules
+    assert len(history[1].before.rules) == 1
+    assert not history[1].after.rules
     with pytest.raises(grpc.RpcError) as raised:
         admin.RollbackFlag(
             admin_pb2.RollbackFlagRequest(key="new-checkout", expected_version=3, to_version=9), metadata=AUTH

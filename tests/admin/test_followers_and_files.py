@@ -53,7 +53,8 @@ def test_import_then_export_round_trips_and_a_dry_run_writes_nothing(tmp_path, s
     uri = f"sqlite://{tmp_path}/flags.db"
     dry = run_cli("flags", "import", str(sample_flag_file), "--source", uri, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "+ flag " in dry.stdout and "dry run: nothing written" in dry.stdout
+    assert "+ flag " in dry.stdout
+    assert "dry run: nothing written" in dry.stdout
     exported = run_cli("flags", "export", "--source", uri)
     assert yaml.safe_load(exported.stdout) == {"flags": []}
 
@@ -92,7 +93,8 @@ def test_a_broken_file_is_not_imported(tmp_path):
     broken.write_text("flags:\n  - key: a\n    enabled: maybe\n    variants: []\n")
     result = run_cli("flags", "import", str(broken), "--source", uri)
     assert result.returncode == 1
-    assert "enabled is required" in result.stdout and "at least one variant" in result.stdout
+    assert "enabled is required" in result.stdout
+    assert "at least one variant" in result.stdout
     assert yaml.safe_load(run_cli("flags", "export", "--source", uri).stdout) == {"flags": []}
 
 
