@@ -22,7 +22,7 @@ from .database import FlagDatabase, SetContent
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS: Final = 0.01
+POLL_SECONDS: Final = 0.025
 
 
 def set_document(content: SetContent, origin: str) -> Document:
