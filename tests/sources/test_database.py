@@ -129,3 +129,11 @@ def test_the_source_notices_a_commit_by_another_process(uri, tmp_path):
         assert listener.changes == changes
     finally:
         source.close()
+
+
+def test_a_file_that_is_no_database_is_refused_with_the_reason(tmp_path):
+    (tmp_path / "flags.db").write_bytes(b"not a database " * 100)
+    with pytest.raises(OSError, match="file is not a database"):
+        open_source(f"sqlite://{tmp_path}/flags.db").fetch()
+    with pytest.raises(OSError, match="unable to open database file"):
+        open_source(f"sqlite://{tmp_path}/no-such-directory/flags.db").fetch()

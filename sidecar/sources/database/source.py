@@ -64,7 +64,7 @@ class DatabaseSource:
         except Exception as error:
             self.database.reset()
             if self.database.dialect.is_unavailable(error):
-                raise OSError(f"cannot read {self.origin}: {error}") from error
+                raise OSError(str(error)) from error  # the store names the source
             raise
         self._revision = content.revision
         return set_document(content, self.origin)
