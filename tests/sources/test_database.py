@@ -137,3 +137,49 @@ def test_a_file_that_is_no_database_is_refused_with_the_reason(tmp_path):
         open_source(f"sqlite://{tmp_path}/flags.db").fetch()
     with pytest.raises(OSError, match="unable to open database file"):
         open_source(f"sqlite://{tmp_path}/no-such-directory/flags.db").fetch()
+
+
+def test_a_deleted_file_is_reported_not_recreated_and_a_restored_one_is_followed(uri, tmp_path):
+    path = tmp_path / "flags.db"
+    database = open_database(uri)
+    database.migrate()
+    with database.write("default", "alice") as writer:
+        writer.put("flag", "f", FLAG, 1, "create", None)
+    # A backup with another flag in it, made with SQLite's own backup (consistent under WAL).
+    backup = tmp_path / "backup.db"
+    with database.write("default", "alice") as writer:
+        writer.put("flag", "g", {**FLAG, "key": "g"}, 1, "create", None)
+    with sqlite3.connect(backup) as copy:
+        sqlite3.connect(path).backup(copy)
+    with database.write("default", "alice") as writer:
+        writer.delete("flag", "g", 2, None)
+    database.close()
+
+    source = open_source(uri)
+    assert [f["key"] for f in json.loads(source.fetch().data)["flags"]] == ["f"]
+    listener = _Listener()
+    source.watch(listener)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        eventually(lambda: listener.events == ["flag_database_unavailable"], timeout=5)
+        assert not path.exists()  # reported, not quietly re-created empty
+        backup.replace(path)
+        eventually(lambda: listener.events[-1:] == ["flag_database_available"], timeout=5)
+        assert listener.changed_event.wait(5)
+        assert [f["key"] for f in json.loads(source.fetch().data)["flags"]] == ["f", "g"]
+
+        # Copied over while followed (a restore without a deletion): reopened and followed.
+        other = tmp_path / "other.db"
+        other_database = open_database(f"sqlite://{other}")
+        other_database.migrate()
+        with other_database.write("default", "bob") as writer:
+            for _ in range(3):  # a revision ahead of the followed file's
+                writer.put("flag", "h", {**FLAG, "key": "h"}, 1, "create", None)
+        other_database.close()
+        listener.changed_event.clear()
+        other.replace(path)
+        assert listener.changed_event.wait(5)
+        assert [f["key"] for f in json.loads(source.fetch().data)["flags"]] == ["h"]
+    finally:
+        source.close()

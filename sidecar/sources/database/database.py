@@ -89,6 +89,9 @@ class FlagDatabase:
         self.dialect = dialect
         self._connection: Connection | None = None
         self._lock = threading.RLock()
+        # False once the database exists for sure: reconnecting then never creates an empty one.
+        self.create = True
+        self._connections = 0  # connections opened: a counter is only comparable within one
 
     @property
     def origin(self) -> str:
@@ -96,7 +99,8 @@ class FlagDatabase:
 
     def _connected(self) -> Connection:
         if self._connection is None:
-            self._connection = self.dialect.connect()
+            self._connection = self.dialect.connect(self.create)
+            self._connections += 1
         return self._connection
 
     def close(self) -> None:
@@ -119,9 +123,15 @@ class FlagDatabase:
         with self._lock:
             return migrate(self.dialect, self._connected())
 
-    def change_counter(self) -> int:
+    def change_counter(self) -> tuple[int, int]:
+        """(connection number, the dialect's change counter): it differs whenever another
+        connection committed, or this one was reopened (a database replaced at its address is
+        reopened first; OSError when it is gone)."""
         with self._lock:
-            return self.dialect.change_counter(self._connected())
+            if self._connection is not None and self.dialect.replaced():
+                self.reset()
+            counter = self.dialect.change_counter(self._connected())
+            return self._connections, counter
 
     # ------------------------------------------------------------ reading
 

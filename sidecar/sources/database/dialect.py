@@ -38,8 +38,14 @@ class Dialect(Protocol):
         """Where the data is, as logs and problems name it (a path; a URI without its password)."""
         ...
 
-    def connect(self) -> Connection:
-        """A new connection in autocommit mode (transactions are begun explicitly). OSError."""
+    def connect(self, create: bool = True) -> Connection:
+        """A new connection in autocommit mode (transactions are begun explicitly). OSError. Without
+        `create`, a database that does not exist is an error, not a new empty one."""
+        ...
+
+    def replaced(self) -> bool:
+        """Whether the database the last connection opened is no longer the one at its address (a
+        file replaced by a restore): the connection should be dropped. OSError when it is gone."""
         ...
 
     def sql(self, text: str) -> str:

@@ -60,6 +60,7 @@ class DatabaseSource:
             if not self._migrated:
                 self.database.migrate()
                 self._migrated = True
+                self.database.create = False
             content = self.database.read(self.flag_set)
         except Exception as error:
             self.database.reset()
@@ -81,7 +82,7 @@ class DatabaseSource:
         self.database.close()
 
     def _run(self) -> None:
-        counter: int | None = None
+        counter: tuple[int, int] | None = None
         while not self._stopped.wait(self.poll_interval):
             try:
                 now = self.database.change_counter()

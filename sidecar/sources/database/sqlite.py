@@ -4,13 +4,17 @@ WAL journal mode, so that readers (every sidecar following the file) never wait 
 nor block it; `BEGIN IMMEDIATE` takes the write lock at the start of a write, so that two admins'
 writes take turns instead of failing at commit; a busy timeout, so a writer waits for the other
 rather than failing at once. `PRAGMA data_version` is what followers poll: it changes when
-another connection commits, and reading it touches no table (bench/notes.md measures it).
+another connection commits, and reading it touches no table (bench/notes.md measures it). A
+follower also checks that the file is still the one it opened (one stat): a file restored by
+copying another over it is reopened, and a deleted one is reported rather than re-created empty.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 from typing import cast
 
 from .dialect import Connection
@@ -23,16 +27,20 @@ class SqliteDialect:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file last opened
 
     @property
     def origin(self) -> str:
         return f"sqlite:///{self.path.absolute()}".replace("////", "///")
 
-    def connect(self) -> Connection:
+    def connect(self, create: bool = True) -> Connection:
+        # mode=rw: a follower whose file was deleted must not quietly make a new, empty one.
+        target = f"file:{quote(str(self.path.absolute()))}{'' if create else '?mode=rw'}"
         try:
             connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+                target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False, uri=True
             )
+            self._identity = self._stat()
         except sqlite3.Error as error:
             raise OSError(f"cannot open {self.path}: {error}") from None
         try:
@@ -45,6 +53,13 @@ class SqliteDialect:
             connection.close()
             raise OSError(f"cannot use {self.path} as a database: {error}") from None
         return cast(Connection, connection)
+
+    def _stat(self) -> tuple[int, int]:
+        stat = os.stat(self.path)  # FileNotFoundError, an OSError, when it is gone
+        return stat.st_dev, stat.st_ino
+
+    def replaced(self) -> bool:
+        return self._identity is not None and self._stat() != self._identity
 
     def sql(self, text: str) -> str:
         return text
