@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 from typing import cast
+from urllib.parse import quote
 
 from .dialect import Connection
 
