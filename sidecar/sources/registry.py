@@ -1,5 +1,6 @@
-"""Sources by URI scheme: `file:///path/flags.yaml`, `sqlite:///path/flags.db`; http(s),
-postgresql and grpc are each one more `register` call when they come.
+"""Sources by URI scheme: `file:///path/flags.yaml`, `sqlite:///path/flags.db`,
+`postgresql://user@host/database`; http(s) and grpc are each one more `register` call when they
+come.
 
 A source serves one flag set (`--selector flag-set=NAME`, `default` unless named). A database
 scheme also opens the database itself (`open_database`), for the admin API and the `migrate` and
@@ -13,6 +14,7 @@ from urllib.parse import SplitResult, urlsplit
 from urllib.request import url2pathname
 
 from .database import DEFAULT_FLAG_SET, DatabaseSource, FlagDatabase, SqliteDialect
+from .database.postgresql import PostgresDialect
 from .document import Source
 from .file import FileSource
 
@@ -118,9 +120,23 @@ def open_sqlite(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> DatabaseS
     return DatabaseSource(open_sqlite_database(uri), flag_set)
 
 
+def open_postgresql_database(uri: SplitResult) -> FlagDatabase:
+    """postgresql://user:password@host:port/database (libpq's URI; its query options too)."""
+    if not uri.hostname and "host=" not in uri.query:
+        raise SourceURIError(f"{uri.geturl()!r}: expected postgresql://user@host:port/database")
+    return FlagDatabase(PostgresDialect(uri.geturl()))
+
+
+def open_postgresql(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> DatabaseSource:
+    return DatabaseSource(open_postgresql_database(uri), flag_set)
+
+
 REGISTRY = SourceRegistry()
 REGISTRY.register("file", open_file, "file:///path/flags.yaml")
 REGISTRY.register("sqlite", open_sqlite, "sqlite:///path/flags.db", database=open_sqlite_database)
+REGISTRY.register(
+    "postgresql", open_postgresql, "postgresql://user@host/database", database=open_postgresql_database
+)
 
 
 def open_source(uri: str, flag_set: str = DEFAULT_FLAG_SET) -> Source:

@@ -92,6 +92,7 @@ class FlagDatabase:
         # False once the database exists for sure: reconnecting then never creates an empty one.
         self.create = True
         self._connections = 0  # connections opened: a counter is only comparable within one
+        self._listening = 0  # the connection number that LISTENs (0: none)
 
     @property
     def origin(self) -> str:
@@ -132,6 +133,16 @@ class FlagDatabase:
                 self.reset()
             counter = self.dialect.change_counter(self._connected())
             return self._connections, counter
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a pushed change (PostgreSQL's NOTIFY); False at once when the
+        database pushes nothing (SQLite), for the caller to poll."""
+        with self._lock:
+            connection = self._connected()
+            if self._listening != self._connections:
+                self.dialect.listen(connection)
+                self._listening = self._connections
+            return self.dialect.wait(connection, timeout)
 
     # ------------------------------------------------------------ reading
 
@@ -237,6 +248,8 @@ class FlagDatabase:
             try:
                 writer = SetWriter(self, flag_set, actor, self._content(flag_set))
                 yield writer
+                if writer.written:
+                    self.dialect.notify(connection, f"{flag_set}:{writer.revision}")
                 connection.execute("COMMIT")
             except BaseException:
                 try:

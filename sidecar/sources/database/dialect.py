@@ -65,6 +65,24 @@ class Dialect(Protocol):
         """A number that changes when another connection commits (cheap: polled)."""
         ...
 
+    @property
+    def poll_seconds(self) -> float | None:
+        """How often a follower looks when nothing is pushed: None for the source's own interval
+        (a database without notifications), longer for one that pushes (a safety net)."""
+        ...
+
+    def listen(self, connection: Connection) -> None:
+        """Subscribe `connection` to write notifications (nothing for a database without them)."""
+        ...
+
+    def wait(self, connection: Connection, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a notification; False at once when there are none."""
+        ...
+
+    def notify(self, connection: Connection, payload: str) -> None:
+        """Inside a write transaction: tell the listeners at commit (nothing without notifications)."""
+        ...
+
     def is_unavailable(self, error: Exception) -> bool:
         """Whether `error` means the database cannot be reached or opened (not a bug of ours)."""
         ...

@@ -3,9 +3,11 @@ the database's own flag versions and the set's revision, and a watcher that noti
 any process at once.
 
 The watcher polls the dialect's change counter (SQLite's `PRAGMA data_version`: no table read) on
-a short interval; only when it moved does it read the set's revision (one row), and only when
-that moved is the store told to fetch. A write to another flag set costs the followers of this
-one that one row. bench/notes.md ("SQLite source") has the measurements behind the interval.
+a short interval, or, where the database pushes (PostgreSQL's LISTEN/NOTIFY), waits for a
+notification and polls only as a safety net; only when the counter moved does it read the set's
+revision (one row), and only when that moved is the store told to fetch. A write to another flag
+set costs the followers of this one that one row. bench/notes.md ("SQLite source") has the
+measurements behind the interval.
 
 A database that cannot be opened or read is reported once (lost) and watched for its return
 (regained, then a change if the set moved meanwhile); the store keeps serving the last good set.
@@ -83,8 +85,11 @@ class DatabaseSource:
 
     def _run(self) -> None:
         counter: tuple[int, int] | None = None
-        while not self._stopped.wait(self.poll_interval):
+        interval = self.database.dialect.poll_seconds or self.poll_interval
+        while not self._stopped.is_set():
             try:
+                if not self.database.wait_for_change(interval) and self._stopped.wait(interval):
+                    return
                 now = self.database.change_counter()
                 if now == counter:
                     continue
@@ -96,6 +101,7 @@ class DatabaseSource:
                 if not self.database.dialect.is_unavailable(error):
                     log.exception("flag database watcher failed")
                 self._lost(error)
+                self._stopped.wait(interval)
                 continue
             self._regained()
             if revision != self._revision and self._listener is not None:

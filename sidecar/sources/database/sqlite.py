@@ -73,5 +73,17 @@ class SqliteDialect:
     def change_counter(self, connection: Connection) -> int:
         return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
+    # No cross-process notification in SQLite: followers poll data_version.
+    poll_seconds = None
+
+    def listen(self, connection: Connection) -> None:
+        pass
+
+    def wait(self, connection: Connection, timeout: float) -> bool:
+        return False
+
+    def notify(self, connection: Connection, payload: str) -> None:
+        pass
+
     def is_unavailable(self, error: Exception) -> bool:
         return isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError | OSError)
