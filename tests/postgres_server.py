@@ -5,6 +5,7 @@ free port. Tests that use it are skipped when no pg_ctl is found."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -79,8 +80,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.start()
         yield server
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             server.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(directory, ignore_errors=True)
