@@ -50,10 +50,13 @@ __all__ = [
     "flag_to_message",
     "from_document",
     "message_to_document",
+    "segment_document_of",
+    "segment_rule_document",
     "segment_to_message",
     "struct_to_json",
     "to_document",
     "value_to_json",
+    "variant_document",
 ]
 
 
@@ -202,31 +205,50 @@ def _text(document: dict[str, Any], name: str, text: str) -> None:
         document[name] = text
 
 
-def _flag_document(message: flag_pb2.Flag) -> dict[str, Any]:
+# The admin API's input messages have the fields of the flag.proto ones they stand for (less the
+# version), so one reading serves both.
+_FlagMessage = flag_pb2.Flag | admin_pb2.NewFlag
+_FlagRuleMessage = flag_pb2.FlagRule | admin_pb2.NewFlagRule | admin_pb2.UpdateFlagRule
+_SegmentMessage = flag_pb2.Segment | admin_pb2.NewSegment
+_SegmentRuleMessage = flag_pb2.SegmentRule | admin_pb2.NewSegmentRule | admin_pb2.UpdateSegmentRule
+
+
+def variant_document(message: flag_pb2.Variant | admin_pb2.NewVariant) -> dict[str, Any]:
+    """A variant message as a document's variant (not yet checked)."""
+    entry: dict[str, Any] = {"key": message.key, "value": _python(message.value)}
+    _text(entry, "description", message.description)
+    return entry
+
+
+def flag_rule_document(rule: _FlagRuleMessage) -> dict[str, Any]:
+    """A flag rule message as a document's rule (not yet checked)."""
+    entry: dict[str, Any] = {
+        "constraints": [_constraint_document(c) for c in rule.constraints],
+        "distributions": [
+            {"variant": d.variant, "percentage": _json(d.percentage)} for d in rule.distributions
+        ],
+    }
+    _text(entry, "id", rule.id)
+    _text(entry, "bucketBy", rule.bucket_by)
+    return entry
+
+
+def segment_rule_document(rule: _SegmentRuleMessage) -> dict[str, Any]:
+    entry: dict[str, Any] = {"constraints": [_constraint_document(c) for c in rule.constraints]}
+    _text(entry, "id", rule.id)
+    return entry
+
+
+def flag_document_of(message: _FlagMessage) -> dict[str, Any]:
+    """A Flag (or the admin API's NewFlag) message as a flag document (not yet checked)."""
     document: dict[str, Any] = {"key": message.key, "enabled": message.enabled}
     _text(document, "name", message.name)
     _text(document, "description", message.description)
-    if message.version:
+    if isinstance(message, flag_pb2.Flag) and message.version:
         document["version"] = message.version
-    variants = []
-    for variant in message.variants:
-        entry: dict[str, Any] = {"key": variant.key, "value": _python(variant.value)}
-        _text(entry, "description", variant.description)
-        variants.append(entry)
-    document["variants"] = variants
-    rules = []
-    for rule in message.rules:
-        entry = {
-            "constraints": [_constraint_document(c) for c in rule.constraints],
-            "distributions": [
-                {"variant": d.variant, "percentage": _json(d.percentage)} for d in rule.distributions
-            ],
-        }
-        _text(entry, "id", rule.id)
-        _text(entry, "bucketBy", rule.bucket_by)
-        rules.append(entry)
-    if rules:
-        document["rules"] = rules
+    document["variants"] = [variant_document(variant) for variant in message.variants]
+    if message.rules:
+        document["rules"] = [flag_rule_document(rule) for rule in message.rules]
     _text(document, "defaultVariantWhenOn", message.default_variant_when_on)
     _text(document, "defaultVariantWhenOff", message.default_variant_when_off)
     if message.HasField("track_events"):
@@ -236,25 +258,21 @@ def _flag_document(message: flag_pb2.Flag) -> dict[str, Any]:
     return document
 
 
-def _segment_document(message: flag_pb2.Segment) -> dict[str, Any]:
+def segment_document_of(message: _SegmentMessage) -> dict[str, Any]:
+    """A Segment (or NewSegment) message as a segment document (not yet checked)."""
     document: dict[str, Any] = {"key": message.key}
     _text(document, "name", message.name)
     _text(document, "description", message.description)
-    rules = []
-    for rule in message.rules:
-        entry: dict[str, Any] = {"constraints": [_constraint_document(c) for c in rule.constraints]}
-        _text(entry, "id", rule.id)
-        rules.append(entry)
-    if rules:
-        document["rules"] = rules
+    if message.rules:
+        document["rules"] = [segment_rule_document(rule) for rule in message.rules]
     return document
 
 
 def message_to_document(message: flag_pb2.FlagSet) -> dict[str, Any]:
     """A FlagSet message as a flag document (not yet checked: `from_document` checks it)."""
     return {
-        "flags": [_flag_document(flag) for flag in message.flags],
-        "segments": [_segment_document(segment) for segment in message.segments],
+        "flags": [flag_document_of(flag) for flag in message.flags],
+        "segments": [segment_document_of(segment) for segment in message.segments],
     }
 
 

@@ -13,64 +13,36 @@ from google.protobuf import timestamp_pb2
 
 from flagsidecar.v1 import admin_pb2
 from sidecar.schema import (
-    constraint_document,
+    flag_document_of,
+    flag_rule_document,
     flag_to_message,
+    segment_document_of,
+    segment_rule_document,
     segment_to_message,
     struct_to_json,
     value_to_json,
+    variant_document,
 )
 from sidecar.store.admin import FlagRecord, HistoryRecord, SegmentRecord
 
-Document = dict[str, Any]
+__all__ = [
+    "flag_changes",
+    "flag_rule_document",
+    "history_entry",
+    "new_flag_document",
+    "new_segment_document",
+    "segment_changes",
+    "segment_rule_document",
+    "stored_flag",
+    "stored_segment",
+    "timestamp",
+    "variant_changes",
+    "variant_document",
+]
 
 
-def _text(document: Document, name: str, text: str) -> None:
-    if text:
-        document[name] = text
-
-
-def _constraints(messages: Any) -> list[Document]:
-    return [constraint_document(message) for message in messages]
-
-
-def flag_rule_document(message: admin_pb2.NewFlagRule | admin_pb2.UpdateFlagRule) -> Document:
-    document: Document = {
-        "constraints": _constraints(message.constraints),
-        "distributions": [
-            {"variant": d.variant, "percentage": _number(d.percentage)} for d in message.distributions
-        ],
-    }
-    _text(document, "id", message.id)
-    _text(document, "bucketBy", message.bucket_by)
-    return document
-
-
-def segment_rule_document(message: admin_pb2.NewSegmentRule | admin_pb2.UpdateSegmentRule) -> Document:
-    document: Document = {"constraints": _constraints(message.constraints)}
-    _text(document, "id", message.id)
-    return document
-
-
-def variant_document(message: admin_pb2.NewVariant) -> Document:
-    document: Document = {"key": message.key, "value": value_to_json(message.value)}
-    _text(document, "description", message.description)
-    return document
-
-
-def new_flag_document(message: admin_pb2.NewFlag) -> Document:
-    document: Document = {"key": message.key, "enabled": message.enabled}
-    _text(document, "name", message.name)
-    _text(document, "description", message.description)
-    document["variants"] = [variant_document(variant) for variant in message.variants]
-    if message.rules:
-        document["rules"] = [flag_rule_document(rule) for rule in message.rules]
-    _text(document, "defaultVariantWhenOn", message.default_variant_when_on)
-    _text(document, "defaultVariantWhenOff", message.default_variant_when_off)
-    if message.HasField("track_events"):
-        document["trackEvents"] = message.track_events
-    if message.HasField("metadata"):
-        document["metadata"] = struct_to_json(message.metadata)
-    return document
+new_flag_document = flag_document_of
+new_segment_document = segment_document_of
 
 
 def flag_changes(message: admin_pb2.UpdateFlag) -> dict[str, Any]:
@@ -102,23 +74,10 @@ def variant_changes(message: admin_pb2.UpdateVariant) -> dict[str, Any]:
     return changes
 
 
-def new_segment_document(message: admin_pb2.NewSegment) -> Document:
-    document: Document = {"key": message.key}
-    _text(document, "name", message.name)
-    _text(document, "description", message.description)
-    if message.rules:
-        document["rules"] = [segment_rule_document(rule) for rule in message.rules]
-    return document
-
-
 def segment_changes(message: admin_pb2.UpdateSegment) -> dict[str, Any]:
     return {
         name: getattr(message, name) or None for name in ("name", "description") if message.HasField(name)
     }
-
-
-def _number(value: float) -> int | float:
-    return int(value) if value.is_integer() else value
 
 
 def timestamp(text: str) -> timestamp_pb2.Timestamp:
