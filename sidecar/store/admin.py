@@ -10,7 +10,8 @@ Versions: a write names the version it read (expected_version) and is refused wi
 when someone else wrote first (VersionConflict); a create names none (the key must be free). Each
 change gives the flag (segment) the next version; a deletion is a version too, and a re-created key
 goes on counting, so a number is never served for two definitions. A rollback writes an earlier
-version's definition as a new version.
+version's definition as a new version. A write that changes nothing (an update to the values the
+flag already has) stores nothing and answers the current version.
 """
 
 from __future__ import annotations
@@ -249,6 +250,8 @@ class FlagAdmin:
             definitions = _validated(content, "flag", key, document)
             definition = next(flag for flag in definitions.flags if flag.key == key)
             stored = _without_version(flag_document(definition))
+            if current is not None and stored == current.definition:
+                return _flag_record(current)  # nothing changed: no new version, no history row
             version = writer.last_version("flag", key) + 1
             writer.put("flag", key, stored, version, action, current.definition if current else None)
             return FlagRecord(definition, version, writer.at, actor)
@@ -307,6 +310,9 @@ class FlagAdmin:
             document = _changed(current, change)
             definitions = _validated(content, "segment", key, document)
             definition = next(segment for segment in definitions.segments if segment.key == key)
+            stored = segment_document(definition)
+            if current is not None and stored == current.definition:
+                return _segment_record(current)
             version = writer.last_version("segment", key) + 1
             action = "create" if current is None else "update"
             writer.put(

@@ -300,3 +300,17 @@ def test_calls_without_a_good_token_are_refused(sidecar):
     with pytest.raises(grpc.RpcError) as raised:
         on_evaluation_port.GetFlag(admin_pb2.GetFlagRequest(key="x"), metadata=AUTH)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_write_that_changes_nothing_is_no_new_version(sidecar):
+    admin = sidecar().admin()
+    admin.CreateFlag(admin_pb2.CreateFlagRequest(flag=new_flag()), metadata=AUTH)
+    same = admin.UpdateFlag(
+        admin_pb2.UpdateFlagRequest(
+            key="new-checkout", expected_version=1, flag=admin_pb2.UpdateFlag(enabled=True)
+        ),
+        metadata=AUTH,
+    ).flag.flag
+    assert same.version == 1
+    history = admin.ListFlagHistory(admin_pb2.ListFlagHistoryRequest(key="new-checkout"), metadata=AUTH)
+    assert len(history.entries) == 1

@@ -36,7 +36,7 @@ def test_a_file_uri_opens_a_file_source(tmp_path):
             "http://flags.internal/flags.yaml",
             "unknown source scheme 'http' in 'http://flags.internal/flags.yaml'",
         ),
-        ("postgresql://db/flags", "unknown source scheme 'postgresql'"),
+        ("grpc://control-plane:50051", "unknown source scheme 'grpc'"),
         ("/etc/flags.yaml", "no scheme in '/etc/flags.yaml'"),
     ],
 )
@@ -45,7 +45,8 @@ def test_an_unknown_scheme_lists_the_known_ones(uri, message):
         open_source(uri)
     assert message in str(raised.value)
     assert str(raised.value).endswith(
-        "; the sources are file (file:///path/flags.yaml), sqlite (sqlite:///path/flags.db)"
+        "; the sources are file (file:///path/flags.yaml), postgresql (postgresql://user@host/database), "
+        "sqlite (sqlite:///path/flags.db)"
     )
 
 
@@ -81,7 +82,7 @@ def test_a_new_scheme_is_one_registration(tmp_path):
     assert registry.schemes == ("fixed",)
     with pytest.raises(ValueError, match="registered already"):
         registry.register("FIXED", lambda uri, _flag_set: Fixed(), "fixed://other")
-    assert REGISTRY.schemes == ("file", "sqlite")
+    assert REGISTRY.schemes == ("file", "postgresql", "sqlite")
 
 
 def test_a_file_source_hands_over_the_bytes_with_their_format_and_revision(tmp_path):
