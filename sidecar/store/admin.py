@@ -407,7 +407,19 @@ def _field_problem(problem: Problem, kind: Kind, key: str) -> FieldProblem:
     path = problem.path
     if path and not path.startswith(("flags[", "segments[")):
         field += f".{path}" if not path.startswith("[") else path
+    elif problem.rule is None and not path:
+        # A problem of one top-level field says so in its first word ("enabled is required...").
+        word = problem.message.split(" ", 1)[0]
+        named = "variants" if problem.message.startswith("a flag needs at least one variant") else word
+        if named in _TOP_LEVEL_FIELDS:
+            field += f".{named}"
     return FieldProblem(field, problem.message)
+
+
+_TOP_LEVEL_FIELDS = frozenset(
+    {"name", "description", "enabled", "version", "variants", "defaultVariantWhenOn", "defaultVariantWhenOff"}
+    | {"trackEvents", "metadata"}
+)
 
 
 def _segments_used(document: Mapping[str, Any]) -> set[str]:
