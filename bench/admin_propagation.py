@@ -24,6 +24,7 @@ from pathlib import Path
 
 import grpc
 
+from bench.sqlite_source import percentile
 from flagsidecar.v1 import admin_pb2, admin_pb2_grpc, evaluation_pb2, evaluation_pb2_grpc
 
 TOKEN = "bench-token"
@@ -56,11 +57,6 @@ def _wait_for(lines: list[str], pattern: str) -> str:
                 return match.group(1)
         time.sleep(0.05)
     raise RuntimeError(f"no {pattern!r} in:\n{''.join(lines)}")
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -134,9 +130,9 @@ def main() -> None:
         print(
             f"{kind}, {args.sidecars} sidecars, {args.writes} writes: write answered -> serving the new "
             f"version: p50 {statistics.median(delays) * 1000:.1f} ms, "
-            f"p99 {_percentile(delays, 0.99) * 1000:.1f} ms; "
+            f"p99 {percentile(delays, 0.99) * 1000:.1f} ms; "
             f"slowest sidecar per write p50 {statistics.median(slowest) * 1000:.1f} ms, "
-            f"p99 {_percentile(slowest, 0.99) * 1000:.1f} ms"
+            f"p99 {percentile(slowest, 0.99) * 1000:.1f} ms"
         )
     finally:
         for process, _ in processes:

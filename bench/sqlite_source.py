@@ -66,7 +66,7 @@ class _Listener:
         pass
 
 
-def _percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
@@ -118,7 +118,7 @@ def main() -> None:
                 delays.append(later[0] - stamp)
         print(
             f"interval {interval * 1000:.0f} ms: commit -> changed() over {len(delays)} writes: "
-            f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {_percentile(delays, 0.99) * 1000:.1f} ms, "
+            f"p50 {statistics.median(delays) * 1000:.1f} ms, p99 {percentile(delays, 0.99) * 1000:.1f} ms, "
             f"max {max(delays) * 1000:.1f} ms"
         )
 
