@@ -314,3 +314,17 @@ def test_a_write_that_changes_nothing_is_no_new_version(sidecar):
     assert same.version == 1
     history = admin.ListFlagHistory(admin_pb2.ListFlagHistoryRequest(key="new-checkout"), metadata=AUTH)
     assert len(history.entries) == 1
+
+
+def test_a_request_that_is_not_the_message_is_invalid_argument_and_the_server_goes_on(sidecar):
+    process = sidecar()
+    channel = process._channel(process.admin_address)
+    raw = channel.unary_unary("/flagsidecar.v1.FlagAdminService/CreateFlag")
+    with pytest.raises(grpc.RpcError) as raised:
+        raw(b"\xff\xff\xff not protobuf", metadata=AUTH)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "CreateFlagRequest" in raised.value.details()
+    admin = process.admin()
+    assert (
+        admin.CreateFlag(admin_pb2.CreateFlagRequest(flag=new_flag()), metadata=AUTH).flag.flag.version == 1
+    )

@@ -146,3 +146,23 @@ def test_import_replaces_the_set_and_a_dry_run_only_says_what_it_would_do(admin)
     assert admin.get_flag("default", "f").version == 2
     assert admin.import_set("default", wanted, "ci").empty
     assert [r.definition.key for r in admin.list_flags("default", 0, "").items] == ["f", "new"]
+
+
+def test_a_database_locked_past_its_busy_timeout_is_unavailable_not_a_bug(tmp_path, admin):
+    import sqlite3
+
+    from sidecar.sources.database import FlagDatabase, SqliteDialect
+
+    admin.create_flag("default", dict(FLAG), "a")
+    holder = sqlite3.connect(tmp_path / "flags.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer that does not let go
+    try:
+        impatient = FlagAdmin(FlagDatabase(SqliteDialect(tmp_path / "flags.db", busy_timeout=0.1)))
+        edit = edits.set_fields({"enabled": False}, edits.FLAG_FIELDS)
+        with pytest.raises(OSError, match="database is locked"):
+            impatient.edit_flag("default", "f", 1, edit, "a")
+        assert impatient.get_flag("default", "f").version == 1  # reads go on (WAL)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert impatient.edit_flag("default", "f", 1, edit, "a").version == 2

@@ -115,13 +115,27 @@ class FlagDatabase:
         self.close()
 
     def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        return self._connected().execute(self.dialect.sql(sql), tuple(parameters))
+        with self._unavailable_as_os_error():
+            return self._connected().execute(self.dialect.sql(sql), tuple(parameters))
+
+    @contextmanager
+    def _unavailable_as_os_error(self) -> Iterator[None]:
+        """The database cannot be reached or used now (locked past the busy timeout, down, gone):
+        an OSError, which callers report and survive; anything else is a bug and goes up as it is."""
+        try:
+            yield
+        except OSError:
+            raise
+        except Exception as error:
+            if self.dialect.is_unavailable(error):
+                raise OSError(f"{self.origin}: {str(error).strip()}") from error
+            raise
 
     # ------------------------------------------------------------ schema
 
     def migrate(self) -> list[Migration]:
         """Bring the schema up to date (migrate.py); the migrations applied now."""
-        with self._lock:
+        with self._lock, self._unavailable_as_os_error():
             return migrate(self.dialect, self._connected())
 
     def change_counter(self) -> tuple[int, int]:
@@ -131,7 +145,8 @@ class FlagDatabase:
         with self._lock:
             if self._connection is not None and self.dialect.replaced():
                 self.reset()
-            counter = self.dialect.change_counter(self._connected())
+            with self._unavailable_as_os_error():
+                counter = self.dialect.change_counter(self._connected())
             return self._connections, counter
 
     def wait_for_change(self, timeout: float) -> bool:
@@ -154,7 +169,7 @@ class FlagDatabase:
 
     def read(self, flag_set: str) -> SetContent:
         """The whole set, from one committed state."""
-        with self._lock:
+        with self._lock, self._unavailable_as_os_error():
             connection = self._connected()
             self.dialect.begin_read(connection)
             try:
@@ -242,7 +257,7 @@ class FlagDatabase:
         """One write transaction on `flag_set`, holding the write lock: the writer's `content` is
         current, and what it writes commits with one revision bump when the block ends (rolled
         back if it raises)."""
-        with self._lock:
+        with self._lock, self._unavailable_as_os_error():
             connection = self._connected()
             self.dialect.begin_write(connection)
             try:

@@ -25,8 +25,9 @@ BUSY_TIMEOUT_SECONDS = 10.0
 class SqliteDialect:
     name = "sqlite"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file last opened
 
     @property
@@ -38,7 +39,7 @@ class SqliteDialect:
         target = f"file:{quote(str(self.path.absolute()))}{'' if create else '?mode=rw'}"
         try:
             connection = sqlite3.connect(
-                target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False, uri=True
+                target, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False, uri=True
             )
             self._identity = self._stat()
         except sqlite3.Error as error:
@@ -86,4 +87,6 @@ class SqliteDialect:
         pass
 
     def is_unavailable(self, error: Exception) -> bool:
-        return isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError | OSError)
+        # Locked past the busy timeout, an I/O error, a file that is no database; not an
+        # IntegrityError or ProgrammingError (also DatabaseErrors), which would be bugs of ours.
+        return isinstance(error, sqlite3.OperationalError | OSError) or type(error) is sqlite3.DatabaseError
