@@ -1,5 +1,6 @@
 import datetime
 
+from flagsidecar.v1 import evaluation_pb2 as _evaluation_pb2
 from flagsidecar.v1 import flag_pb2 as _flag_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -556,3 +557,93 @@ class RollbackFlagResponse(_message.Message):
     FLAG_FIELD_NUMBER: _ClassVar[int]
     flag: StoredFlag
     def __init__(self, flag: _Optional[_Union[StoredFlag, _Mapping]] = ...) -> None: ...
+
+class StoredUser(_message.Message):
+    __slots__ = ("id", "context_kind", "first_seen", "last_seen")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_KIND_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    context_kind: str
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., context_kind: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UserEvaluation(_message.Message):
+    __slots__ = ("flag_key", "flag_version", "variant", "value", "reason", "error_code", "time")
+    FLAG_KEY_FIELD_NUMBER: _ClassVar[int]
+    FLAG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    flag_key: str
+    flag_version: int
+    variant: str
+    value: _struct_pb2.Value
+    reason: _evaluation_pb2.Reason
+    error_code: _evaluation_pb2.ErrorCode
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, flag_key: _Optional[str] = ..., flag_version: _Optional[int] = ..., variant: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., reason: _Optional[_Union[_evaluation_pb2.Reason, str]] = ..., error_code: _Optional[_Union[_evaluation_pb2.ErrorCode, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ("flag_set", "page_size", "page_token")
+    FLAG_SET_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    flag_set: str
+    page_size: int
+    page_token: str
+    def __init__(self, flag_set: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users", "next_page_token")
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[StoredUser]
+    next_page_token: str
+    def __init__(self, users: _Optional[_Iterable[_Union[StoredUser, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetUserRequest(_message.Message):
+    __slots__ = ("flag_set", "id")
+    FLAG_SET_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    flag_set: str
+    id: str
+    def __init__(self, flag_set: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class GetUserResponse(_message.Message):
+    __slots__ = ("user", "evaluations")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    user: StoredUser
+    evaluations: _containers.RepeatedCompositeFieldContainer[UserEvaluation]
+    def __init__(self, user: _Optional[_Union[StoredUser, _Mapping]] = ..., evaluations: _Optional[_Iterable[_Union[UserEvaluation, _Mapping]]] = ...) -> None: ...
+
+class DeleteUserRequest(_message.Message):
+    __slots__ = ("flag_set", "id")
+    FLAG_SET_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    flag_set: str
+    id: str
+    def __init__(self, flag_set: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class DeleteUserResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DeleteEvaluationRequest(_message.Message):
+    __slots__ = ("flag_set", "user_id", "flag_key")
+    FLAG_SET_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    FLAG_KEY_FIELD_NUMBER: _ClassVar[int]
+    flag_set: str
+    user_id: str
+    flag_key: str
+    def __init__(self, flag_set: _Optional[str] = ..., user_id: _Optional[str] = ..., flag_key: _Optional[str] = ...) -> None: ...
+
+class DeleteEvaluationResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -149,6 +149,26 @@ class FlagAdminServiceStub:
                 request_serializer=flagsidecar_dot_v1_dot_admin__pb2.RollbackFlagRequest.SerializeToString,
                 response_deserializer=flagsidecar_dot_v1_dot_admin__pb2.RollbackFlagResponse.FromString,
                 _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/flagsidecar.v1.FlagAdminService/ListUsers',
+                request_serializer=flagsidecar_dot_v1_dot_admin__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=flagsidecar_dot_v1_dot_admin__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/flagsidecar.v1.FlagAdminService/GetUser',
+                request_serializer=flagsidecar_dot_v1_dot_admin__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=flagsidecar_dot_v1_dot_admin__pb2.GetUserResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/flagsidecar.v1.FlagAdminService/DeleteUser',
+                request_serializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
+        self.DeleteEvaluation = channel.unary_unary(
+                '/flagsidecar.v1.FlagAdminService/DeleteEvaluation',
+                request_serializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteEvaluationRequest.SerializeToString,
+                response_deserializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteEvaluationResponse.FromString,
+                _registered_method=True)
 
 
 class FlagAdminServiceServicer:
@@ -293,6 +313,34 @@ class FlagAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUsers(self, request, context):
+        """Users and the latest evaluation of each flag they were served (flaggio's users and
+        evaluations), recorded by the `users` event exporter (--exporter users:source=URI), off the
+        hot path. Evaluation events carry no context, so none is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Deletes the user and their evaluations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEvaluation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FlagAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -400,6 +448,26 @@ def add_FlagAdminServiceServicer_to_server(servicer, server):
                     servicer.RollbackFlag,
                     request_deserializer=flagsidecar_dot_v1_dot_admin__pb2.RollbackFlagRequest.FromString,
                     response_serializer=flagsidecar_dot_v1_dot_admin__pb2.RollbackFlagResponse.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=flagsidecar_dot_v1_dot_admin__pb2.ListUsersRequest.FromString,
+                    response_serializer=flagsidecar_dot_v1_dot_admin__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=flagsidecar_dot_v1_dot_admin__pb2.GetUserRequest.FromString,
+                    response_serializer=flagsidecar_dot_v1_dot_admin__pb2.GetUserResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteUserRequest.FromString,
+                    response_serializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'DeleteEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEvaluation,
+                    request_deserializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteEvaluationRequest.FromString,
+                    response_serializer=flagsidecar_dot_v1_dot_admin__pb2.DeleteEvaluationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -979,6 +1047,114 @@ class FlagAdminService:
             '/flagsidecar.v1.FlagAdminService/RollbackFlag',
             flagsidecar_dot_v1_dot_admin__pb2.RollbackFlagRequest.SerializeToString,
             flagsidecar_dot_v1_dot_admin__pb2.RollbackFlagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flagsidecar.v1.FlagAdminService/ListUsers',
+            flagsidecar_dot_v1_dot_admin__pb2.ListUsersRequest.SerializeToString,
+            flagsidecar_dot_v1_dot_admin__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flagsidecar.v1.FlagAdminService/GetUser',
+            flagsidecar_dot_v1_dot_admin__pb2.GetUserRequest.SerializeToString,
+            flagsidecar_dot_v1_dot_admin__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flagsidecar.v1.FlagAdminService/DeleteUser',
+            flagsidecar_dot_v1_dot_admin__pb2.DeleteUserRequest.SerializeToString,
+            flagsidecar_dot_v1_dot_admin__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flagsidecar.v1.FlagAdminService/DeleteEvaluation',
+            flagsidecar_dot_v1_dot_admin__pb2.DeleteEvaluationRequest.SerializeToString,
+            flagsidecar_dot_v1_dot_admin__pb2.DeleteEvaluationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.config import ConfigError, ConfigFileOptions, Layer, OptionTable
+from sidecar.events.exporters import FACTORIES
 from sidecar.events.settings import EventOptions
 from sidecar.logging_setup import LoggingOptions
 from sidecar.options import UNIX_PREFIX, Option, option, parse_seconds
@@ -30,8 +31,14 @@ from sidecar.server.settings import (
 from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database, open_source
 from sidecar.sources.settings import SourceOptions, selected_flag_set
 from sidecar.store.settings import StoreOptions
+from sidecar.store.user_results import KIND as USERS_EXPORTER
+from sidecar.store.user_results import UserResultsExporter
 
 __all__ = ["OPTIONS", "TABLE", "ConfigError", "Layer", "Settings"]
+
+# `--exporter users:source=...` writes to a flag database, which the events layer may not know:
+# its factory is added here, by the composition root.
+FACTORIES.setdefault(USERS_EXPORTER, UserResultsExporter.from_options)
 
 
 @dataclass(frozen=True)

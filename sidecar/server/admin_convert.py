@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from flagsidecar.v1 import admin_pb2
+from flagsidecar.v1 import admin_pb2, evaluation_pb2
 from sidecar.schema import (
     flag_document_of,
     flag_rule_document,
@@ -23,6 +23,8 @@ from sidecar.schema import (
     value_to_json,
     variant_document,
 )
+from sidecar.server.edge import python_to_value
+from sidecar.sources.database import UserEvaluation, UserRecord
 from sidecar.store.admin import FlagRecord, HistoryRecord, SegmentRecord
 
 __all__ = [
@@ -35,7 +37,9 @@ __all__ = [
     "segment_rule_document",
     "stored_flag",
     "stored_segment",
+    "stored_user",
     "timestamp",
+    "user_evaluation",
     "variant_changes",
     "variant_document",
 ]
@@ -117,3 +121,31 @@ def history_entry(record: HistoryRecord) -> admin_pb2.FlagHistoryEntry:
         entry.after.CopyFrom(flag_to_message(record.after))
         entry.after.version = record.version
     return entry
+
+
+_REASONS = frozenset(evaluation_pb2.Reason.keys())
+_ERROR_CODES = frozenset(evaluation_pb2.ErrorCode.keys())
+
+
+def stored_user(record: UserRecord) -> admin_pb2.StoredUser:
+    return admin_pb2.StoredUser(
+        id=record.user_id,
+        context_kind=record.context_kind,
+        first_seen=timestamp(record.first_seen),
+        last_seen=timestamp(record.last_seen),
+    )
+
+
+def user_evaluation(record: UserEvaluation) -> admin_pb2.UserEvaluation:
+    message = admin_pb2.UserEvaluation(
+        flag_key=record.flag_key,
+        flag_version=int(record.flag_version) if record.flag_version.isdigit() else 0,
+        variant=record.variant,
+        # The events' names are the engine's, which are the proto's (an unknown one: unset).
+        reason=record.reason if record.reason in _REASONS else None,
+        error_code=record.error_code if record.error_code in _ERROR_CODES else None,
+        time=timestamp(record.at),
+    )
+    if record.value is not None:
+        message.value.CopyFrom(python_to_value(record.value))
+    return message

@@ -364,3 +364,41 @@ class FlagAdminService(admin_pb2_grpc.FlagAdminServiceServicer):
                 _flag_set(request.flag_set), request.key, request.expected_version, request.to_version, actor
             )
         return admin_pb2.RollbackFlagResponse(flag=convert.stored_flag(record))
+
+    # ------------------------------------------------------------ users
+
+    @guarded
+    def ListUsers(
+        self, request: admin_pb2.ListUsersRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListUsersResponse:
+        with self._call(context):
+            page = self._admin.list_users(_flag_set(request.flag_set), request.page_size, request.page_token)
+        return admin_pb2.ListUsersResponse(
+            users=[convert.stored_user(user) for user in page.items], next_page_token=page.next_page_token
+        )
+
+    @guarded
+    def GetUser(
+        self, request: admin_pb2.GetUserRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetUserResponse:
+        with self._call(context):
+            user, evaluations = self._admin.get_user(_flag_set(request.flag_set), request.id)
+        return admin_pb2.GetUserResponse(
+            user=convert.stored_user(user), evaluations=[convert.user_evaluation(e) for e in evaluations]
+        )
+
+    @guarded
+    def DeleteUser(
+        self, request: admin_pb2.DeleteUserRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.DeleteUserResponse:
+        with self._call(context):
+            self._admin.delete_user(_flag_set(request.flag_set), request.id)
+        return admin_pb2.DeleteUserResponse()
+
+    @guarded
+    def DeleteEvaluation(
+        self, request: admin_pb2.DeleteEvaluationRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.DeleteEvaluationResponse:
+        with self._call(context):
+            self._admin.delete_evaluation(_flag_set(request.flag_set), request.user_id, request.flag_key)
+        return admin_pb2.DeleteEvaluationResponse()

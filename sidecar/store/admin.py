@@ -34,7 +34,16 @@ from ..engine import (
     segment_document,
 )
 from ..engine.operators import SEGMENT_OPERATIONS
-from ..sources.database import FlagDatabase, HistoryEntry, Kind, SetContent, SetWriter, StoredItem
+from ..sources.database import (
+    FlagDatabase,
+    HistoryEntry,
+    Kind,
+    SetContent,
+    SetWriter,
+    StoredItem,
+    UserEvaluation,
+    UserRecord,
+)
 from .admin_errors import (
     AlreadyExistsError,
     FieldProblem,
@@ -173,6 +182,31 @@ class FlagAdmin:
         entries = entries[:size]
         token = _encode_token(str(entries[-1].version)) if more and entries else ""
         return Page(tuple(_history_record(entry) for entry in entries), token)
+
+    # ------------------------------------------------------------ users (the `users` exporter's)
+
+    def list_users(self, flag_set: str, page_size: int, page_token: str) -> Page[UserRecord]:
+        size = _page_size(page_size)
+        users = self.database.users(flag_set, _decode_token(page_token), size + 1)
+        more = len(users) > size
+        users = users[:size]
+        return Page(tuple(users), _encode_token(users[-1].user_id) if more and users else "")
+
+    def get_user(self, flag_set: str, user_id: str) -> tuple[UserRecord, list[UserEvaluation]]:
+        found = self.database.user(flag_set, user_id)
+        if found is None:
+            raise NotFoundError(f"user {user_id!r} has not been seen in flag set {flag_set!r}")
+        return found
+
+    def delete_user(self, flag_set: str, user_id: str) -> None:
+        if not self.database.delete_user(flag_set, user_id):
+            raise NotFoundError(f"user {user_id!r} has not been seen in flag set {flag_set!r}")
+
+    def delete_evaluation(self, flag_set: str, user_id: str, flag_key: str) -> None:
+        if not self.database.delete_evaluation(flag_set, user_id, flag_key):
+            raise NotFoundError(
+                f"user {user_id!r} has no evaluation of flag {flag_key!r} in flag set {flag_set!r}"
+            )
 
     def export_set(self, flag_set: str) -> FlagSetDefinition:
         """The whole set's definitions, as one committed state had them."""

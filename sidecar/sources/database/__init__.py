@@ -10,6 +10,8 @@ from .database import (
     SetContent,
     SetWriter,
     StoredItem,
+    UserEvaluation,
+    UserRecord,
 )
 from .migrate import Migration, migrations
 from .source import DatabaseSource, set_document
@@ -26,6 +28,8 @@ __all__ = [
     "SetWriter",
     "SqliteDialect",
     "StoredItem",
+    "UserEvaluation",
+    "UserRecord",
     "migrations",
     "set_document",
 ]

@@ -10,6 +10,7 @@ expected versions) is the store's business (sidecar.store.admin).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -78,6 +79,28 @@ class HistoryEntry:
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
     revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    user_id: str
+    context_kind: str
+    first_seen: str
+    last_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvaluation:
+    """The latest evaluation of one flag for one user (what the `users` exporter keeps)."""
+
+    user_id: str
+    flag_key: str
+    flag_version: str
+    variant: str
+    value: Any  # JSON; None when the caller's default applied
+    reason: str
+    error_code: str
+    at: str
 
 
 class FlagDatabase:
@@ -249,6 +272,106 @@ class FlagDatabase:
                 (flag_set, kind, key, version),
             ).fetchone()
         return None if row is None else _history_entry(row)
+
+    # ------------------------------------------------------------ users and evaluations
+
+    def record_evaluations(
+        self, flag_set: str, users: Sequence[UserRecord], evaluations: Sequence[UserEvaluation]
+    ) -> None:
+        """Upsert users (last seen) and each (user, flag)'s latest evaluation, in one transaction
+        (no revision: served flags do not change)."""
+        with self._lock, self._unavailable_as_os_error():
+            connection = self._connected()
+            self.dialect.begin_write(connection)
+            try:
+                for user in users:
+                    self._execute(
+                        "INSERT INTO users (flag_set, user_id, context_kind, first_seen, last_seen) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (flag_set, user_id) DO UPDATE SET "
+                        "context_kind = excluded.context_kind, last_seen = excluded.last_seen",
+                        (flag_set, user.user_id, user.context_kind, user.first_seen, user.last_seen),
+                    )
+                for item in evaluations:
+                    self._execute(
+                        "INSERT INTO evaluations (flag_set, user_id, flag_key, flag_version, variant, value, "
+                        "reason, error_code, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (flag_set, user_id, flag_key) DO UPDATE SET "
+                        "flag_version = excluded.flag_version, variant = excluded.variant, "
+                        "value = excluded.value, reason = excluded.reason, error_code = excluded.error_code, "
+                        "at = excluded.at",
+                        (
+                            flag_set,
+                            item.user_id,
+                            item.flag_key,
+                            item.flag_version,
+                            item.variant,
+                            None if item.value is None else json.dumps(item.value, separators=(",", ":")),
+                            item.reason,
+                            item.error_code,
+                            item.at,
+                        ),
+                    )
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.execute("ROLLBACK")
+                raise
+
+    def users(self, flag_set: str, after: str, limit: int) -> list[UserRecord]:
+        with self._lock:
+            rows = self._execute(
+                "SELECT user_id, context_kind, first_seen, last_seen FROM users "
+                "WHERE flag_set = ? AND user_id > ? ORDER BY user_id LIMIT ?",
+                (flag_set, after, limit),
+            ).fetchall()
+        return [UserRecord(*map(str, row)) for row in rows]
+
+    def user(self, flag_set: str, user_id: str) -> tuple[UserRecord, list[UserEvaluation]] | None:
+        with self._lock:
+            row = self._execute(
+                "SELECT user_id, context_kind, first_seen, last_seen FROM users "
+                "WHERE flag_set = ? AND user_id = ?",
+                (flag_set, user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            rows = self._execute(
+                "SELECT user_id, flag_key, flag_version, variant, value, reason, error_code, at "
+                "FROM evaluations WHERE flag_set = ? AND user_id = ? ORDER BY flag_key",
+                (flag_set, user_id),
+            ).fetchall()
+        evaluations = [
+            UserEvaluation(u, k, str(v), var, None if value is None else json.loads(value), r, e, str(at))
+            for u, k, v, var, value, r, e, at in rows
+        ]
+        return UserRecord(*map(str, row)), evaluations
+
+    def delete_user(self, flag_set: str, user_id: str) -> bool:
+        """Delete the user and their evaluations; False when there was no such user."""
+        with self._lock, self._unavailable_as_os_error():
+            connection = self._connected()
+            self.dialect.begin_write(connection)
+            try:
+                self._execute(
+                    "DELETE FROM evaluations WHERE flag_set = ? AND user_id = ?", (flag_set, user_id)
+                )
+                deleted = self._execute(
+                    "DELETE FROM users WHERE flag_set = ? AND user_id = ?", (flag_set, user_id)
+                ).rowcount
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    connection.execute("ROLLBACK")
+                raise
+        return bool(deleted)
+
+    def delete_evaluation(self, flag_set: str, user_id: str, flag_key: str) -> bool:
+        with self._lock:
+            deleted = self._execute(
+                "DELETE FROM evaluations WHERE flag_set = ? AND user_id = ? AND flag_key = ?",
+                (flag_set, user_id, flag_key),
+            ).rowcount
+        return bool(deleted)
 
     # ------------------------------------------------------------ writing
 

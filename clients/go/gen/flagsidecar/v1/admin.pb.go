@@ -3370,11 +3370,575 @@ func (x *RollbackFlagResponse) GetFlag() *StoredFlag {
 	return nil
 }
 
+type StoredUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "user" or "anonymousUser", as in the events.
+	ContextKind   string                 `protobuf:"bytes,2,opt,name=context_kind,json=contextKind,proto3" json:"context_kind,omitempty"`
+	FirstSeen     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredUser) Reset() {
+	*x = StoredUser{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredUser) ProtoMessage() {}
+
+func (x *StoredUser) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredUser.ProtoReflect.Descriptor instead.
+func (*StoredUser) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *StoredUser) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StoredUser) GetContextKind() string {
+	if x != nil {
+		return x.ContextKind
+	}
+	return ""
+}
+
+func (x *StoredUser) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *StoredUser) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+// The latest evaluation of one flag for one user.
+type UserEvaluation struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	FlagKey     string                 `protobuf:"bytes,1,opt,name=flag_key,json=flagKey,proto3" json:"flag_key,omitempty"`
+	FlagVersion int64                  `protobuf:"varint,2,opt,name=flag_version,json=flagVersion,proto3" json:"flag_version,omitempty"`
+	// The variant served; "SdkDefault" when the caller's default applied (as in the events).
+	Variant       string                 `protobuf:"bytes,3,opt,name=variant,proto3" json:"variant,omitempty"`
+	Value         *structpb.Value        `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Reason        Reason                 `protobuf:"varint,5,opt,name=reason,proto3,enum=flagsidecar.v1.Reason" json:"reason,omitempty"`
+	ErrorCode     ErrorCode              `protobuf:"varint,6,opt,name=error_code,json=errorCode,proto3,enum=flagsidecar.v1.ErrorCode" json:"error_code,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserEvaluation) Reset() {
+	*x = UserEvaluation{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserEvaluation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserEvaluation) ProtoMessage() {}
+
+func (x *UserEvaluation) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserEvaluation.ProtoReflect.Descriptor instead.
+func (*UserEvaluation) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *UserEvaluation) GetFlagKey() string {
+	if x != nil {
+		return x.FlagKey
+	}
+	return ""
+}
+
+func (x *UserEvaluation) GetFlagVersion() int64 {
+	if x != nil {
+		return x.FlagVersion
+	}
+	return 0
+}
+
+func (x *UserEvaluation) GetVariant() string {
+	if x != nil {
+		return x.Variant
+	}
+	return ""
+}
+
+func (x *UserEvaluation) GetValue() *structpb.Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *UserEvaluation) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *UserEvaluation) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *UserEvaluation) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlagSet       string                 `protobuf:"bytes,1,opt,name=flag_set,json=flagSet,proto3" json:"flag_set,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListUsersRequest) GetFlagSet() string {
+	if x != nil {
+		return x.FlagSet
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []*StoredUser          `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListUsersResponse) GetUsers() []*StoredUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlagSet       string                 `protobuf:"bytes,1,opt,name=flag_set,json=flagSet,proto3" json:"flag_set,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetUserRequest) GetFlagSet() string {
+	if x != nil {
+		return x.FlagSet
+	}
+	return ""
+}
+
+func (x *GetUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  *StoredUser            `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// By flag key.
+	Evaluations   []*UserEvaluation `protobuf:"bytes,2,rep,name=evaluations,proto3" json:"evaluations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserResponse) Reset() {
+	*x = GetUserResponse{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserResponse) ProtoMessage() {}
+
+func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
+func (*GetUserResponse) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *GetUserResponse) GetUser() *StoredUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *GetUserResponse) GetEvaluations() []*UserEvaluation {
+	if x != nil {
+		return x.Evaluations
+	}
+	return nil
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlagSet       string                 `protobuf:"bytes,1,opt,name=flag_set,json=flagSet,proto3" json:"flag_set,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *DeleteUserRequest) GetFlagSet() string {
+	if x != nil {
+		return x.FlagSet
+	}
+	return ""
+}
+
+func (x *DeleteUserRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{64}
+}
+
+type DeleteEvaluationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FlagSet       string                 `protobuf:"bytes,1,opt,name=flag_set,json=flagSet,proto3" json:"flag_set,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	FlagKey       string                 `protobuf:"bytes,3,opt,name=flag_key,json=flagKey,proto3" json:"flag_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEvaluationRequest) Reset() {
+	*x = DeleteEvaluationRequest{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEvaluationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEvaluationRequest) ProtoMessage() {}
+
+func (x *DeleteEvaluationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEvaluationRequest.ProtoReflect.Descriptor instead.
+func (*DeleteEvaluationRequest) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *DeleteEvaluationRequest) GetFlagSet() string {
+	if x != nil {
+		return x.FlagSet
+	}
+	return ""
+}
+
+func (x *DeleteEvaluationRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeleteEvaluationRequest) GetFlagKey() string {
+	if x != nil {
+		return x.FlagKey
+	}
+	return ""
+}
+
+type DeleteEvaluationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteEvaluationResponse) Reset() {
+	*x = DeleteEvaluationResponse{}
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteEvaluationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteEvaluationResponse) ProtoMessage() {}
+
+func (x *DeleteEvaluationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_admin_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteEvaluationResponse.ProtoReflect.Descriptor instead.
+func (*DeleteEvaluationResponse) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_admin_proto_rawDescGZIP(), []int{66}
+}
+
 var File_flagsidecar_v1_admin_proto protoreflect.FileDescriptor
 
 const file_flagsidecar_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aflagsidecar/v1/admin.proto\x12\x0eflagsidecar.v1\x1a\x19flagsidecar/v1/flag.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x03\n" +
+	"\x1aflagsidecar/v1/admin.proto\x12\x0eflagsidecar.v1\x1a\x1fflagsidecar/v1/evaluation.proto\x1a\x19flagsidecar/v1/flag.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x03\n" +
 	"\aNewFlag\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -3622,7 +4186,46 @@ const file_flagsidecar_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"to_version\x18\x04 \x01(\x03R\ttoVersion\"F\n" +
 	"\x14RollbackFlagResponse\x12.\n" +
-	"\x04flag\x18\x01 \x01(\v2\x1a.flagsidecar.v1.StoredFlagR\x04flag2\xb3\x0f\n" +
+	"\x04flag\x18\x01 \x01(\v2\x1a.flagsidecar.v1.StoredFlagR\x04flag\"\xb3\x01\n" +
+	"\n" +
+	"StoredUser\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fcontext_kind\x18\x02 \x01(\tR\vcontextKind\x129\n" +
+	"\n" +
+	"first_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
+	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb0\x02\n" +
+	"\x0eUserEvaluation\x12\x19\n" +
+	"\bflag_key\x18\x01 \x01(\tR\aflagKey\x12!\n" +
+	"\fflag_version\x18\x02 \x01(\x03R\vflagVersion\x12\x18\n" +
+	"\avariant\x18\x03 \x01(\tR\avariant\x12,\n" +
+	"\x05value\x18\x04 \x01(\v2\x16.google.protobuf.ValueR\x05value\x12.\n" +
+	"\x06reason\x18\x05 \x01(\x0e2\x16.flagsidecar.v1.ReasonR\x06reason\x128\n" +
+	"\n" +
+	"error_code\x18\x06 \x01(\x0e2\x19.flagsidecar.v1.ErrorCodeR\terrorCode\x12.\n" +
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"i\n" +
+	"\x10ListUsersRequest\x12\x19\n" +
+	"\bflag_set\x18\x01 \x01(\tR\aflagSet\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"m\n" +
+	"\x11ListUsersResponse\x120\n" +
+	"\x05users\x18\x01 \x03(\v2\x1a.flagsidecar.v1.StoredUserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\";\n" +
+	"\x0eGetUserRequest\x12\x19\n" +
+	"\bflag_set\x18\x01 \x01(\tR\aflagSet\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x83\x01\n" +
+	"\x0fGetUserResponse\x12.\n" +
+	"\x04user\x18\x01 \x01(\v2\x1a.flagsidecar.v1.StoredUserR\x04user\x12@\n" +
+	"\vevaluations\x18\x02 \x03(\v2\x1e.flagsidecar.v1.UserEvaluationR\vevaluations\">\n" +
+	"\x11DeleteUserRequest\x12\x19\n" +
+	"\bflag_set\x18\x01 \x01(\tR\aflagSet\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x14\n" +
+	"\x12DeleteUserResponse\"h\n" +
+	"\x17DeleteEvaluationRequest\x12\x19\n" +
+	"\bflag_set\x18\x01 \x01(\tR\aflagSet\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x19\n" +
+	"\bflag_key\x18\x03 \x01(\tR\aflagKey\"\x1a\n" +
+	"\x18DeleteEvaluationResponse2\x8d\x12\n" +
 	"\x10FlagAdminService\x12S\n" +
 	"\n" +
 	"CreateFlag\x12!.flagsidecar.v1.CreateFlagRequest\x1a\".flagsidecar.v1.CreateFlagResponse\x12S\n" +
@@ -3648,7 +4251,12 @@ const file_flagsidecar_v1_admin_proto_rawDesc = "" +
 	"\x11UpdateSegmentRule\x12(.flagsidecar.v1.UpdateSegmentRuleRequest\x1a).flagsidecar.v1.UpdateSegmentRuleResponse\x12h\n" +
 	"\x11DeleteSegmentRule\x12(.flagsidecar.v1.DeleteSegmentRuleRequest\x1a).flagsidecar.v1.DeleteSegmentRuleResponse\x12b\n" +
 	"\x0fListFlagHistory\x12&.flagsidecar.v1.ListFlagHistoryRequest\x1a'.flagsidecar.v1.ListFlagHistoryResponse\x12Y\n" +
-	"\fRollbackFlag\x12#.flagsidecar.v1.RollbackFlagRequest\x1a$.flagsidecar.v1.RollbackFlagResponseB\xcb\x01\n" +
+	"\fRollbackFlag\x12#.flagsidecar.v1.RollbackFlagRequest\x1a$.flagsidecar.v1.RollbackFlagResponse\x12P\n" +
+	"\tListUsers\x12 .flagsidecar.v1.ListUsersRequest\x1a!.flagsidecar.v1.ListUsersResponse\x12J\n" +
+	"\aGetUser\x12\x1e.flagsidecar.v1.GetUserRequest\x1a\x1f.flagsidecar.v1.GetUserResponse\x12S\n" +
+	"\n" +
+	"DeleteUser\x12!.flagsidecar.v1.DeleteUserRequest\x1a\".flagsidecar.v1.DeleteUserResponse\x12e\n" +
+	"\x10DeleteEvaluation\x12'.flagsidecar.v1.DeleteEvaluationRequest\x1a(.flagsidecar.v1.DeleteEvaluationResponseB\xcb\x01\n" +
 	"\x12com.flagsidecar.v1B\n" +
 	"AdminProtoP\x01ZPgithub.com/flag-sidecar/flag-sidecar/clients/go/gen/flagsidecar/v1;flagsidecarv1\xa2\x02\x03FXX\xaa\x02\x0eFlagsidecar.V1\xca\x02\x0eFlagsidecar\\V1\xe2\x02\x1aFlagsidecar\\V1\\GPBMetadata\xea\x02\x0fFlagsidecar::V1b\x06proto3"
 
@@ -3664,7 +4272,7 @@ func file_flagsidecar_v1_admin_proto_rawDescGZIP() []byte {
 	return file_flagsidecar_v1_admin_proto_rawDescData
 }
 
-var file_flagsidecar_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_flagsidecar_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_flagsidecar_v1_admin_proto_goTypes = []any{
 	(*NewFlag)(nil),                   // 0: flagsidecar.v1.NewFlag
 	(*UpdateFlag)(nil),                // 1: flagsidecar.v1.UpdateFlag
@@ -3723,22 +4331,34 @@ var file_flagsidecar_v1_admin_proto_goTypes = []any{
 	(*ListFlagHistoryResponse)(nil),   // 54: flagsidecar.v1.ListFlagHistoryResponse
 	(*RollbackFlagRequest)(nil),       // 55: flagsidecar.v1.RollbackFlagRequest
 	(*RollbackFlagResponse)(nil),      // 56: flagsidecar.v1.RollbackFlagResponse
-	(*structpb.Struct)(nil),           // 57: google.protobuf.Struct
-	(*structpb.Value)(nil),            // 58: google.protobuf.Value
-	(Operation)(0),                    // 59: flagsidecar.v1.Operation
-	(*Flag)(nil),                      // 60: flagsidecar.v1.Flag
-	(*timestamppb.Timestamp)(nil),     // 61: google.protobuf.Timestamp
-	(*Segment)(nil),                   // 62: flagsidecar.v1.Segment
+	(*StoredUser)(nil),                // 57: flagsidecar.v1.StoredUser
+	(*UserEvaluation)(nil),            // 58: flagsidecar.v1.UserEvaluation
+	(*ListUsersRequest)(nil),          // 59: flagsidecar.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 60: flagsidecar.v1.ListUsersResponse
+	(*GetUserRequest)(nil),            // 61: flagsidecar.v1.GetUserRequest
+	(*GetUserResponse)(nil),           // 62: flagsidecar.v1.GetUserResponse
+	(*DeleteUserRequest)(nil),         // 63: flagsidecar.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),        // 64: flagsidecar.v1.DeleteUserResponse
+	(*DeleteEvaluationRequest)(nil),   // 65: flagsidecar.v1.DeleteEvaluationRequest
+	(*DeleteEvaluationResponse)(nil),  // 66: flagsidecar.v1.DeleteEvaluationResponse
+	(*structpb.Struct)(nil),           // 67: google.protobuf.Struct
+	(*structpb.Value)(nil),            // 68: google.protobuf.Value
+	(Operation)(0),                    // 69: flagsidecar.v1.Operation
+	(*Flag)(nil),                      // 70: flagsidecar.v1.Flag
+	(*timestamppb.Timestamp)(nil),     // 71: google.protobuf.Timestamp
+	(*Segment)(nil),                   // 72: flagsidecar.v1.Segment
+	(Reason)(0),                       // 73: flagsidecar.v1.Reason
+	(ErrorCode)(0),                    // 74: flagsidecar.v1.ErrorCode
 }
 var file_flagsidecar_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: flagsidecar.v1.NewFlag.variants:type_name -> flagsidecar.v1.NewVariant
 	6,  // 1: flagsidecar.v1.NewFlag.rules:type_name -> flagsidecar.v1.NewFlagRule
-	57, // 2: flagsidecar.v1.NewFlag.metadata:type_name -> google.protobuf.Struct
-	57, // 3: flagsidecar.v1.UpdateFlag.metadata:type_name -> google.protobuf.Struct
-	58, // 4: flagsidecar.v1.NewVariant.value:type_name -> google.protobuf.Value
-	58, // 5: flagsidecar.v1.UpdateVariant.value:type_name -> google.protobuf.Value
-	59, // 6: flagsidecar.v1.NewConstraint.operation:type_name -> flagsidecar.v1.Operation
-	58, // 7: flagsidecar.v1.NewConstraint.values:type_name -> google.protobuf.Value
+	67, // 2: flagsidecar.v1.NewFlag.metadata:type_name -> google.protobuf.Struct
+	67, // 3: flagsidecar.v1.UpdateFlag.metadata:type_name -> google.protobuf.Struct
+	68, // 4: flagsidecar.v1.NewVariant.value:type_name -> google.protobuf.Value
+	68, // 5: flagsidecar.v1.UpdateVariant.value:type_name -> google.protobuf.Value
+	69, // 6: flagsidecar.v1.NewConstraint.operation:type_name -> flagsidecar.v1.Operation
+	68, // 7: flagsidecar.v1.NewConstraint.values:type_name -> google.protobuf.Value
 	4,  // 8: flagsidecar.v1.NewFlagRule.constraints:type_name -> flagsidecar.v1.NewConstraint
 	5,  // 9: flagsidecar.v1.NewFlagRule.distributions:type_name -> flagsidecar.v1.NewDistribution
 	4,  // 10: flagsidecar.v1.UpdateFlagRule.constraints:type_name -> flagsidecar.v1.NewConstraint
@@ -3746,13 +4366,13 @@ var file_flagsidecar_v1_admin_proto_depIdxs = []int32{
 	10, // 12: flagsidecar.v1.NewSegment.rules:type_name -> flagsidecar.v1.NewSegmentRule
 	4,  // 13: flagsidecar.v1.NewSegmentRule.constraints:type_name -> flagsidecar.v1.NewConstraint
 	4,  // 14: flagsidecar.v1.UpdateSegmentRule.constraints:type_name -> flagsidecar.v1.NewConstraint
-	60, // 15: flagsidecar.v1.StoredFlag.flag:type_name -> flagsidecar.v1.Flag
-	61, // 16: flagsidecar.v1.StoredFlag.updated_at:type_name -> google.protobuf.Timestamp
-	62, // 17: flagsidecar.v1.StoredSegment.segment:type_name -> flagsidecar.v1.Segment
-	61, // 18: flagsidecar.v1.StoredSegment.updated_at:type_name -> google.protobuf.Timestamp
-	61, // 19: flagsidecar.v1.FlagHistoryEntry.time:type_name -> google.protobuf.Timestamp
-	60, // 20: flagsidecar.v1.FlagHistoryEntry.before:type_name -> flagsidecar.v1.Flag
-	60, // 21: flagsidecar.v1.FlagHistoryEntry.after:type_name -> flagsidecar.v1.Flag
+	70, // 15: flagsidecar.v1.StoredFlag.flag:type_name -> flagsidecar.v1.Flag
+	71, // 16: flagsidecar.v1.StoredFlag.updated_at:type_name -> google.protobuf.Timestamp
+	72, // 17: flagsidecar.v1.StoredSegment.segment:type_name -> flagsidecar.v1.Segment
+	71, // 18: flagsidecar.v1.StoredSegment.updated_at:type_name -> google.protobuf.Timestamp
+	71, // 19: flagsidecar.v1.FlagHistoryEntry.time:type_name -> google.protobuf.Timestamp
+	70, // 20: flagsidecar.v1.FlagHistoryEntry.before:type_name -> flagsidecar.v1.Flag
+	70, // 21: flagsidecar.v1.FlagHistoryEntry.after:type_name -> flagsidecar.v1.Flag
 	0,  // 22: flagsidecar.v1.CreateFlagRequest.flag:type_name -> flagsidecar.v1.NewFlag
 	12, // 23: flagsidecar.v1.CreateFlagResponse.flag:type_name -> flagsidecar.v1.StoredFlag
 	1,  // 24: flagsidecar.v1.UpdateFlagRequest.flag:type_name -> flagsidecar.v1.UpdateFlag
@@ -3782,53 +4402,70 @@ var file_flagsidecar_v1_admin_proto_depIdxs = []int32{
 	13, // 48: flagsidecar.v1.DeleteSegmentRuleResponse.segment:type_name -> flagsidecar.v1.StoredSegment
 	14, // 49: flagsidecar.v1.ListFlagHistoryResponse.entries:type_name -> flagsidecar.v1.FlagHistoryEntry
 	12, // 50: flagsidecar.v1.RollbackFlagResponse.flag:type_name -> flagsidecar.v1.StoredFlag
-	15, // 51: flagsidecar.v1.FlagAdminService.CreateFlag:input_type -> flagsidecar.v1.CreateFlagRequest
-	17, // 52: flagsidecar.v1.FlagAdminService.UpdateFlag:input_type -> flagsidecar.v1.UpdateFlagRequest
-	19, // 53: flagsidecar.v1.FlagAdminService.DeleteFlag:input_type -> flagsidecar.v1.DeleteFlagRequest
-	21, // 54: flagsidecar.v1.FlagAdminService.GetFlag:input_type -> flagsidecar.v1.GetFlagRequest
-	23, // 55: flagsidecar.v1.FlagAdminService.ListFlags:input_type -> flagsidecar.v1.ListFlagsRequest
-	25, // 56: flagsidecar.v1.FlagAdminService.CreateVariant:input_type -> flagsidecar.v1.CreateVariantRequest
-	27, // 57: flagsidecar.v1.FlagAdminService.UpdateVariant:input_type -> flagsidecar.v1.UpdateVariantRequest
-	29, // 58: flagsidecar.v1.FlagAdminService.DeleteVariant:input_type -> flagsidecar.v1.DeleteVariantRequest
-	31, // 59: flagsidecar.v1.FlagAdminService.CreateFlagRule:input_type -> flagsidecar.v1.CreateFlagRuleRequest
-	33, // 60: flagsidecar.v1.FlagAdminService.UpdateFlagRule:input_type -> flagsidecar.v1.UpdateFlagRuleRequest
-	35, // 61: flagsidecar.v1.FlagAdminService.DeleteFlagRule:input_type -> flagsidecar.v1.DeleteFlagRuleRequest
-	37, // 62: flagsidecar.v1.FlagAdminService.CreateSegment:input_type -> flagsidecar.v1.CreateSegmentRequest
-	39, // 63: flagsidecar.v1.FlagAdminService.UpdateSegment:input_type -> flagsidecar.v1.UpdateSegmentRequest
-	41, // 64: flagsidecar.v1.FlagAdminService.DeleteSegment:input_type -> flagsidecar.v1.DeleteSegmentRequest
-	43, // 65: flagsidecar.v1.FlagAdminService.GetSegment:input_type -> flagsidecar.v1.GetSegmentRequest
-	45, // 66: flagsidecar.v1.FlagAdminService.ListSegments:input_type -> flagsidecar.v1.ListSegmentsRequest
-	47, // 67: flagsidecar.v1.FlagAdminService.CreateSegmentRule:input_type -> flagsidecar.v1.CreateSegmentRuleRequest
-	49, // 68: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:input_type -> flagsidecar.v1.UpdateSegmentRuleRequest
-	51, // 69: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:input_type -> flagsidecar.v1.DeleteSegmentRuleRequest
-	53, // 70: flagsidecar.v1.FlagAdminService.ListFlagHistory:input_type -> flagsidecar.v1.ListFlagHistoryRequest
-	55, // 71: flagsidecar.v1.FlagAdminService.RollbackFlag:input_type -> flagsidecar.v1.RollbackFlagRequest
-	16, // 72: flagsidecar.v1.FlagAdminService.CreateFlag:output_type -> flagsidecar.v1.CreateFlagResponse
-	18, // 73: flagsidecar.v1.FlagAdminService.UpdateFlag:output_type -> flagsidecar.v1.UpdateFlagResponse
-	20, // 74: flagsidecar.v1.FlagAdminService.DeleteFlag:output_type -> flagsidecar.v1.DeleteFlagResponse
-	22, // 75: flagsidecar.v1.FlagAdminService.GetFlag:output_type -> flagsidecar.v1.GetFlagResponse
-	24, // 76: flagsidecar.v1.FlagAdminService.ListFlags:output_type -> flagsidecar.v1.ListFlagsResponse
-	26, // 77: flagsidecar.v1.FlagAdminService.CreateVariant:output_type -> flagsidecar.v1.CreateVariantResponse
-	28, // 78: flagsidecar.v1.FlagAdminService.UpdateVariant:output_type -> flagsidecar.v1.UpdateVariantResponse
-	30, // 79: flagsidecar.v1.FlagAdminService.DeleteVariant:output_type -> flagsidecar.v1.DeleteVariantResponse
-	32, // 80: flagsidecar.v1.FlagAdminService.CreateFlagRule:output_type -> flagsidecar.v1.CreateFlagRuleResponse
-	34, // 81: flagsidecar.v1.FlagAdminService.UpdateFlagRule:output_type -> flagsidecar.v1.UpdateFlagRuleResponse
-	36, // 82: flagsidecar.v1.FlagAdminService.DeleteFlagRule:output_type -> flagsidecar.v1.DeleteFlagRuleResponse
-	38, // 83: flagsidecar.v1.FlagAdminService.CreateSegment:output_type -> flagsidecar.v1.CreateSegmentResponse
-	40, // 84: flagsidecar.v1.FlagAdminService.UpdateSegment:output_type -> flagsidecar.v1.UpdateSegmentResponse
-	42, // 85: flagsidecar.v1.FlagAdminService.DeleteSegment:output_type -> flagsidecar.v1.DeleteSegmentResponse
-	44, // 86: flagsidecar.v1.FlagAdminService.GetSegment:output_type -> flagsidecar.v1.GetSegmentResponse
-	46, // 87: flagsidecar.v1.FlagAdminService.ListSegments:output_type -> flagsidecar.v1.ListSegmentsResponse
-	48, // 88: flagsidecar.v1.FlagAdminService.CreateSegmentRule:output_type -> flagsidecar.v1.CreateSegmentRuleResponse
-	50, // 89: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:output_type -> flagsidecar.v1.UpdateSegmentRuleResponse
-	52, // 90: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:output_type -> flagsidecar.v1.DeleteSegmentRuleResponse
-	54, // 91: flagsidecar.v1.FlagAdminService.ListFlagHistory:output_type -> flagsidecar.v1.ListFlagHistoryResponse
-	56, // 92: flagsidecar.v1.FlagAdminService.RollbackFlag:output_type -> flagsidecar.v1.RollbackFlagResponse
-	72, // [72:93] is the sub-list for method output_type
-	51, // [51:72] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	71, // 51: flagsidecar.v1.StoredUser.first_seen:type_name -> google.protobuf.Timestamp
+	71, // 52: flagsidecar.v1.StoredUser.last_seen:type_name -> google.protobuf.Timestamp
+	68, // 53: flagsidecar.v1.UserEvaluation.value:type_name -> google.protobuf.Value
+	73, // 54: flagsidecar.v1.UserEvaluation.reason:type_name -> flagsidecar.v1.Reason
+	74, // 55: flagsidecar.v1.UserEvaluation.error_code:type_name -> flagsidecar.v1.ErrorCode
+	71, // 56: flagsidecar.v1.UserEvaluation.time:type_name -> google.protobuf.Timestamp
+	57, // 57: flagsidecar.v1.ListUsersResponse.users:type_name -> flagsidecar.v1.StoredUser
+	57, // 58: flagsidecar.v1.GetUserResponse.user:type_name -> flagsidecar.v1.StoredUser
+	58, // 59: flagsidecar.v1.GetUserResponse.evaluations:type_name -> flagsidecar.v1.UserEvaluation
+	15, // 60: flagsidecar.v1.FlagAdminService.CreateFlag:input_type -> flagsidecar.v1.CreateFlagRequest
+	17, // 61: flagsidecar.v1.FlagAdminService.UpdateFlag:input_type -> flagsidecar.v1.UpdateFlagRequest
+	19, // 62: flagsidecar.v1.FlagAdminService.DeleteFlag:input_type -> flagsidecar.v1.DeleteFlagRequest
+	21, // 63: flagsidecar.v1.FlagAdminService.GetFlag:input_type -> flagsidecar.v1.GetFlagRequest
+	23, // 64: flagsidecar.v1.FlagAdminService.ListFlags:input_type -> flagsidecar.v1.ListFlagsRequest
+	25, // 65: flagsidecar.v1.FlagAdminService.CreateVariant:input_type -> flagsidecar.v1.CreateVariantRequest
+	27, // 66: flagsidecar.v1.FlagAdminService.UpdateVariant:input_type -> flagsidecar.v1.UpdateVariantRequest
+	29, // 67: flagsidecar.v1.FlagAdminService.DeleteVariant:input_type -> flagsidecar.v1.DeleteVariantRequest
+	31, // 68: flagsidecar.v1.FlagAdminService.CreateFlagRule:input_type -> flagsidecar.v1.CreateFlagRuleRequest
+	33, // 69: flagsidecar.v1.FlagAdminService.UpdateFlagRule:input_type -> flagsidecar.v1.UpdateFlagRuleRequest
+	35, // 70: flagsidecar.v1.FlagAdminService.DeleteFlagRule:input_type -> flagsidecar.v1.DeleteFlagRuleRequest
+	37, // 71: flagsidecar.v1.FlagAdminService.CreateSegment:input_type -> flagsidecar.v1.CreateSegmentRequest
+	39, // 72: flagsidecar.v1.FlagAdminService.UpdateSegment:input_type -> flagsidecar.v1.UpdateSegmentRequest
+	41, // 73: flagsidecar.v1.FlagAdminService.DeleteSegment:input_type -> flagsidecar.v1.DeleteSegmentRequest
+	43, // 74: flagsidecar.v1.FlagAdminService.GetSegment:input_type -> flagsidecar.v1.GetSegmentRequest
+	45, // 75: flagsidecar.v1.FlagAdminService.ListSegments:input_type -> flagsidecar.v1.ListSegmentsRequest
+	47, // 76: flagsidecar.v1.FlagAdminService.CreateSegmentRule:input_type -> flagsidecar.v1.CreateSegmentRuleRequest
+	49, // 77: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:input_type -> flagsidecar.v1.UpdateSegmentRuleRequest
+	51, // 78: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:input_type -> flagsidecar.v1.DeleteSegmentRuleRequest
+	53, // 79: flagsidecar.v1.FlagAdminService.ListFlagHistory:input_type -> flagsidecar.v1.ListFlagHistoryRequest
+	55, // 80: flagsidecar.v1.FlagAdminService.RollbackFlag:input_type -> flagsidecar.v1.RollbackFlagRequest
+	59, // 81: flagsidecar.v1.FlagAdminService.ListUsers:input_type -> flagsidecar.v1.ListUsersRequest
+	61, // 82: flagsidecar.v1.FlagAdminService.GetUser:input_type -> flagsidecar.v1.GetUserRequest
+	63, // 83: flagsidecar.v1.FlagAdminService.DeleteUser:input_type -> flagsidecar.v1.DeleteUserRequest
+	65, // 84: flagsidecar.v1.FlagAdminService.DeleteEvaluation:input_type -> flagsidecar.v1.DeleteEvaluationRequest
+	16, // 85: flagsidecar.v1.FlagAdminService.CreateFlag:output_type -> flagsidecar.v1.CreateFlagResponse
+	18, // 86: flagsidecar.v1.FlagAdminService.UpdateFlag:output_type -> flagsidecar.v1.UpdateFlagResponse
+	20, // 87: flagsidecar.v1.FlagAdminService.DeleteFlag:output_type -> flagsidecar.v1.DeleteFlagResponse
+	22, // 88: flagsidecar.v1.FlagAdminService.GetFlag:output_type -> flagsidecar.v1.GetFlagResponse
+	24, // 89: flagsidecar.v1.FlagAdminService.ListFlags:output_type -> flagsidecar.v1.ListFlagsResponse
+	26, // 90: flagsidecar.v1.FlagAdminService.CreateVariant:output_type -> flagsidecar.v1.CreateVariantResponse
+	28, // 91: flagsidecar.v1.FlagAdminService.UpdateVariant:output_type -> flagsidecar.v1.UpdateVariantResponse
+	30, // 92: flagsidecar.v1.FlagAdminService.DeleteVariant:output_type -> flagsidecar.v1.DeleteVariantResponse
+	32, // 93: flagsidecar.v1.FlagAdminService.CreateFlagRule:output_type -> flagsidecar.v1.CreateFlagRuleResponse
+	34, // 94: flagsidecar.v1.FlagAdminService.UpdateFlagRule:output_type -> flagsidecar.v1.UpdateFlagRuleResponse
+	36, // 95: flagsidecar.v1.FlagAdminService.DeleteFlagRule:output_type -> flagsidecar.v1.DeleteFlagRuleResponse
+	38, // 96: flagsidecar.v1.FlagAdminService.CreateSegment:output_type -> flagsidecar.v1.CreateSegmentResponse
+	40, // 97: flagsidecar.v1.FlagAdminService.UpdateSegment:output_type -> flagsidecar.v1.UpdateSegmentResponse
+	42, // 98: flagsidecar.v1.FlagAdminService.DeleteSegment:output_type -> flagsidecar.v1.DeleteSegmentResponse
+	44, // 99: flagsidecar.v1.FlagAdminService.GetSegment:output_type -> flagsidecar.v1.GetSegmentResponse
+	46, // 100: flagsidecar.v1.FlagAdminService.ListSegments:output_type -> flagsidecar.v1.ListSegmentsResponse
+	48, // 101: flagsidecar.v1.FlagAdminService.CreateSegmentRule:output_type -> flagsidecar.v1.CreateSegmentRuleResponse
+	50, // 102: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:output_type -> flagsidecar.v1.UpdateSegmentRuleResponse
+	52, // 103: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:output_type -> flagsidecar.v1.DeleteSegmentRuleResponse
+	54, // 104: flagsidecar.v1.FlagAdminService.ListFlagHistory:output_type -> flagsidecar.v1.ListFlagHistoryResponse
+	56, // 105: flagsidecar.v1.FlagAdminService.RollbackFlag:output_type -> flagsidecar.v1.RollbackFlagResponse
+	60, // 106: flagsidecar.v1.FlagAdminService.ListUsers:output_type -> flagsidecar.v1.ListUsersResponse
+	62, // 107: flagsidecar.v1.FlagAdminService.GetUser:output_type -> flagsidecar.v1.GetUserResponse
+	64, // 108: flagsidecar.v1.FlagAdminService.DeleteUser:output_type -> flagsidecar.v1.DeleteUserResponse
+	66, // 109: flagsidecar.v1.FlagAdminService.DeleteEvaluation:output_type -> flagsidecar.v1.DeleteEvaluationResponse
+	85, // [85:110] is the sub-list for method output_type
+	60, // [60:85] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_flagsidecar_v1_admin_proto_init() }
@@ -3836,6 +4473,7 @@ func file_flagsidecar_v1_admin_proto_init() {
 	if File_flagsidecar_v1_admin_proto != nil {
 		return
 	}
+	file_flagsidecar_v1_evaluation_proto_init()
 	file_flagsidecar_v1_flag_proto_init()
 	file_flagsidecar_v1_admin_proto_msgTypes[0].OneofWrappers = []any{}
 	file_flagsidecar_v1_admin_proto_msgTypes[1].OneofWrappers = []any{}
@@ -3848,7 +4486,7 @@ func file_flagsidecar_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagsidecar_v1_admin_proto_rawDesc), len(file_flagsidecar_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

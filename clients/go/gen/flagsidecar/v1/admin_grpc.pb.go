@@ -40,6 +40,10 @@ const (
 	FlagAdminService_DeleteSegmentRule_FullMethodName = "/flagsidecar.v1.FlagAdminService/DeleteSegmentRule"
 	FlagAdminService_ListFlagHistory_FullMethodName   = "/flagsidecar.v1.FlagAdminService/ListFlagHistory"
 	FlagAdminService_RollbackFlag_FullMethodName      = "/flagsidecar.v1.FlagAdminService/RollbackFlag"
+	FlagAdminService_ListUsers_FullMethodName         = "/flagsidecar.v1.FlagAdminService/ListUsers"
+	FlagAdminService_GetUser_FullMethodName           = "/flagsidecar.v1.FlagAdminService/GetUser"
+	FlagAdminService_DeleteUser_FullMethodName        = "/flagsidecar.v1.FlagAdminService/DeleteUser"
+	FlagAdminService_DeleteEvaluation_FullMethodName  = "/flagsidecar.v1.FlagAdminService/DeleteEvaluation"
 )
 
 // FlagAdminServiceClient is the client API for FlagAdminService service.
@@ -81,6 +85,14 @@ type FlagAdminServiceClient interface {
 	ListFlagHistory(ctx context.Context, in *ListFlagHistoryRequest, opts ...grpc.CallOption) (*ListFlagHistoryResponse, error)
 	// Writes an earlier version's definition as the flag's next version.
 	RollbackFlag(ctx context.Context, in *RollbackFlagRequest, opts ...grpc.CallOption) (*RollbackFlagResponse, error)
+	// Users and the latest evaluation of each flag they were served (flaggio's users and
+	// evaluations), recorded by the `users` event exporter (--exporter users:source=URI), off the
+	// hot path. Evaluation events carry no context, so none is recorded.
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
+	// Deletes the user and their evaluations.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	DeleteEvaluation(ctx context.Context, in *DeleteEvaluationRequest, opts ...grpc.CallOption) (*DeleteEvaluationResponse, error)
 }
 
 type flagAdminServiceClient struct {
@@ -301,6 +313,46 @@ func (c *flagAdminServiceClient) RollbackFlag(ctx context.Context, in *RollbackF
 	return out, nil
 }
 
+func (c *flagAdminServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, FlagAdminService_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *flagAdminServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUserResponse)
+	err := c.cc.Invoke(ctx, FlagAdminService_GetUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *flagAdminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, FlagAdminService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *flagAdminServiceClient) DeleteEvaluation(ctx context.Context, in *DeleteEvaluationRequest, opts ...grpc.CallOption) (*DeleteEvaluationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteEvaluationResponse)
+	err := c.cc.Invoke(ctx, FlagAdminService_DeleteEvaluation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FlagAdminServiceServer is the server API for FlagAdminService service.
 // All implementations must embed UnimplementedFlagAdminServiceServer
 // for forward compatibility.
@@ -340,6 +392,14 @@ type FlagAdminServiceServer interface {
 	ListFlagHistory(context.Context, *ListFlagHistoryRequest) (*ListFlagHistoryResponse, error)
 	// Writes an earlier version's definition as the flag's next version.
 	RollbackFlag(context.Context, *RollbackFlagRequest) (*RollbackFlagResponse, error)
+	// Users and the latest evaluation of each flag they were served (flaggio's users and
+	// evaluations), recorded by the `users` event exporter (--exporter users:source=URI), off the
+	// hot path. Evaluation events carry no context, so none is recorded.
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
+	// Deletes the user and their evaluations.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	DeleteEvaluation(context.Context, *DeleteEvaluationRequest) (*DeleteEvaluationResponse, error)
 	mustEmbedUnimplementedFlagAdminServiceServer()
 }
 
@@ -412,6 +472,18 @@ func (UnimplementedFlagAdminServiceServer) ListFlagHistory(context.Context, *Lis
 }
 func (UnimplementedFlagAdminServiceServer) RollbackFlag(context.Context, *RollbackFlagRequest) (*RollbackFlagResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackFlag not implemented")
+}
+func (UnimplementedFlagAdminServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedFlagAdminServiceServer) GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedFlagAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedFlagAdminServiceServer) DeleteEvaluation(context.Context, *DeleteEvaluationRequest) (*DeleteEvaluationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteEvaluation not implemented")
 }
 func (UnimplementedFlagAdminServiceServer) mustEmbedUnimplementedFlagAdminServiceServer() {}
 func (UnimplementedFlagAdminServiceServer) testEmbeddedByValue()                          {}
@@ -812,6 +884,78 @@ func _FlagAdminService_RollbackFlag_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlagAdminService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagAdminServiceServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagAdminService_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagAdminServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FlagAdminService_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagAdminServiceServer).GetUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagAdminService_GetUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagAdminServiceServer).GetUser(ctx, req.(*GetUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FlagAdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagAdminServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagAdminService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagAdminServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FlagAdminService_DeleteEvaluation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteEvaluationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagAdminServiceServer).DeleteEvaluation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagAdminService_DeleteEvaluation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagAdminServiceServer).DeleteEvaluation(ctx, req.(*DeleteEvaluationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FlagAdminService_ServiceDesc is the grpc.ServiceDesc for FlagAdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -902,6 +1046,22 @@ var FlagAdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackFlag",
 			Handler:    _FlagAdminService_RollbackFlag_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _FlagAdminService_ListUsers_Handler,
+		},
+		{
+			MethodName: "GetUser",
+			Handler:    _FlagAdminService_GetUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _FlagAdminService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "DeleteEvaluation",
+			Handler:    _FlagAdminService_DeleteEvaluation_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
