@@ -35,6 +35,22 @@ SEGMENT: dict[str, Any] = {
 }
 
 
+def make_distinct(document: dict[str, Any], index: int) -> dict[str, Any]:
+    """The flag with values of its own (rule ids, one more ONE_OF value, thresholds), answering the
+    bench user as before: a flag set in which no two flags share a part."""
+    for number, rule in enumerate(document.get("rules", ())):
+        rule["id"] = f"{rule['id']}-{index}"
+        for constraint in rule.get("constraints", ()):
+            values = constraint.get("values", [])
+            if constraint["operation"] in ("ONE_OF", "NOT_ONE_OF"):
+                values.append(f"value-{index}-{number}")
+            elif constraint["operation"] == "GREATER_OR_EQUAL":
+                values[0] = 40 + index % 1000 + number
+    for variant in document["variants"]:
+        variant["description"] = f"variant {variant['key']} of flag {index}"
+    return document
+
+
 def flag(key: str, kind: str) -> dict[str, Any]:
     on_off = [{"key": "on", "value": True}, {"key": "off", "value": False}]
     if kind == "static":
@@ -95,9 +111,12 @@ def flag_key(index: int, kind: str) -> str:
     return f"f{index:05d}-{kind}"
 
 
-def flag_document(count: int) -> dict[str, Any]:
-    """`count` flags cycling through KINDS (keys f00000-static, f00001-rules, ...), one segment."""
+def flag_document(count: int, distinct: bool = False) -> dict[str, Any]:
+    """`count` flags cycling through KINDS (keys f00000-static, f00001-rules, ...), one segment;
+    `distinct`: no two flags share a part (make_distinct)."""
     flags = [flag(flag_key(index, KINDS[index % 3]), KINDS[index % 3]) for index in range(count)]
+    if distinct:
+        flags = [make_distinct(body, index) for index, body in enumerate(flags)]
     return {"flags": flags, "segments": [SEGMENT]}
 
 

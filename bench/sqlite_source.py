@@ -65,6 +65,9 @@ class _Listener:
     def regained(self, event: str, message: str) -> None:
         pass
 
+    def confirmed(self, revision: str) -> None:
+        pass
+
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)

@@ -11,12 +11,12 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from difflib import get_close_matches
-from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import sidecar.quiet_grpc  # noqa: F401  # first: it must run before grpc is imported
+from sidecar import package_version
 from sidecar.app import settings as app_settings
 from sidecar.app.runtime import Runtime, StartFailed
 from sidecar.app.settings import Settings
@@ -86,16 +86,20 @@ def unrecognized(arguments: Sequence[str], option_names: Sequence[str]) -> str:
     return f"unrecognized arguments: {' '.join(parts)}"
 
 
-def package_version() -> str:
-    try:
-        return metadata.version("flag-sidecar")
-    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown (not installed)"
+class _Version(argparse.Action):
+    """--version, with the version looked up only when it is asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"{parser.prog} {package_version()}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="flag-sidecar", description="Feature-flag evaluation sidecar (gRPC on localhost).")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser(
         "serve",

@@ -120,3 +120,17 @@ def test_the_measured_interceptor_times_calls_and_maps_the_edge_errors(tmp_path:
         assert calls == {("Call", "OK"): 1, ("Call", "NOT_FOUND"): 1}
     finally:
         server.stop(0)
+
+
+def test_the_http_source_bench_polls_and_applies_changes():
+    from bench.flagsets import flag_document
+    from bench.http_source import per_poll
+    from tests.sources.flag_server import FlagServer
+
+    server = FlagServer(flag_document(5)).start()
+    try:
+        assert per_poll(server, 5, change=False) > 0
+        assert server.answered[304] == 5
+        assert per_poll(server, 3, change=True) > 0  # asserts every change was applied
+    finally:
+        server.stop()

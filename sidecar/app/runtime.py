@@ -36,7 +36,6 @@ from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
 from sidecar.sources import FileSource, Source, open_database, open_source
-from sidecar.sources.settings import selected_flag_set
 from sidecar.store import FlagStore, StateDirError
 from sidecar.store.admin import FlagAdmin
 
@@ -58,8 +57,7 @@ class StartFailed(Exception):
 def flag_source(settings: Settings) -> Source:
     """--source URI, or --flags PATH (a file source, the path kept as given for messages)."""
     if settings.source is not None:
-        # Both checked when the options were parsed.
-        return open_source(settings.source, selected_flag_set(settings.selector))
+        return open_source(settings.source, settings)  # checked when the options were parsed
     if settings.flags is None:
         raise ValueError("no --flags or --source")  # cli.main requires one
     return FileSource(settings.flags)
@@ -77,6 +75,8 @@ class Runtime:
             cache_ttl=settings.cache_ttl,
             eval_cache_size=settings.eval_cache_size,
             state_dir=settings.state_dir,
+            # Anything but a local file can be unreachable: keep a last-known-good copy of it.
+            remote=not isinstance(self.source, FileSource),
         )
         self.metrics = SidecarMetrics(self.store)
         self.management: ManagementServer | None = None
@@ -165,6 +165,11 @@ class Runtime:
 
     def _start_store(self) -> Callable[[], None]:
         store, source = self.store, self.source
+        if store.remote and self.settings.state_dir is None:
+            logger.warning(
+                "no --state-dir: a restart while %s is down cannot serve the last known good flag set",
+                source.origin,
+            )
         try:
             store.start()
         except StateDirError as error:
@@ -298,7 +303,14 @@ class Runtime:
     def reload(self) -> None:
         """SIGHUP: read the flags again (the store logs what it applied, or why it kept the last
         good set)."""
-        logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        if isinstance(self.source, FileSource):
+            logger.info("received SIGHUP: reloading the flag file", extra={"event": "reload_requested"})
+        else:
+            logger.info(
+                "received SIGHUP: fetching the flags from %s again",
+                self.source.origin,
+                extra={"event": "reload_requested"},
+            )
         self.store.reload()
 
     # ------------------------------------------------------------ stop

@@ -29,6 +29,7 @@ from sidecar.server.settings import (
     StreamOptions,
 )
 from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database, open_source
+from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.settings import SourceOptions, selected_flag_set
 from sidecar.store.settings import StoreOptions
 from sidecar.store.user_results import KIND as USERS_EXPORTER
@@ -71,6 +72,7 @@ class Settings(
     ContextLimitOptions,
     ServerOptions,
     StoreOptions,
+    RemoteSourceOptions,
     SourceOptions,
     ConfigFileOptions,
 ):
@@ -88,6 +90,9 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
     if (settings.tls_cert is None) != (settings.tls_key is None):
         given = "tls_cert" if settings.tls_key is None else "tls_key"
         raise ConfigError(f"{where(given)} needs both --tls-cert and --tls-key")
+    if (settings.source_tls_cert is None) != (settings.source_tls_key is None):
+        given = "source_tls_cert" if settings.source_tls_key is None else "source_tls_key"
+        raise ConfigError(f"{where(given)} needs both --source-tls-cert and --source-tls-key")
     if settings.tls_client_ca is not None and settings.tls_cert is None:
         raise ConfigError(f"{where('tls_client_ca')} (mutual TLS) needs --tls-cert and --tls-key as well")
     if settings.tls_cert is not None and all(a.startswith(UNIX_PREFIX) for a in settings.listen):
@@ -112,7 +117,7 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
             )
         if settings.source is not None:
             try:
-                open_source(settings.source, flag_set)
+                open_source(settings.source, settings)
             except SourceURIError as error:
                 raise ConfigError(f"{where('selector')}: {error}") from None
     if settings.admin_listen:

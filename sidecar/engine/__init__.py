@@ -1,7 +1,7 @@
 """Pure flag evaluation: definitions, validation and compilation, operators, bucketing, traces. No I/O."""
 
 from .bucketing import bucket, bucket_text
-from .compiler import compile_definitions, compile_flag_set, fingerprint, read_definitions
+from .compiler import FlagSetReader, compile_definitions, compile_flag_set, fingerprint, read_definitions
 from .definitions import (
     ConstraintDefinition,
     DistributionDefinition,
@@ -45,6 +45,7 @@ __all__ = [
     "FlagSet",
     "FlagSetDefinition",
     "FlagSetError",
+    "FlagSetReader",
     "InvalidContextError",
     "Problem",
     "Reason",

@@ -17,6 +17,8 @@ from collections.abc import Callable, Container, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .definitions import (
     EMPTY_METADATA,
     ConstraintDefinition,
@@ -84,9 +86,14 @@ SEGMENT_RULE_FIELDS = ("id", "constraints")
 
 
 def fingerprint(definition: Any) -> str:
-    """A stable digest of a flag or segment definition (key order does not matter)."""
-    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha1(text.encode()).hexdigest()
+    """A stable digest of a flag or segment document (key order does not matter). orjson: the
+    stdlib encoder took a fifth of a large flag set's load; json only for what orjson refuses (an
+    integer beyond 64 bits)."""
+    try:
+        data = orjson.dumps(definition, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        data = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha1(data).hexdigest()
 
 
 def json_type(value: Any) -> str:
@@ -184,6 +191,24 @@ def compile_flag_set(
     return _Compiler(source, reader.prepared).compile(definitions, version_of)
 
 
+class FlagSetReader:
+    """Reads and compiles a document whose flags a parser hands over as it reads them (`flag`),
+    then the rest of it (`compile`): the same definitions, problems and flag set as
+    compile_flag_set on the whole document, without the whole document in memory at once."""
+
+    def __init__(self, source: str = "") -> None:
+        self.source = source
+        self._reader = _Reader(_Checker(source))
+
+    def flag(self, raw: Any) -> None:
+        self._reader.flag(raw)
+
+    def compile(self, rest: Any, version_of: VersionOf | None = None) -> FlagSet:
+        """`rest`: the document without the flags handed over (`flags: []` once they all were)."""
+        definitions = self._reader.read(rest, consume=True)
+        return _Compiler(self.source, self._reader.prepared).compile(definitions, version_of)
+
+
 def read_definitions(document: Any, source: str = "", *, consume: bool = False) -> FlagSetDefinition:
     """The definitions a flag document holds; FlagSetError listing every problem when it has any
     (including what only compiling its values finds: regex, network and version syntax)."""
@@ -196,6 +221,100 @@ def compile_definitions(
     """Compile definitions that `read_definitions` returned (a definition built by hand is checked by
     reading its document: read_definitions(flag_set_document(definitions)))."""
     return _Compiler(source, {}).compile(definitions, version_of)
+
+
+_CONSTRAINT_FIELD_SET = frozenset(CONSTRAINT_FIELDS)
+
+
+class _Memo:
+    """Raw part (_raw_key) -> what reading it gave, for the parts a document repeats.
+
+    The keys cost memory and time that only repeats pay back: when most of the first TRIAL
+    lookups miss, the document does not repeat itself, and the memo lets go of its entries and
+    stops (`on`), so a document of distinct flags loads as it would without it (BENCHMARKS.md).
+    """
+
+    TRIAL = 1_000
+
+    __slots__ = ("entries", "hits", "lookups", "on")
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, Any] = {}
+        self.lookups = self.hits = 0
+        self.on = True
+
+    def get(self, key: Any) -> Any:
+        found = self.entries.get(key)
+        if self.lookups < self.TRIAL:
+            self.lookups += 1
+            self.hits += found is not None
+            if self.lookups == self.TRIAL and self.hits * 2 < self.lookups:
+                self.on = False
+                self.entries = {}
+        return found
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.on:
+            self.entries[key] = value
+
+
+def _memo_for(table: dict[int, _Memo], segments: Set[str]) -> _Memo:
+    """The memo of parts read against these segment keys (the document's, or _ANY_SEGMENT)."""
+    memo = table.get(id(segments))
+    if memo is None:
+        memo = table[id(segments)] = _Memo()
+    return memo
+
+
+def _raw_key(raw: Any, fields: frozenset[str]) -> Any:
+    """A hashable key equal for equal raw parts (a mapping of known fields holding scalars or lists
+    of scalars; types included: 1, 1.0 and true differ in a flag document); None for any other."""
+    if type(raw) is not dict or not raw.keys() <= fields:
+        return None
+    parts: list[Any] = []
+    for name, value in sorted(raw.items()):
+        if type(value) is list:
+            parts.append((name, len(value), *value, *map(type, value)))
+        else:
+            parts.append((name, value, type(value)))
+    key = tuple(parts)
+    try:
+        hash(key)
+    except TypeError:  # a mapping or a nested list inside: checked the long way
+        return None
+    return key
+
+
+_VARIANT_FIELD_SET = frozenset(VARIANT_FIELDS)
+_RULE_FIELD_SET = frozenset(RULE_FIELDS)
+_DISTRIBUTION_FIELD_SET = frozenset(DISTRIBUTION_FIELDS)
+
+
+def _list_key(raw: Any, fields: frozenset[str]) -> Any:
+    """_raw_key of each part of a list of parts; None when any has none."""
+    if type(raw) is not list:
+        return None
+    keys = tuple(_raw_key(part, fields) for part in raw)
+    return None if None in keys else keys
+
+
+def _rule_key(raw: Any) -> Any:
+    """_raw_key for a flag rule: its scalars, and its constraints and distributions part by part."""
+    if type(raw) is not dict or not raw.keys() <= _RULE_FIELD_SET:
+        return None
+    parts: list[Any] = []
+    for name, value in sorted(raw.items()):
+        if name == "constraints" or name == "distributions":
+            fields = _CONSTRAINT_FIELD_SET if name == "constraints" else _DISTRIBUTION_FIELD_SET
+            nested = _list_key(value, fields)
+            if nested is None:
+                return None
+            parts.append((name, nested))
+        elif type(value) is str or value is None:
+            parts.append((name, value, type(value)))
+        else:
+            return None
+    return tuple(parts)
 
 
 def _typed(values: Sequence[Any]) -> tuple[Any, ...]:
@@ -219,11 +338,25 @@ class _Reader:
         # The values of each distinct (operation, values) as its spec prepared them, to check them
         # (a bad regex is a problem of the document) and for the compiler to use.
         self.prepared: dict[tuple[str, tuple[Any, ...]], Any] = {}
+        # id(segment keys) -> raw constraint (_raw_key) -> its definition, read without a problem.
+        self.read_constraints: dict[int, _Memo] = {}
+        self.read_rules: dict[int, _Memo] = {}
+        self.read_variants = _Memo()
+        self.flags: list[FlagDefinition] = []
+        self.keys: set[str] = set()
+        self.arrived = 0  # flags handed over so far (the next one's index in the document)
+        self.current = 0  # the index of the flag being read
+        self.segments: list[SegmentDefinition] = []
+        self.segment_keys: set[str] | None = None  # None until the segments are read
+        # Flags read before the segments (None: not readable) and the segment tests they make.
+        self.early: list[tuple[int, FlagDefinition | None]] = []
+        self.early_references: list[tuple[int, dict[str, Any], ConstraintDefinition]] = []
 
     def share(self, key: Any, value: Any) -> Any:
         return self.shared.setdefault(key, value)
 
     def read(self, document: Any, consume: bool) -> FlagSetDefinition:
+        """The whole document's definitions; the flags `flag` was given before are among them."""
         check = self.check
         if document is None:
             # An empty file is far more often a write caught half-way (truncate, then write) than a
@@ -234,24 +367,55 @@ class _Reader:
         raw_segments = check.sequence(top.get("segments"), "segments", path="segments")
         raw_flags = check.sequence(top.get("flags"), "flags", path="flags")
 
-        segments = self._segments(raw_segments)
-        segment_keys = {segment.key for segment in segments}
-        flags: list[FlagDefinition] = []
-        keys: set[str] = set()
+        self.segments = self._segments(raw_segments)
+        self.segment_keys = {segment.key for segment in self.segments}
+        self._check_early_references()
         for index, raw in enumerate(raw_flags):
             if consume and type(raw_flags) is list:
                 raw_flags[index] = None
-            flag = self._flag(index, raw, segment_keys)
-            if flag is None:
-                continue
-            if flag.key in keys:
-                check.add("duplicate flag key", flag=flag.key, path=f"flags[{index}]")
-                continue
-            keys.add(flag.key)
-            flags.append(flag)
+            self.flag(raw)
         if check.problems:
             raise FlagSetError(check.problems)
-        return FlagSetDefinition(tuple(flags), tuple(segments))
+        return FlagSetDefinition(tuple(self.flags), tuple(self.segments))
+
+    def flag(self, raw: Any) -> None:
+        """Read the document's next flag now (a parser hands them over one by one, so that a large
+        document is never whole in memory: BENCHMARKS.md, "10,000 flags"). A flag read before the
+        segments has its segment references checked, and its key, once they are read (`read`)."""
+        index = self.current = self.arrived
+        self.arrived += 1
+        if self.segment_keys is None:
+            self.early.append((index, self._flag(index, raw, _ANY_SEGMENT)))
+        else:
+            self._keep(index, self._flag(index, raw, self.segment_keys))
+
+    def _keep(self, index: int, flag: FlagDefinition | None) -> None:
+        if flag is None:
+            return
+        if flag.key in self.keys:
+            self.check.add("duplicate flag key", flag=flag.key, path=f"flags[{index}]")
+            return
+        self.keys.add(flag.key)
+        self.flags.append(flag)
+
+    def _note_reference(self, constraint: ConstraintDefinition, where: dict[str, Any]) -> None:
+        """A segment test of a flag read before the segments: checked by _check_early_references."""
+        if OPERATORS[constraint.operation].tests_segments:
+            self.early_references.append((self.current, where, constraint))
+
+    def _check_early_references(self) -> None:
+        """The flags read before the segments: their segment references, as _values_fit checks
+        them, then their keys, in document order."""
+        known = self.segment_keys or set()
+        unknown = {
+            index
+            for index, where, constraint in self.early_references
+            if not _segments_known(self.check, constraint.operation, constraint.values, known, where)
+        }
+        for index, flag in self.early:
+            self._keep(index, None if index in unknown else flag)
+        self.early.clear()
+        self.early_references.clear()
 
     # ------------------------------------------------------------ segments
 
@@ -311,10 +475,22 @@ class _Reader:
         self, raw: Any, segments: Set[str], where: dict[str, Any]
     ) -> tuple[ConstraintDefinition, ...]:
         read = []
-        for index, raw_constraint in enumerate(self.check.sequence(raw, "constraints", **where)):
-            located = {**where, "path": f"constraints[{index}]"}
-            constraint = self._constraint(raw_constraint, segments, located)
+        check = self.check
+        # A constraint written as one read before without a problem (against the same segments) is
+        # that definition again, without checking it again: flag files repeat their constraints.
+        seen = _memo_for(self.read_constraints, segments)
+        for index, raw_constraint in enumerate(check.sequence(raw, "constraints", **where)):
+            key = _raw_key(raw_constraint, _CONSTRAINT_FIELD_SET) if seen.on else None
+            constraint = seen.get(key) if key is not None else None
+            if constraint is None:
+                located = {**where, "path": f"constraints[{index}]"}
+                before = len(check.problems)
+                constraint = self._constraint(raw_constraint, segments, located)
+                if constraint is not None and key is not None and len(check.problems) == before:
+                    seen.put(key, constraint)
             if constraint is not None:
+                if segments is _ANY_SEGMENT:
+                    self._note_reference(constraint, {**where, "path": f"constraints[{index}]"})
                 read.append(constraint)
         return tuple(read)
 
@@ -414,6 +590,12 @@ class _Reader:
 
     def _variants(self, raw: Any, where: dict[str, Any]) -> dict[str, VariantDefinition]:
         check = self.check
+        # The same variants, written the same way, read before without a problem: the same result
+        # (a flag file gives most of its flags one of a few variant lists).
+        raw_key = _list_key(raw, _VARIANT_FIELD_SET) if self.read_variants.on else None
+        if raw_key is not None and (known := self.read_variants.get(raw_key)) is not None:
+            return known
+        before = len(check.problems)
         variants: dict[str, VariantDefinition] = {}
         raw_variants = check.sequence(raw, "variants", **where)
         if not raw_variants:
@@ -446,6 +628,8 @@ class _Reader:
         if len(types) > 1:
             listing = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in types.items())
             check.add(f"variants must all have the same type, but they mix {listing}", **where)
+        if raw_key is not None and len(check.problems) == before:
+            self.read_variants.put(raw_key, variants)  # read-only from here on: shared by the flags
         return variants
 
     def _rule(
@@ -457,6 +641,19 @@ class _Reader:
         flag_where: dict[str, Any],
     ) -> FlagRuleDefinition | None:
         check = self.check
+        # As with constraints: a rule written as one read before without a problem is that
+        # definition again, if this flag has the variants it serves.
+        read_before = _memo_for(self.read_rules, segments)
+        raw_key = _rule_key(raw) if read_before.on else None
+        if raw_key is not None:
+            known = read_before.get(raw_key)
+            if known is not None and all(share.variant in variants for share in known.distributions):
+                if segments is _ANY_SEGMENT:
+                    for position, constraint in enumerate(known.constraints):
+                        where = {**flag_where, "rule": index, "path": f"constraints[{position}]"}
+                        self._note_reference(constraint, where)
+                return known
+        before = len(check.problems)
         where = {**flag_where, "rule": index}
         body = check.mapping(raw, "a rule", RULE_FIELDS, **where)
         if not body:
@@ -507,6 +704,8 @@ class _Reader:
         if shared is None:
             rule = FlagRuleDefinition(rule_id, constraints, tuple(distributions), bucket_by)
             shared = self.share(rule_key, rule)
+        if raw_key is not None and len(check.problems) == before:
+            read_before.put(raw_key, shared)
         return shared
 
 
@@ -788,16 +987,31 @@ def _values_fit(
             f"{operation} values must each be {kind.description}; not {', '.join(bad)}{kind.hint}", **where
         )
         return False
-    if spec.tests_segments:
-        unknown = [v for v in values if v not in segments]
-        if unknown:
-            check.add(
-                f"{operation} references unknown segment{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(repr(v) for v in unknown)}",
-                **where,
-            )
-            return False
+    return not spec.tests_segments or _segments_known(check, operation, values, segments, where)
+
+
+def _segments_known(
+    check: _Checker, operation: str, values: Sequence[Any], segments: Container[str], where: dict[str, Any]
+) -> bool:
+    unknown = [v for v in values if v not in segments]
+    if unknown:
+        check.add(
+            f"{operation} references unknown segment{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(v) for v in unknown)}",
+            **where,
+        )
+        return False
     return True
+
+
+class _AnySegment:
+    """The segment keys for a flag read before the segments: every key, checked later."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+_ANY_SEGMENT: Any = _AnySegment()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from flagsidecar.v1 import event_pb2_grpc
 from sidecar.events import EventPipeline
-from sidecar.store import FlagSetChange, FlagStore
+from sidecar.store import FlagSetChange, FlagStore, SourceStatus
 
 from . import decoding, evaluation_service, event_service
 from .convert import EncodedEvaluations
@@ -37,6 +37,9 @@ DEFAULT_HANDSHAKE_TIMEOUT = 5.0  # seconds; a local handshake takes milliseconds
 # the loopback probe (liveness.py) gets answers, and throughout the drain on SIGTERM (a failing
 # liveness probe would get the container killed mid-drain and cut in-flight calls). "" and every
 # registered service are readiness instead.
+# SOURCE_SERVICE says whether the flag source can be had: NOT_SERVING while the last good set is
+# served without it (readiness stays SERVING then: a stale set is still served).
+SOURCE_SERVICE = "flag-source"
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -236,6 +239,8 @@ class SidecarServer:
         # grpcio's servicer starts with "" SERVING: not ready until start(), alive from now on.
         self._set_readiness(_NOT_SERVING)
         self.health.set(LIVENESS_SERVICE, _SERVING)
+        self._on_source_status(store.source_status)
+        self._unsubscribe_source = store.health.subscribe(self._on_source_status)
 
     @property
     def address(self) -> str:
@@ -308,6 +313,7 @@ class SidecarServer:
                 extra={"event": "grpc_stop_timeout"},
             )
         self.streams.close()
+        self._unsubscribe_source()
         for cleanup in self._cleanups:
             cleanup()
         self._executor.shutdown(wait=False)
@@ -354,6 +360,9 @@ class SidecarServer:
     def wait(self, timeout: float | None = None) -> None:
         """Block until the server has stopped, or until `timeout` seconds have passed."""
         self._server.wait_for_termination(timeout)
+
+    def _on_source_status(self, status: SourceStatus) -> None:
+        self.health.set(SOURCE_SERVICE, _SERVING if status.up else _NOT_SERVING)
 
     def _on_flag_set_change(self, _change: FlagSetChange) -> None:
         self._update_health()

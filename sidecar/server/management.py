@@ -28,7 +28,10 @@ one line, never a traceback. Headers are parsed by the stdlib's http.client.pars
   set after the swap, which avoids flagd#2047's window of FLAG_NOT_FOUND) and the gRPC server
   accepts calls; 503 with the reason otherwise, and 503 again from the moment shutdown starts.
   A later rejected reload does not make it unready: the last good set is still served (as
-  flagd#465 decided).
+  flagd#465 decided). Nor does a flag source that is down, or a set served from the
+  last-known-good copy: the 200 then says why the set may be stale (`ready (stale: ...)`), since
+  taking every replica out of traffic during a control-plane outage would turn it into an
+  application outage.
 - /metrics is the text exposition of the sidecar's own CollectorRegistry.
 """
 
@@ -296,12 +299,21 @@ class ManagementServer:
         if path == "/readyz":
             reason = self.not_ready_reason()
             if reason is None:
+                stale = _stale_reasons(self.store)
+                if stale:
+                    return 200, f"ready (stale: {'; '.join(stale)})\n".encode(), text
                 return 200, b"ready\n", text
             return 503, f"not ready: {reason}\n".encode(), text
         if path == "/metrics" and self.registry is not None:
             encoder, content_type = choose_encoder(accept or "")
             return 200, encoder(self.registry), content_type
         return 404, b"not found; try /healthz, /readyz or /metrics\n", text
+
+
+def _stale_reasons(store: Readiness) -> list[str]:
+    """Why the served set may not be the source's (store.source_status, when the store has one)."""
+    status = getattr(store, "source_status", None)
+    return [] if status is None else list(status.stale_reasons())
 
 
 def _parse_head(head: bytes) -> tuple[str, str, bool, str | None]:

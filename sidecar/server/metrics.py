@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from sidecar.engine import ErrorCode, Evaluation
 from sidecar.logging_setup import suppressed_counts
+from sidecar.store import SourceStatus
 
 PREFIX = "flag_sidecar_"
 
@@ -329,6 +330,33 @@ def _format_bound(bound: float) -> str:
     return repr(float(bound))  # Prometheus' own spelling: 0.001, 1.0
 
 
+def _source_metrics(status: SourceStatus, remote: bool) -> Iterator[Metric]:
+    """The flag source's health (sidecar.store.source_health): up or down for any source; for a
+    remote one, how old the served set is and whether it is the last-known-good copy."""
+    yield GaugeMetricFamily(
+        PREFIX + "source_up",
+        "1 while the flag source can be had (a file that exists and reads, a remote source that "
+        "answers); 0 while the last good set is served without it",
+        value=int(status.up),
+    )
+    if not remote:
+        return
+    age = status.age()
+    if age is not None:
+        yield GaugeMetricFamily(
+            PREFIX + "flag_set_age_seconds",
+            "Seconds since the served flag set was last known to be the remote source's document "
+            "(applied, or revalidated: an HTTP 304)",
+            value=age,
+        )
+    yield GaugeMetricFamily(
+        PREFIX + "flag_set_last_known_good",
+        "1 while the served flag set is the last-known-good copy from --state-dir, not yet fetched "
+        "from the remote source by this process",
+        value=int(status.last_known_good),
+    )
+
+
 class _SidecarCollector(Collector):
     def __init__(self, metrics: SidecarMetrics) -> None:
         self._metrics = metrics
@@ -397,8 +425,8 @@ class _SidecarCollector(Collector):
             ("rejected_reloads", "Flag sets rejected on validation or read errors (the last good set stays)"),
             (
                 "source_lost",
-                "Times the flag source could not be had (a deleted or unreadable file); the last good"
-                " set stays",
+                "Times the flag source could not be had (a deleted or unreadable file, a remote source"
+                " that is down); the last good set stays",
             ),
             # The evaluation cache is off by default, and these then stay 0: the HELP says why.
             (
@@ -425,6 +453,9 @@ class _SidecarCollector(Collector):
             yield GaugeMetricFamily(
                 PREFIX + "flags", "Flags in the applied flag set", value=len(flag_set.flags)
             )
+        status = getattr(store, "source_status", None)
+        if status is not None:
+            yield from _source_metrics(status, remote=bool(getattr(store, "remote", False)))
 
     def _exporters(self) -> Iterator[Metric]:
         counts = self._metrics.exporter_counts()

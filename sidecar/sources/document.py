@@ -64,3 +64,11 @@ class SourceListener(Protocol):
     def regained(self, event: str, message: str) -> None:
         """It can be had again (logged as it is); a `changed` follows if its content differs."""
         ...
+
+    def confirmed(self, revision: str) -> None:
+        """The source checked, and its document is still `revision` (an HTTP 304): the store's set
+        is current if it is that revision, and its age (flag_sidecar_flag_set_age_seconds) starts
+        over. Called on every such check, so it must cost nothing. A push source (a stream, a
+        database notification channel) calls it whenever its connection vouches that nothing is
+        missing (a heartbeat, a resume with nothing new)."""
+        ...

@@ -1,6 +1,6 @@
-"""Sources by URI scheme: `file:///path/flags.yaml`, `sqlite:///path/flags.db`,
-`postgresql://user@host/database`; http(s) and grpc are each one more `register` call when they
-come.
+"""Sources by URI scheme: `file:///path/flags.yaml`, `https://host/flags.yaml` (or http://),
+`sqlite:///path/flags.db` and `postgresql://user@host/database`; grpc is one more `register` call
+when it comes.
 
 A source serves one flag set (`--selector flag-set=NAME`, `default` unless named). A database
 scheme also opens the database itself (`open_database`), for the admin API and the `migrate` and
@@ -17,10 +17,12 @@ from .database import DEFAULT_FLAG_SET, DatabaseSource, FlagDatabase, SqliteDial
 from .database.postgresql import PostgresDialect
 from .document import Source
 from .file import FileSource
+from .remote_options import RemoteSourceOptions, selected_flag_set
 
-# Builds a source of one flag set from its URI (already split). It only checks and keeps what the
-# URI says: connecting and reading are for fetch() and watch(), so that an option check can build one.
-Opener = Callable[[SplitResult, str], Source]
+# Builds a source from its URI (already split) and the source options (--source-poll-interval,
+# ...). It only checks and keeps what they say: connecting and reading are for fetch() and
+# watch(), so that an option check can build one.
+Opener = Callable[[SplitResult, RemoteSourceOptions], Source]
 # Opens the database a database URI names (without connecting yet).
 DatabaseOpener = Callable[[SplitResult], FlagDatabase]
 
@@ -52,10 +54,11 @@ class SourceRegistry:
     def schemes(self) -> tuple[str, ...]:
         return tuple(sorted(self._schemes))
 
-    def open(self, uri: str, flag_set: str = DEFAULT_FLAG_SET) -> Source:
-        """The source `uri` names, serving `flag_set`. Raises SourceURIError listing the known schemes."""
+    def open(self, uri: str, options: RemoteSourceOptions | None = None) -> Source:
+        """The source `uri` names, built with `options` (the defaults when None). Raises
+        SourceURIError listing the known schemes."""
         split, scheme = self._scheme(uri)
-        return scheme.opener(split, flag_set)
+        return scheme.opener(split, RemoteSourceOptions() if options is None else options)
 
     def open_database(self, uri: str) -> FlagDatabase:
         """The database a database URI names. Raises SourceURIError (also for a file URI)."""
@@ -81,9 +84,10 @@ class SourceRegistry:
         return ", ".join(f"{name} ({self._schemes[name].example})" for name in self.schemes)
 
 
-def open_file(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> FileSource:
+def open_file(uri: SplitResult, options: RemoteSourceOptions) -> FileSource:
     """file:///absolute/path, file://localhost/absolute/path, or file:relative/path (relative to
     the working directory, as a --flags PATH is). A file holds one flag set: `default`."""
+    flag_set = selected_flag_set(options.selector)
     if flag_set != DEFAULT_FLAG_SET:
         raise SourceURIError(
             f"{uri.geturl()!r}: a flag file is one flag set; --selector flag-set={flag_set} is for "
@@ -102,6 +106,25 @@ def open_file(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> FileSource:
     return FileSource(path)
 
 
+def open_http(uri: SplitResult, options: RemoteSourceOptions) -> Source:
+    """http://host[:port]/path or https://...; user:password@ in the URI is sent as Basic auth."""
+    from .http import ClientTls, HttpSource  # urllib3 only for a sidecar that uses it
+
+    if not uri.hostname:
+        raise SourceURIError(
+            f"{uri.scheme}:...: expected {uri.scheme}://HOST/PATH, for example "
+            f"{uri.scheme}://flags.internal/flags.yaml"
+        )
+    try:
+        uri.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        raise SourceURIError(f"{uri.scheme}://{uri.hostname}: {error}") from None
+    tls = ClientTls(options.source_tls_ca, options.source_tls_cert, options.source_tls_key)
+    return HttpSource(
+        uri, poll_interval=options.source_poll_interval, timeout=options.source_timeout, tls=tls
+    )
+
+
 def open_sqlite_database(uri: SplitResult) -> FlagDatabase:
     """sqlite:///absolute/path/flags.db, or sqlite:relative/path.db (as file: URIs read)."""
     if uri.netloc not in ("", "localhost"):
@@ -116,8 +139,8 @@ def open_sqlite_database(uri: SplitResult) -> FlagDatabase:
     return FlagDatabase(SqliteDialect(path))
 
 
-def open_sqlite(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> DatabaseSource:
-    return DatabaseSource(open_sqlite_database(uri), flag_set)
+def open_sqlite(uri: SplitResult, options: RemoteSourceOptions) -> DatabaseSource:
+    return DatabaseSource(open_sqlite_database(uri), selected_flag_set(options.selector))
 
 
 def open_postgresql_database(uri: SplitResult) -> FlagDatabase:
@@ -127,21 +150,23 @@ def open_postgresql_database(uri: SplitResult) -> FlagDatabase:
     return FlagDatabase(PostgresDialect(uri.geturl()))
 
 
-def open_postgresql(uri: SplitResult, flag_set: str = DEFAULT_FLAG_SET) -> DatabaseSource:
-    return DatabaseSource(open_postgresql_database(uri), flag_set)
+def open_postgresql(uri: SplitResult, options: RemoteSourceOptions) -> DatabaseSource:
+    return DatabaseSource(open_postgresql_database(uri), selected_flag_set(options.selector))
 
 
 REGISTRY = SourceRegistry()
 REGISTRY.register("file", open_file, "file:///path/flags.yaml")
+REGISTRY.register("https", open_http, "https://host/flags.yaml")
+REGISTRY.register("http", open_http, "http://host/flags.yaml")
 REGISTRY.register("sqlite", open_sqlite, "sqlite:///path/flags.db", database=open_sqlite_database)
 REGISTRY.register(
     "postgresql", open_postgresql, "postgresql://user@host/database", database=open_postgresql_database
 )
 
 
-def open_source(uri: str, flag_set: str = DEFAULT_FLAG_SET) -> Source:
-    """The source a URI names, by its scheme (REGISTRY), serving `flag_set`. Raises SourceURIError."""
-    return REGISTRY.open(uri, flag_set)
+def open_source(uri: str, options: RemoteSourceOptions | None = None) -> Source:
+    """The source a URI names, by its scheme (REGISTRY). Raises SourceURIError."""
+    return REGISTRY.open(uri, options)
 
 
 def open_database(uri: str) -> FlagDatabase:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import FlagSetError, Problem
-from .yaml_values import load_yaml_values
+from .yaml_values import FlagSink, load_yaml_values
 
 MAX_SAFE_INTEGER = 2**53
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -39,11 +39,20 @@ class DocumentLimits:
 
 
 def parse_flag_document(
-    data: bytes | str, source: str, limits: DocumentLimits | None = None, *, json_format: bool | None = None
+    data: bytes | str,
+    source: str,
+    limits: DocumentLimits | None = None,
+    *,
+    json_format: bool | None = None,
+    on_flag: FlagSink | None = None,
 ) -> Any:
     """The document's JSON value; a FlagSetError listing every problem otherwise.
 
-    YAML unless `json_format` (by default: unless `source` ends in `.json`).
+    YAML unless `json_format` (by default: unless `source` ends in `.json`). With `on_flag`, each
+    item of the top-level `flags` list is checked and handed to it as soon as it is parsed, and
+    left out of the value returned (its `flags` is then empty): a large document is never whole in
+    memory, so its memory does not stay scattered under the flag set compiled from it. The
+    problems are the same either way; when there are any, what `on_flag` was given is to be dropped.
     """
     limits = limits or DocumentLimits()
     if json_format is None:
@@ -56,16 +65,27 @@ def parse_flag_document(
     text = _decoded(data, problem)
     if text is None:
         raise FlagSetError(problems)
+    checker = _ValueChecker(text, limits, problem)
+    sink: FlagSink | None = None
+    if on_flag is not None:
+        handed = 0
+
+        def sink(value: Any) -> None:
+            nonlocal handed
+            if checker.check(value, ((None, "flags"), handed), depth=2):
+                on_flag(value)
+            handed += 1
+
     try:
         if json_format:
-            document = _load_json(text, problem)
+            document = _load_json(text, problem, sink)
         else:
-            document = load_yaml_values(text, problem, limits.max_depth)
+            document = load_yaml_values(text, problem, limits.max_depth, sink)
     except RecursionError:  # deeper than the interpreter's stack: far past max_depth
         problem(f"nested more than {limits.max_depth} levels deep")
         raise FlagSetError(problems) from None
     if document is not None:
-        _check_values(document, limits, problem)
+        checker.check(document, None)
     if problems:
         raise FlagSetError(problems)
     return document
@@ -85,7 +105,16 @@ def _decoded(data: bytes | str, problem: Callable[[str], None]) -> str | None:
 # ---------------------------------------------------------------- JSON
 
 
-def _load_json(text: str, problem: Callable[[str], None]) -> Any:
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The first position at or after `at` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, at)
+    return match.end() if match else at
+
+
+def _load_json(text: str, problem: Callable[[str], None], on_flag: FlagSink | None = None) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         mapping: dict[str, Any] = {}
         for key, value in items:
@@ -98,8 +127,11 @@ def _load_json(text: str, problem: Callable[[str], None]) -> Any:
         problem(f"{name} is not a JSON number")
         return 0.0
 
+    decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_constant=constant)
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+        if on_flag is None:
+            return decoder.decode(text)
+        return _decode_streaming(decoder, text, pairs, on_flag)
     except json.JSONDecodeError as error:
         problem(f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}")
     except ValueError as error:  # an integer too long for int(): Python's own limit
@@ -107,49 +139,139 @@ def _load_json(text: str, problem: Callable[[str], None]) -> Any:
     return None
 
 
+def _decode_streaming(
+    decoder: json.JSONDecoder,
+    text: str,
+    pairs: Callable[[list[tuple[str, Any]]], dict[str, Any]],
+    on_flag: FlagSink,
+) -> Any:
+    """decoder.decode(text), but the items of a top-level object's `flags` array go to `on_flag` as
+    each is decoded. The top level is walked here, every value below it by the decoder; errors are
+    the decoder's own (same words, same positions)."""
+    at = _skip(text, 0)
+    if not text.startswith("{", at):
+        return decoder.decode(text)
+    items: list[tuple[str, Any]] = []
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        at += 1
+    else:
+        while True:
+            if not text.startswith('"', at):
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
+            key, at = decoder.raw_decode(text, at)
+            at = _skip(text, at)
+            if not text.startswith(":", at):
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
+            at = _skip(text, at + 1)
+            if key == "flags" and text.startswith("[", at):
+                value: Any = []
+                at = _decode_items(decoder, text, at, on_flag)
+            else:
+                value, at = decoder.raw_decode(text, at)
+            items.append((key, value))
+            at = _skip(text, at)
+            if text.startswith(",", at):
+                at = _skip(text, at + 1)
+            elif text.startswith("}", at):
+                at += 1
+                break
+            else:
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+    end = _skip(text, at)
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return pairs(items)
+
+
+def _decode_items(decoder: json.JSONDecoder, text: str, at: int, on_item: FlagSink) -> int:
+    """Decode the array at `at` item by item into `on_item`; the position after it."""
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return at + 1
+    while True:
+        item, at = decoder.raw_decode(text, at)
+        on_item(item)
+        at = _skip(text, at)
+        if text.startswith(",", at):
+            at = _skip(text, at + 1)
+        elif text.startswith("]", at):
+            return at + 1
+        else:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+
+
 # ---------------------------------------------------------------- both
 
 
-def _check_values(document: Any, limits: DocumentLimits, problem: Callable[[str], None]) -> None:
-    """Walk the document as served (aliases expanded) and report what JSON cannot carry.
+class _ValueChecker:
+    """Walks the document as served (aliases expanded) and reports what JSON cannot carry.
 
-    Iterative, with a budget: an alias bomb is refused after `max_values` steps, never expanded.
+    Iterative, with one budget for the whole document: an alias bomb is refused after `max_values`
+    values, never expanded. Only containers go on the stack; their scalars are checked in place.
+    Text holds a lone surrogate only through an escape (`\\u`, `\\U`) or as a str input that has
+    one already: in any other document the strings are not searched.
     """
-    # (value, depth, path): a path is (parent path, key) and is only rendered for a problem.
-    stack: list[tuple[Any, int, Any]] = [(document, 0, None)]
-    count = 0
-    while stack:
-        value, depth, path = stack.pop()
-        count += 1
-        if count > limits.max_values:
-            problem(
-                f"the document expands to more than {limits.max_values:,} values (aliases included):"
-                " it is too large to serve"
-            )
-            return
-        kind = type(value)
-        if kind is str:
-            if _SURROGATE.search(value):
-                problem(f"{_path(path)}: a lone surrogate (half of a UTF-16 pair) is not text")
-        elif kind is dict or kind is list:
+
+    def __init__(self, text: str, limits: DocumentLimits, problem: Callable[[str], None]) -> None:
+        self.strings = (
+            "\\u" in text or "\\U" in text or (not text.isascii() and bool(_SURROGATE.search(text)))
+        )
+        self.limits = limits
+        self.problem = problem
+        self.count = 0
+
+    def check(self, value: Any, path: Any, depth: int = 0) -> bool:
+        """Check `value` (at `path`, `depth` levels deep); False once the budget is spent."""
+        limits, problem, strings = self.limits, self.problem, self.strings
+        if self.count > limits.max_values:
+            return False
+        self.count += 1
+        if type(value) is not dict and type(value) is not list:
+            _check_scalar(value, path, strings, problem)
+            return True
+        # (container, depth, path): a path is (parent path, key) and is only rendered for a problem.
+        stack: list[tuple[Any, int, Any]] = [(value, depth, path)]
+        while stack:
+            container, depth, path = stack.pop()
             if depth >= limits.max_depth:
                 problem(f"{_path(path)}: nested more than {limits.max_depth} levels deep")
                 continue
-            if kind is dict:
-                for key, item in value.items():
-                    if _SURROGATE.search(key):
-                        problem(f"{_path(path)}: a key holds a lone surrogate, which is not text")
-                    stack.append((item, depth + 1, (path, key)))
+            self.count += len(container)
+            if self.count > limits.max_values:
+                problem(
+                    f"the document expands to more than {limits.max_values:,} values (aliases included):"
+                    " it is too large to serve"
+                )
+                return False
+            if type(container) is dict:
+                if strings and any(_SURROGATE.search(key) for key in container):
+                    problem(f"{_path(path)}: a key holds a lone surrogate, which is not text")
+                items: Any = container.items()
             else:
-                stack.extend((item, depth + 1, (path, index)) for index, item in enumerate(value))
-        elif kind is int:
-            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                problem(f"{_path(path)}: integer beyond +-2^53 would be rounded by clients: quote it")
-        elif kind is float:
-            if value != value or value in (float("inf"), float("-inf")):
-                problem(f"{_path(path)}: {value} is not a JSON number")
-        elif kind is not bool and value is not None:
-            problem(f"{_path(path)}: {_json_kind(value)} is not a JSON value")
+                items = enumerate(container)
+            for key, item in items:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    stack.append((item, depth + 1, (path, key)))
+                elif kind is not str or strings:
+                    _check_scalar(item, (path, key), strings, problem)
+        return True
+
+
+def _check_scalar(value: Any, path: Any, strings: bool, problem: Callable[[str], None]) -> None:
+    kind = type(value)
+    if kind is str:
+        if strings and _SURROGATE.search(value):
+            problem(f"{_path(path)}: a lone surrogate (half of a UTF-16 pair) is not text")
+    elif kind is int:
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            problem(f"{_path(path)}: integer beyond +-2^53 would be rounded by clients: quote it")
+    elif kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            problem(f"{_path(path)}: {value} is not a JSON number")
+    elif kind is not bool and value is not None:
+        problem(f"{_path(path)}: {_json_kind(value)} is not a JSON value")
 
 
 def _path(path: Any) -> str:

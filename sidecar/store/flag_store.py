@@ -4,6 +4,10 @@ A source (sidecar.sources) hands over documents; the store parses, validates and
 (loading.py), decides the flags' versions (versions.py) and swaps the compiled set in atomically
 on a valid reload. A rejected reload is logged with every problem and changes nothing.
 
+`health` (source_health.py) follows the source: up or down, and how old the served set is. For a
+remote source the store keeps a last-known-good copy of every applied document in the state
+directory (last_known_good.py) and serves it at start when the source cannot give a set.
+
 Every request reads exactly one snapshot of the applied set: `answer` is the Evaluate hot path
 (one call), and a request that reads more than once (a flag and its evaluation, a key check and
 EvaluateAll) takes a `view()`, which answers everything from the snapshot current when it was
@@ -39,9 +43,11 @@ from ..engine import (
     flag_not_found,
 )
 from ..engine.evaluator import PlanStep
-from ..sources import Source
+from ..sources import Document, Source
 from .cache_keys import eval_cache_key, request_hash
+from .last_known_good import LastKnownGood
 from .loading import compile_document
+from .source_health import SourceHealth, SourceStatus, when
 from .versions import VersionTable
 
 log = logging.getLogger(__name__)
@@ -84,12 +90,17 @@ class FlagStore:
         cache_ttl: float = 30.0,
         eval_cache_size: int = 0,
         state_dir: Path | None = None,
+        remote: bool = False,
     ) -> None:
         """`eval_cache_size` > 0 caches evaluation results (for up to `cache_ttl` seconds). Off by
         default: hashing the context for the cache key costs more than evaluating a compiled flag
         (BENCHMARKS.md), so the cache pays off only for flags whose rules are much more expensive
-        than these. `state_dir` keeps the flag versions across restarts (versions.py)."""
+        than these. `state_dir` keeps the flag versions across restarts (versions.py) and, for a
+        `remote` source (not a local file), the last-known-good document (last_known_good.py)."""
         self.source = source
+        self.remote = remote
+        self.health = SourceHealth()
+        self._last_known_good = LastKnownGood(state_dir if remote else None)
         self._lock = threading.Lock()  # guards the evaluation cache; never held during I/O or evaluation
         self._evaluations: TTLCache[str, Evaluation] | None = (
             TTLCache(eval_cache_size, cache_ttl) if eval_cache_size > 0 else None
@@ -113,10 +124,58 @@ class FlagStore:
 
     def start(self) -> None:
         """Take the state directory (StateDirError), load the first flag set (FlagSetError,
-        OSError) and follow the source's changes."""
+        OSError; a remote source's last-known-good copy when there is one) and follow the
+        source's changes."""
         self._versions.open()
-        self._reload(initial=True)
+        try:
+            self._reload(initial=True)
+        except (FlagSetError, OSError) as error:
+            if not self._start_from_last_known_good(error):
+                raise
         self.source.watch(_SourceEvents(self))
+
+    def _start_from_last_known_good(self, error: FlagSetError | OSError) -> bool:
+        """Serve the saved copy of a remote source's last applied document, if there is one that
+        still compiles; False otherwise (the start fails with `error`)."""
+        saved = self._last_known_good.load(self.source.origin)
+        if saved is None:
+            return False
+        document = saved.document
+        try:
+            flag_set = compile_document(document, self._versions.version_of(document.versions))
+        except FlagSetError as problems:
+            log.error(
+                "the last known good copy of %s no longer loads: %s",
+                self.source.origin,
+                "; ".join(str(p) for p in problems.problems),
+                extra={"event": "last_known_good_rejected"},
+            )
+            return False
+        self._versions.applied(flag_set)
+        self._apply(flag_set, document.revision)
+        if isinstance(error, FlagSetError):
+            why = "; ".join(str(p) for p in error.problems)
+            self.health.from_last_known_good(saved.saved_at, down=None)
+            self.health.rejected()
+            self.stats["rejected_reloads"] += 1
+        else:
+            why = str(error)
+            self.health.from_last_known_good(
+                saved.saved_at, down=f"flag source {self.source.origin} cannot be had: {why}"
+            )
+        self.stats["reloads"] += 1
+        log.warning(
+            "cannot load the flags from %s (%s): serving the last known good copy (%d flags, "
+            "revision %s, saved %s) until the source gives a set",
+            self.source.origin,
+            why,
+            len(flag_set.flags),
+            document.revision,
+            when(saved.saved_at),
+            extra={"event": "flags_from_last_known_good"},
+        )
+        self.loaded.set()
+        return True
 
     def close(self) -> None:
         self.source.close()
@@ -137,6 +196,11 @@ class FlagStore:
         """The source's revision of the applied document ("" before the first load)."""
         return self._snapshot.revision
 
+    @property
+    def source_status(self) -> SourceStatus:
+        """How the source is doing and how old the served set is (source_health.py)."""
+        return self.health.status
+
     def subscribe(self, listener: Callable[[FlagSetChange], None]) -> Callable[[], None]:
         """Call `listener` after every reload that really changed the set. Returns an unsubscribe."""
         self._listeners.append(listener)
@@ -149,6 +213,8 @@ class FlagStore:
             return True
         except (FlagSetError, OSError) as error:
             self.stats["rejected_reloads"] += 1
+            if isinstance(error, FlagSetError):
+                self.health.rejected()
             problems = error.problems if isinstance(error, FlagSetError) else [error]
             log.error(
                 "rejected flag set from %s, still serving the last good one (%d flags): %s",
@@ -168,6 +234,8 @@ class FlagStore:
             # Saved before they are served: a number handed out is one a restart knows.
             self._versions.applied(flag_set)
             change = self._apply(flag_set, document.revision)
+            self.health.applied()
+            self._keep(document)
         self.stats["reloads"] += 1
         log.info(
             "loaded %d flags and %d segments from %s (added %d, updated %d, removed %d)",
@@ -186,6 +254,11 @@ class FlagStore:
                     listener(change)
                 except Exception:
                     log.exception("flag set listener failed")
+
+    def _keep(self, document: Document) -> None:
+        """A remote source's applied document becomes the last-known-good copy (with --state-dir)."""
+        if self.remote:
+            self._last_known_good.save(document)
 
     def _apply(self, flag_set: FlagSet, revision: str) -> FlagSetChange:
         old = self._snapshot
@@ -339,6 +412,7 @@ class _SourceEvents:
 
     def lost(self, event: str, message: str) -> None:
         self._store.stats["source_lost"] += 1
+        self._store.health.lost(message)
         log.warning(
             "%s, still serving the last good set of %d flags",
             message,
@@ -347,7 +421,12 @@ class _SourceEvents:
         )
 
     def regained(self, event: str, message: str) -> None:
+        self._store.health.regained()
         log.info("%s", message, extra={"event": event})
+
+    def confirmed(self, revision: str) -> None:
+        if revision == self._store.revision:
+            self._store.health.confirmed()
 
 
 def _fingerprints(segments: Mapping[str, Segment]) -> dict[str, str]:

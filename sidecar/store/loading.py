@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..engine import FlagSet, FlagSetError, Problem, compile_flag_set
+from ..engine import FlagSet, FlagSetError, FlagSetReader, Problem
 from ..engine.compiler import VersionOf
 from ..sources import FORMATS, JSON, Document, read_document
 from .flag_document import parse_flag_document
@@ -37,8 +37,12 @@ def compile_document(document: Document, version_of: VersionOf | None = None) ->
         raise FlagSetError([problem])
     origin = document.origin
     with _gc_paused():
-        parsed = parse_flag_document(document.data, origin, json_format=document.format == JSON)
-        return compile_flag_set(parsed, origin, version_of, consume=True)
+        # Each flag is read as the parser hands it over, so the document is never whole in memory.
+        reader = FlagSetReader(origin)
+        rest = parse_flag_document(
+            document.data, origin, json_format=document.format == JSON, on_flag=reader.flag
+        )
+        return reader.compile(rest, version_of)
 
 
 def load_flag_file(path: str | os.PathLike[str], version_of: VersionOf | None = None) -> FlagSet:

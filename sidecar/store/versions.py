@@ -17,13 +17,13 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from ..engine import FlagSet
 from ..engine.compiler import VersionOf
+from .state_files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -149,21 +149,7 @@ class VersionTable:
                 key: {"fingerprint": fp, "version": version} for key, (fp, version) in self._known.items()
             },
         }
-        descriptor, temporary = tempfile.mkstemp(prefix=".flag-versions-", dir=self.state_dir)
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(json.dumps(body, sort_keys=True).encode())
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.state_dir / STATE_FILE)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(self.state_dir, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power loss
-        finally:
-            os.close(directory)
+        write_atomically(self.state_dir, STATE_FILE, json.dumps(body, sort_keys=True).encode())
 
     def __len__(self) -> int:
         return len(self._known)

@@ -56,6 +56,8 @@ _SKIP: Any = object()  # a key that was refused: its value is read and dropped
 _OPEN: Any = object()  # an anchored collection still being built
 _MERGE: Any = object()  # the key `<<`
 
+FlagSink = Callable[[Any], None]
+
 
 class _Abort(Exception):
     """Reading cannot usefully go on (nesting too deep); the problem has been recorded."""
@@ -98,10 +100,13 @@ class _Frame:
 class _Reader:
     """Builds the document from the events of `loader` (a PyYAML loader: parser and resolver)."""
 
-    def __init__(self, loader: Any, problem: Callable[[str], None], max_depth: int) -> None:
+    def __init__(
+        self, loader: Any, problem: Callable[[str], None], max_depth: int, on_flag: FlagSink | None = None
+    ) -> None:
         self.loader = loader
         self.problem = problem
         self.max_depth = max_depth
+        self.on_flag = on_flag
 
     def document(self) -> Any:
         get_event = self.loader.get_event
@@ -120,7 +125,7 @@ class _Reader:
 
     def _value(self) -> Any:
         """The next value (and everything under it), without recursion."""
-        loader, problem = self.loader, self.problem
+        loader, problem, on_flag = self.loader, self.problem, self.on_flag
         get_event, resolve = loader.get_event, loader.resolve
         anchors: dict[str, Any] = {}
         strings: dict[str, str] = {}
@@ -183,6 +188,14 @@ class _Reader:
                 return self._not_merge(value, event)
             frame = stack[-1]
             if not frame.mapping:
+                if (
+                    on_flag is not None
+                    and len(stack) == 2
+                    and frame.anchor is None
+                    and stack[0].key == "flags"
+                ):
+                    on_flag(self._not_merge(value, event))  # an item of the top-level `flags` list
+                    continue
                 frame.container.append(self._not_merge(value, event))
             elif frame.key is _MISSING:
                 frame.key = self._key(value, event, frame)
@@ -244,23 +257,40 @@ def _tag_problem(tag: str) -> str:
 _FAST: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def load_yaml_values(text: str, problem: Callable[[str], None], max_depth: int) -> Any:
-    """The document's value (None when empty), every problem passed to `problem`."""
-    error: yaml.YAMLError | None = None
-    # A syntax error is read again by PyYAML's pure-Python parser, which words it more clearly.
-    for loader_class in dict.fromkeys((_FAST, yaml.SafeLoader)):
-        found: list[str] = []
-        loader = loader_class(text)
-        try:
-            document = _Reader(loader, found.append, max_depth).document()
-        except yaml.YAMLError as raised:
-            error = raised
-            continue
-        finally:
-            loader.dispose()
+def load_yaml_values(
+    text: str, problem: Callable[[str], None], max_depth: int, on_flag: FlagSink | None = None
+) -> Any:
+    """The document's value (None when empty), every problem passed to `problem`. With `on_flag`,
+    each item of the top-level `flags` list goes to it as soon as it is read, not into the value."""
+    found: list[str] = []
+    loader = _FAST(text)
+    try:
+        document = _Reader(loader, found.append, max_depth, on_flag).document()
+    except yaml.YAMLError as raised:
+        error = raised
+    else:
         for message in found:
             problem(message)
         return document
+    finally:
+        loader.dispose()
+    if _FAST is not yaml.SafeLoader:
+        # A syntax error is read again by PyYAML's pure-Python parser, which words it more clearly
+        # (only for its words: the flags already handed to `on_flag` are not handed over again).
+        # It may also stop at a problem of ours first (nesting past max_depth, before libyaml's
+        # own limit): then that problem is the one reported.
+        found = []
+        loader = yaml.SafeLoader(text)
+        try:
+            _Reader(loader, found.append, max_depth).document()
+        except yaml.YAMLError as raised:
+            error = raised
+        finally:
+            loader.dispose()
+        if found:
+            for message in found:
+                problem(message)
+            return None
     mark = getattr(error, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem(f"not valid YAML{where}: {getattr(error, 'problem', None) or error}")

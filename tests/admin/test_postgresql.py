@@ -98,6 +98,8 @@ def test_a_follower_is_told_by_notify(uri):
 
         def regained(self, event: str, message: str) -> None: ...
 
+        def confirmed(self, revision: str) -> None: ...
+
     source.watch(Listener())
     try:
         time.sleep(0.2)  # LISTEN issued

@@ -22,12 +22,12 @@ def test_serve_reads_a_file_source_uri(sample_flag_file):
 
 
 def test_an_unknown_source_scheme_is_a_usage_error_listing_the_schemes():
-    result = run_cli("serve", "--source", "https://flags.internal/flags.yaml")
+    result = run_cli("serve", "--source", "ftp://flags.internal/flags.yaml")
     assert result.returncode == 2
     assert (
-        "invalid source 'https://flags.internal/flags.yaml' (from command-line flag --source): unknown "
-        "source scheme 'https' in 'https://flags.internal/flags.yaml'; the sources are file "
-        "(file:///path/flags.yaml)"
+        "invalid source 'ftp://flags.internal/flags.yaml' (from command-line flag --source): unknown "
+        "source scheme 'ftp' in 'ftp://flags.internal/flags.yaml'; the sources are file "
+        "(file:///path/flags.yaml), http (http://host/flags.yaml), https (https://host/flags.yaml)"
     ) in result.stderr
 
 
@@ -67,3 +67,15 @@ def test_flag_versions_survive_a_restart_with_a_state_dir(tmp_path):
     assert version_after_a_start(flag_file, "--state-dir", str(state)) == 2
     assert version_after_a_start(flag_file, "--state-dir", str(state)) == 2
     assert version_after_a_start(flag_file) == 1  # without one: counted from 1 by each process
+
+
+def test_a_source_client_certificate_needs_its_key():
+    result = run_cli("serve", "--source", "https://flags.internal/flags.yaml", "--source-tls-cert", "c.pem")
+    assert result.returncode == 2
+    assert "--source-tls-cert (from command-line flag --source-tls-cert) needs both" in result.stderr
+
+
+def test_a_source_poll_interval_must_be_above_zero():
+    result = run_cli("serve", "--source", "https://flags.internal/flags.yaml", "--source-poll-interval", "0")
+    assert result.returncode == 2
+    assert "invalid source_poll_interval '0'" in result.stderr

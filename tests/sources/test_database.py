@@ -13,6 +13,7 @@ import pytest
 
 from sidecar.sources import DatabaseSource, open_database, open_source
 from sidecar.sources.database import migrations
+from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.registry import SourceURIError
 from tests.conftest import eventually
 
@@ -70,7 +71,7 @@ def test_flag_sets_are_apart(uri):
     with database.write("checkout", "alice") as writer:
         writer.put("flag", "f", FLAG, 1, "create", None)
     assert database.read("default").flags == ()
-    document = open_source(uri, "checkout").fetch()
+    document = open_source(uri, RemoteSourceOptions(selector="flag-set=checkout")).fetch()
     assert json.loads(document.data)["flags"] == [FLAG]
     assert document.versions == {"f": 1}
     assert document.revision == "1"
@@ -89,6 +90,7 @@ class _Listener:
     def __init__(self) -> None:
         self.changes = 0
         self.events: list[str] = []
+        self.confirmations = 0
         self.changed_event = threading.Event()
 
     def changed(self) -> None:
@@ -100,6 +102,9 @@ class _Listener:
 
     def regained(self, event: str, message: str) -> None:
         self.events.append(event)
+
+    def confirmed(self, revision: str) -> None:
+        self.confirmations += 1
 
 
 def test_the_source_notices_a_commit_by_another_process(uri, tmp_path):

@@ -33,8 +33,8 @@ def test_a_file_uri_opens_a_file_source(tmp_path):
     ("uri", "message"),
     [
         (
-            "http://flags.internal/flags.yaml",
-            "unknown source scheme 'http' in 'http://flags.internal/flags.yaml'",
+            "ftp://flags.internal/flags.yaml",
+            "unknown source scheme 'ftp' in 'ftp://flags.internal/flags.yaml'",
         ),
         ("grpc://control-plane:50051", "unknown source scheme 'grpc'"),
         ("/etc/flags.yaml", "no scheme in '/etc/flags.yaml'"),
@@ -45,7 +45,8 @@ def test_an_unknown_scheme_lists_the_known_ones(uri, message):
         open_source(uri)
     assert message in str(raised.value)
     assert str(raised.value).endswith(
-        "; the sources are file (file:///path/flags.yaml), postgresql (postgresql://user@host/database), "
+        "; the sources are file (file:///path/flags.yaml), http (http://host/flags.yaml), "
+        "https (https://host/flags.yaml), postgresql (postgresql://user@host/database), "
         "sqlite (sqlite:///path/flags.db)"
     )
 
@@ -76,13 +77,13 @@ def test_a_new_scheme_is_one_registration(tmp_path):
 
     registry = SourceRegistry()
     seen: list[SplitResult] = []
-    registry.register("fixed", lambda uri, _flag_set: seen.append(uri) or Fixed(), "fixed://name")
+    registry.register("fixed", lambda uri, options: seen.append(uri) or Fixed(), "fixed://name")
     assert isinstance(registry.open("fixed://name"), Fixed)
     assert seen[0].netloc == "name"
     assert registry.schemes == ("fixed",)
     with pytest.raises(ValueError, match="registered already"):
-        registry.register("FIXED", lambda uri, _flag_set: Fixed(), "fixed://other")
-    assert REGISTRY.schemes == ("file", "postgresql", "sqlite")
+        registry.register("FIXED", lambda uri, options: Fixed(), "fixed://other")
+    assert REGISTRY.schemes == ("file", "http", "https", "postgresql", "sqlite")
 
 
 def test_a_file_source_hands_over_the_bytes_with_their_format_and_revision(tmp_path):

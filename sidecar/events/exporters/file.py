@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exporter import RetryableExportError
-from ..feature_event import EVENT_FIELDS, Event, dumps
+from ..feature_event import EVENT_FIELDS, Event, dump_bytes, dumps
 from ..options import Options
 
 FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "parquet": "parquet"}
@@ -25,10 +25,6 @@ FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "parquet": "parquet"
 COLUMNS = EVENT_FIELDS
 JSON_COLUMNS = frozenset({"value", "evaluationContext", "trackingEventDetails"})
 PARQUET_CODECS = ("snappy", "zstd", "gzip", "none")
-
-
-def _dumps(value: Any) -> str:
-    return dumps(value)
 
 
 def _rows(events: Sequence[Event]) -> list[dict[str, Any]]:
@@ -86,7 +82,7 @@ class FileExporter:
 
     def _encode(self, events: Sequence[Event]) -> bytes:
         if self.format == "jsonl":
-            return ("\n".join(map(_dumps, _rows(events))) + "\n").encode()
+            return b"\n".join(map(dump_bytes, _rows(events))) + b"\n"
         if self.format == "csv":
             return self._csv(events)
         return self._parquet(events)
@@ -111,7 +107,7 @@ class FileExporter:
             for name in COLUMNS:
                 value = row.get(name)
                 if name in JSON_COLUMNS:
-                    value = None if name not in row else _dumps(value)
+                    value = None if name not in row else dumps(value)
                 columns[name].append(value)
         types = {"creationDate": pa.int64(), "default": pa.bool_()}
         schema = pa.schema([(name, types.get(name, pa.string())) for name in COLUMNS])
@@ -165,7 +161,7 @@ def _csv_cell(name: str, row: dict[str, Any]) -> str:
         return ""
     value = row[name]
     if name in JSON_COLUMNS:
-        return _dumps(value)
+        return dumps(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

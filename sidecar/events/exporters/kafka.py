@@ -29,14 +29,25 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..exporter import PermanentExportError, RetryableExportError
-from ..feature_event import Event, dumps
+from ..feature_event import Event, dump_bytes
 from ..options import Options
 
-confluent_kafka: Any
-try:  # an optional dependency: `pip install flag-sidecar[kafka]`
-    import confluent_kafka
-except ImportError:  # pragma: no cover - exercised only where the extra is not installed
-    confluent_kafka = None
+# An optional dependency (`pip install flag-sidecar[kafka]`), imported by the first KafkaExporter:
+# librdkafka is a large library that a sidecar without a Kafka exporter should not load.
+confluent_kafka: Any = None
+
+
+def _import_client() -> bool:
+    """Import confluent_kafka once; False where the extra is not installed."""
+    global confluent_kafka
+    if confluent_kafka is None:
+        try:
+            import confluent_kafka as client
+        except ImportError:  # pragma: no cover - exercised only where the extra is not installed
+            return False
+        confluent_kafka = client
+    return True
+
 
 EVENT_ID_HEADER = "eventId"
 KEYS = ("user", "flag", "none")
@@ -55,28 +66,10 @@ PASSTHROUGH = {
     "ssl_key_password": "ssl.key.password",
 }
 
-orjson: Any
-try:  # part of the kafka extra: encoding each event on its own is where the exporter's time goes
-    import orjson
-except ImportError:  # pragma: no cover - exercised only where the extra is not installed
-    orjson = None
-
-# The fallback, built once: json.dumps with options builds a new JSONEncoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
-
 
 def encode_json(event: Event) -> bytes:
-    """The event's strict JSON in UTF-8, as `dumps` writes it: NaN and infinities as null."""
-    data = event.to_json()
-    if orjson is not None:
-        try:
-            return bytes(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS))
-        except (TypeError, orjson.JSONEncodeError):  # an integer over 64 bits, say
-            return dumps(data).encode()
-    try:
-        return _ENCODER.encode(data).encode()
-    except ValueError:  # NaN or infinity: dumps writes them as null
-        return dumps(data).encode()
+    """The event's strict JSON in UTF-8 (feature_event.dump_bytes)."""
+    return dump_bytes(event.to_json())
 
 
 class KafkaExporter:
@@ -96,7 +89,7 @@ class KafkaExporter:
         max_message_bytes: int = 1_000_000,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        if confluent_kafka is None:
+        if not _import_client():
             raise ValueError("the kafka exporter needs confluent-kafka: pip install flag-sidecar[kafka]")
         if key not in KEYS:
             raise ValueError(f"key={key!r}: expected one of {', '.join(KEYS)}")

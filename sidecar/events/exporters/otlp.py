@@ -26,11 +26,11 @@ import logging
 import socket
 import threading
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ... import package_version
 from ..exporter import PermanentExportError, RetryableExportError
 from ..feature_event import Event, FeatureEvent
 from ..options import Options
@@ -186,13 +186,6 @@ def _read(path: str | None, what: str) -> bytes | None:
         raise ValueError(f"{what} {path!r}: {exc.strerror or exc}") from None
 
 
-def _package_version() -> str:
-    try:
-        return metadata.version("flag-sidecar")
-    except metadata.PackageNotFoundError:
-        return "0"
-
-
 class OtlpExporter:
     """Sends batches to an OTLP/gRPC collector's LogsService over one long-lived channel."""
 
@@ -239,7 +232,7 @@ class OtlpExporter:
         self.log = logger or logging.getLogger("sidecar.events.otlp")
         self._lock = threading.Lock()  # the counters, read by stats() from other threads
         self.rejected = 0  # records a collector refused in a partial success
-        version = _package_version()
+        version = package_version()
         attributes = {"service.name": service_name, "service.version": version}
         attributes["host.name"] = socket.gethostname()
         attributes.update(resource or {})

@@ -92,6 +92,7 @@ class DatabaseSource:
                     return
                 now = self.database.change_counter()
                 if now == counter:
+                    self._confirm()
                     continue
                 counter = now
                 revision = self.database.set_revision(self.flag_set)
@@ -104,11 +105,19 @@ class DatabaseSource:
                 self._stopped.wait(interval)
                 continue
             self._regained()
-            if revision != self._revision and self._listener is not None:
+            if revision == self._revision:
+                self._confirm()
+            elif self._listener is not None:
                 try:
                     self._listener.changed()
                 except Exception:  # the watcher must outlive any listener bug
                     log.exception("flag database change handler failed")
+
+    def _confirm(self) -> None:
+        """The database vouches that the set is still the revision last fetched (the store's set
+        is current, its age starts over)."""
+        if self._listener is not None and self._revision is not None:
+            self._listener.confirmed(str(self._revision))
 
     def _lost(self, error: Exception) -> None:
         if self._down is None:
