@@ -13,8 +13,8 @@ import pytest
 
 from sidecar.sources import DatabaseSource, open_database, open_source
 from sidecar.sources.database import migrations
-from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.registry import SourceURIError
+from sidecar.sources.remote_options import RemoteSourceOptions
 from tests.conftest import eventually
 
 FLAG = {"key": "f", "enabled": True, "variants": [{"key": "on", "value": True}]}
