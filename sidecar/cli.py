@@ -1,5 +1,6 @@
-"""The `flag-sidecar` command: `serve` a flag file over gRPC, `validate` one, or print the
-effective configuration (`config --print`)."""
+"""The `flag-sidecar` command: `serve` a flag file over gRPC, `validate` one, print the
+effective configuration (`config --print`), bring a flag database's schema up to date (`migrate`),
+and move a flag set between a flag file and a database (`flags import`, `flags export`)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.error(unrecognized(unknown, command.option_names))
     if args.command == "validate":
         return validate(args.path)
+    if args.command in ("migrate", "flags"):
+        from sidecar.app import flag_database_commands
+
+        return flag_database_commands.run(args, parser.commands[args.command])
     try:
         settings, sources = app_settings.load_settings_with_sources(args)
         if args.command == "config":
@@ -117,6 +122,9 @@ def build_parser() -> Parser:
     )
     validate_parser.add_argument("path", type=Path, help="flag file (YAML or JSON)")
     parser.commands.update(serve=serve_parser, config=config_parser, validate=validate_parser)
+    from sidecar.app import flag_database_commands
+
+    parser.commands.update(flag_database_commands.add_commands(commands, Parser))
     return parser
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
-from flagsidecar.v1 import flag_pb2
+from flagsidecar.v1 import admin_pb2, flag_pb2
 
 from .engine import (
     ConstraintDefinition,
@@ -43,14 +43,20 @@ _OPERATION_NAMES = {spec.number: spec.name for spec in SPECS}
 _MAX_EXACT_INTEGER = 2**53
 
 __all__ = [
+    "constraint_document",
     "flag_from_message",
     "flag_set_from_message",
     "flag_set_to_message",
     "flag_to_message",
     "from_document",
     "message_to_document",
+    "segment_document_of",
+    "segment_rule_document",
     "segment_to_message",
+    "struct_to_json",
     "to_document",
+    "value_to_json",
+    "variant_document",
 ]
 
 
@@ -153,10 +159,19 @@ def _json(data: Any) -> Any:
     return data
 
 
-def _python(value: struct_pb2.Value) -> Any:
+def value_to_json(value: struct_pb2.Value) -> Any:
+    """A Value as a document's JSON value (None when unset; whole numbers as ints)."""
     if value.WhichOneof("kind") is None:
         return None  # an unset Value: the document's missing value
     return _json(json_format.MessageToDict(value))
+
+
+def struct_to_json(struct: struct_pb2.Struct) -> dict[str, Any]:
+    converted: dict[str, Any] = _json(json_format.MessageToDict(struct))
+    return converted
+
+
+_python = value_to_json
 
 
 def _operation(number: int) -> Any:
@@ -167,7 +182,16 @@ def _operation(number: int) -> Any:
     return flag_pb2.Operation.Name(number) if number in flag_pb2.Operation.values() else number
 
 
-def _constraint_document(message: flag_pb2.Constraint) -> dict[str, Any]:
+# flag_pb2.Constraint, and the admin API's NewConstraint (the same three fields).
+_ConstraintMessage = flag_pb2.Constraint | admin_pb2.NewConstraint
+
+
+def constraint_document(message: _ConstraintMessage) -> dict[str, Any]:
+    """A constraint message as a document's constraint (not yet checked)."""
+    return _constraint_document(message)
+
+
+def _constraint_document(message: _ConstraintMessage) -> dict[str, Any]:
     document: dict[str, Any] = {"operation": _operation(message.operation)}
     if message.property:
         document["property"] = message.property
@@ -181,59 +205,74 @@ def _text(document: dict[str, Any], name: str, text: str) -> None:
         document[name] = text
 
 
-def _flag_document(message: flag_pb2.Flag) -> dict[str, Any]:
+# The admin API's input messages have the fields of the flag.proto ones they stand for (less the
+# version), so one reading serves both.
+_FlagMessage = flag_pb2.Flag | admin_pb2.NewFlag
+_FlagRuleMessage = flag_pb2.FlagRule | admin_pb2.NewFlagRule | admin_pb2.UpdateFlagRule
+_SegmentMessage = flag_pb2.Segment | admin_pb2.NewSegment
+_SegmentRuleMessage = flag_pb2.SegmentRule | admin_pb2.NewSegmentRule | admin_pb2.UpdateSegmentRule
+
+
+def variant_document(message: flag_pb2.Variant | admin_pb2.NewVariant) -> dict[str, Any]:
+    """A variant message as a document's variant (not yet checked)."""
+    entry: dict[str, Any] = {"key": message.key, "value": _python(message.value)}
+    _text(entry, "description", message.description)
+    return entry
+
+
+def flag_rule_document(rule: _FlagRuleMessage) -> dict[str, Any]:
+    """A flag rule message as a document's rule (not yet checked)."""
+    entry: dict[str, Any] = {
+        "constraints": [_constraint_document(c) for c in rule.constraints],
+        "distributions": [
+            {"variant": d.variant, "percentage": _json(d.percentage)} for d in rule.distributions
+        ],
+    }
+    _text(entry, "id", rule.id)
+    _text(entry, "bucketBy", rule.bucket_by)
+    return entry
+
+
+def segment_rule_document(rule: _SegmentRuleMessage) -> dict[str, Any]:
+    entry: dict[str, Any] = {"constraints": [_constraint_document(c) for c in rule.constraints]}
+    _text(entry, "id", rule.id)
+    return entry
+
+
+def flag_document_of(message: _FlagMessage) -> dict[str, Any]:
+    """A Flag (or the admin API's NewFlag) message as a flag document (not yet checked)."""
     document: dict[str, Any] = {"key": message.key, "enabled": message.enabled}
     _text(document, "name", message.name)
     _text(document, "description", message.description)
-    if message.version:
+    if isinstance(message, flag_pb2.Flag) and message.version:
         document["version"] = message.version
-    variants = []
-    for variant in message.variants:
-        entry: dict[str, Any] = {"key": variant.key, "value": _python(variant.value)}
-        _text(entry, "description", variant.description)
-        variants.append(entry)
-    document["variants"] = variants
-    rules = []
-    for rule in message.rules:
-        entry = {
-            "constraints": [_constraint_document(c) for c in rule.constraints],
-            "distributions": [
-                {"variant": d.variant, "percentage": _json(d.percentage)} for d in rule.distributions
-            ],
-        }
-        _text(entry, "id", rule.id)
-        _text(entry, "bucketBy", rule.bucket_by)
-        rules.append(entry)
-    if rules:
-        document["rules"] = rules
+    document["variants"] = [variant_document(variant) for variant in message.variants]
+    if message.rules:
+        document["rules"] = [flag_rule_document(rule) for rule in message.rules]
     _text(document, "defaultVariantWhenOn", message.default_variant_when_on)
     _text(document, "defaultVariantWhenOff", message.default_variant_when_off)
     if message.HasField("track_events"):
         document["trackEvents"] = message.track_events
     if message.HasField("metadata"):
-        document["metadata"] = _json(json_format.MessageToDict(message.metadata))
+        document["metadata"] = struct_to_json(message.metadata)
     return document
 
 
-def _segment_document(message: flag_pb2.Segment) -> dict[str, Any]:
+def segment_document_of(message: _SegmentMessage) -> dict[str, Any]:
+    """A Segment (or NewSegment) message as a segment document (not yet checked)."""
     document: dict[str, Any] = {"key": message.key}
     _text(document, "name", message.name)
     _text(document, "description", message.description)
-    rules = []
-    for rule in message.rules:
-        entry: dict[str, Any] = {"constraints": [_constraint_document(c) for c in rule.constraints]}
-        _text(entry, "id", rule.id)
-        rules.append(entry)
-    if rules:
-        document["rules"] = rules
+    if message.rules:
+        document["rules"] = [segment_rule_document(rule) for rule in message.rules]
     return document
 
 
 def message_to_document(message: flag_pb2.FlagSet) -> dict[str, Any]:
     """A FlagSet message as a flag document (not yet checked: `from_document` checks it)."""
     return {
-        "flags": [_flag_document(flag) for flag in message.flags],
-        "segments": [_segment_document(segment) for segment in message.segments],
+        "flags": [flag_document_of(flag) for flag in message.flags],
+        "segments": [segment_document_of(segment) for segment in message.segments],
     }
 
 

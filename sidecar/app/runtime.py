@@ -5,7 +5,8 @@ Start order (STARTUP): the management listener (so that /healthz answers and /re
 is not ready while the flags load), the event pipeline (it replays what its spool kept), the flag
 store (takes --state-dir, loads the flags, follows the source), the health listener (a port in
 use there stops us before anything serves flags), the gRPC server, the sync listener
-(--sync-listen; it streams the flag set the store has loaded).
+(--sync-listen; it streams the flag set the store has loaded), the admin listener (writes come
+last, and stop first).
 
 Each component that starts is pushed on an ExitStack: when a later one fails to start, or on any
 exception, the stack stops exactly the components that started, in reverse order, each once. On
@@ -25,6 +26,8 @@ from types import TracebackType
 from sidecar.app.settings import Settings
 from sidecar.engine import FlagSetError
 from sidecar.events import EventPipeline, PipelineConfig, SpecError, SpoolLockedError, build_pipeline
+from sidecar.server.admin_access import AdminAccess
+from sidecar.server.admin_server import AdminServer
 from sidecar.server.app import SidecarServer
 from sidecar.server.flagd import FlagdSettings
 from sidecar.server.health_listener import HealthServer
@@ -34,17 +37,19 @@ from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
 from sidecar.server.sync import SyncServer
-from sidecar.sources import FileSource, Source, open_source
+from sidecar.sources import FileSource, Source, open_database, open_source
 from sidecar.store import FlagStore, StateDirError
+from sidecar.store.admin import FlagAdmin
 
 logger = logging.getLogger("sidecar")
 
-STARTUP = ("management", "events", "store", "health", "server", "sync")
+STARTUP = ("management", "events", "store", "health", "server", "sync", "admin")
 # Readiness off comes first (management.begin_shutdown, and the server's own first step), then
 # the drain, then the flush of the events of the last calls; the health listener stops after the
-# store, with the management listener, so that its `liveness` stays SERVING throughout. The sync
-# listener goes first: its Watch streams end at once (their clients reconnect elsewhere or later).
-SHUTDOWN = ("sync", "server", "events", "store", "health", "management")
+# store, with the management listener, so that its `liveness` stays SERVING throughout. Writes stop
+# first; then the sync listener: its Watch streams end at once (their clients reconnect elsewhere
+# or later).
+SHUTDOWN = ("admin", "sync", "server", "events", "store", "health", "management")
 # Kept from the shutdown budget for the last log lines and the exit itself.
 _EXIT_MARGIN = 0.5
 
@@ -83,6 +88,7 @@ class Runtime:
         self.health: HealthServer | None = None
         self.server: SidecarServer | None = None
         self.sync: SyncServer | None = None
+        self.admin: AdminServer | None = None
         self.started: list[str] = []  # component names, in the order they started
         self.stopped: list[str] = []  # and in the order they stopped
         self._stops: dict[str, Callable[[], None]] = {}
@@ -112,6 +118,7 @@ class Runtime:
             "health": self._start_health,
             "server": self._start_server,
             "sync": self._start_sync,
+            "admin": self._start_admin,
         }
         try:
             for name in STARTUP:
@@ -244,6 +251,35 @@ class Runtime:
     def _stop_sync(self) -> None:
         assert self.sync is not None
         self.sync.stop(min(1.0, self._left()))
+
+    def _start_admin(self) -> Callable[[], None] | None:
+        settings = self.settings
+        if not settings.admin_listen or settings.source is None:
+            return None
+        try:
+            access = AdminAccess.from_files(settings.admin_token_file, settings.tls_client_ca is not None)
+        except (OSError, ValueError) as error:
+            raise _not_serving("%s", error) from error
+        # A database of its own (its own connection): the source's change counter then sees these
+        # writes as any other process's.
+        admin = AdminServer(
+            FlagAdmin(open_database(settings.source)),
+            settings.admin_listen,
+            access,
+            tls=_tls_files(settings),
+            metrics=self.metrics,
+        )
+        try:
+            admin.start()
+        except (OSError, RuntimeError) as error:
+            admin.stop()
+            raise _not_serving("%s", error) from error
+        self.admin = admin
+        return self._stop_admin
+
+    def _stop_admin(self) -> None:
+        assert self.admin is not None
+        self.admin.stop(min(self.settings.shutdown_grace, self._left()))
 
     def _build_server(self) -> SidecarServer:
         settings = self.settings

@@ -10,15 +10,18 @@ every option (tests/ops/test_readme.py checks it).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sidecar.config import ConfigError, ConfigFileOptions, Layer, OptionTable
+from sidecar.events.exporters import FACTORIES
 from sidecar.events.settings import EventOptions
 from sidecar.logging_setup import LoggingOptions
 from sidecar.options import UNIX_PREFIX, Option, option, parse_seconds
 from sidecar.server.settings import (
+    AdminOptions,
     ContextLimitOptions,
     FlagdOptions,
     HealthListenerOptions,
@@ -27,11 +30,18 @@ from sidecar.server.settings import (
     StreamOptions,
     SyncOptions,
 )
+from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database, open_source
 from sidecar.sources.remote_options import RemoteSourceOptions
-from sidecar.sources.settings import SourceOptions
+from sidecar.sources.settings import SourceOptions, selected_flag_set
 from sidecar.store.settings import StoreOptions
+from sidecar.store.user_results import KIND as USERS_EXPORTER
+from sidecar.store.user_results import UserResultsExporter
 
 __all__ = ["OPTIONS", "TABLE", "ConfigError", "Layer", "Settings"]
+
+# `--exporter users:source=...` writes to a flag database, which the events layer may not know:
+# its factory is added here, by the composition root.
+FACTORIES.setdefault(USERS_EXPORTER, partial(UserResultsExporter.from_options, open_database=open_database))
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class Settings(
     ShutdownOptions,
     LoggingOptions,
     EventOptions,
+    AdminOptions,
     ManagementOptions,
     HealthListenerOptions,
     SyncOptions,
@@ -100,11 +111,42 @@ def check_consistency(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{where('max_streams_per_connection')} ({settings.max_streams_per_connection}) is more "
             f"than {where('max_streams')} ({settings.max_streams})"
         )
+    flag_set = selected_flag_set(settings.selector)
+    if flag_set != DEFAULT_FLAG_SET:
+        if settings.flags is not None:
+            raise ConfigError(
+                f"{where('selector')}: a flag file is the one flag set `default`; flag sets are for "
+                "database sources (--source sqlite:///path)"
+            )
+        if settings.source is not None:
+            try:
+                open_source(settings.source, settings)
+            except SourceURIError as error:
+                raise ConfigError(f"{where('selector')}: {error}") from None
+    if settings.admin_listen:
+        _check_admin(settings, where)
     if settings.shutdown_timeout < settings.shutdown_grace:
         raise ConfigError(
             f"{where('shutdown_timeout')} is {settings.shutdown_timeout:g}s, shorter than "
             f"{where('shutdown_grace')} ({settings.shutdown_grace:g}s)"
         )
+
+
+def _check_admin(settings: Settings, where: Callable[[str], str]) -> None:
+    if settings.source is None:
+        raise ConfigError(f"{where('admin_listen')} writes to a flag database: give --source sqlite:///path")
+    try:
+        open_database(settings.source)
+    except SourceURIError as error:
+        raise ConfigError(f"{where('admin_listen')}: {error}") from None
+    if settings.admin_token_file is None and settings.tls_client_ca is None:
+        raise ConfigError(
+            f"{where('admin_listen')} needs a way to authenticate callers: --admin-token-file, or "
+            "--tls-client-ca (mutual TLS) with --tls-cert and --tls-key"
+        )
+    evaluation_listeners = (*settings.listen, settings.flagd_listen)
+    if not settings.admin_listen.endswith(":0") and settings.admin_listen in evaluation_listeners:
+        raise ConfigError(f"{where('admin_listen')} is an evaluation listener too: give it a port of its own")
 
 
 TABLE: OptionTable[Settings] = OptionTable(Settings, check_consistency)

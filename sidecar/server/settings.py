@@ -229,3 +229,23 @@ class ManagementOptions:
         "the management listener drops a connection that sends no whole request (or takes no answer) "
         "for this long",
     )
+
+
+@dataclass(frozen=True)
+class AdminOptions:
+    """AdminServer (admin_server.py) and its access (admin_access.py)."""
+
+    admin_listen: str = option(
+        parse_optional_tcp_address,
+        "",
+        "HOST:PORT",
+        "serve the admin API (flagsidecar.v1.FlagAdminService) here, never on the evaluation "
+        "listeners; needs a database --source and --admin-token-file or --tls-client-ca (off: none)",
+    )
+    admin_token_file: Path | None = option(
+        parse_path,
+        None,
+        "PATH",
+        "bearer tokens the admin API accepts, one per line, each optionally after a name "
+        "(`alice TOKEN`): the name is recorded in the history",
+    )

@@ -9,6 +9,16 @@ from pathlib import Path
 from sidecar.options import option, parse_path
 
 from .registry import open_source
+from .remote_options import SELECTOR_KEY, parse_flag_set, parse_selector, selected_flag_set
+
+__all__ = [
+    "SELECTOR_KEY",
+    "SourceOptions",
+    "parse_flag_set",
+    "parse_selector",
+    "parse_source",
+    "selected_flag_set",
+]
 
 
 def parse_source(text: str) -> str:
@@ -31,5 +41,6 @@ class SourceOptions:
         None,
         "URI",
         "where the flags come from, by URI scheme: file:///path/flags.yaml, https://host/flags.yaml, "
-        "or another flag-sidecar's sync listener: grpc://HOST:PORT?selector=flag-set=NAME (grpcs:// for TLS)",
+        "sqlite:///path/flags.db, postgresql://user@host/db, or another flag-sidecar's sync listener: "
+        "grpc://HOST:PORT?selector=flag-set=NAME (grpcs:// for TLS)",
     )

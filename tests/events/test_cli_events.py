@@ -104,7 +104,10 @@ def test_bad_exporters_stop_the_start(sample_flag_file: Path, tmp_path: Path) ->
     # An unknown kind is an option error at parse time (exit 2), naming the exporters there are.
     result = run_cli("serve", *flags, "--exporter", "s3:x=1")
     assert result.returncode == 2, result.stderr
-    assert "unknown exporter kind 's3'; the exporters are file, kafka, log, otlp, webhook" in result.stderr
+    assert (
+        "unknown exporter kind 's3'; the exporters are file, kafka, log, otlp, users, webhook"
+        in result.stderr
+    )
     assert "--exporter" in result.stderr
     # The kind's own options are checked when the pipeline is built: exit 1.
     result = run_cli("serve", *flags, "--exporter", "file:nope=1")

@@ -97,8 +97,8 @@ def test_unknown_keys_are_rejected_with_a_suggestion(tmp_path: Path) -> None:
     assert "unknown key 'cache_tll' (did you mean 'cache_ttl'?)" in message
     assert "unknown key 'listen_adress' (did you mean 'listen'?)" in message
     assert (
-        "unknown key 'frobnicate'; known keys: flags, source, source_poll_interval, source_timeout, "
-        "source_tls_ca, source_tls_cert, source_tls_key, state_dir, cache_ttl, "
+        "unknown key 'frobnicate'; known keys: flags, source, selector, source_poll_interval, "
+        "source_timeout, source_tls_ca, source_tls_cert, source_tls_key, state_dir, cache_ttl, "
     ) in message
 
 

@@ -102,6 +102,10 @@ def test_every_error_class_knows_its_status_and_limit():
     assert {cls: cls.code for cls in edge.SidecarError.__subclasses__()} == {
         edge.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
         edge.NotFound: grpc.StatusCode.NOT_FOUND,
+        edge.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+        edge.Aborted: grpc.StatusCode.ABORTED,
+        edge.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+        edge.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
         edge.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
         edge.Unavailable: grpc.StatusCode.UNAVAILABLE,
         edge.DataLoss: grpc.StatusCode.DATA_LOSS,

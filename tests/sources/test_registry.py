@@ -36,7 +36,7 @@ def test_a_file_uri_opens_a_file_source(tmp_path):
             "ftp://flags.internal/flags.yaml",
             "unknown source scheme 'ftp' in 'ftp://flags.internal/flags.yaml'",
         ),
-        ("postgresql://db/flags", "unknown source scheme 'postgresql'"),
+        ("grpc://control-plane:50051", "unknown source scheme 'grpc'"),
         ("/etc/flags.yaml", "no scheme in '/etc/flags.yaml'"),
     ],
 )
@@ -50,6 +50,8 @@ def test_an_unknown_scheme_lists_the_known_ones(uri, message):
     assert "grpcs (grpcs://control-plane:8015?ca=/etc/ca.pem)" in listed
     assert "http (http://host/flags.yaml)" in listed
     assert "https (https://host/flags.yaml)" in listed
+    assert "postgresql (postgresql://user@host/database)" in listed
+    assert "sqlite (sqlite:///path/flags.db)" in listed
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_a_new_scheme_is_one_registration(tmp_path):
     assert registry.schemes == ("fixed",)
     with pytest.raises(ValueError, match="registered already"):
         registry.register("FIXED", lambda uri, options: Fixed(), "fixed://other")
-    assert REGISTRY.schemes == ("file", "grpc", "grpcs", "http", "https")
+    assert REGISTRY.schemes == ("file", "grpc", "grpcs", "http", "https", "postgresql", "sqlite")
 
 
 def test_a_file_source_hands_over_the_bytes_with_their_format_and_revision(tmp_path):

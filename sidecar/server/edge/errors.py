@@ -9,15 +9,20 @@ which clients retry), the traceback in the log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Final, NoReturn
 
 import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 from ...engine import ErrorCode
 from ..limits import Violation, bounded
 
 INTERNAL_ERROR: Final = "internal error in the sidecar (see its log)"
+# gRPC's rich error model: a google.rpc.Status with typed details, in this trailing metadata.
+STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
 NOT_READY: Final = "no flag set is loaded yet"  # Unavailable, before the store has a flag set
 
 
@@ -26,10 +31,12 @@ class SidecarError(Exception):
 
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str, limit: str | None = None) -> None:
+    def __init__(self, message: str, limit: str | None = None, details: Sequence[Message] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.limit = limit  # the option of the limit the request went over, for the metric
+        # google.rpc detail messages (BadRequest, ErrorInfo...) for clients that read them.
+        self.details = tuple(details)
 
     @classmethod
     def over(cls, violation: Violation) -> SidecarError:
@@ -43,6 +50,24 @@ class InvalidArgument(SidecarError):
 
 class NotFound(SidecarError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(SidecarError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Aborted(SidecarError):
+    """A concurrent change won (an admin write's expected version is stale): read again, retry."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class FailedPrecondition(SidecarError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unauthenticated(SidecarError):
+    code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class ResourceExhausted(SidecarError):
@@ -85,8 +110,23 @@ def undecodable_message(expected: str) -> str:
     return f"the request is not a valid {expected} message (is the client built from this server's .proto?)"
 
 
-def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, suffix: str = "") -> NoReturn:
+def abort(
+    context: grpc.ServicerContext,
+    code: grpc.StatusCode,
+    message: str,
+    suffix: str = "",
+    details: Sequence[Message] = (),
+) -> NoReturn:
     """End the call: the one place a status leaves the sidecar's services, its message bounded
-    (it may echo client input) and then `suffix` (the server's own words) added."""
-    context.abort(code, bounded(message) + suffix)
+    (it may echo client input) and then `suffix` (the server's own words) added; `details` go
+    with it as a google.rpc.Status (grpcio-status's rpc_status.from_call reads them)."""
+    text = bounded(message) + suffix
+    if details:
+        status = status_pb2.Status(code=code.value[0], message=text)
+        for detail in details:
+            packed = any_pb2.Any()
+            packed.Pack(detail)
+            status.details.append(packed)
+        context.set_trailing_metadata(((STATUS_DETAILS_KEY, status.SerializeToString()),))
+    context.abort(code, text)
     raise AssertionError("unreachable: ServicerContext.abort raises")

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from ..limits import bounded
 from ..metrics import NullMetrics, SidecarMetrics
@@ -67,7 +68,7 @@ class CallEdge:
         except SidecarError as error:
             if error.limit is not None:
                 self.metrics.count_limit(error.limit)
-            abort(context, error.code, error.message)
+            abort(context, error.code, error.message, details=error.details)
         except grpc.RpcError:
             raise
         except Exception:
@@ -80,7 +81,7 @@ class CallEdge:
     def fail(self, name: str, context: grpc.ServicerContext, started: float, error: SidecarError) -> NoReturn:
         if error.limit is not None:
             self.metrics.count_limit(error.limit)
-        self.end(name, context, started, error.code, error.message)
+        self.end(name, context, started, error.code, error.message, error.details)
 
     def failed(self, name: str, context: grpc.ServicerContext, started: float) -> NoReturn:
         """End a call on an unexpected error (called from its except block, for the traceback)."""
@@ -96,10 +97,16 @@ class CallEdge:
         self.end(name, context, started, grpc.StatusCode.INVALID_ARGUMENT, undecodable_message(expected))
 
     def end(
-        self, name: str, context: grpc.ServicerContext, started: float, code: grpc.StatusCode, message: str
+        self,
+        name: str,
+        context: grpc.ServicerContext,
+        started: float,
+        code: grpc.StatusCode,
+        message: str,
+        details: Sequence[Message] = (),
     ) -> NoReturn:
         self.metrics.observe_rpc(name, perf_counter() - started, code)
-        abort(context, code, message)
+        abort(context, code, message, details=details)
 
 
 class EdgeServicer(Protocol):

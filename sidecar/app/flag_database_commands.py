@@ -1,0 +1,172 @@
+"""`flag-sidecar migrate` and `flag-sidecar flags import|export`: a flag database from the
+command line. Import and export move a whole flag set, in one transaction each way; `--dry-run`
+prints what an import would change and writes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sidecar.engine import FlagSetError, flag_set_document
+from sidecar.sources import SourceURIError, open_database
+from sidecar.sources.settings import SELECTOR_KEY, parse_selector, selected_flag_set
+from sidecar.store import load_flag_file
+from sidecar.store.admin import FlagAdmin, SetDiff
+
+_SOURCE_HELP = "the flag database, e.g. sqlite:///var/lib/flag-sidecar/flags.db"
+
+
+def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> dict[str, Any]:
+    """Add `migrate` and `flags` to the subcommands; returns them by name."""
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring a flag database's schema up to date",
+        description="Apply the schema migrations a flag database does not have yet (serve does it at start).",
+    )
+    migrate.add_argument("--source", required=True, metavar="URI", help=_SOURCE_HELP)
+
+    flags = commands.add_parser(
+        "flags",
+        help="import or export a flag set",
+        description="Move a flag set between a file and a database.",
+    )
+    actions = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
+    imported = actions.add_parser(
+        "import",
+        help="make a database's flag set exactly what a flag file says (one transaction)",
+        description="Validate FILE as `validate` does, then replace the flag set with it in one "
+        "transaction: flags and segments added, updated (new versions) and removed. Versions written "
+        "in the file are not kept: the database counts them.",
+    )
+    imported.add_argument("file", type=Path, metavar="FILE", help="flag file (YAML or JSON)")
+    _database_arguments(imported)
+    imported.add_argument("--dry-run", action="store_true", help="print what would change; write nothing")
+    imported.add_argument(
+        "--actor", default=None, metavar="NAME", help="who the history records (default: cli:<user name>)"
+    )
+    exported = actions.add_parser(
+        "export",
+        help="write a database's flag set as a flag file",
+        description="Write the flag set as a flag file (normalised, without versions).",
+    )
+    _database_arguments(exported)
+    exported.add_argument("--output", "-o", type=Path, default=None, metavar="FILE", help="default: stdout")
+    exported.add_argument(
+        "--format", choices=("yaml", "json"), default=None, help="default: by --output's suffix, else YAML"
+    )
+    return {"migrate": migrate, "flags": flags}
+
+
+def _database_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, metavar="URI", help=_SOURCE_HELP)
+    parser.add_argument(
+        "--selector",
+        default=f"{SELECTOR_KEY}=default",
+        type=_argument(parse_selector),
+        metavar="flag-set=NAME",
+        help="the flag set (default: flag-set=default)",
+    )
+
+
+def _argument(parse: Callable[[str], str]) -> Callable[[str], str]:
+    def checked(text: str) -> str:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        database = open_database(args.source)
+    except SourceURIError as error:
+        parser.error(str(error))
+    admin = FlagAdmin(database)
+    try:
+        admin.start()
+        if args.command == "migrate":
+            print(f"{database.origin}: schema up to date")
+            return 0
+        flag_set = selected_flag_set(args.selector)
+        if args.flags_command == "import":
+            return _import(admin, flag_set, args)
+        return _export(admin, flag_set, args)
+    except (OSError, RuntimeError) as error:
+        print(f"flag-sidecar {args.command}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        admin.close()
+
+
+def _import(admin: FlagAdmin, flag_set: str, args: argparse.Namespace) -> int:
+    try:
+        loaded = load_flag_file(args.file)
+    except FlagSetError as error:
+        for problem in error.problems:
+            print(problem)
+        print(f"{args.file}: {len(error.problems)} problem(s), nothing imported", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"{args.file}: cannot read: {error.strerror or error}", file=sys.stderr)
+        return 1
+    assert loaded.definitions is not None
+    actor = args.actor or f"cli:{getpass.getuser()}"
+    diff = admin.import_set(flag_set, loaded.definitions, actor, dry_run=args.dry_run)
+    print(render_diff(diff), end="")
+    what = "would change" if args.dry_run else "changed"
+    if diff.empty:
+        print(f"flag set {flag_set!r}: no change")
+    else:
+        dry = " (dry run: nothing written)" if args.dry_run else ""
+        print(f"flag set {flag_set!r}: {_summary(diff)} {what}{dry}")
+    return 0
+
+
+def render_diff(diff: SetDiff) -> str:
+    """One line per change: `+ flag KEY` added, `~ flag KEY` updated, `- flag KEY` removed."""
+    lines = []
+    for kind, added, updated, removed in (
+        ("flag", diff.added_flags, diff.updated_flags, diff.removed_flags),
+        ("segment", diff.added_segments, diff.updated_segments, diff.removed_segments),
+    ):
+        lines += [f"+ {kind} {key}" for key in added]
+        lines += [f"~ {kind} {key}" for key in updated]
+        lines += [f"- {kind} {key}" for key in removed]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _summary(diff: SetDiff) -> str:
+    flags = (len(diff.added_flags), len(diff.updated_flags), len(diff.removed_flags))
+    segments = (len(diff.added_segments), len(diff.updated_segments), len(diff.removed_segments))
+    return (
+        f"flags {flags[0]} added, {flags[1]} updated, {flags[2]} removed; "
+        f"segments {segments[0]} added, {segments[1]} updated, {segments[2]} removed;"
+    )
+
+
+def _export(admin: FlagAdmin, flag_set: str, args: argparse.Namespace) -> int:
+    document = flag_set_document(admin.export_set(flag_set))
+    output: Path | None = args.output
+    as_json = args.format == "json" or (
+        args.format is None and output is not None and output.suffix == ".json"
+    )
+    text = (
+        json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        if as_json
+        else yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    )
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, "utf-8")
+        print(f"wrote flag set {flag_set!r} to {output}", file=sys.stderr)
+    return 0

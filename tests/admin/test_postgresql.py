@@ -1,0 +1,131 @@
+"""The same flag database on a real PostgreSQL (the second dialect): migrations, the race of two
+admins, a follower told by NOTIFY, and a sidecar process serving what the admin API writes.
+Skipped when no pg_ctl is found (tests/postgres_server.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from flagsidecar.v1 import admin_pb2
+from sidecar.sources import open_database, open_source
+from sidecar.store import admin_edits
+from sidecar.store.admin import FlagAdmin
+from sidecar.store.admin_errors import VersionConflict
+from tests import postgres_server
+from tests.admin.conftest import AUTH, AdminSidecar, evaluate, new_flag
+from tests.conftest import eventually
+from tests.serve_process import ServeProcess
+
+pytestmark = pytest.mark.skipif(not postgres_server.available(), reason="no pg_ctl (PostgreSQL) found")
+
+FLAG = {
+    "key": "f",
+    "enabled": True,
+    "variants": [{"key": "on", "value": True}, {"key": "off", "value": False}],
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with postgres_server.postgres_server() as running:
+        yield running
+
+
+@pytest.fixture
+def uri(server):
+    """A fresh database per test."""
+    import psycopg
+
+    name = f"flags_{time.monotonic_ns()}"
+    with psycopg.connect(server.uri, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return server.uri.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_migrations_and_writes_on_postgresql(uri):
+    admin = FlagAdmin(open_database(uri))
+    admin.start()
+    assert open_database(uri).migrate() == []  # applied once
+    record = admin.create_flag("default", dict(FLAG), "alice")
+    assert record.version == 1
+    edit = admin_edits.set_fields({"enabled": False}, admin_edits.FLAG_FIELDS)
+    assert admin.edit_flag("default", "f", 1, edit, "bob").version == 2
+    with pytest.raises(VersionConflict):
+        admin.edit_flag("default", "f", 1, edit, "bob")
+    assert [entry.actor for entry in admin.flag_history("default", "f", 0, "").items] == ["bob", "alice"]
+
+
+def test_two_admins_racing_on_postgresql_one_wins(uri):
+    first, second = FlagAdmin(open_database(uri)), FlagAdmin(open_database(uri))
+    first.start()
+    first.create_flag("default", dict(FLAG), "setup")
+    barrier, outcomes = threading.Barrier(2), []
+
+    def write(admin: FlagAdmin, name: str) -> None:
+        edit = admin_edits.set_fields({"description": name}, admin_edits.FLAG_FIELDS)
+        barrier.wait()
+        try:
+            outcomes.append(admin.edit_flag("default", "f", 1, edit, name).version)
+        except VersionConflict as conflict:
+            outcomes.append(conflict)
+
+    threads = [threading.Thread(target=write, args=(a, n)) for a, n in ((first, "one"), (second, "two"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(map(type, outcomes), key=str) == sorted([int, VersionConflict], key=str)
+    conflict = next(o for o in outcomes if isinstance(o, VersionConflict))
+    assert conflict.current == 2
+
+
+def test_a_follower_is_told_by_notify(uri):
+    admin = FlagAdmin(open_database(uri))
+    admin.start()
+    source = open_source(uri)
+    source.fetch()
+    told = threading.Event()
+
+    class Listener:
+        def changed(self) -> None:
+            told.set()
+
+        def lost(self, event: str, message: str) -> None: ...
+
+        def regained(self, event: str, message: str) -> None: ...
+
+        def confirmed(self, revision: str) -> None: ...
+
+    source.watch(Listener())
+    try:
+        time.sleep(0.2)  # LISTEN issued
+        began = time.monotonic()
+        admin.create_flag("default", dict(FLAG), "alice")
+        assert told.wait(3)
+        # Pushed: far sooner than the safety-net poll.
+        assert time.monotonic() - began < source.database.dialect.poll_seconds
+        assert json.loads(source.fetch().data)["flags"][0]["key"] == "f"
+    finally:
+        source.close()
+
+
+def test_a_sidecar_on_postgresql_serves_what_the_admin_api_writes(uri, token_file):
+    process = AdminSidecar(
+        ServeProcess(
+            None, "--source", uri, "--admin-listen", "127.0.0.1:0", "--admin-token-file", str(token_file)
+        ),
+        database=None,  # type: ignore[arg-type]
+    )
+    follower = AdminSidecar(ServeProcess(None, "--source", uri), database=None)  # type: ignore[arg-type]
+    try:
+        process.admin().CreateFlag(admin_pb2.CreateFlagRequest(flag=new_flag()), metadata=AUTH)
+        for each in (process, follower):
+            answer = eventually(lambda each=each: evaluate(each.evaluation(), "new-checkout"), timeout=10)
+            assert answer.flag_version == 1
+    finally:
+        process.close()
+        follower.close()
