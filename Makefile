@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go go-plugins lint lock proto bench fuzz clean
+.PHONY: run test test-go go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -38,9 +38,17 @@ $(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
-test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS)
+test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-go
+
+# Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
+# (the tests start and stop their own server in a temporary directory; nothing is left running).
+postgres:
+	@if ! command -v pg_ctl >/dev/null && [ -z "$$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null)" ]; then \
+		echo "installing Debian's postgresql for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	fi
 
 # The Go client's tests (clients/go), the conformance suite among them, against a real sidecar
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
