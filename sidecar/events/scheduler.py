@@ -599,8 +599,6 @@ class DataExporterScheduler:
             if batch is None:
                 return
             error = self._export(batch)
-            if error is not None:
-                self._count_error(error)
             if error is None:
                 if attempt and self._throttle.ready("export-recovered"):
                     self.log.info("events %s: export recovered after %d failed attempts", self.name, attempt)
@@ -609,6 +607,7 @@ class DataExporterScheduler:
             elif isinstance(error, PermanentExportError):
                 rejected = batch.events if error.events is None else list(error.events)
                 self._dead_letter(rejected, str(error))
+                self._count_error(error)
                 self._delivered(batch, dead=len(rejected))
             else:
                 attempt += 1
@@ -699,6 +698,7 @@ class DataExporterScheduler:
         retry_after = error.retry_after if isinstance(error, RetryableExportError) else None
         delay = self.retry.delay(attempt, self._rng, retry_after)
         if self._abandoned:
+            self._count_error(error)
             return False  # close() gave up on this export and took care of its batch
         if self._throttle.ready("export-failed"):
             self.log.warning(
@@ -709,6 +709,7 @@ class DataExporterScheduler:
                 delay,
                 error if str(error) else type(error).__name__,
             )
+        self._count_error(error)  # once logged: whoever sees the count finds the log line
         with self._cond:
             self.retried += 1
             self._failing = True

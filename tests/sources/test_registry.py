@@ -36,7 +36,7 @@ def test_a_file_uri_opens_a_file_source(tmp_path):
             "ftp://flags.internal/flags.yaml",
             "unknown source scheme 'ftp' in 'ftp://flags.internal/flags.yaml'",
         ),
-        ("grpc://control-plane:50051", "unknown source scheme 'grpc'"),
+        ("gopher://control-plane:50051", "unknown source scheme 'gopher'"),
         ("/etc/flags.yaml", "no scheme in '/etc/flags.yaml'"),
     ],
 )
