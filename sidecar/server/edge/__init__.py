@@ -14,6 +14,7 @@ from .context import (
     python_to_value,
     struct_to_attributes,
     user_context,
+    value_to_python,
 )
 from .errors import (
     INTERNAL_ERROR,
@@ -56,4 +57,5 @@ __all__ = [
     "python_to_value",
     "struct_to_attributes",
     "user_context",
+    "value_to_python",
 ]
