@@ -164,10 +164,8 @@ class EventReporter:
         self.last_error = f"{getattr(status, 'name', 'error')}: {details}"
         accepted = 0
         if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            trailers: dict[Any, Any] = (
-                dict(error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else {}
-            )
-            accepted = int(trailers.get(ACCEPTED_METADATA, 0) or 0)
+            trailers: Any = error.trailing_metadata() if hasattr(error, "trailing_metadata") else ()
+            accepted = next((int(value) for key, value in trailers or () if key == ACCEPTED_METADATA), 0)
             self.sent += accepted
         elif status == grpc.StatusCode.INVALID_ARGUMENT:
             # Never accepted however often it is sent: drop it, counted, rather than block the rest.
