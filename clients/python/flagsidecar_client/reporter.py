@@ -7,6 +7,12 @@ events wait in the buffer and the sends are retried with backoff and jitter; onc
 events wait, every new one is dropped and counted (`dropped`): memory stays bounded, the count
 says what the exporters will not see. A RESOURCE_EXHAUSTED answer (the sidecar's buffers are
 full) keeps what it did not accept for the next try, as Track's client does.
+
+The sender runs in the application's process and takes its interpreter's time, so an event costs
+it little: the fields an event shares with every other event of the same answer (flag, variant,
+value, version, reason, error) are encoded once per answer and kept; per event only the id, the
+user, the kind and the time are written, by hand, as protobuf's wire format, and the request is
+sent as those bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
-from flagsidecar.v1 import event_pb2, event_pb2_grpc
+from flagsidecar.v1 import event_pb2
 from sidecar.engine import Evaluation as EngineEvaluation
 from sidecar.syncset import backoff_delays
 
@@ -33,6 +39,8 @@ __all__ = ["EventReporter"]
 
 SDK_DEFAULT_VARIATION = "SdkDefault"
 ACCEPTED_METADATA = "accepted-count"
+REPORT_METHOD = "/flagsidecar.v1.EventService/ReportEvaluations"
+_MAX_ENCODED_ANSWERS = 4096  # answers whose shared fields are kept (a few sets' worth)
 # One buffered event: the engine's answer, the user's id, anonymous or not, when, its number.
 Pending = tuple[EngineEvaluation, str, bool, float, int]
 # Event ids as the sidecar makes them (a random per-process prefix and a counter), fixed when the
@@ -52,7 +60,15 @@ class EventReporter:
         backoff_max: float = 10.0,
         timeout: float = 5.0,
     ) -> None:
-        self._stub = event_pb2_grpc.EventServiceStub(channel)
+        self._report: grpc.UnaryUnaryMultiCallable[bytes, event_pb2.ReportEvaluationsResponse] = (
+            channel.unary_unary(
+                REPORT_METHOD,
+                request_serializer=None,
+                response_deserializer=event_pb2.ReportEvaluationsResponse.FromString,
+            )
+        )
+        # id(answer) -> (answer, its encoded shared fields); the answer is kept so its id stays its.
+        self._encoded: dict[int, tuple[EngineEvaluation, bytes]] = {}
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_buffered = max_buffered
@@ -145,9 +161,9 @@ class EventReporter:
                 batch.append(buffer.popleft())
             self._in_flight = len(batch)
         try:
-            request = event_pb2.ReportEvaluationsRequest(events=[_message(*pending) for pending in batch])
+            request = b"".join([self._event(*pending) for pending in batch])
             try:
-                accepted = self._stub.ReportEvaluations(request, timeout=self._timeout).accepted
+                accepted = self._report(request, timeout=self._timeout).accepted
             except grpc.RpcError as error:
                 return self._failed(batch, error)
             self.sent += accepted
@@ -177,20 +193,55 @@ class EventReporter:
         log.debug("flag-sidecar client: events not sent (%s); retrying", self.last_error)
         return False
 
+    def _event(
+        self, answer: EngineEvaluation, user_id: str, anonymous: bool, when: float, number: int
+    ) -> bytes:
+        """One ReportEvaluationsRequest.events entry (field 1), encoded."""
+        shared = self._encoded.get(id(answer))
+        if shared is None or shared[0] is not answer:
+            if len(self._encoded) >= _MAX_ENCODED_ANSWERS:
+                self._encoded.clear()
+            shared = (answer, _shared_fields(answer).SerializeToString())
+            self._encoded[id(answer)] = shared
+        event_id = f"{_TOKEN}-{number:x}".encode()
+        user = user_id.encode("utf-8", "surrogatepass")
+        event = b"".join(
+            (
+                b"\x0a",
+                _varint(len(event_id)),
+                event_id,  # 1: event_id
+                b"\x1a",
+                _varint(len(user)),
+                user,  # 3: user_key
+                _ANONYMOUS_FIELD if anonymous else b"",  # 4: context_kind ("user" when absent)
+                b"\x48",
+                _varint(int(when)),  # 9: creation_date
+                shared[1],
+            )
+        )
+        return b"\x0a" + _varint(len(event)) + event
 
-def _message(
-    answer: EngineEvaluation, user_id: str, anonymous: bool, when: float, number: int
-) -> event_pb2.FeatureEvent:
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+_ANONYMOUS_FIELD = b"\x22" + _varint(len(b"anonymousUser")) + b"anonymousUser"
+
+
+def _shared_fields(answer: EngineEvaluation) -> event_pb2.FeatureEvent:
+    """The fields every event of this answer has (flag, variant, value, version, reason, error)."""
     served = answer.error_code is None and answer.has_value
     message = event_pb2.FeatureEvent(
-        event_id=f"{_TOKEN}-{number:x}",
         flag_key=answer.flag_key,
-        user_key=user_id,
-        context_kind="anonymousUser" if anonymous else "user",
         variation=answer.variant if served else SDK_DEFAULT_VARIATION,
         sdk_default=not served,
         flag_version=answer.flag_version,
-        creation_date=int(when),
         reason=int(answer.reason),  # type: ignore[arg-type]
     )
     if served:
