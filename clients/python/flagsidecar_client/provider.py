@@ -56,6 +56,7 @@ _ERRORS: Mapping[ErrorCode, Callable[[str], OpenFeatureError]] = {
     ErrorCode.GENERAL: GeneralError,
 }
 _SCALARS = (str, bool, int, float)
+_SCALAR_TYPES = frozenset({str, bool, int, float, type(None)})
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -170,11 +171,10 @@ class FlagSidecarProvider(AbstractProvider):
 
 def _attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
     """The scalars of an OpenFeature context, without the sidecar's "$" keys (module docstring)."""
-    for key, value in attributes.items():
-        if key[:1] == "$" or not (value is None or isinstance(value, _SCALARS)):
-            break
-    else:
-        return attributes  # the usual case: nothing to drop, no copy
+    # The usual context needs no copy: only scalar types, and every key from "%" up (so none is
+    # empty or starts with "$"); both checks run in C. Anything else is filtered key by key.
+    if _SCALAR_TYPES.issuperset(map(type, attributes.values())) and min(attributes, default="%") >= "%":
+        return attributes
     return {
         key: value
         for key, value in attributes.items()
@@ -184,12 +184,11 @@ def _attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _details(evaluation: Evaluation, value: Any, default: Any) -> FlagResolutionDetails[Any]:
     metadata = evaluation.flag_metadata
-    if metadata:
-        metadata = {key: item for key, item in metadata.items() if isinstance(item, _SCALARS)}
+    scalars = {key: item for key, item in metadata.items() if isinstance(item, _SCALARS)} if metadata else {}
     if not evaluation.has_value:  # no default set: the caller's default, the flag's reason
-        return FlagResolutionDetails(default, reason=evaluation.reason.name, flag_metadata=dict(metadata))
+        return FlagResolutionDetails(default, reason=evaluation.reason.name, flag_metadata=scalars)
     return FlagResolutionDetails(
-        value, reason=evaluation.reason.name, variant=evaluation.variant, flag_metadata=dict(metadata)
+        value, reason=evaluation.reason.name, variant=evaluation.variant, flag_metadata=scalars
     )
 
 
