@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Final
 
 from flagsidecar.v1 import flag_pb2, sync_pb2
 
-__all__ = ["HeldSet", "OutOfStep", "backoff_delays", "described"]
+__all__ = ["CLIENT_CHANNEL_OPTIONS", "HeldSet", "OutOfStep", "backoff_delays", "described"]
+
+# The follower's channel: pings every 30 s, also between streams (the control plane allows every
+# 10 s; flagd #1998, #2021), so a connection that died without a word is found within about 40 s;
+# and sets larger than gRPC's 4 MiB default (flagd#1357).
+CLIENT_CHANNEL_OPTIONS: Final = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024**2),
+)
 
 
 def backoff_delays(

@@ -32,7 +32,7 @@ import grpc
 
 from flagsidecar.v1 import sync_pb2, sync_pb2_grpc
 from sidecar.schema import message_to_document
-from sidecar.syncset import HeldSet, OutOfStep, backoff_delays, described
+from sidecar.syncset import CLIENT_CHANNEL_OPTIONS, HeldSet, OutOfStep, backoff_delays, described
 
 from .document import JSON, Document, SourceListener
 
@@ -41,16 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Final = 10.0  # seconds for the first Fetch
 DEFAULT_BACKOFF: Final = 0.2  # first reconnect delay (seconds), doubled up to BACKOFF_MAX
 DEFAULT_BACKOFF_MAX: Final = 10.0
-DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024**2  # gRPC's 4 MiB is too small for big sets (flagd#1357)
-
-# Pings every 30 s, also between streams (the control plane allows every 10 s; flagd #1998,
-# #2021), so a connection that died without a word is found within about 40 s.
-CLIENT_KEEPALIVE: Final = (
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-)
 _QUERY_KEYS: Final = ("selector", "tls", "ca", "cert", "key", "authority", "timeout", "backoff_max")
 
 
@@ -216,8 +206,7 @@ class UpstreamSource:
     def _connection(self) -> grpc.Channel:
         if self._channel is None:
             options: list[tuple[str, Any]] = [
-                *CLIENT_KEEPALIVE,
-                ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+                *CLIENT_CHANNEL_OPTIONS,
             ]
             if not self.options.tls:
                 self._channel = grpc.insecure_channel(self.options.target, options=options)

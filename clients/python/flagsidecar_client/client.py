@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from sidecar.engine import ErrorCode, InvalidContextError, build_context, evaluate, flag_not_found
+from sidecar.syncset import CLIENT_CHANNEL_OPTIONS
 
 from .evaluation import NO_METADATA, Evaluation, error
 from .follower import Follower
@@ -31,22 +32,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FlagSidecarClient"]
 
-# As the grpc:// source: pings every 30 s, also without a call (the sync listener allows 10 s),
-# and sets larger than gRPC's 4 MiB default.
-_CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_receive_message_length", 64 * 1024**2),
-)
 _ANONYMOUS = "anonymous"
 
 
 def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
     if credentials is None:
-        return grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
-    return grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
+        return grpc.insecure_channel(target, options=CLIENT_CHANNEL_OPTIONS)
+    return grpc.secure_channel(target, credentials, options=CLIENT_CHANNEL_OPTIONS)
 
 
 class FlagSidecarClient:
