@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from sidecar.engine import ErrorCode, InvalidContextError, build_context, evaluate, flag_not_found
+from sidecar.engine import ErrorCode, InvalidContextError, build_context, flag_not_found
 from sidecar.syncset import CLIENT_CHANNEL_OPTIONS
 
 from .evaluation import NO_METADATA, Evaluation, error
@@ -177,8 +177,8 @@ class FlagSidecarClient:
         """The variant `flag_key` serves the user, as the sidecar's Evaluate would answer it. Never
         raises: errors (FLAG_NOT_FOUND, INVALID_CONTEXT, no set yet) are in the Evaluation."""
         snapshot = self._snapshot
-        flag = snapshot.flags.get(flag_key)
-        if flag is None:
+        step = snapshot.steps.get(flag_key)
+        if step is None:
             if not flag_key:
                 return Evaluation.of(error(flag_key, ErrorCode.GENERAL, "flag_key is required"))
             if snapshot is EMPTY:
@@ -188,18 +188,21 @@ class FlagSidecarClient:
             answer = flag_not_found(flag_key)
         else:
             try:
-                answer = evaluate(flag, build_context(user_id, context))
+                built = build_context(user_id, context)
             except InvalidContextError as problem:
                 return Evaluation.of(
                     error(flag_key, ErrorCode.INVALID_CONTEXT, f"invalid context: {problem}")
                 )
+            compute, answer = step[1]
+            if compute is not None:
+                answer = compute(built)
         reporter = self._reporter
         if reporter is not None and answer.track_events:
             reporter.add(answer, user_id, context is not None and context.get(_ANONYMOUS) is True)
         known = snapshot.answers.get(id(answer))
         if known is not None and known[0] is answer:
             return known[1]
-        return Evaluation.of(answer, flag.metadata if flag is not None else NO_METADATA)
+        return Evaluation.of(answer, step[0].metadata if step is not None else NO_METADATA)
 
     def evaluate_all(
         self, user_id: str = "", context: Mapping[str, Any] | None = None, flag_keys: Sequence[str] = ()

@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 
 from flagsidecar.v1 import flag_pb2
 from sidecar.engine import Evaluation as EngineEvaluation
-from sidecar.engine import Flag, FlagSet, compile_definitions
+from sidecar.engine import Flag, FlagSet, compile_definitions, evaluation_plan
+from sidecar.engine.evaluator import PlanStep
 from sidecar.schema import flag_set_from_message
 
 from .evaluation import Evaluation
@@ -21,13 +22,19 @@ __all__ = ["EMPTY", "Snapshot", "compile_snapshot"]
 
 
 class Snapshot:
-    __slots__ = ("answers", "flag_set", "flag_set_name", "flags", "revision")
+    __slots__ = ("answers", "flag_set", "flag_set_name", "flags", "revision", "steps")
 
     def __init__(self, flag_set: FlagSet, revision: int, flag_set_name: str) -> None:
         self.flag_set = flag_set
         self.flags: Mapping[str, Flag] = flag_set.flags
         self.revision = revision
         self.flag_set_name = flag_set_name
+        # Per flag: the flag, and the engine's plan step (the function that computes its answer, or
+        # None with the fixed answer of a disabled or rule-less flag), as the store evaluates.
+        plan = evaluation_plan(flag_set.flags.values())
+        self.steps: dict[str, tuple[Flag, PlanStep]] = {
+            key: (flag, step) for (key, flag), step in zip(flag_set.flags.items(), plan, strict=True)
+        }
         # id(engine answer) -> (that answer, the client's Evaluation): the answers live as long as
         # the snapshot, so an id here cannot name another object while it is in use.
         self.answers: dict[int, tuple[EngineEvaluation, Evaluation]] = {}
