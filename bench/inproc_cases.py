@@ -5,6 +5,10 @@ streams the set to a FlagSidecarClient in this process; then, on the three-condi
 flag ("the rules flag"), timeit measures from raw input (user id + attribute dict) to answer:
 
 - `client.evaluate(...)`, without events and with events to the control plane's EventService;
+- `client.evaluate_user(...)` for a user prepared once (`client.user(...)`: a loop over flags for
+  one user checks and copies the context once);
+- the engine alone from raw input (`evaluate(flag, build_context(...))`, bench/engine_cases.py's
+  "end to end"), to show what the package adds;
 - the OpenFeature provider's own resolve (`resolve_boolean_details`) and a full
   `get_boolean_value` through openfeature-sdk's client (hooks, context merging: the SDK's cost);
 - openfeature-flagd-core (flagd's Python evaluator) on the same flag, in the same run.
@@ -44,12 +48,8 @@ class InprocResult:
 
     @property
     def ratio(self) -> float:
-        """flagd-core / the client package (no events), medians of the same run."""
-        return self.median("flagd-core") / self.median("client")
-
-
-def _per_call_us(func: Callable[[], object], repeats: int, number: int) -> list[float]:
-    return [t / number * 1e6 for t in timeit.repeat(func, repeat=repeats, number=number)]
+        """flagd-core / the client package (no events): the median of the per-repeat ratios."""
+        return statistics.median(f / c for f, c in zip(self.us["flagd-core"], self.us["client"], strict=True))
 
 
 def _free_port() -> int:
@@ -87,6 +87,8 @@ def run(repeats: int = 7, number: int = 20_000) -> InprocResult:
 
     from flagsidecar_client import FlagSidecarClient
     from flagsidecar_client.provider import FlagSidecarProvider
+    from sidecar.engine import build_context, compile_flag_set
+    from sidecar.engine import evaluate as engine_evaluate
 
     result = InprocResult()
     core = FlagdCore()
@@ -107,9 +109,14 @@ def run(repeats: int = 7, number: int = 20_000) -> InprocResult:
             resolve = provider.resolve_boolean_details
             get_value = openfeature.get_boolean_value
             flagd = core.resolve_boolean_value
+            user = plain.user(USER, ATTRIBUTES)
+            evaluate_user = plain.evaluate_user
+            flag = compile_flag_set(OURS, "bench").flags[FLAG]
             ways: dict[str, tuple[Callable[[], object], int]] = {
                 "client": (lambda: evaluate(FLAG, USER, ATTRIBUTES), number),
                 "client, events on": (lambda: evaluate_reporting(FLAG, USER, ATTRIBUTES), number),
+                "client, prepared user": (lambda: evaluate_user(FLAG, user), number),
+                "engine alone": (lambda: engine_evaluate(flag, build_context(USER, ATTRIBUTES)), number),
                 "provider resolve": (
                     lambda: resolve(FLAG, False, EvaluationContext(USER, ATTRIBUTES)),
                     number,
@@ -120,10 +127,14 @@ def run(repeats: int = 7, number: int = 20_000) -> InprocResult:
                 ),
                 "flagd-core": (lambda: flagd(FLAG, False, EvaluationContext(USER, ATTRIBUTES)), number // 10),
             }
-            for what, (func, calls) in ways.items():
-                result.us[what] = _per_call_us(func, repeats, calls)
-                if what == "client, events on":
-                    reporting.flush_events(30)
+            # Round-robin: each repeat times every way back to back, so that the machine's noise
+            # falls on all of them alike and the per-repeat ratio compares like with like.
+            for what in ways:
+                result.us[what] = []
+            for _ in range(repeats):
+                for what, (func, calls) in ways.items():
+                    result.us[what].append(timeit.timeit(func, number=calls) / calls * 1e6)
+                reporting.flush_events(30)
             assert reporting.dropped_events == 0, reporting.dropped_events
         finally:
             api.clear_providers()

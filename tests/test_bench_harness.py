@@ -141,6 +141,8 @@ def test_the_inproc_bench_evaluates_through_the_client_against_a_control_plane(t
     assert set(results.us) == {
         "client",
         "client, events on",
+        "client, prepared user",
+        "engine alone",
         "provider resolve",
         "openfeature-sdk get_boolean_value",
         "flagd-core",

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from flagsidecar.v1 import event_pb2, event_pb2_grpc
-from flagsidecar_client import ErrorCode, FlagSidecarClient, Reason
+from flagsidecar_client import ErrorCode, FlagSidecarClient, InvalidContextError, Reason
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 from tests.inproc.control_plane import ControlPlane, free_port
 
@@ -236,3 +236,16 @@ def test_evaluate_is_safe_while_sets_are_swapped(plane: Plane, client: FlagSidec
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_a_prepared_user_answers_as_evaluate_does(plane: Plane, client: FlagSidecarClient):
+    context = {"plan": "pro", "accountId": "acct-42", "anonymous": True}
+    user = client.user("u1", context)
+    assert dict(user.context) == context
+    for key in [*client.flag_keys(), "no-such-flag"]:
+        assert client.evaluate_user(key, user) == client.evaluate(key, "u1", context)
+    with pytest.raises(InvalidContextError, match="reserved"):
+        client.user("u1", {"$userId": "other"})
+    assert client.flush_events(10)
+    events = eventually(lambda: len(feature_events(plane)) >= 12 and feature_events(plane), timeout=15)
+    assert {e["contextKind"] for e in events} == {"anonymousUser"}

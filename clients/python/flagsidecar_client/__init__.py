@@ -10,7 +10,9 @@ sidecar's own engine in this process, report the evaluations to a sidecar's Even
 docs/clients/python.md describes it; `flagsidecar_client.provider` is its OpenFeature provider.
 """
 
-from .client import FlagSidecarClient
-from .evaluation import ErrorCode, Evaluation, Reason
+from sidecar.engine import InvalidContextError
 
-__all__ = ["ErrorCode", "Evaluation", "FlagSidecarClient", "Reason"]
+from .client import FlagSidecarClient
+from .evaluation import ErrorCode, Evaluation, Reason, User
+
+__all__ = ["ErrorCode", "Evaluation", "FlagSidecarClient", "InvalidContextError", "Reason", "User"]

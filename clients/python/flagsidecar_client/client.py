@@ -23,7 +23,7 @@ import grpc
 from sidecar.engine import ErrorCode, InvalidContextError, build_context, flag_not_found
 from sidecar.syncset import CLIENT_CHANNEL_OPTIONS
 
-from .evaluation import NO_METADATA, Evaluation, error
+from .evaluation import NO_METADATA, Evaluation, User, error
 from .follower import Follower
 from .reporter import EventReporter
 from .snapshot import EMPTY, Snapshot
@@ -175,7 +175,24 @@ class FlagSidecarClient:
         self, flag_key: str, user_id: str = "", context: Mapping[str, Any] | None = None
     ) -> Evaluation:
         """The variant `flag_key` serves the user, as the sidecar's Evaluate would answer it. Never
-        raises: errors (FLAG_NOT_FOUND, INVALID_CONTEXT, no set yet) are in the Evaluation."""
+        raises: errors (FLAG_NOT_FOUND, INVALID_CONTEXT, no set yet) are in the Evaluation. The
+        context is checked first, as Evaluate admits a user before it looks the flag up."""
+        try:
+            built = build_context(user_id, context)
+        except InvalidContextError as problem:
+            return Evaluation.of(error(flag_key, ErrorCode.INVALID_CONTEXT, f"invalid context: {problem}"))
+        return self._answer(flag_key, built, user_id)
+
+    def user(self, user_id: str, context: Mapping[str, Any] | None = None) -> User:
+        """A user checked once, for many evaluations (`evaluate_user`): a loop over flags for one
+        user then pays the context's check and copy once. Raises InvalidContextError."""
+        return User(user_id, build_context(user_id, context))
+
+    def evaluate_user(self, flag_key: str, user: User) -> Evaluation:
+        """`evaluate(flag_key, user.id, its context)` for a user made by `user()`."""
+        return self._answer(flag_key, user._context, user.id)
+
+    def _answer(self, flag_key: str, built: dict[str, Any], user_id: str) -> Evaluation:
         snapshot = self._snapshot
         step = snapshot.steps.get(flag_key)
         if step is None:
@@ -187,18 +204,12 @@ class FlagSidecarClient:
                 )
             answer = flag_not_found(flag_key)
         else:
-            try:
-                built = build_context(user_id, context)
-            except InvalidContextError as problem:
-                return Evaluation.of(
-                    error(flag_key, ErrorCode.INVALID_CONTEXT, f"invalid context: {problem}")
-                )
             compute, answer = step[1]
             if compute is not None:
                 answer = compute(built)
         reporter = self._reporter
         if reporter is not None and answer.track_events:
-            reporter.add(answer, user_id, context is not None and context.get(_ANONYMOUS) is True)
+            reporter.add(answer, user_id, built.get(_ANONYMOUS) is True)
         known = snapshot.answers.get(id(answer))
         if known is not None and known[0] is answer:
             return known[1]

@@ -10,7 +10,7 @@ from typing import Any
 from sidecar.engine import ErrorCode, Reason
 from sidecar.engine import Evaluation as EngineEvaluation
 
-__all__ = ["NO_METADATA", "ErrorCode", "Evaluation", "Reason"]
+__all__ = ["NO_METADATA", "ErrorCode", "Evaluation", "Reason", "User"]
 
 NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -50,3 +50,21 @@ class Evaluation:
 def error(flag_key: str, code: ErrorCode, message: str) -> EngineEvaluation:
     """An engine answer for an evaluation that could not happen (no set yet, bad context)."""
     return EngineEvaluation(flag_key, None, "", Reason.ERROR, 0, code, message)
+
+
+class User:
+    """A user whose context was checked once (FlagSidecarClient.user), for evaluate_user."""
+
+    __slots__ = ("_context", "id")
+
+    def __init__(self, user_id: str, context: dict[str, Any]) -> None:
+        self.id = user_id
+        self._context = context  # the engine's context (with "$userId"); never handed out
+
+    @property
+    def context(self) -> Mapping[str, Any]:
+        """The attributes, without the "$userId" the engine adds."""
+        return MappingProxyType({key: value for key, value in self._context.items() if key[:1] != "$"})
+
+    def __repr__(self) -> str:
+        return f"User({self.id!r}, {dict(self.context)!r})"
