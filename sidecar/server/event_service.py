@@ -54,6 +54,8 @@ TARGETING_KEY = "targetingKey"
 MAX_REPORTED_EVENTS = 10_000
 REPORTED_SOURCE = "PROVIDER_CACHE"  # go-feature-flag's source for evaluations made in a provider
 _CONTEXT_KINDS = frozenset({"user", "anonymousUser"})
+_REASONS = frozenset(evaluation_pb2.Reason.values())
+_ERROR_CODES = frozenset(evaluation_pb2.ErrorCode.values())
 
 
 class _Rejected(InvalidArgument):
@@ -179,6 +181,10 @@ def _report_problem(message: event_pb2.FeatureEvent) -> str:
         return f"flag_key is {len(message.flag_key)} characters; the limit is {MAX_NAME_LENGTH}"
     if message.context_kind and message.context_kind not in _CONTEXT_KINDS:
         return f"context_kind {message.context_kind!r}: expected user or anonymousUser"
+    if message.reason not in _REASONS:
+        return f"reason {message.reason} is not a flagsidecar.v1.Reason"
+    if message.error_code not in _ERROR_CODES:
+        return f"error_code {message.error_code} is not a flagsidecar.v1.ErrorCode"
     return ""
 
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import eventually
+from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 from tests.serve_process import ServeProcess
 
 
@@ -65,3 +66,23 @@ class ControlPlane:
         """Every event the control plane's file exporter has written."""
         paths = sorted(self.events_dir.glob("*.jsonl"))
         return [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+
+
+class Plane(ControlPlane):
+    """A control plane serving tests.conftest.SAMPLE_FLAGS (banner-color with metadata), editable."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.document: dict[str, Any] = copy.deepcopy(SAMPLE_FLAGS)
+        flag = next(f for f in self.document["flags"] if f["key"] == "banner-color")
+        flag["metadata"] = {"owner": "growth", "ticket": 42}
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        super().__init__(write_flag_file(tmp_path / "flags.yaml", self.document), tmp_path / "events")
+
+    def set_banner(self, variant: str) -> None:
+        flag = next(f for f in self.document["flags"] if f["key"] == "banner-color")
+        flag["defaultVariantWhenOn"] = variant
+        write_flag_file(self.flag_file, self.document)
+
+
+def feature_events(plane: Plane) -> list[dict[str, Any]]:
+    return [e for e in plane.exported() if e["kind"] == "feature"]

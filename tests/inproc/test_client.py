@@ -5,7 +5,6 @@ the sidecar was unreachable is counted."""
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +15,8 @@ import pytest
 
 from flagsidecar.v1 import event_pb2, event_pb2_grpc
 from flagsidecar_client import ErrorCode, FlagSidecarClient, InvalidContextError, Reason
-from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
-from tests.inproc.control_plane import ControlPlane, free_port
-
-
-class Plane(ControlPlane):
-    def __init__(self, tmp_path: Path) -> None:
-        self.document: dict[str, Any] = copy.deepcopy(SAMPLE_FLAGS)
-        flag = next(f for f in self.document["flags"] if f["key"] == "banner-color")
-        flag["metadata"] = {"owner": "growth", "ticket": 42}
-        tmp_path.mkdir(parents=True, exist_ok=True)
-        super().__init__(write_flag_file(tmp_path / "flags.yaml", self.document), tmp_path / "events")
-
-    def set_banner(self, variant: str) -> None:
-        flag = next(f for f in self.document["flags"] if f["key"] == "banner-color")
-        flag["defaultVariantWhenOn"] = variant
-        write_flag_file(self.flag_file, self.document)
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[Plane]:
-    running = Plane(tmp_path)
-    yield running
-    running.stop()
+from tests.conftest import eventually
+from tests.inproc.control_plane import Plane, feature_events, free_port
 
 
 @pytest.fixture
@@ -48,10 +26,6 @@ def client(plane: Plane) -> Iterator[FlagSidecarClient]:
     )
     with client:
         yield client
-
-
-def feature_events(plane: Plane) -> list[dict[str, Any]]:
-    return [e for e in plane.exported() if e["kind"] == "feature"]
 
 
 def test_evaluate_answers_with_value_variant_reason_and_flag_metadata(client: FlagSidecarClient):
@@ -198,6 +172,7 @@ def test_report_evaluations_refuses_a_bad_batch_whole(plane: Plane):
                 good,
                 event_pb2.FeatureEvent(user_key="u2"),
                 event_pb2.FeatureEvent(flag_key="x", context_kind="bot"),
+                event_pb2.FeatureEvent(flag_key="x", reason=-1),  # type: ignore[arg-type]
             ]
         )
         with pytest.raises(grpc.RpcError) as refused:
@@ -205,6 +180,7 @@ def test_report_evaluations_refuses_a_bad_batch_whole(plane: Plane):
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "events[1]: flag_key is required" in refused.value.details()
         assert "events[2]: context_kind 'bot'" in refused.value.details()
+        assert "events[3]: reason -1 is not a flagsidecar.v1.Reason" in refused.value.details()
         assert (
             stub.ReportEvaluations(event_pb2.ReportEvaluationsRequest(events=[good]), timeout=5).accepted == 1
         )

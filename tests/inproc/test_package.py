@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inproc.test_client import Plane, feature_events
+from tests.inproc.control_plane import Plane, feature_events
 
 REPO = Path(__file__).resolve().parents[2]
 # The client's dependencies (clients/python/pyproject.toml), grpcio's own, and the provider's SDK.

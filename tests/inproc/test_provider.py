@@ -5,7 +5,6 @@ the first set; configuration changes as provider events; events reach the sideca
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from openfeature import api
@@ -18,15 +17,7 @@ from openfeature.flag_evaluation import Reason
 from flagsidecar_client import FlagSidecarClient
 from flagsidecar_client.provider import FlagSidecarProvider
 from tests.conftest import eventually
-from tests.inproc.control_plane import free_port
-from tests.inproc.test_client import Plane, feature_events
-
-
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[Plane]:
-    running = Plane(tmp_path)
-    yield running
-    running.stop()
+from tests.inproc.control_plane import Plane, feature_events, free_port
 
 
 @pytest.fixture
