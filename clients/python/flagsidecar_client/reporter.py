@@ -81,6 +81,7 @@ class EventReporter:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._thread: threading.Thread | None = None
+        self._count_lock = threading.Lock()
         self.dropped = 0  # events never sent: the buffer was full (or the sidecar refused them)
         self.sent = 0  # events the sidecar accepted
         self.last_error = ""
@@ -91,7 +92,8 @@ class EventReporter:
         """Queue one evaluation's event; never blocks. A full buffer drops it (and counts it)."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffered:
-            self.dropped += 1
+            with self._count_lock:  # only on this rare path: application threads race here
+                self.dropped += 1
             return
         buffer.append((answer, user_id, anonymous, time.time(), next(self._numbers)))
         if len(buffer) == self._batch_size:
@@ -130,7 +132,8 @@ class EventReporter:
             self._thread.join(timeout)
         left = len(self._buffer)
         if left:
-            self.dropped += left
+            with self._count_lock:
+                self.dropped += left
             self._buffer.clear()
             log.warning(
                 "flag-sidecar client: %d evaluation events not sent at close (%s)", left, self.last_error
@@ -185,7 +188,8 @@ class EventReporter:
             self.sent += accepted
         elif status == grpc.StatusCode.INVALID_ARGUMENT:
             # Never accepted however often it is sent: drop it, counted, rather than block the rest.
-            self.dropped += len(batch)
+            with self._count_lock:
+                self.dropped += len(batch)
             log.error("flag-sidecar client: the sidecar refused %d events (%s)", len(batch), self.last_error)
             return True
         # Back at the front, in order, for the next try (the bound applies to new events).
