@@ -24,11 +24,12 @@ message for the idle timeout (the reaper's end_call needs a sync server's call).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -190,23 +191,43 @@ class StreamAdmission:
 
     # ------------------------------------------------------------ admission
 
-    def guard_async(
-        self, method: str, behaviour: Callable[[Any, Any], Awaitable[None]]
-    ) -> Callable[[Any, Any], Awaitable[None]]:
-        """A grpc.aio server-streaming `behaviour` (a coroutine writing with context.write) under
-        these limits; it ends itself when idle (the module docstring)."""
+    def guard_async(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """A grpc.aio streaming `behaviour` (a coroutine writing with context.write, or an async
+        generator of responses) under these limits; it ends itself when idle (module docstring)."""
+
+        if inspect.isasyncgenfunction(behaviour):
+            return self._guard_async_generator(method, behaviour)
 
         async def guarded(request: Any, context: Any) -> None:
-            stream, refusal = self._take(method, context, reaped=False)
-            if stream is None:
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
-                return
+            stream = await self._admit_async(method, context)
             try:
                 await behaviour(request, context)
             finally:
                 self._release(stream)
 
         return guarded
+
+    def _guard_async_generator(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """guard_async for a behaviour that yields its responses (grpc.aio's other style)."""
+
+        async def guarded(request: Any, context: Any) -> Any:
+            stream = await self._admit_async(method, context)
+            try:
+                async for response in behaviour(request, context):
+                    stream.sent()
+                    yield response
+            finally:
+                self._release(stream)
+
+        return guarded
+
+    async def _admit_async(self, method: str, context: Any) -> _Stream:
+        """A slot for a grpc.aio stream, or the call ends RESOURCE_EXHAUSTED (abort raises)."""
+        stream, refusal = self._take(method, context, reaped=False)
+        if stream is None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+            raise AssertionError("context.abort returned")  # it raises; for the type checker
+        return stream
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> _Stream:
         stream, refusal = self._take(method, context)

@@ -27,7 +27,8 @@ def test_an_unknown_source_scheme_is_a_usage_error_listing_the_schemes():
     assert (
         "invalid source 'https://flags.internal/flags.yaml' (from command-line flag --source): unknown "
         "source scheme 'https' in 'https://flags.internal/flags.yaml'; the sources are file "
-        "(file:///path/flags.yaml)"
+        "(file:///path/flags.yaml), grpc (grpc://control-plane:8015?selector=flag-set=default), "
+        "grpcs (grpcs://control-plane:8015?ca=/etc/ca.pem)"
     ) in result.stderr
 
 

@@ -44,7 +44,10 @@ def test_an_unknown_scheme_lists_the_known_ones(uri, message):
     with pytest.raises(SourceURIError) as raised:
         open_source(uri)
     assert message in str(raised.value)
-    assert str(raised.value).endswith("; the sources are file (file:///path/flags.yaml)")
+    listed = str(raised.value).partition("; the sources are ")[2]
+    assert "file (file:///path/flags.yaml)" in listed
+    assert "grpc (grpc://control-plane:8015?selector=flag-set=default)" in listed
+    assert "grpcs (grpcs://control-plane:8015?ca=/etc/ca.pem)" in listed
 
 
 @pytest.mark.parametrize(
@@ -79,7 +82,7 @@ def test_a_new_scheme_is_one_registration(tmp_path):
     assert registry.schemes == ("fixed",)
     with pytest.raises(ValueError, match="registered already"):
         registry.register("FIXED", lambda uri: Fixed(), "fixed://other")
-    assert REGISTRY.schemes == ("file",)
+    assert REGISTRY.schemes == ("file", "grpc", "grpcs")
 
 
 def test_a_file_source_hands_over_the_bytes_with_their_format_and_revision(tmp_path):

@@ -83,6 +83,27 @@ def test_watch_sends_the_whole_set_then_each_change_with_its_revision(plane: Con
         watcher.close()
 
 
+def test_segment_changes_and_removals_travel_in_the_delta(plane: ControlPlane):
+    held = plane.revision()
+
+    def change_segment(document):
+        document["segments"][0]["rules"][0]["constraints"][0]["values"] = ["pro", "enterprise"]
+        document["segments"].append({"key": "staff", "rules": []})
+
+    plane.change(change_segment)
+    changed = next(plane.stub().Watch(sync_pb2.WatchRequest(since_revision=held)))
+    assert keys(changed.delta.segments) == ["beta", "staff"]
+    assert not changed.delta.flags  # the flags that use beta are the same definitions
+
+    def remove_segment(document):
+        document["segments"] = [s for s in document["segments"] if s["key"] != "staff"]
+
+    plane.change(remove_segment)
+    resumed = next(plane.stub().Watch(sync_pb2.WatchRequest(since_revision=held)))
+    assert keys(resumed.delta.segments) == ["beta"]
+    assert list(resumed.delta.removed_segments) == ["staff"]
+
+
 def test_the_full_set_reads_back_as_the_applied_definitions(plane: ControlPlane):
     # One schema (sidecar/schema.py) both ways: what the stream sends is what the store applied.
     response = plane.stub().Fetch(sync_pb2.FetchRequest(selector="flag-set=default"), timeout=5)
@@ -274,14 +295,15 @@ def test_200_watch_streams_are_held_without_a_thread_each(plane: ControlPlane):
     # One connection (grpcio's sync client runs a thread per channel; a call that is not
     # iterated costs it none). tests/sync/test_fleet.py counts a control-plane process's threads.
     channels = [grpc.insecure_channel(plane.address, options=[("grpc.use_local_subchannel_pool", 1)])]
-    next(sync_pb2_grpc.SyncServiceStub(channels[0]).Watch(sync_pb2.WatchRequest()))
+    warm_up = sync_pb2_grpc.SyncServiceStub(channels[0]).Watch(sync_pb2.WatchRequest())
+    next(warm_up)
     before = threading.active_count()
     calls = [sync_pb2_grpc.SyncServiceStub(channels[0]).Watch(sync_pb2.WatchRequest()) for _ in range(200)]
     try:
         firsts = [next(call) for call in calls]
         assert {first.WhichOneof("update") for first in firsts} == {"full_set"}
-        assert plane.server.streams.open_streams == 200
-        assert plane.server.fanout.subscribers == 200
+        assert plane.server.streams.open_streams == 201
+        assert plane.server.fanout.subscribers == 201
         assert threading.active_count() == before, threading.enumerate()
 
         plane.change(set_default("banner-color", "red"))
@@ -289,7 +311,7 @@ def test_200_watch_streams_are_held_without_a_thread_each(plane: ControlPlane):
             assert keys(next(call).delta.flags) == ["banner-color"]
         assert threading.active_count() == before
     finally:
-        for call in calls:
+        for call in (warm_up, *calls):
             call.cancel()
         for channel in channels:
             channel.close()

@@ -218,14 +218,17 @@ class SyncFanout:
         self.log_size = log_size
         self.queue_size = queue_size
         self._build_lock = threading.Lock()  # reloads may report from different threads
-        self._built = self._snapshot_of(store.flag_set, None)  # the last one built (reload side)
-        self._current = self._built  # the last one published (loop side)
-        self.first_revision = self._built.revision
         self._log: deque[Change] = deque(maxlen=log_size)
         self._subscribers: set[Subscription] = set()
         self._closed = False
         self.stats = {"published": 0, "fell_behind": 0}
-        self._unsubscribe = store.subscribe(self._on_store_change)
+        with self._build_lock:
+            # Subscribed before the first snapshot is read: a reload in between is not missed
+            # (its report waits for the lock, and then publishes what it changed, if anything).
+            self._unsubscribe = store.subscribe(self._on_store_change)
+            self._built = self._snapshot_of(store.flag_set, None)  # the last one built (reload side)
+            self._current = self._built  # the last one published (loop side)
+            self.first_revision = self._built.revision
 
     # ------------------------------------------------------------ publishing (store -> loop)
 

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import grpc
-from grpc_reflection.v1alpha import reflection
+from google.protobuf.message import DecodeError
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from sidecar.store import FlagStore
 
@@ -78,8 +79,12 @@ class SyncServer:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         log_size: int = DEFAULT_LOG_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        keepalive: Sequence[tuple[str, int]] = KEEPALIVE_OPTIONS,
     ) -> None:
+        """`keepalive`: the server's keepalive channel arguments (KEEPALIVE_OPTIONS; a test scales
+        them down)."""
         self._store = store
+        self._keepalive = tuple(keepalive)
         self._listen = tuple(listen)
         self._tls = tls
         self.streams = StreamAdmission(stream_limits)
@@ -138,7 +143,7 @@ class SyncServer:
             loop.close()
 
     async def _serve(self, credentials: grpc.ServerCredentials | None) -> None:
-        options: list[tuple[str, int]] = [("grpc.so_reuseport", 0), *KEEPALIVE_OPTIONS]
+        options: list[tuple[str, int]] = [("grpc.so_reuseport", 0), *self._keepalive]
         if self._handshake_timeout > 0:
             options.append(
                 ("grpc.server_handshake_timeout_ms", max(1, round(self._handshake_timeout * 1000)))
@@ -169,7 +174,7 @@ class SyncServer:
                 ),
             }
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-            reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME), server)
+            server.add_generic_rpc_handlers((self._reflection(),))
             self.bound = [bind(server, address, credentials) for address in self._listen]
             await server.start()
         except Exception as error:
@@ -184,6 +189,37 @@ class SyncServer:
         del server
         self._started.set()
         await self._stop_event.wait()
+
+    def _reflection(self) -> grpc.GenericRpcHandler:
+        """grpc_reflection's aio servicer, with the requests decoded here: its own decoding answers a
+        malformed one INTERNAL and logs a traceback (as on the main server: decoding.py)."""
+        servicer = reflection.aio.ReflectionServicer((SERVICE_NAME, reflection.SERVICE_NAME))
+        method = f"{reflection.SERVICE_NAME}/ServerReflectionInfo"
+
+        async def info(requests: Any, context: Any) -> Any:
+            async def decoded() -> Any:
+                async for data in requests:
+                    try:
+                        yield reflection_pb2.ServerReflectionRequest.FromString(data)
+                    except DecodeError as error:
+                        await context.abort(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            f"the request is not a valid ServerReflectionRequest: {error}",
+                        )
+
+            # An async generator (the stubs call it a coroutine returning an iterable).
+            responses: Any = servicer.ServerReflectionInfo(decoded(), context)
+            async for response in responses:
+                yield response
+
+        handler = grpc.stream_stream_rpc_method_handler(
+            self.streams.guard_async(method, info),
+            request_deserializer=_identity,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(
+            reflection.SERVICE_NAME, {"ServerReflectionInfo": handler}
+        )
 
     def begin_shutdown(self) -> None:
         """End every Watch (UNAVAILABLE: its client reconnects, to another replica or to this one
