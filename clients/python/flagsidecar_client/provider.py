@@ -24,6 +24,7 @@ PROVIDER_CONFIGURATION_CHANGED with the keys of the flags that changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from openfeature.evaluation_context import EvaluationContext
@@ -42,7 +43,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails
 from openfeature.provider import AbstractProvider, Metadata
 
 from .client import FlagSidecarClient
-from .evaluation import ErrorCode, Evaluation
+from .evaluation import ErrorCode, Evaluation, Reason
 from .snapshot import Snapshot
 
 __all__ = ["FlagSidecarProvider"]
@@ -56,7 +57,10 @@ _ERRORS: Mapping[ErrorCode, Callable[[str], OpenFeatureError]] = {
     ErrorCode.GENERAL: GeneralError,
 }
 _SCALARS = (str, bool, int, float)
-_SCALAR_TYPES = frozenset({str, bool, int, float, type(None)})
+_REASON_NAMES: Mapping[Reason, str] = {reason: reason.name for reason in Reason}
+# id(a compiled flag's metadata) -> (that mapping, its scalars, read-only); bounded.
+_METADATA: dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+_MAX_METADATA = 10_000
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -160,21 +164,20 @@ class FlagSidecarProvider(AbstractProvider):
         if context is None:
             evaluation = client.evaluate(flag_key)
         else:
-            evaluation = client.evaluate(
-                flag_key, context.targeting_key or "", _attributes(context.attributes)
-            )
+            user_id, attributes = context.targeting_key or "", context.attributes
+            evaluation = client.evaluate(flag_key, user_id, attributes)
+            # The usual context is all scalars and goes through as it is (the client checks it
+            # anyway); one the client refuses is read as the flagd services read it, and tried again.
+            if evaluation.error_code is ErrorCode.INVALID_CONTEXT:
+                evaluation = client.evaluate(flag_key, user_id, _scalars(attributes))
         code = evaluation.error_code
         if code is not None:
             raise _ERRORS.get(code, GeneralError)(evaluation.error_message)
         return evaluation
 
 
-def _attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
+def _scalars(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The scalars of an OpenFeature context, without the sidecar's "$" keys (module docstring)."""
-    # The usual context needs no copy: only scalar types, and every key from "%" up (so none is
-    # empty or starts with "$"); both checks run in C. Anything else is filtered key by key.
-    if _SCALAR_TYPES.issuperset(map(type, attributes.values())) and min(attributes, default="%") >= "%":
-        return attributes
     return {
         key: value
         for key, value in attributes.items()
@@ -183,13 +186,26 @@ def _attributes(attributes: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _details(evaluation: Evaluation, value: Any, default: Any) -> FlagResolutionDetails[Any]:
-    metadata = evaluation.flag_metadata
-    scalars = {key: item for key, item in metadata.items() if isinstance(item, _SCALARS)} if metadata else {}
+    metadata = _scalar_metadata(evaluation.flag_metadata)
+    reason = _REASON_NAMES[evaluation.reason]
     if not evaluation.has_value:  # no default set: the caller's default, the flag's reason
-        return FlagResolutionDetails(default, reason=evaluation.reason.name, flag_metadata=scalars)
-    return FlagResolutionDetails(
-        value, reason=evaluation.reason.name, variant=evaluation.variant, flag_metadata=scalars
-    )
+        return FlagResolutionDetails(default, reason=reason, flag_metadata=metadata)
+    return FlagResolutionDetails(value, reason=reason, variant=evaluation.variant, flag_metadata=metadata)
+
+
+def _scalar_metadata(metadata: Mapping[str, Any]) -> Any:
+    """A flag's metadata as OpenFeature's FlagMetadata (scalars only), read-only; made once per
+    compiled flag (keyed by its metadata object, which lives as long as the flag)."""
+    if not metadata:
+        return {}
+    known = _METADATA.get(id(metadata))
+    if known is not None and known[0] is metadata:
+        return known[1]
+    if len(_METADATA) >= _MAX_METADATA:
+        _METADATA.clear()
+    scalars = MappingProxyType({key: item for key, item in metadata.items() if isinstance(item, _SCALARS)})
+    _METADATA[id(metadata)] = (metadata, scalars)
+    return scalars
 
 
 def _kind(value: Any) -> str:
