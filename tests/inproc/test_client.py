@@ -225,3 +225,10 @@ def test_a_prepared_user_answers_as_evaluate_does(plane: Plane, client: FlagSide
     assert client.flush_events(10)
     events = eventually(lambda: len(feature_events(plane)) >= 12 and feature_events(plane), timeout=15)
     assert {e["contextKind"] for e in events} == {"anonymousUser"}
+
+
+def test_a_with_block_that_never_gets_a_set_closes_the_client():
+    client = FlagSidecarClient(f"127.0.0.1:{free_port()}", backoff_max=0.2, ready_timeout=0.3)
+    with pytest.raises(TimeoutError), client:
+        pass
+    assert not client._follower._thread.is_alive()

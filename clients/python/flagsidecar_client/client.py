@@ -60,8 +60,10 @@ class FlagSidecarClient:
         event_batch_size: int = 500,
         event_flush_interval: float = 1.0,
         max_buffered_events: int = 10_000,
+        ready_timeout: float = 10.0,
     ) -> None:
         self.target = target
+        self._ready_timeout = ready_timeout
         self._snapshot: Snapshot = EMPTY
         self._ready = threading.Event()
         self._listeners: list[Callable[[Snapshot], None]] = []
@@ -85,9 +87,12 @@ class FlagSidecarClient:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self, wait: float | None = 10.0) -> FlagSidecarClient:
-        """Start following the stream (and sending events); with `wait`, block until the first set
-        is compiled or `wait` seconds pass (TimeoutError: the client keeps trying meanwhile)."""
+    def start(self, wait: float | None = -1) -> FlagSidecarClient:
+        """Start following the stream (and sending events); with `wait` (default: the client's
+        ready_timeout), block until the first set is compiled or `wait` seconds pass (TimeoutError:
+        the client keeps trying meanwhile); None does not wait."""
+        if wait is not None and wait < 0:
+            wait = self._ready_timeout
         if not self._started:
             self._started = True
             self._follower.start()
@@ -111,7 +116,11 @@ class FlagSidecarClient:
         self._channel.close()
 
     def __enter__(self) -> FlagSidecarClient:
-        return self.start()
+        try:
+            return self.start()
+        except TimeoutError:
+            self.close(flush_timeout=0)  # no `with` body runs, so no __exit__ would close it
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()
