@@ -73,8 +73,8 @@ fuzz: $(STAMP)
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
 # gofmt and go vet on the Go client.
 lint: $(STAMP)
-	$(BIN)/ruff check sidecar tests tools bench
-	$(BIN)/ruff format --check sidecar tests tools bench
+	$(BIN)/ruff check sidecar tests tools bench clients/python
+	$(BIN)/ruff format --check sidecar tests tools bench clients/python
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	cd proto && ../$(BIN)/buf lint

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from . import engine_cases, event_cases, flagsets, kafka_cases, sync_cases
+from . import engine_cases, event_cases, flagsets, inproc_cases, kafka_cases, sync_cases
 from . import otlp as otlp_cases
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
@@ -596,6 +596,7 @@ def write_report(
     otlp: otlp_cases.OtlpResults | None = None,
     kafka: kafka_cases.KafkaResult | None = None,
     sync: sync_cases.SyncResult | None = None,
+    inproc: inproc_cases.InprocResult | None = None,
 ) -> None:
     report = Report()
     report.add(
@@ -646,6 +647,8 @@ def write_report(
         write_otlp(report, otlp, summary)
     if sync is not None:
         write_sync(report, sync, summary)
+    if inproc is not None:
+        write_inproc(report, inproc, summary)
     notes = Path(__file__).with_name("notes.md")
     if notes.exists():
         report.add(notes.read_text().rstrip(), "")
@@ -983,6 +986,50 @@ def write_sync(report: Report, sync: sync_cases.SyncResult, summary: list[tuple[
             summary.append((target, f"{p99:.1f} ms", verdict(p99 <= 100), "9"))
 
 
+def write_inproc(
+    report: Report, inproc: inproc_cases.InprocResult, summary: list[tuple[str, str, str, str]]
+) -> None:
+    report.add(
+        "## 10. In-process evaluation",
+        "",
+        "`bench/inproc_cases.py`: the client package (clients/python) following a control-plane process "
+        "(`serve --flags --sync-listen`) in the bench process; the three-condition targeting flag of "
+        "section 3, from raw input (user id + attribute dict) to answer, timeit, "
+        f"{len(next(iter(inproc.us.values())))} repeats; flagd-core on the same flag in the same run.",
+        "",
+    )
+    report.table(
+        ("way in", "µs per evaluation"),
+        [(what, Series(values).show(2)) for what, values in inproc.us.items()],
+    )
+    client = inproc.median("client")
+    summary.append(
+        (
+            "in-process evaluation through the client, rules flag ≤ 1 µs",
+            f"{client:.2f} µs",
+            verdict(client <= 1),
+            "10",
+        )
+    )
+    summary.append(
+        (
+            "in-process ≥ 10x faster than flagd-core, same flag",
+            f"{inproc.ratio:.1f}x",
+            verdict(inproc.ratio >= 10),
+            "10",
+        )
+    )
+    provider = inproc.median("provider resolve")
+    summary.append(
+        (
+            "through the OpenFeature provider ≤ 5 µs (its resolve)",
+            f"{provider:.2f} µs",
+            verdict(provider <= 5),
+            "10",
+        )
+    )
+
+
 def write_kafka(
     report: Report, kafka: kafka_cases.KafkaResult, summary: list[tuple[str, str, str, str]]
 ) -> None:
@@ -1197,7 +1244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also measure the sidecar with its timing and status mapping in a grpc.ServerInterceptor",
     )
-    parser.add_argument("--only", default="rpc,engine,throughput,events,kafka,memory,profile,otlp,sync")
+    parser.add_argument(
+        "--only", default="rpc,engine,throughput,events,kafka,memory,profile,otlp,sync,inproc"
+    )
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="where the raw results are kept (pickle)"
@@ -1223,7 +1272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("writing flag files")
         files = write_flag_files(directory, counts)
         before = before_tree(args.before, directory) if args.before else None
-        rpc = throughput = engine = events = memory = profiles = otlp = kafka = sync = None
+        rpc = throughput = engine = events = memory = profiles = otlp = kafka = sync = inproc = None
         steps: list[tuple[str, Callable[[], None]]] = []
 
         def run_rpc() -> None:
@@ -1277,6 +1326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress("the sync stream: propagation and idle streams")
             sync = sync_cases.run()
 
+        def run_inproc() -> None:
+            nonlocal inproc
+            progress("in-process evaluation through the client package")
+            inproc = inproc_cases.run()
+
         steps = [
             ("rpc", run_rpc),
             ("engine", run_engine),
@@ -1287,12 +1341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("profile", run_profiles),
             ("otlp", run_otlp),
             ("sync", run_sync),
+            ("inproc", run_inproc),
         ]
         for name, step in steps:
             if name in only:
                 step()
     elapsed = time.perf_counter() - clock
-    results = (started, elapsed, rpc, throughput, engine, events, memory, profiles, otlp, kafka, sync)
+    results = (started, elapsed, rpc, throughput, engine, events, memory, profiles, otlp, kafka, sync, inproc)
     args.results.write_bytes(pickle.dumps({"args": args, "results": results}))
     write_report(args.output, args, *results)
     progress(f"wrote {args.output} in {elapsed / 60:.1f} min")

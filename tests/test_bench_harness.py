@@ -143,3 +143,24 @@ def test_the_sync_bench_measures_propagation_and_idle_streams():
     assert [len(values) for values in result.propagation_ms.values()] == [8, 8, 2]
     assert result.idle_streams == 20
     assert result.threads_after == result.threads_before
+
+
+def test_the_inproc_bench_evaluates_through_the_client_against_a_control_plane(tmp_path: Path):
+    # run() asserts that the client and flagd-core answer the rules flag alike, and that the
+    # reporting client dropped nothing.
+    from bench import inproc_cases
+    from bench.run import Report, write_inproc
+
+    results = inproc_cases.run(repeats=1, number=20)
+    assert set(results.us) == {
+        "client",
+        "client, events on",
+        "client, prepared user",
+        "engine alone",
+        "provider resolve",
+        "openfeature-sdk get_boolean_value",
+        "flagd-core",
+    }
+    summary: list = []
+    write_inproc(Report(), results, summary)
+    assert [row[-1] for row in summary] == ["10", "10", "10"]

@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("sidecar", "flagsidecar", "flagd")
+PACKAGES = ("sidecar", "flagsidecar", "flagd", "clients/python/flagsidecar_client")
 
 
 def lint_imports(root: Path, *contract_ids: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,9 @@ def copy_of_the_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The packages and pyproject.toml, copied once; each test restores what it changes."""
     root = tmp_path_factory.mktemp("layers")
     for package in PACKAGES:
-        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / package, root / Path(package).name, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(REPO / "pyproject.toml", root)
     return root
 
@@ -102,6 +104,12 @@ VIOLATIONS = [
     ("sidecar/sources/file.py", "from sidecar import schema", "sources"),
     ("sidecar/sources/upstream.py", "from sidecar.server.sync import SyncServer", "sources"),
     ("sidecar/sources/upstream.py", "from sidecar.store import FlagStore", "sources"),
+    ("sidecar/syncset.py", "import grpc", "syncset"),
+    ("sidecar/syncset.py", "from sidecar.engine import evaluate", "syncset"),
+    ("flagsidecar_client/client.py", "from sidecar.store import FlagStore", "client"),
+    ("flagsidecar_client/reporter.py", "from sidecar.events import FeatureEvent", "client"),
+    ("flagsidecar_client/follower.py", "from sidecar.sources import upstream", "client"),
+    ("flagsidecar_client/provider.py", "import yaml", "client"),
     ("sidecar/store/flag_store.py", "from sidecar import cli", "composition-root"),
     ("sidecar/server/convert.py", "import sidecar.cli", "composition-root"),
     ("flagsidecar/v1/evaluation_pb2.py", "import sidecar.engine", "generated-code"),

@@ -26,7 +26,7 @@ from flagsidecar.v1 import evaluation_pb2 as flagsidecar_dot_v1_dot_evaluation__
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66lagsidecar/v1/event.proto\x12\x0e\x66lagsidecar.v1\x1a\x1f\x66lagsidecar/v1/evaluation.proto\x1a\x1cgoogle/protobuf/struct.proto\"j\n\x0cTrackRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04user\x18\x02 \x01(\x0b\x32\x14.flagsidecar.v1.User\x12(\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"!\n\rTrackResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x32V\n\x0c\x45ventService\x12\x46\n\x05Track\x12\x1c.flagsidecar.v1.TrackRequest\x1a\x1d.flagsidecar.v1.TrackResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66lagsidecar/v1/event.proto\x12\x0e\x66lagsidecar.v1\x1a\x1f\x66lagsidecar/v1/evaluation.proto\x1a\x1cgoogle/protobuf/struct.proto\"j\n\x0cTrackRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04user\x18\x02 \x01(\x0b\x32\x14.flagsidecar.v1.User\x12(\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"!\n\rTrackResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\"H\n\x18ReportEvaluationsRequest\x12,\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1c.flagsidecar.v1.FeatureEvent\"\xc4\x02\n\x0c\x46\x65\x61tureEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08\x66lag_key\x18\x02 \x01(\t\x12\x10\n\x08user_key\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontext_kind\x18\x04 \x01(\t\x12\x11\n\tvariation\x18\x05 \x01(\t\x12%\n\x05value\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0bsdk_default\x18\x07 \x01(\x08\x12\x14\n\x0c\x66lag_version\x18\x08 \x01(\x03\x12\x15\n\rcreation_date\x18\t \x01(\x03\x12&\n\x06reason\x18\n \x01(\x0e\x32\x16.flagsidecar.v1.Reason\x12-\n\nerror_code\x18\x0b \x01(\x0e\x32\x19.flagsidecar.v1.ErrorCode\x12\x15\n\rerror_message\x18\x0c \x01(\t\"-\n\x19ReportEvaluationsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x32\xc0\x01\n\x0c\x45ventService\x12\x46\n\x05Track\x12\x1c.flagsidecar.v1.TrackRequest\x1a\x1d.flagsidecar.v1.TrackResponse(\x01\x12h\n\x11ReportEvaluations\x12(.flagsidecar.v1.ReportEvaluationsRequest\x1a).flagsidecar.v1.ReportEvaluationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRACKREQUEST']._serialized_end=215
   _globals['_TRACKRESPONSE']._serialized_start=217
   _globals['_TRACKRESPONSE']._serialized_end=250
-  _globals['_EVENTSERVICE']._serialized_start=252
-  _globals['_EVENTSERVICE']._serialized_end=338
+  _globals['_REPORTEVALUATIONSREQUEST']._serialized_start=252
+  _globals['_REPORTEVALUATIONSREQUEST']._serialized_end=324
+  _globals['_FEATUREEVENT']._serialized_start=327
+  _globals['_FEATUREEVENT']._serialized_end=651
+  _globals['_REPORTEVALUATIONSRESPONSE']._serialized_start=653
+  _globals['_REPORTEVALUATIONSRESPONSE']._serialized_end=698
+  _globals['_EVENTSERVICE']._serialized_start=701
+  _globals['_EVENTSERVICE']._serialized_end=893
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,11 @@ class EventServiceStub:
                 request_serializer=flagsidecar_dot_v1_dot_event__pb2.TrackRequest.SerializeToString,
                 response_deserializer=flagsidecar_dot_v1_dot_event__pb2.TrackResponse.FromString,
                 _registered_method=True)
+        self.ReportEvaluations = channel.unary_unary(
+                '/flagsidecar.v1.EventService/ReportEvaluations',
+                request_serializer=flagsidecar_dot_v1_dot_event__pb2.ReportEvaluationsRequest.SerializeToString,
+                response_deserializer=flagsidecar_dot_v1_dot_event__pb2.ReportEvaluationsResponse.FromString,
+                _registered_method=True)
 
 
 class EventServiceServicer:
@@ -59,6 +64,19 @@ class EventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportEvaluations(self, request, context):
+        """The evaluations an in-process client (clients/python) made on its own, in batches: each
+        becomes a FeatureEvent on the same pipeline as the sidecar's own evaluations, exported with
+        source "PROVIDER_CACHE" (go-feature-flag's name for evaluations made in a provider). Events
+        are queued in order; when an exporter's memory buffer and disk spool are both full the call
+        ends with RESOURCE_EXHAUSTED, and the events before the one refused were accepted (their
+        count is in the "accepted-count" trailing metadata): the client sends the rest again later.
+        More than 10,000 events in one call, or an event without a flag key, is INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -66,6 +84,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.Track,
                     request_deserializer=flagsidecar_dot_v1_dot_event__pb2.TrackRequest.FromString,
                     response_serializer=flagsidecar_dot_v1_dot_event__pb2.TrackResponse.SerializeToString,
+            ),
+            'ReportEvaluations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportEvaluations,
+                    request_deserializer=flagsidecar_dot_v1_dot_event__pb2.ReportEvaluationsRequest.FromString,
+                    response_serializer=flagsidecar_dot_v1_dot_event__pb2.ReportEvaluationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -97,6 +120,33 @@ class EventService:
             '/flagsidecar.v1.EventService/Track',
             flagsidecar_dot_v1_dot_event__pb2.TrackRequest.SerializeToString,
             flagsidecar_dot_v1_dot_event__pb2.TrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/flagsidecar.v1.EventService/ReportEvaluations',
+            flagsidecar_dot_v1_dot_event__pb2.ReportEvaluationsRequest.SerializeToString,
+            flagsidecar_dot_v1_dot_event__pb2.ReportEvaluationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,9 @@ import mmh3
 
 from .model import BUCKET_COUNT
 
+# Integers beyond this are not exact as doubles; every wire format carries a number as a double.
+_EXACT_INTEGER = 2**53
+
 
 def bucket_text(value: Any) -> str | None:
     """The text a context value is hashed as, or None when it cannot be bucketed on."""
@@ -21,9 +24,13 @@ def bucket_text(value: Any) -> str | None:
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
-        try:
+        if -_EXACT_INTEGER <= value <= _EXACT_INTEGER:
             return str(value)
-        except ValueError:  # more digits than Python will convert (sys.get_int_max_str_digits)
+        # Only an in-process caller can hand over such an integer exactly; over the RPC (protobuf's
+        # Value) it arrives as the nearest double. Bucket that double, so both land alike.
+        try:
+            return str(int(float(value)))
+        except OverflowError:  # beyond any double: the RPC could not carry it either
             return None
     if kind is float:
         # Whole numbers read as integers (42.0 -> "42"): protobuf Structs carry every number as a double.

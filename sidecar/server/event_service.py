@@ -6,6 +6,11 @@ when an exporter's memory buffer and spool are both full, the call ends with RES
 the events before that one were accepted, and their count is in the `accepted-count` trailing
 metadata (and in the message), so the client knows what to send again.
 
+ReportEvaluations is the in-process client's way back (clients/python): a batch of FeatureEvents
+it evaluated locally, queued as the sidecar's own evaluation events are (source PROVIDER_CACHE),
+with the same backpressure and accepted count. The whole batch is checked before any event is
+queued, so an INVALID_ARGUMENT batch queued nothing.
+
 A message is admitted as Evaluate admits its user (edge.admit_user: the limits, no reserved
 key, scalars only, finite numbers), its context may not set `targetingKey` (the exported event's
 targetingKey is user.id), and its details are within --max-event-details-bytes and hold no NaN
@@ -22,9 +27,10 @@ from typing import Any, NoReturn
 
 import grpc
 
-from flagsidecar.v1 import event_pb2, event_pb2_grpc
+from flagsidecar.v1 import evaluation_pb2, event_pb2, event_pb2_grpc
 from sidecar.engine.model import USER_ID_PROPERTY
-from sidecar.events import EventPipeline
+from sidecar.events import EventPipeline, FeatureEvent
+from sidecar.events.feature_event import SDK_DEFAULT_VARIATION
 
 from .edge import (
     CallEdge,
@@ -34,6 +40,7 @@ from .edge import (
     abort,
     admit_user,
     struct_to_attributes,
+    value_to_python,
 )
 from .limits import ContextLimits
 from .metrics import NULL_METRICS
@@ -44,6 +51,11 @@ SERVICE_NAME: str = event_pb2.DESCRIPTOR.services_by_name["EventService"].full_n
 ACCEPTED_METADATA = "accepted-count"
 MAX_NAME_LENGTH = 256
 TARGETING_KEY = "targetingKey"
+MAX_REPORTED_EVENTS = 10_000
+REPORTED_SOURCE = "PROVIDER_CACHE"  # go-feature-flag's source for evaluations made in a provider
+_CONTEXT_KINDS = frozenset({"user", "anonymousUser"})
+_REASONS = frozenset(evaluation_pb2.Reason.values())
+_ERROR_CODES = frozenset(evaluation_pb2.ErrorCode.values())
 
 
 class _Rejected(InvalidArgument):
@@ -86,6 +98,38 @@ class EventService(event_pb2_grpc.EventServiceServicer):
             accepted += 1
         return event_pb2.TrackResponse(accepted=accepted)
 
+    def ReportEvaluations(
+        self, request: event_pb2.ReportEvaluationsRequest, context: grpc.ServicerContext
+    ) -> event_pb2.ReportEvaluationsResponse:
+        return self._edge.shield("ReportEvaluations", context, self._report, request, context)
+
+    def _report(
+        self, request: event_pb2.ReportEvaluationsRequest, context: grpc.ServicerContext
+    ) -> event_pb2.ReportEvaluationsResponse:
+        count = len(request.events)
+        if count > MAX_REPORTED_EVENTS:
+            self._pipeline.count_rejected("too_many_events")
+            raise InvalidArgument(
+                f"{count} events in one call; the limit is {MAX_REPORTED_EVENTS}: send smaller batches"
+            )
+        events, problems = [], []
+        for index, message in enumerate(request.events):
+            problem = _report_problem(message)
+            if problem:
+                problems.append(f"events[{index}]: {problem}")
+            else:
+                events.append(_feature_event(message))
+        if problems:
+            self._pipeline.count_rejected("invalid_event")
+            raise InvalidArgument("; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else ""))
+        accepted = 0
+        for event in events:
+            if not self._pipeline.can_accept("feature") or not self._pipeline.add_event(event):
+                self._pipeline.count_rejected("backpressure")
+                self._end(context, accepted, _BACKPRESSURE)
+            accepted += 1
+        return event_pb2.ReportEvaluationsResponse(accepted=accepted)
+
     def _admit(self, request: event_pb2.TrackRequest) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The message's context and details as the event will hold them; raises _Rejected."""
         if not request.name:
@@ -127,6 +171,41 @@ class EventService(event_pb2_grpc.EventServiceServicer):
     def _end(context: grpc.ServicerContext, accepted: int, error: SidecarError) -> NoReturn:
         context.set_trailing_metadata(((ACCEPTED_METADATA, str(accepted)),))
         abort(context, error.code, error.message, f" ({accepted} events of this stream were accepted)")
+
+
+def _report_problem(message: event_pb2.FeatureEvent) -> str:
+    """What is wrong with a reported event ("" when nothing is)."""
+    if not message.flag_key:
+        return "flag_key is required"
+    if len(message.flag_key) > MAX_NAME_LENGTH:
+        return f"flag_key is {len(message.flag_key)} characters; the limit is {MAX_NAME_LENGTH}"
+    if message.context_kind and message.context_kind not in _CONTEXT_KINDS:
+        return f"context_kind {message.context_kind!r}: expected user or anonymousUser"
+    if message.reason not in _REASONS:
+        return f"reason {message.reason} is not a flagsidecar.v1.Reason"
+    if message.error_code not in _ERROR_CODES:
+        return f"error_code {message.error_code} is not a flagsidecar.v1.ErrorCode"
+    return ""
+
+
+def _feature_event(message: event_pb2.FeatureEvent) -> FeatureEvent:
+    """The pipeline's FeatureEvent for a reported one (engine Reason/ErrorCode numbers match)."""
+    error = message.error_code
+    return FeatureEvent(
+        message.flag_key,
+        message.user_key,
+        message.variation or SDK_DEFAULT_VARIATION,
+        value_to_python(message.value) if message.HasField("value") else None,
+        message.sdk_default,
+        str(message.flag_version) if message.flag_version else "",
+        message.context_kind or "user",
+        float(message.creation_date) if message.creation_date else None,
+        REPORTED_SOURCE,
+        message.event_id or None,
+        evaluation_pb2.Reason.Name(message.reason) if message.reason else "",
+        evaluation_pb2.ErrorCode.Name(error) if error else "",
+        message.error_message if error else "",
+    )
 
 
 def _non_finite(value: Any, path: str) -> tuple[str, float] | None:

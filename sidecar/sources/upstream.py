@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -31,8 +30,9 @@ from urllib.parse import SplitResult, parse_qsl
 
 import grpc
 
-from flagsidecar.v1 import flag_pb2, sync_pb2, sync_pb2_grpc
+from flagsidecar.v1 import sync_pb2, sync_pb2_grpc
 from sidecar.schema import message_to_document
+from sidecar.syncset import CLIENT_CHANNEL_OPTIONS, HeldSet, OutOfStep, backoff_delays, described
 
 from .document import JSON, Document, SourceListener
 
@@ -41,16 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT: Final = 10.0  # seconds for the first Fetch
 DEFAULT_BACKOFF: Final = 0.2  # first reconnect delay (seconds), doubled up to BACKOFF_MAX
 DEFAULT_BACKOFF_MAX: Final = 10.0
-DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024**2  # gRPC's 4 MiB is too small for big sets (flagd#1357)
-
-# Pings every 30 s, also between streams (the control plane allows every 10 s; flagd #1998,
-# #2021), so a connection that died without a word is found within about 40 s.
-CLIENT_KEEPALIVE: Final = (
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-)
 _QUERY_KEYS: Final = ("selector", "tls", "ca", "cert", "key", "authority", "timeout", "backoff_max")
 
 
@@ -129,54 +119,11 @@ def _read_pem(path: Path | None, what: str) -> bytes | None:
         raise OSError(f"cannot read {what} {path}: {error.strerror or error}") from None
 
 
-def backoff_delays(
-    first: float, cap: float, rng: Callable[[], float] = random.random
-) -> Callable[[int], float]:
-    """Delay before reconnect attempt n (0, 1, ...): full jitter over an exponential ceiling, so
-    that a fleet that lost its control plane at one moment does not come back at one moment."""
-
-    def delay(attempt: int) -> float:
-        return rng() * min(cap, first * 2 ** min(attempt, 30))
-
-    return delay
-
-
-class _Held:
-    """The upstream's set as the stream has brought it (messages by key), and its revision."""
-
-    def __init__(self) -> None:
-        self.revision = 0
-        self.flag_set = ""
-        self.flags: dict[str, flag_pb2.Flag] = {}
-        self.segments: dict[str, flag_pb2.Segment] = {}
-
-    def replace(self, flag_set: flag_pb2.FlagSet, revision: int, name: str) -> None:
-        self.flags = {flag.key: flag for flag in flag_set.flags}
-        self.segments = {segment.key: segment for segment in flag_set.segments}
-        self.revision, self.flag_set = revision, name
-
-    def apply(self, delta: sync_pb2.FlagSetDelta, revision: int) -> None:
-        for flag in delta.flags:
-            self.flags[flag.key] = flag
-        for segment in delta.segments:
-            self.segments[segment.key] = segment
-        for key in delta.removed_flags:
-            self.flags.pop(key, None)
-        for key in delta.removed_segments:
-            self.segments.pop(key, None)
-        self.revision = revision
-
-    def document(self, origin: str) -> Document:
-        message = flag_pb2.FlagSet(
-            flags=list(self.flags.values()), segments=list(self.segments.values()), revision=self.revision
-        )
-        data = json.dumps(message_to_document(message), separators=(",", ":")).encode()
-        versions: Mapping[str, int] = {key: flag.version for key, flag in self.flags.items() if flag.version}
-        return Document(data, JSON, str(self.revision), origin, versions)
-
-
-class _OutOfStep(Exception):
-    """A delta that does not start where the held set is: start over with a whole set."""
+def held_document(held: HeldSet, origin: str) -> Document:
+    """The held set as the store reads it: a JSON flag document, with the upstream's versions."""
+    data = json.dumps(message_to_document(held.message()), separators=(",", ":")).encode()
+    versions: Mapping[str, int] = {key: flag.version for key, flag in held.flags.items() if flag.version}
+    return Document(data, JSON, str(held.revision), origin, versions)
 
 
 class UpstreamSource:
@@ -186,7 +133,7 @@ class UpstreamSource:
         self.options = options
         self._delay = backoff_delays(backoff, options.backoff_max)
         self._lock = threading.Lock()  # the held set: the watch thread writes, fetch() reads
-        self._held: _Held | None = None
+        self._held: HeldSet | None = None
         self._channel: grpc.Channel | None = None
         self._call: Any = None  # the open Watch call, cancelled by close()
         self._listener: SourceListener | None = None
@@ -213,14 +160,14 @@ class UpstreamSource:
         with self._lock:
             held = self._held
             if held is not None:
-                return held.document(self.origin)
+                return held_document(held, self.origin)
         response = self._fetch()
         with self._lock:
             if self._held is None:  # the watch thread may have been quicker
-                held = _Held()
+                held = HeldSet()
                 held.replace(response.flag_set, response.flag_set.revision, response.flag_set_name)
                 self._held = held
-            return self._held.document(self.origin)
+            return held_document(self._held, self.origin)
 
     def _fetch(self) -> sync_pb2.FetchResponse:
         stub = sync_pb2_grpc.SyncServiceStub(self._connection())
@@ -237,7 +184,7 @@ class UpstreamSource:
                     f"no flag-sidecar answered within {self.options.timeout:g}s (is its --sync-listen "
                     f"on {self.options.target}? the wait is the URI's timeout=SECONDS)"
                 ) from None
-            raise OSError(f"the upstream flag-sidecar refused the Fetch ({_described(error)})") from None
+            raise OSError(f"the upstream flag-sidecar refused the Fetch ({described(error)})") from None
 
     def watch(self, listener: SourceListener) -> None:
         self._listener = listener
@@ -259,8 +206,7 @@ class UpstreamSource:
     def _connection(self) -> grpc.Channel:
         if self._channel is None:
             options: list[tuple[str, Any]] = [
-                *CLIENT_KEEPALIVE,
-                ("grpc.max_receive_message_length", DEFAULT_MAX_MESSAGE_BYTES),
+                *CLIENT_CHANNEL_OPTIONS,
             ]
             if not self.options.tls:
                 self._channel = grpc.insecure_channel(self.options.target, options=options)
@@ -284,8 +230,8 @@ class UpstreamSource:
             except grpc.RpcError as error:
                 if self._stopped.is_set():
                     return
-                self._report_lost(_described(error))
-            except _OutOfStep as error:
+                self._report_lost(described(error))
+            except OutOfStep as error:
                 log.warning("%s: %s; asking for the whole set", self.origin, error)
                 with self._lock:
                     if self._held is not None:
@@ -323,26 +269,13 @@ class UpstreamSource:
 
     def _take(self, response: sync_pb2.WatchResponse) -> bool:
         """Apply one message to the held set; True when the set changed."""
-        kind = response.WhichOneof("update")
         with self._lock:
-            held = self._held if self._held is not None else _Held()
-            if kind == "full_set":
-                if response.message:
-                    log.info("%s: %s", self.origin, response.message)
-                before = (held.revision, held.flags, held.segments)
-                held.replace(response.full_set, response.revision, response.flag_set)
-                self._held = held
-                return before != (held.revision, held.flags, held.segments)
-            if kind == "delta":
-                if response.delta.since_revision != held.revision:
-                    raise _OutOfStep(
-                        f"a delta from revision {response.delta.since_revision} came while "
-                        f"{held.revision} is held"
-                    )
-                changed = response.revision != held.revision
-                held.apply(response.delta, response.revision)
-                return changed
-            return False  # a heartbeat
+            held = self._held if self._held is not None else HeldSet()
+            if response.WhichOneof("update") == "full_set" and response.message:
+                log.info("%s: %s", self.origin, response.message)
+            changed = held.take(response)
+            self._held = held
+            return changed
 
     def _changed(self) -> None:
         if self._listener is not None:
@@ -367,10 +300,3 @@ class UpstreamSource:
                 "upstream_regained",
                 f"upstream flag-sidecar {self.origin} is back; catching up from revision {self.revision}",
             )
-
-
-def _described(error: grpc.RpcError) -> str:
-    code = error.code() if hasattr(error, "code") else None
-    details = error.details() if hasattr(error, "details") else str(error)
-    name = code.name if code is not None else "error"
-    return f"{name}: {details}" if details else name

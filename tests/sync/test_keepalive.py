@@ -12,7 +12,7 @@ import pytest
 
 from flagsidecar.v1 import sync_pb2, sync_pb2_grpc
 from sidecar.server.sync.server import KEEPALIVE_OPTIONS, MIN_CLIENT_PING_INTERVAL_MS
-from sidecar.sources.upstream import CLIENT_KEEPALIVE
+from sidecar.syncset import CLIENT_CHANNEL_OPTIONS
 
 from .helpers import start_control_plane, stop_control_plane
 
@@ -30,7 +30,7 @@ SCALED = tuple(
 
 
 def test_our_client_pings_less_often_than_the_listener_allows_also_without_a_call():
-    client, server = dict(CLIENT_KEEPALIVE), dict(KEEPALIVE_OPTIONS)
+    client, server = dict(CLIENT_CHANNEL_OPTIONS), dict(KEEPALIVE_OPTIONS)
     assert client["grpc.keepalive_time_ms"] >= 2 * MIN_CLIENT_PING_INTERVAL_MS
     assert server["grpc.http2.min_ping_interval_without_data_ms"] == MIN_CLIENT_PING_INTERVAL_MS
     assert server["grpc.keepalive_permit_without_calls"] == 1  # pings between streams too

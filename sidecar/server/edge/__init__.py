@@ -14,6 +14,7 @@ from .context import (
     python_to_value,
     struct_to_attributes,
     user_context,
+    value_to_python,
 )
 from .errors import (
     INTERNAL_ERROR,
@@ -64,4 +65,5 @@ __all__ = [
     "python_to_value",
     "struct_to_attributes",
     "user_context",
+    "value_to_python",
 ]

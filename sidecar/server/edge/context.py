@@ -125,18 +125,18 @@ def struct_to_attributes(struct: struct_pb2.Struct, structures: bool = True) -> 
         elif kind == "struct_value":
             attributes[key] = struct_to_attributes(value.struct_value)
         elif kind == "list_value":
-            attributes[key] = [_value_to_python(item) for item in value.list_value.values]
+            attributes[key] = [value_to_python(item) for item in value.list_value.values]
         else:  # null_value, or a Value with nothing set
             attributes[key] = None
     return attributes
 
 
-def _value_to_python(value: struct_pb2.Value) -> Any:
+def value_to_python(value: struct_pb2.Value) -> Any:
     kind = value.WhichOneof("kind")
     if kind == "struct_value":
         return struct_to_attributes(value.struct_value)
     if kind == "list_value":
-        return [_value_to_python(item) for item in value.list_value.values]
+        return [value_to_python(item) for item in value.list_value.values]
     if kind is None or kind == "null_value":
         return None
     return getattr(value, kind)

@@ -132,6 +132,236 @@ func (x *TrackResponse) GetAccepted() int64 {
 	return 0
 }
 
+type ReportEvaluationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*FeatureEvent        `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEvaluationsRequest) Reset() {
+	*x = ReportEvaluationsRequest{}
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEvaluationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEvaluationsRequest) ProtoMessage() {}
+
+func (x *ReportEvaluationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEvaluationsRequest.ProtoReflect.Descriptor instead.
+func (*ReportEvaluationsRequest) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_event_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportEvaluationsRequest) GetEvents() []*FeatureEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// One evaluation made by a client, with go-feature-flag's FeatureEvent fields.
+type FeatureEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique per event (receivers drop the duplicates that a resend may cause); the sidecar makes
+	// one when it is empty.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	FlagKey string `protobuf:"bytes,2,opt,name=flag_key,json=flagKey,proto3" json:"flag_key,omitempty"`
+	// The user's id (userKey).
+	UserKey string `protobuf:"bytes,3,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"`
+	// "user", or "anonymousUser" when the context's `anonymous` attribute was true; empty: "user".
+	ContextKind string `protobuf:"bytes,4,opt,name=context_kind,json=contextKind,proto3" json:"context_kind,omitempty"`
+	// The variant served, or "SdkDefault" when the caller's code default applied.
+	Variation string `protobuf:"bytes,5,opt,name=variation,proto3" json:"variation,omitempty"`
+	// The value served; unset when the caller's default applied.
+	Value *structpb.Value `protobuf:"bytes,6,opt,name=value,proto3" json:"value,omitempty"`
+	// True when the caller's code default applied (an error, or no default set).
+	SdkDefault  bool  `protobuf:"varint,7,opt,name=sdk_default,json=sdkDefault,proto3" json:"sdk_default,omitempty"`
+	FlagVersion int64 `protobuf:"varint,8,opt,name=flag_version,json=flagVersion,proto3" json:"flag_version,omitempty"`
+	// When the evaluation happened, unix seconds (creationDate).
+	CreationDate  int64     `protobuf:"varint,9,opt,name=creation_date,json=creationDate,proto3" json:"creation_date,omitempty"`
+	Reason        Reason    `protobuf:"varint,10,opt,name=reason,proto3,enum=flagsidecar.v1.Reason" json:"reason,omitempty"`
+	ErrorCode     ErrorCode `protobuf:"varint,11,opt,name=error_code,json=errorCode,proto3,enum=flagsidecar.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMessage  string    `protobuf:"bytes,12,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeatureEvent) Reset() {
+	*x = FeatureEvent{}
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeatureEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeatureEvent) ProtoMessage() {}
+
+func (x *FeatureEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeatureEvent.ProtoReflect.Descriptor instead.
+func (*FeatureEvent) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_event_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FeatureEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *FeatureEvent) GetFlagKey() string {
+	if x != nil {
+		return x.FlagKey
+	}
+	return ""
+}
+
+func (x *FeatureEvent) GetUserKey() string {
+	if x != nil {
+		return x.UserKey
+	}
+	return ""
+}
+
+func (x *FeatureEvent) GetContextKind() string {
+	if x != nil {
+		return x.ContextKind
+	}
+	return ""
+}
+
+func (x *FeatureEvent) GetVariation() string {
+	if x != nil {
+		return x.Variation
+	}
+	return ""
+}
+
+func (x *FeatureEvent) GetValue() *structpb.Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *FeatureEvent) GetSdkDefault() bool {
+	if x != nil {
+		return x.SdkDefault
+	}
+	return false
+}
+
+func (x *FeatureEvent) GetFlagVersion() int64 {
+	if x != nil {
+		return x.FlagVersion
+	}
+	return 0
+}
+
+func (x *FeatureEvent) GetCreationDate() int64 {
+	if x != nil {
+		return x.CreationDate
+	}
+	return 0
+}
+
+func (x *FeatureEvent) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *FeatureEvent) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *FeatureEvent) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+type ReportEvaluationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many events of the call were accepted into the pipeline.
+	Accepted      int64 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEvaluationsResponse) Reset() {
+	*x = ReportEvaluationsResponse{}
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEvaluationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEvaluationsResponse) ProtoMessage() {}
+
+func (x *ReportEvaluationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEvaluationsResponse.ProtoReflect.Descriptor instead.
+func (*ReportEvaluationsResponse) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_event_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReportEvaluationsResponse) GetAccepted() int64 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
 var File_flagsidecar_v1_event_proto protoreflect.FileDescriptor
 
 const file_flagsidecar_v1_event_proto_rawDesc = "" +
@@ -142,9 +372,30 @@ const file_flagsidecar_v1_event_proto_rawDesc = "" +
 	"\x04user\x18\x02 \x01(\v2\x14.flagsidecar.v1.UserR\x04user\x121\n" +
 	"\adetails\x18\x03 \x01(\v2\x17.google.protobuf.StructR\adetails\"+\n" +
 	"\rTrackResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x03R\baccepted2V\n" +
+	"\baccepted\x18\x01 \x01(\x03R\baccepted\"P\n" +
+	"\x18ReportEvaluationsRequest\x124\n" +
+	"\x06events\x18\x01 \x03(\v2\x1c.flagsidecar.v1.FeatureEventR\x06events\"\xc6\x03\n" +
+	"\fFeatureEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x19\n" +
+	"\bflag_key\x18\x02 \x01(\tR\aflagKey\x12\x19\n" +
+	"\buser_key\x18\x03 \x01(\tR\auserKey\x12!\n" +
+	"\fcontext_kind\x18\x04 \x01(\tR\vcontextKind\x12\x1c\n" +
+	"\tvariation\x18\x05 \x01(\tR\tvariation\x12,\n" +
+	"\x05value\x18\x06 \x01(\v2\x16.google.protobuf.ValueR\x05value\x12\x1f\n" +
+	"\vsdk_default\x18\a \x01(\bR\n" +
+	"sdkDefault\x12!\n" +
+	"\fflag_version\x18\b \x01(\x03R\vflagVersion\x12#\n" +
+	"\rcreation_date\x18\t \x01(\x03R\fcreationDate\x12.\n" +
+	"\x06reason\x18\n" +
+	" \x01(\x0e2\x16.flagsidecar.v1.ReasonR\x06reason\x128\n" +
+	"\n" +
+	"error_code\x18\v \x01(\x0e2\x19.flagsidecar.v1.ErrorCodeR\terrorCode\x12#\n" +
+	"\rerror_message\x18\f \x01(\tR\ferrorMessage\"7\n" +
+	"\x19ReportEvaluationsResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\x03R\baccepted2\xc0\x01\n" +
 	"\fEventService\x12F\n" +
-	"\x05Track\x12\x1c.flagsidecar.v1.TrackRequest\x1a\x1d.flagsidecar.v1.TrackResponse(\x01B\xcb\x01\n" +
+	"\x05Track\x12\x1c.flagsidecar.v1.TrackRequest\x1a\x1d.flagsidecar.v1.TrackResponse(\x01\x12h\n" +
+	"\x11ReportEvaluations\x12(.flagsidecar.v1.ReportEvaluationsRequest\x1a).flagsidecar.v1.ReportEvaluationsResponseB\xcb\x01\n" +
 	"\x12com.flagsidecar.v1B\n" +
 	"EventProtoP\x01ZPgithub.com/flag-sidecar/flag-sidecar/clients/go/gen/flagsidecar/v1;flagsidecarv1\xa2\x02\x03FXX\xaa\x02\x0eFlagsidecar.V1\xca\x02\x0eFlagsidecar\\V1\xe2\x02\x1aFlagsidecar\\V1\\GPBMetadata\xea\x02\x0fFlagsidecar::V1b\x06proto3"
 
@@ -160,23 +411,35 @@ func file_flagsidecar_v1_event_proto_rawDescGZIP() []byte {
 	return file_flagsidecar_v1_event_proto_rawDescData
 }
 
-var file_flagsidecar_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_flagsidecar_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_flagsidecar_v1_event_proto_goTypes = []any{
-	(*TrackRequest)(nil),    // 0: flagsidecar.v1.TrackRequest
-	(*TrackResponse)(nil),   // 1: flagsidecar.v1.TrackResponse
-	(*User)(nil),            // 2: flagsidecar.v1.User
-	(*structpb.Struct)(nil), // 3: google.protobuf.Struct
+	(*TrackRequest)(nil),              // 0: flagsidecar.v1.TrackRequest
+	(*TrackResponse)(nil),             // 1: flagsidecar.v1.TrackResponse
+	(*ReportEvaluationsRequest)(nil),  // 2: flagsidecar.v1.ReportEvaluationsRequest
+	(*FeatureEvent)(nil),              // 3: flagsidecar.v1.FeatureEvent
+	(*ReportEvaluationsResponse)(nil), // 4: flagsidecar.v1.ReportEvaluationsResponse
+	(*User)(nil),                      // 5: flagsidecar.v1.User
+	(*structpb.Struct)(nil),           // 6: google.protobuf.Struct
+	(*structpb.Value)(nil),            // 7: google.protobuf.Value
+	(Reason)(0),                       // 8: flagsidecar.v1.Reason
+	(ErrorCode)(0),                    // 9: flagsidecar.v1.ErrorCode
 }
 var file_flagsidecar_v1_event_proto_depIdxs = []int32{
-	2, // 0: flagsidecar.v1.TrackRequest.user:type_name -> flagsidecar.v1.User
-	3, // 1: flagsidecar.v1.TrackRequest.details:type_name -> google.protobuf.Struct
-	0, // 2: flagsidecar.v1.EventService.Track:input_type -> flagsidecar.v1.TrackRequest
-	1, // 3: flagsidecar.v1.EventService.Track:output_type -> flagsidecar.v1.TrackResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 0: flagsidecar.v1.TrackRequest.user:type_name -> flagsidecar.v1.User
+	6, // 1: flagsidecar.v1.TrackRequest.details:type_name -> google.protobuf.Struct
+	3, // 2: flagsidecar.v1.ReportEvaluationsRequest.events:type_name -> flagsidecar.v1.FeatureEvent
+	7, // 3: flagsidecar.v1.FeatureEvent.value:type_name -> google.protobuf.Value
+	8, // 4: flagsidecar.v1.FeatureEvent.reason:type_name -> flagsidecar.v1.Reason
+	9, // 5: flagsidecar.v1.FeatureEvent.error_code:type_name -> flagsidecar.v1.ErrorCode
+	0, // 6: flagsidecar.v1.EventService.Track:input_type -> flagsidecar.v1.TrackRequest
+	2, // 7: flagsidecar.v1.EventService.ReportEvaluations:input_type -> flagsidecar.v1.ReportEvaluationsRequest
+	1, // 8: flagsidecar.v1.EventService.Track:output_type -> flagsidecar.v1.TrackResponse
+	4, // 9: flagsidecar.v1.EventService.ReportEvaluations:output_type -> flagsidecar.v1.ReportEvaluationsResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_flagsidecar_v1_event_proto_init() }
@@ -191,7 +454,7 @@ func file_flagsidecar_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagsidecar_v1_event_proto_rawDesc), len(file_flagsidecar_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventService_Track_FullMethodName = "/flagsidecar.v1.EventService/Track"
+	EventService_Track_FullMethodName             = "/flagsidecar.v1.EventService/Track"
+	EventService_ReportEvaluations_FullMethodName = "/flagsidecar.v1.EventService/ReportEvaluations"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -35,6 +36,14 @@ type EventServiceClient interface {
 	// accepted (their count is in the "accepted-count" trailing metadata), and the client should
 	// send the rest again after a pause. An event without a name is INVALID_ARGUMENT.
 	Track(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[TrackRequest, TrackResponse], error)
+	// The evaluations an in-process client (clients/python) made on its own, in batches: each
+	// becomes a FeatureEvent on the same pipeline as the sidecar's own evaluations, exported with
+	// source "PROVIDER_CACHE" (go-feature-flag's name for evaluations made in a provider). Events
+	// are queued in order; when an exporter's memory buffer and disk spool are both full the call
+	// ends with RESOURCE_EXHAUSTED, and the events before the one refused were accepted (their
+	// count is in the "accepted-count" trailing metadata): the client sends the rest again later.
+	// More than 10,000 events in one call, or an event without a flag key, is INVALID_ARGUMENT.
+	ReportEvaluations(ctx context.Context, in *ReportEvaluationsRequest, opts ...grpc.CallOption) (*ReportEvaluationsResponse, error)
 }
 
 type eventServiceClient struct {
@@ -58,6 +67,16 @@ func (c *eventServiceClient) Track(ctx context.Context, opts ...grpc.CallOption)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventService_TrackClient = grpc.ClientStreamingClient[TrackRequest, TrackResponse]
 
+func (c *eventServiceClient) ReportEvaluations(ctx context.Context, in *ReportEvaluationsRequest, opts ...grpc.CallOption) (*ReportEvaluationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportEvaluationsResponse)
+	err := c.cc.Invoke(ctx, EventService_ReportEvaluations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -71,6 +90,14 @@ type EventServiceServer interface {
 	// accepted (their count is in the "accepted-count" trailing metadata), and the client should
 	// send the rest again after a pause. An event without a name is INVALID_ARGUMENT.
 	Track(grpc.ClientStreamingServer[TrackRequest, TrackResponse]) error
+	// The evaluations an in-process client (clients/python) made on its own, in batches: each
+	// becomes a FeatureEvent on the same pipeline as the sidecar's own evaluations, exported with
+	// source "PROVIDER_CACHE" (go-feature-flag's name for evaluations made in a provider). Events
+	// are queued in order; when an exporter's memory buffer and disk spool are both full the call
+	// ends with RESOURCE_EXHAUSTED, and the events before the one refused were accepted (their
+	// count is in the "accepted-count" trailing metadata): the client sends the rest again later.
+	// More than 10,000 events in one call, or an event without a flag key, is INVALID_ARGUMENT.
+	ReportEvaluations(context.Context, *ReportEvaluationsRequest) (*ReportEvaluationsResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -83,6 +110,9 @@ type UnimplementedEventServiceServer struct{}
 
 func (UnimplementedEventServiceServer) Track(grpc.ClientStreamingServer[TrackRequest, TrackResponse]) error {
 	return status.Error(codes.Unimplemented, "method Track not implemented")
+}
+func (UnimplementedEventServiceServer) ReportEvaluations(context.Context, *ReportEvaluationsRequest) (*ReportEvaluationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportEvaluations not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -112,13 +142,36 @@ func _EventService_Track_Handler(srv interface{}, stream grpc.ServerStream) erro
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventService_TrackServer = grpc.ClientStreamingServer[TrackRequest, TrackResponse]
 
+func _EventService_ReportEvaluations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportEvaluationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ReportEvaluations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ReportEvaluations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ReportEvaluations(ctx, req.(*ReportEvaluationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var EventService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "flagsidecar.v1.EventService",
 	HandlerType: (*EventServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ReportEvaluations",
+			Handler:    _EventService_ReportEvaluations_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Track",
