@@ -27,6 +27,7 @@ CLIENT_REQUIREMENTS = (
     "mmh3",
     "google-re2",
     "semver",
+    "orjson",
     "openfeature-sdk",
 )
 SERVER_ONLY = (
@@ -36,7 +37,6 @@ SERVER_ONLY = (
     "yaml",
     "watchdog",
     "cachetools",
-    "orjson",
 )
 
 SCRIPT = """
@@ -122,7 +122,7 @@ def test_the_wheel_carries_the_engine_and_nothing_of_the_server(wheel: Path):
         for line in metadata.splitlines()
         if line.startswith("Requires-Dist:") and "extra ==" not in line
     }
-    assert required == {"grpcio", "protobuf", "mmh3", "google-re2", "semver"}
+    assert required == {"grpcio", "protobuf", "mmh3", "google-re2", "semver", "orjson"}
 
 
 def test_installed_alone_it_evaluates_against_a_control_plane(wheel: Path, tmp_path: Path):
