@@ -202,7 +202,9 @@ def test_sigterm_drains_in_flight_calls_refuses_new_ones_and_exits_0(start) -> N
 
 
 def test_exits_0_by_the_deadline_when_calls_outlive_the_grace(start) -> None:
-    sidecar = start("--shutdown-grace", "0.2", "--shutdown-timeout", "2")
+    # The deadline leaves room for a loaded machine (two cores shared with other test processes):
+    # what is tested is that calls past the grace are cancelled and the exit is clean and bounded.
+    sidecar = start("--shutdown-grace", "0.2", "--shutdown-timeout", "6")
     address, _ = sidecar.wait_ready()
     channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
     stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
@@ -210,8 +212,8 @@ def test_exits_0_by_the_deadline_when_calls_outlive_the_grace(start) -> None:
     time.sleep(0.3)
     began = time.monotonic()
     sidecar.process.send_signal(signal.SIGTERM)
-    assert sidecar.process.wait(timeout=10) == 0
-    assert time.monotonic() - began < 2.5
+    assert sidecar.process.wait(timeout=15) == 0
+    assert time.monotonic() - began < 6.5
     # Calls still queued when the grace ran out were cancelled, not left hanging.
     codes = {call.exception().code() if call.exception() else grpc.StatusCode.OK for call in in_flight}
     assert codes - {grpc.StatusCode.OK} <= {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
