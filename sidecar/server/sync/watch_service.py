@@ -131,7 +131,7 @@ class SyncService:
         self.stats = {"write_timeouts": 0}
 
     async def watch(self, data: bytes, context: Any) -> None:
-        request = await _decode(sync_pb2.WatchRequest, data, context)
+        request = await decode_request(sync_pb2.WatchRequest, data, context)
         flag_set = await _selection(request.selector, context)
         try:
             subscription, snapshot = self.fanout.subscribe(flag_set)
@@ -180,7 +180,7 @@ class SyncService:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, message)
 
     async def fetch(self, data: bytes, context: Any) -> bytes:
-        request = await _decode(sync_pb2.FetchRequest, data, context)
+        request = await decode_request(sync_pb2.FetchRequest, data, context)
         flag_set = await _selection(request.selector, context)
         try:
             snapshot = self.fanout.snapshot(flag_set)
@@ -191,7 +191,7 @@ class SyncService:
         return head + _length_delimited(1, _flag_set_bytes(snapshot))
 
 
-async def _decode(kind: Any, data: bytes, context: Any) -> Any:
+async def decode_request(kind: Any, data: bytes, context: Any) -> Any:
     try:
         return kind.FromString(data)
     except DecodeError as error:
@@ -208,4 +208,12 @@ async def _selection(selector: str, context: Any) -> str | None:
         raise  # abort raises; this is for the type checker
 
 
-__all__ = ["FETCH_METHOD", "SERVICE_NAME", "WATCH_METHOD", "SyncService", "delta_bytes", "full_set_bytes"]
+__all__ = [
+    "FETCH_METHOD",
+    "SERVICE_NAME",
+    "WATCH_METHOD",
+    "SyncService",
+    "decode_request",
+    "delta_bytes",
+    "full_set_bytes",
+]
