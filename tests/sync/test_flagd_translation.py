@@ -337,3 +337,49 @@ def test_a_left_out_flag_is_not_found_in_process():
     core.set_flags(json.dumps(translation.document()))
     with pytest.raises(FlagNotFoundError):
         core.resolve_string_value("regex", "default")
+
+
+def test_fractional_v3_buckets_differ_from_ours_so_splits_stay_out():
+    """The closest fractional to our split (our bucketing string, weights of percentage x 100) still
+    hashes CBOR's header with the text, so users land elsewhere: why splits are left out."""
+    split = {
+        "key": "split-user",
+        "enabled": True,
+        "variants": [{"key": k, "value": k} for k in "abc"],
+        "defaultVariantWhenOn": "a",
+        "rules": [
+            {
+                "distributions": [
+                    {"variant": "a", "percentage": 33.33},
+                    {"variant": "b", "percentage": 33.33},
+                    {"variant": "c", "percentage": 33.34},
+                ]
+            }
+        ],
+    }
+    flag = compile_flag_set({"flags": [split]}).flags["split-user"]
+    fractional = {
+        "fractional": [
+            {"cat": ["split-user:", {"var": "targetingKey"}]},
+            ["a", 3333],
+            ["b", 3333],
+            ["c", 3334],
+        ]
+    }
+    core = FlagdCore()
+    core.set_flags(
+        {
+            "flags": {
+                "split-user": {
+                    "state": "ENABLED",
+                    "variants": {k: k for k in "abc"},
+                    "defaultVariant": "a",
+                    "targeting": fractional,
+                }
+            }
+        }
+    )
+    users = [f"user-{n}" for n in range(200)]
+    ours = [evaluate(flag, build_context(user)).variant for user in users]
+    theirs = [core.resolve_string_value("split-user", "", EvaluationContext(user)).variant for user in users]
+    assert sum(a != b for a, b in zip(ours, theirs, strict=True)) > 50
