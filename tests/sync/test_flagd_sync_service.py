@@ -60,12 +60,21 @@ def test_sync_flags_sends_the_whole_translated_set_then_every_change(plane):
         or "targeting" in flags["banner-color"]
     )
 
-    def to_red(document):
-        next(f for f in document["flags"] if f["key"] == "banner-color")["defaultVariantWhenOn"] = "red"
+    assert "new-checkout" in left_out  # a percentage split
 
-    plane.change(to_red)
+    def set_default(key: str, variant: str):
+        def mutate(document):
+            next(f for f in document["flags"] if f["key"] == key)["defaultVariantWhenOn"] = variant
+
+        return mutate
+
+    # A change to a left-out flag changes nothing served: no message; the next one is the next
+    # change that does.
+    plane.change(set_default("new-checkout", "on"))
+    plane.change(set_default("banner-color", "red"))
     second = received.get(timeout=5)
     assert flags_of(second.flag_configuration)["banner-color"]["defaultVariant"] == "red"
+    assert received.empty()
     call.cancel()
 
 

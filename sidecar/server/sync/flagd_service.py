@@ -75,7 +75,9 @@ class FlagdSyncService:
             translation = translate(
                 snapshot.flags, snapshot.segments, header_properties=self.header_properties
             )
-            document = json.dumps(translation.document(), separators=(",", ":"), ensure_ascii=False)
+            # ASCII (\uXXXX escapes): a protobuf string must be valid UTF-8, which a lone surrogate
+            # in a flag file's text is not.
+            document = json.dumps(translation.document(), separators=(",", ":"))
             context: dict[str, Any] = dict(self.static_context)
             context[CONTEXT_KEY] = {
                 "flagSet": snapshot.flag_set,
@@ -123,6 +125,7 @@ class FlagdSyncService:
             return
         try:
             await self._write(context, self.sync_bytes(snapshot))
+            sent = self.translation(snapshot)[1]
             while True:
                 try:
                     item = await subscription.next(_WAIT)
@@ -132,7 +135,11 @@ class FlagdSyncService:
                 if item is None:
                     continue  # flagd sends nothing while nothing changes (keepalive pings do)
                 latest = item.snapshot if isinstance(item, Change) else item
+                document = self.translation(latest)[1]
+                if document == sent:
+                    continue  # the change touched nothing served in-process (a left-out flag, a version)
                 await self._write(context, self.sync_bytes(latest))
+                sent = document
         finally:
             subscription.cancel()
 
