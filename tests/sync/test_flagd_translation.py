@@ -30,6 +30,7 @@ from sidecar.server.sync.flagd_translation import (
     OPERATION_REASONS,
     SPLIT_REASON,
     TRANSLATED_OPERATIONS,
+    Translator,
     translate,
 )
 
@@ -383,3 +384,21 @@ def test_fractional_v3_buckets_differ_from_ours_so_splits_stay_out():
     ours = [evaluate(flag, build_context(user)).variant for user in users]
     theirs = [core.resolve_string_value("split-user", "", EvaluationContext(user)).variant for user in users]
     assert sum(a != b for a, b in zip(ours, theirs, strict=True)) > 50
+
+
+def test_the_translator_reuses_unchanged_flags_and_retranslates_on_a_segment_change():
+    flag_set = compile_flag_set(document())
+    flags = {key: flag.definition for key, flag in flag_set.flags.items()}
+    segments = {key: segment.definition for key, segment in flag_set.segments.items()}
+    translator = Translator()
+    first = translator.translate(flags, segments)
+    assert json.loads(first.document_text()) == first.document()
+    again = translator.translate(dict(flags), dict(segments))
+    assert all(again.flags[key] is first.flags[key] for key in first.flags)  # reused, not rebuilt
+    # A segment's change reaches the flags that inline it.
+    changed = compile_flag_set({**document(), "segments": [*SEGMENTS[:2], {"key": "nobody", "rules": [{}]}]})
+    after = translator.translate(
+        flags, {key: segment.definition for key, segment in changed.segments.items()}
+    )
+    assert after.flags["in-empty-segment"]["targeting"] != first.flags["in-empty-segment"]["targeting"]
+    assert after.flags["static-bool"] == first.flags["static-bool"]

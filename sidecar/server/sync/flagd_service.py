@@ -20,7 +20,6 @@ whatever the number of streams. The selector is the flagd-selector header, else 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -32,7 +31,7 @@ from flagd.sync.v1 import sync_pb2
 
 from ..edge import fill_struct
 from .fanout import Change, Snapshot, SubscriptionClosed, SyncFanout, UnknownFlagSet
-from .flagd_translation import Translation, translate
+from .flagd_translation import Translation, Translator
 from .selector import FLAG_SET_KEY, SelectorError, parse_selector
 from .watch_service import decode_request
 
@@ -60,7 +59,7 @@ class FlagdSyncService:
             raise ValueError("write_timeout must be positive")
         self.fanout = fanout
         self.static_context = dict(static_context or {})
-        self.header_properties = header_properties
+        self._translator = Translator(header_properties)
         self.write_timeout = write_timeout
         self.stats = {"write_timeouts": 0}
         # The last snapshot translated, and its translation (the bytes are cached on the snapshot).
@@ -72,12 +71,8 @@ class FlagdSyncService:
         """(translation, flag document, sync context) of a snapshot (loop thread only)."""
         cached = self._last[1] if self._last is not None and self._last[0] is snapshot else None
         if cached is None:
-            translation = translate(
-                snapshot.flags, snapshot.segments, header_properties=self.header_properties
-            )
-            # ASCII (\uXXXX escapes): a protobuf string must be valid UTF-8, which a lone surrogate
-            # in a flag file's text is not.
-            document = json.dumps(translation.document(), separators=(",", ":"))
+            translation = self._translator.translate(snapshot.flags, snapshot.segments)
+            document = translation.document_text()
             context: dict[str, Any] = dict(self.static_context)
             context[CONTEXT_KEY] = {
                 "flagSet": snapshot.flag_set,

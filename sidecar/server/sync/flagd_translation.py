@@ -24,6 +24,7 @@ What is translated:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,13 +90,68 @@ class _LeftOut(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Translation:
-    """A flag set in flagd's format: the flags translated, and the ones left out with why."""
+    """A flag set in flagd's format: the flags translated (as JSON values and as JSON text), and
+    the ones left out with why."""
 
     flags: Mapping[str, Json]
     left_out: Mapping[str, str]
+    texts: Mapping[str, str]  # key -> the flag's JSON text
 
     def document(self) -> dict[str, Json]:
         return {"flags": dict(self.flags)}
+
+    def document_text(self) -> str:
+        """`document()` as compact JSON, from the flags' texts."""
+        return '{"flags":{' + ",".join(f"{_text(key)}:{text}" for key, text in self.texts.items()) + "}}"
+
+
+def _text(value: Json) -> str:
+    # ASCII (\uXXXX escapes): a protobuf string must be valid UTF-8, which a lone surrogate in a
+    # flag file's text is not.
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Translator:
+    """Translates successive flag sets, reusing each flag's translation while its definition is the
+    same object and the segments are equal (the fan-out keeps an unchanged flag's definition from
+    one snapshot to the next), so a change costs what changed plus the document's assembly."""
+
+    def __init__(self, header_properties: frozenset[str] = frozenset()) -> None:
+        """`header_properties`: the context keys the sidecar fills from request headers
+        (--context-from-header), which an in-process provider never sees."""
+        self.header_properties = header_properties
+        self._segments: Mapping[str, SegmentDefinition] | None = None
+        # key -> (definition, its flagd JSON and text, or None and why it is left out)
+        self._known: dict[str, tuple[FlagDefinition, Json, str]] = {}
+
+    def translate(
+        self, flags: Mapping[str, FlagDefinition], segments: Mapping[str, SegmentDefinition]
+    ) -> Translation:
+        """Every flag that translates exactly, and the reason for each that does not."""
+        if self._segments is None or self._segments != segments:
+            self._known.clear()
+            self._segments = dict(segments)
+        known: dict[str, tuple[FlagDefinition, Json, str]] = {}
+        translated: dict[str, Json] = {}
+        texts: dict[str, str] = {}
+        left_out: dict[str, str] = {}
+        single = _Single(segments, self.header_properties)
+        for key, flag in flags.items():
+            entry = self._known.get(key)
+            if entry is None or entry[0] is not flag:
+                try:
+                    value = single.flag(flag)
+                    entry = (flag, value, _text(value))
+                except _LeftOut as why:
+                    entry = (flag, None, str(why))
+            known[key] = entry
+            if entry[1] is None:
+                left_out[key] = entry[2]
+            else:
+                translated[key] = entry[1]
+                texts[key] = entry[2]
+        self._known = known
+        return Translation(translated, left_out, texts)
 
 
 def translate(
@@ -104,22 +160,13 @@ def translate(
     *,
     header_properties: frozenset[str] = frozenset(),
 ) -> Translation:
-    """Every flag that translates exactly, and the reason for each that does not.
-
-    `header_properties`: the context keys the sidecar fills from request headers
-    (--context-from-header), which an in-process provider never sees."""
-    translated: dict[str, Json] = {}
-    left_out: dict[str, str] = {}
-    translator = _Translator(segments, header_properties)
-    for key, flag in flags.items():
-        try:
-            translated[key] = translator.flag(flag)
-        except _LeftOut as why:
-            left_out[key] = str(why)
-    return Translation(translated, left_out)
+    """One flag set's translation (Translator.translate, with nothing to reuse)."""
+    return Translator(header_properties).translate(flags, segments)
 
 
-class _Translator:
+class _Single:
+    """One flag set's flags, one at a time."""
+
     def __init__(self, segments: Mapping[str, SegmentDefinition], header_properties: frozenset[str]) -> None:
         self._segments = segments
         self._header_properties = header_properties
@@ -255,5 +302,6 @@ __all__ = [
     "SPLIT_REASON",
     "TRANSLATED_OPERATIONS",
     "Translation",
+    "Translator",
     "translate",
 ]
