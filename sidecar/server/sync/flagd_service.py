@@ -19,7 +19,6 @@ whatever the number of streams. The selector is the flagd-selector header, else 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
@@ -30,10 +29,11 @@ from google.protobuf.struct_pb2 import Struct
 from flagd.sync.v1 import sync_pb2
 
 from ..edge import fill_struct
-from .fanout import Change, Snapshot, SubscriptionClosed, SyncFanout, UnknownFlagSet
+from .calls import decode_request, subscribe, write_within
+from .calls import snapshot as read_snapshot
+from .fanout import Change, Snapshot, SubscriptionClosed, SyncFanout
 from .flagd_translation import Translation, Translator
 from .selector import FLAG_SET_KEY, SelectorError, parse_selector
-from .watch_service import decode_request
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,7 @@ class FlagdSyncService:
     async def sync_flags(self, data: bytes, context: Any) -> None:
         request = await decode_request(sync_pb2.SyncFlagsRequest, data, context)
         flag_set = await _selection(request.selector, context)
-        try:
-            subscription, snapshot = self.fanout.subscribe(flag_set)
-        except UnknownFlagSet as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-            return
-        except SubscriptionClosed as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{error}; reconnect")
-            return
+        subscription, snapshot = await subscribe(self.fanout, flag_set, context)
         try:
             await self._write(context, self.sync_bytes(snapshot))
             sent = self.translation(snapshot)[1]
@@ -139,35 +132,20 @@ class FlagdSyncService:
             subscription.cancel()
 
     async def _write(self, context: Any, data: bytes) -> None:
-        try:
-            await asyncio.wait_for(context.write(data), self.write_timeout)
-        except TimeoutError:
-            self.stats["write_timeouts"] += 1
-            message = (
-                f"stream closed: its client took no message for {self.write_timeout:g}s "
-                "(--stream-idle-timeout); reconnect to get the whole set"
-            )
-            log.info("%s from %s: %s", SYNC_FLAGS_METHOD, context.peer(), message)
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+        then = "reconnect to get the whole set"
+        await write_within(context, data, self.write_timeout, self.stats, SYNC_FLAGS_METHOD, then)
 
     async def fetch_all_flags(self, data: bytes, context: Any) -> bytes:
         request = await decode_request(sync_pb2.FetchAllFlagsRequest, data, context)
-        snapshot = await self._snapshot(await _selection(request.selector, context), context)
+        snapshot = await read_snapshot(self.fanout, await _selection(request.selector, context), context)
         return sync_pb2.FetchAllFlagsResponse(
             flag_configuration=self.translation(snapshot)[1]
         ).SerializeToString()
 
     async def get_metadata(self, data: bytes, context: Any) -> bytes:
         await decode_request(sync_pb2.GetMetadataRequest, data, context)
-        snapshot = await self._snapshot(await _selection("", context), context)
+        snapshot = await read_snapshot(self.fanout, await _selection("", context), context)
         return sync_pb2.GetMetadataResponse(metadata=self._sync_context(snapshot)).SerializeToString()
-
-    async def _snapshot(self, flag_set: str | None, context: Any) -> Snapshot:
-        try:
-            return self.fanout.snapshot(flag_set)
-        except UnknownFlagSet as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-            raise  # abort raises; this is for the type checker
 
 
 def flagd_selector(header: str | None, field: str) -> str | None:

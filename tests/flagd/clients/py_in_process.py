@@ -28,27 +28,9 @@ from typing import Any
 from openfeature import api
 from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
-from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import EventDetails, ProviderEvent
 from openfeature.provider import ProviderStatus
-
-
-def evaluate(client: Any, check: dict[str, Any]) -> dict[str, Any]:
-    context = EvaluationContext(targeting_key=check.get("targetingKey"), attributes=check.get("context", {}))
-    method = {
-        "boolean": client.get_boolean_details,
-        "string": client.get_string_details,
-        "integer": client.get_integer_details,
-        "float": client.get_float_details,
-        "object": client.get_object_details,
-    }[check["type"]]
-    details = method(check["flag"], check["default"], context)
-    return {
-        "value": details.value,
-        "reason": str(details.reason.value if hasattr(details.reason, "value") else details.reason),
-        "variant": details.variant,
-        "errorCode": details.error_code.value if details.error_code else None,
-    }
+from py_client import evaluate  # this script's directory is on sys.path
 
 
 def wait_ready(client: Any, seconds: float) -> bool:
