@@ -4,6 +4,7 @@ sync listener on a real port, grpc clients with the sidecar's own copy of flagd'
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 
@@ -12,6 +13,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from flagd.sync.v1 import sync_pb2, sync_pb2_grpc
+from tests.conftest import eventually
 
 from .helpers import ControlPlane, start_control_plane, stop_control_plane
 
@@ -150,3 +152,38 @@ def test_shutdown_ends_sync_flags_with_unavailable(tmp_path):
         next(stream)
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     stop_control_plane(plane)
+
+
+def test_what_is_left_out_is_logged_once_per_change(plane, caplog):
+    caplog.set_level(logging.INFO, logger="sidecar.server.sync.flagd_service")
+    client = stub(plane)
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "flagd_sync_left_out"]
+
+    client.FetchAllFlags(sync_pb2.FetchAllFlagsRequest(), timeout=5)
+    client.FetchAllFlags(sync_pb2.FetchAllFlagsRequest(), timeout=5)
+    assert len(logged()) == 1
+    assert "newly: " in logged()[0]
+    assert "new-checkout: percentage split" in logged()[0]
+
+    def edit(key: str, **fields):
+        def mutate(document):
+            next(f for f in document["flags"] if f["key"] == key).update(fields)
+
+        return mutate
+
+    plane.change(edit("banner-color", defaultVariantWhenOn="red"))  # still served: nothing to say
+    eventually(
+        lambda: '"red"' in client.FetchAllFlags(sync_pb2.FetchAllFlagsRequest(), timeout=5).flag_configuration
+    )
+    assert len(logged()) == 1
+    split = [{"distributions": [{"variant": "blue", "percentage": 50}, {"variant": "red", "percentage": 50}]}]
+    plane.change(edit("banner-color", rules=split))
+
+    def fetched_then_logged() -> list[str]:
+        client.FetchAllFlags(sync_pb2.FetchAllFlagsRequest(), timeout=5)  # translates the new set
+        return logged()
+
+    eventually(lambda: len(fetched_then_logged()) == 2)
+    assert "newly: banner-color: percentage split" in logged()[1]

@@ -64,6 +64,7 @@ class FlagdSyncService:
         self.stats = {"write_timeouts": 0}
         # The last snapshot translated, and its translation (the bytes are cached on the snapshot).
         self._last: tuple[Snapshot, tuple[Translation, str, dict[str, Any]]] | None = None
+        self._left_out: dict[str, str] = {}  # as last logged
 
     # ------------------------------------------------------------ encoding (once per snapshot)
 
@@ -79,18 +80,28 @@ class FlagdSyncService:
                 "revision": str(snapshot.revision),  # a Struct number is a double: text keeps it exact
                 "leftOut": dict(translation.left_out),
             }
-            if translation.left_out:
-                log.info(
-                    "flagd sync: %d of %d flags left out for in-process providers (revision %d): %s",
-                    len(translation.left_out),
-                    len(snapshot.flags),
-                    snapshot.revision,
-                    "; ".join(f"{key}: {why}" for key, why in sorted(translation.left_out.items())),
-                    extra={"event": "flagd_sync_left_out"},
-                )
+            self._log_left_out(snapshot, translation.left_out)
             cached = (translation, document, context)
             self._last = (snapshot, cached)
         return cached
+
+    def _log_left_out(self, snapshot: Snapshot, left_out: Mapping[str, str]) -> None:
+        """Log, once per change, the flags this change left out (each with its reason) and how many
+        are left out in all: not the whole list again on every change."""
+        new = {key: why for key, why in left_out.items() if self._left_out.get(key) != why}
+        back = len(self._left_out.keys() - left_out.keys())
+        self._left_out = dict(left_out)
+        if not new and not back:
+            return
+        log.info(
+            "flagd sync (revision %d): %d of %d flags left out for in-process providers%s%s",
+            snapshot.revision,
+            len(left_out),
+            len(snapshot.flags),
+            "; newly: " + "; ".join(f"{key}: {why}" for key, why in sorted(new.items())) if new else "",
+            f"; {back} served again or removed" if back else "",
+            extra={"event": "flagd_sync_left_out"},
+        )
 
     def _sync_context(self, snapshot: Snapshot) -> Struct:
         return fill_struct(Struct(), self.translation(snapshot)[2])
