@@ -5,7 +5,8 @@ provider (clients/py_in_process.py, in its own process) follows SyncFlags and ev
 openfeature-flagd-core, next to the same provider in RPC mode on the sidecar's --listen port.
 For every check whose flag is served in-process, both answer the same value, variant and reason;
 a flag left out is listed in the sync context and is FLAG_NOT_FOUND in-process, never a wrong
-answer; an edit of the flag file reaches the in-process provider.
+answer; an edit of the flag file reaches the in-process provider; the sidecar's --context-value
+pairs reach it through sync_context.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import yaml
 
 from tests.conftest import eventually, write_flag_file
 from tests.serve_process import ServeProcess
-from tests.sync.test_flagd_translation import CONTEXTS, MISSING, document
+from tests.sync.test_flagd_translation import CONTEXTS, MISSING, constraint, document, rule_flag
 
 HERE = Path(__file__).parent
 CONFORMANCE = HERE.parent / "conformance"
@@ -64,10 +65,10 @@ def check(flag_key: str, kind: str, targeting_key: str | None, context: dict[str
 
 
 class InProcessRun:
-    def __init__(self, tmp_path: Path, flags: dict[str, Any]) -> None:
+    def __init__(self, tmp_path: Path, flags: dict[str, Any], *serve_options: str) -> None:
         self.flag_file = write_flag_file(tmp_path / "flags.yaml", flags)
         self.tmp_path = tmp_path
-        self.process = ServeProcess(self.flag_file, "--sync-listen", "127.0.0.1:0")
+        self.process = ServeProcess(self.flag_file, "--sync-listen", "127.0.0.1:0", *serve_options)
 
         def ports() -> tuple[int, int] | None:
             if self.process.process.poll() is not None:
@@ -108,8 +109,8 @@ class InProcessRun:
 def start(tmp_path):
     runs: list[InProcessRun] = []
 
-    def started(flags: dict[str, Any]) -> InProcessRun:
-        runs.append(InProcessRun(tmp_path, flags))
+    def started(flags: dict[str, Any], *serve_options: str) -> InProcessRun:
+        runs.append(InProcessRun(tmp_path, flags, *serve_options))
         return runs[-1]
 
     yield started
@@ -217,3 +218,26 @@ def test_the_sidecar_logs_what_it_left_out(start):
     run.run([check("static-string", "string", "u1", {})])
     eventually(lambda: "left out for in-process providers" in run.process.log, timeout=5)
     assert "split-user: percentage split" in run.process.log
+
+
+def test_context_values_reach_the_in_process_provider_and_header_mapped_properties_are_left_out(start):
+    flags = {
+        "flags": [
+            rule_flag("by-region", constraint("ONE_OF", "eu", prop="region")),
+            rule_flag("by-tenant", constraint("ONE_OF", "acme", prop="tenant")),
+        ]
+    }
+    run = start(flags, "--context-value", "region=eu", "--context-from-header", "x-tenant=tenant")
+    checks = [
+        check("by-region", "string", "u1", {}),
+        check("by-region", "string", "u1", {"region": "us"}),  # the sidecar's value wins, as flagd's -X
+        check("by-tenant", "string", "u1", {"tenant": "acme"}),
+    ]
+
+    report = run.run(checks)
+
+    assert report["ready"], report
+    assert report["syncContext"]["region"] == "eu"
+    assert "--context-from-header" in report["syncContext"]["$flagSidecar"]["leftOut"]["by-tenant"]
+    assert assert_served_alike(report, checks) == 2
+    assert [r["inProcess"]["variant"] for r in report["results"][:2]] == ["yes", "yes"]
