@@ -3,10 +3,10 @@
 For each translated operation, every context of CONTEXTS (strings, other strings, "", numbers,
 booleans, null, a missing property, lists and objects; with and without a targeting key) gets
 the same value, variant and reason from openfeature-flagd-core's FlagdCore (the evaluator inside
-the Python in-process provider) on the translated document as from our engine on the context the
-sidecar's flagd RPC services build from the same request (ContextRules.merge: numbers through a
-Struct, lists and objects dropped). FlagdCore imports none of flagd's protobuf modules, so it can
-share this process with the sidecar (proto/flagd/README.md).
+the Python in-process provider; pyproject's bench extra) on the translated document as from our
+engine on the context the sidecar's flagd RPC services build from the same request
+(ContextRules.merge: numbers through a Struct, lists and objects dropped). FlagdCore imports none
+of flagd's protobuf modules, so it can share this process with the sidecar (proto/flagd/README.md).
 """
 
 from __future__ import annotations
