@@ -34,11 +34,11 @@ from sidecar.server.sync.flagd_translation import (
     translate,
 )
 
-VALUES: list[Any] = ["pro", "Pro", "pro-plus", "x-pro", "", "enterprise", 5, 5.0, 0, True, False, None]
+VALUES: list[Any] = ["pro", "Pro", "pro-plus", "x-pro", "", "0", "enterprise", 5, 5.0, 0, True, False, None]
 STRUCTURES: list[Any] = [["pro"], {"plan": "pro"}]
 MISSING = object()
 CONTEXTS: list[tuple[str | None, Any]] = [
-    (key, value) for key in (None, "", "u1", "pro") for value in [*VALUES, *STRUCTURES, MISSING]
+    (key, value) for key in (None, "", "0", "u1", "pro") for value in [*VALUES, *STRUCTURES, MISSING]
 ]
 
 
