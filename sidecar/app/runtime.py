@@ -228,6 +228,7 @@ class Runtime:
         settings = self.settings
         if not settings.sync_listen:
             return None
+        flagd = self._flagd_settings()
         sync = SyncServer(
             self.store,
             (settings.sync_listen,),
@@ -240,6 +241,9 @@ class Runtime:
             ),
             metrics=self.metrics,
             handshake_timeout=settings.handshake_timeout,
+            # flagd's sync protocol hands in-process providers the context the flagd services add.
+            static_context=flagd.context.static_values,
+            header_properties=frozenset(flagd.context.header_keys.values()),
         )
         try:
             sync.start()
@@ -300,12 +304,14 @@ class Runtime:
                 max_response_bytes=settings.max_response_bytes,
             ),
             events=self.events,
-            # Checked when the options were parsed (sidecar.server.settings).
-            flagd=FlagdSettings.from_options(
-                settings.context_value or (), settings.context_from_header or ()
-            ),
+            flagd=self._flagd_settings(),
             stream_limits=self._stream_limits(),
         )
+
+    def _flagd_settings(self) -> FlagdSettings:
+        settings = self.settings
+        # Checked when the options were parsed (sidecar.server.settings).
+        return FlagdSettings.from_options(settings.context_value or (), settings.context_from_header or ())
 
     def _stream_limits(self) -> StreamLimits:
         settings = self.settings

@@ -181,14 +181,15 @@ class SyncOptions:
         parse_sync_listen,
         "",
         "HOST:PORT",
-        "serve flagsidecar.v1.SyncService (Watch, Fetch) on this grpc.aio listener, for sidecars "
-        "with --source grpc://HOST:PORT: on = 127.0.0.1:8015, off = none (TLS as --listen)",
+        "serve flagsidecar.v1.SyncService (Watch, Fetch) and flagd.sync.v1.FlagSyncService on this "
+        "grpc.aio listener, for sidecars with --source grpc://HOST:PORT and flagd's in-process "
+        "providers: on = 127.0.0.1:8015, off = none (TLS as --listen)",
     )
     sync_max_streams: int = option(
         parse_positive_count,
         4096,
         "N",
-        "Watch streams open at once on the sync listener (no thread each); more are refused "
+        "Watch and SyncFlags streams open at once on the sync listener (no thread each); more are refused "
         "(RESOURCE_EXHAUSTED). --max-streams-per-connection and --stream-idle-timeout apply too",
     )
 

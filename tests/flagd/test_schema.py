@@ -15,28 +15,32 @@ from google.protobuf import descriptor_pb2
 
 from flagd.evaluation.v1 import evaluation_pb2 as v1
 from flagd.evaluation.v2 import evaluation_pb2 as v2
+from flagd.sync.v1 import sync_pb2
 
 DUMP = """
 import sys
 from importlib import import_module
-module = import_module("openfeature.schemas.protobuf.flagd.evaluation.{version}.evaluation_pb2")
+module = import_module("openfeature.schemas.protobuf.flagd.{module}_pb2")
 sys.stdout.buffer.write(module.DESCRIPTOR.serialized_pb)
 """
 
 
-def providers_descriptor(version: str) -> descriptor_pb2.FileDescriptorProto:
+def providers_descriptor(module: str) -> descriptor_pb2.FileDescriptorProto:
     completed = subprocess.run(
-        [sys.executable, "-c", DUMP.format(version=version)], capture_output=True, check=True, timeout=30
+        [sys.executable, "-c", DUMP.format(module=module)], capture_output=True, check=True, timeout=30
     )
     return descriptor_pb2.FileDescriptorProto.FromString(completed.stdout)
 
 
-@pytest.mark.parametrize(("version", "ours"), [("v1", v1), ("v2", v2)])
-def test_descriptors_match_the_python_providers(version, ours):
-    theirs = providers_descriptor(version)
+@pytest.mark.parametrize(
+    ("module", "ours"),
+    [("evaluation.v1.evaluation", v1), ("evaluation.v2.evaluation", v2), ("sync.v1.sync", sync_pb2)],
+)
+def test_descriptors_match_the_python_providers(module, ours):
+    theirs = providers_descriptor(module)
     mine = descriptor_pb2.FileDescriptorProto.FromString(ours.DESCRIPTOR.serialized_pb)
     # Only the file name differs (the provider keeps the file under openfeature/schemas/...).
-    assert mine.name == f"flagd/evaluation/{version}/evaluation.proto"
+    assert mine.name == "flagd/" + module.replace(".", "/") + ".proto"
     theirs.name = mine.name
     assert mine == theirs
 

@@ -123,7 +123,8 @@ def test_a_downstream_follows_a_control_plane_over_mutual_tls(tmp_path):
     fleet = Fleet(tmp_path, *tls, "--tls-client-ca", str(certs.ca.cert), scheme="grpcs", query=client)
     try:
         assert "sync listener on 127.0.0.1" in fleet.control_plane.log
-        assert "(TLS; services: flagsidecar.v1.SyncService)" in fleet.control_plane.log
+        services = "flagsidecar.v1.SyncService, flagd.sync.v1.FlagSyncService"
+        assert f"(TLS; services: {services})" in fleet.control_plane.log
         downstream = fleet.downstream()
         assert banner(downstream) == "blue"
         fleet.set_banner("red")

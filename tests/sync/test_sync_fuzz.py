@@ -39,9 +39,11 @@ def test_the_sync_listener_survives_fuzzed_calls(control_plane, kind):
     methods = grpc_fuzz.reflected_methods(channel)
     assert {m.service for m in methods} == {
         "flagsidecar.v1.SyncService",
+        "flagd.sync.v1.FlagSyncService",
         "grpc.reflection.v1alpha.ServerReflection",
     }
-    words = grpc_fuzz.vocabulary(methods, [*_words(SAMPLE_FLAGS), "flag-set=default", "flag-set"])
+    selectors = ["flag-set=default", "flag-set", "flagSetId=default", "flagd-selector"]
+    words = grpc_fuzz.vocabulary(methods, [*_words(SAMPLE_FLAGS), *selectors])
     report = grpc_fuzz.Report()
     for case in grpc_fuzz.cases(f"sync-{kind}", FACTORIES[kind], methods, CASES_PER_KIND, SEED, words):
         report.add(case, grpc_fuzz.run(channel, case))

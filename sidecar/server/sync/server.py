@@ -1,4 +1,5 @@
-"""The sync listener (--sync-listen): flagsidecar.v1.SyncService on a grpc.aio server.
+"""The sync listener (--sync-listen): flagsidecar.v1.SyncService and flagd's flagd.sync.v1
+FlagSyncService (flagd_service.py) on a grpc.aio server, over one fan-out.
 
 Why a server of its own: the main server is grpcio's sync server, where every open stream holds a
 worker thread (streams.py), and a control plane holds a stream per sidecar and SDK of the fleet.
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import grpc
@@ -37,6 +38,8 @@ from ..listeners import BoundAddress, TlsFiles, bind, remove_socket_files, serve
 from ..metrics import SidecarMetrics
 from ..streams import StreamAdmission, StreamLimits
 from .fanout import DEFAULT_LOG_SIZE, DEFAULT_QUEUE_SIZE, SyncFanout
+from .flagd_service import SERVICE_NAME as FLAGD_SERVICE_NAME
+from .flagd_service import SYNC_FLAGS_METHOD, FlagdSyncService
 from .selector import DEFAULT_FLAG_SET
 from .watch_service import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -80,9 +83,13 @@ class SyncServer:
         log_size: int = DEFAULT_LOG_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         keepalive: Sequence[tuple[str, int]] = KEEPALIVE_OPTIONS,
+        static_context: Mapping[str, str] | None = None,
+        header_properties: frozenset[str] = frozenset(),
     ) -> None:
         """`keepalive`: the server's keepalive channel arguments (KEEPALIVE_OPTIONS; a test scales
-        them down)."""
+        them down). `static_context` and `header_properties`: flagd's context enrichment as the
+        flagd services apply it (--context-value pairs; the keys --context-from-header fills),
+        which flagd's sync protocol hands to in-process providers (flagd_service.py)."""
         self._store = store
         self._keepalive = tuple(keepalive)
         self._listen = tuple(listen)
@@ -94,6 +101,9 @@ class SyncServer:
         self._heartbeat_interval = heartbeat_interval
         self._log_size = log_size
         self._queue_size = queue_size
+        self._static_context = dict(static_context or {})
+        self._header_properties = header_properties
+        self.flagd: FlagdSyncService | None = None
         self.bound: list[BoundAddress] = []
         self.fanout: SyncFanout | None = None
         self.service: SyncService | None = None
@@ -128,7 +138,7 @@ class SyncServer:
                 "sync listener on %s (%s; services: %s)",
                 entry.address,
                 "TLS" if entry.tls else "plaintext",
-                SERVICE_NAME,
+                f"{SERVICE_NAME}, {FLAGD_SERVICE_NAME}",
                 extra={"event": "sync_listening"},
             )
 
@@ -174,6 +184,26 @@ class SyncServer:
                 ),
             }
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+            flagd = FlagdSyncService(
+                fanout, self._static_context, self._header_properties, self.streams.limits.idle_timeout
+            )
+            self.flagd = flagd
+            flagd_handlers = {
+                "SyncFlags": grpc.unary_stream_rpc_method_handler(
+                    self.streams.guard_async(SYNC_FLAGS_METHOD, flagd.sync_flags),
+                    request_deserializer=identity,
+                    response_serializer=identity,
+                ),
+                "FetchAllFlags": grpc.unary_unary_rpc_method_handler(
+                    flagd.fetch_all_flags, request_deserializer=identity, response_serializer=identity
+                ),
+                "GetMetadata": grpc.unary_unary_rpc_method_handler(
+                    flagd.get_metadata, request_deserializer=identity, response_serializer=identity
+                ),
+            }
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(FLAGD_SERVICE_NAME, flagd_handlers),)
+            )
             server.add_generic_rpc_handlers((self._reflection(),))
             self.bound = [bind(server, address, credentials) for address in self._listen]
             await server.start()
@@ -193,7 +223,9 @@ class SyncServer:
     def _reflection(self) -> grpc.GenericRpcHandler:
         """grpc_reflection's aio servicer, with the requests decoded here: its own decoding answers a
         malformed one INTERNAL and logs a traceback (as on the main server: decoding.py)."""
-        servicer = reflection.aio.ReflectionServicer((SERVICE_NAME, reflection.SERVICE_NAME))
+        servicer = reflection.aio.ReflectionServicer(
+            (SERVICE_NAME, FLAGD_SERVICE_NAME, reflection.SERVICE_NAME)
+        )
         method = f"{reflection.SERVICE_NAME}/ServerReflectionInfo"
 
         async def info(requests: Any, context: Any) -> Any:

@@ -13,21 +13,18 @@ holds its buffers for no longer than that. While nothing changes it sends a hear
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any, Final
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from flagsidecar.v1 import sync_pb2
 from sidecar.engine import FlagSetDefinition
 from sidecar.schema import flag_set_to_message, flag_to_message, segment_to_message
 
-from .fanout import Change, Resync, Snapshot, SubscriptionClosed, SyncFanout, UnknownFlagSet
+from .calls import decode_request, subscribe, write_within
+from .calls import snapshot as read_snapshot
+from .fanout import Change, Resync, Snapshot, SubscriptionClosed, SyncFanout
 from .selector import SelectorError, parse_selector
-
-log = logging.getLogger(__name__)
 
 SERVICE_NAME: Final = "flagsidecar.v1.SyncService"
 WATCH_METHOD: Final = f"{SERVICE_NAME}/Watch"
@@ -131,16 +128,9 @@ class SyncService:
         self.stats = {"write_timeouts": 0}
 
     async def watch(self, data: bytes, context: Any) -> None:
-        request = await _decode(sync_pb2.WatchRequest, data, context)
+        request = await decode_request(sync_pb2.WatchRequest, data, context)
         flag_set = await _selection(request.selector, context)
-        try:
-            subscription, snapshot = self.fanout.subscribe(flag_set)
-        except UnknownFlagSet as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-            return
-        except SubscriptionClosed as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{error}; reconnect")
-            return
+        subscription, snapshot = await subscribe(self.fanout, flag_set, context)
         try:
             revision = snapshot.revision
             if request.since_revision:
@@ -168,36 +158,15 @@ class SyncService:
             subscription.cancel()
 
     async def _write(self, context: Any, data: bytes, revision: int) -> None:
-        try:
-            await asyncio.wait_for(context.write(data), self.write_timeout)
-        except TimeoutError:
-            self.stats["write_timeouts"] += 1
-            message = (
-                f"stream closed: its client took no message for {self.write_timeout:g}s "
-                f"(--stream-idle-timeout); reconnect with since_revision={revision} to resume"
-            )
-            log.info("%s from %s: %s", WATCH_METHOD, context.peer(), message)
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+        then = f"reconnect with since_revision={revision} to resume"
+        await write_within(context, data, self.write_timeout, self.stats, WATCH_METHOD, then)
 
     async def fetch(self, data: bytes, context: Any) -> bytes:
-        request = await _decode(sync_pb2.FetchRequest, data, context)
+        request = await decode_request(sync_pb2.FetchRequest, data, context)
         flag_set = await _selection(request.selector, context)
-        try:
-            snapshot = self.fanout.snapshot(flag_set)
-        except UnknownFlagSet as error:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
-            raise  # abort raises; this is for the type checker
+        snapshot = await read_snapshot(self.fanout, flag_set, context)
         head = sync_pb2.FetchResponse(flag_set_name=snapshot.flag_set).SerializeToString()
         return head + _length_delimited(1, _flag_set_bytes(snapshot))
-
-
-async def _decode(kind: Any, data: bytes, context: Any) -> Any:
-    try:
-        return kind.FromString(data)
-    except DecodeError as error:
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {kind.DESCRIPTOR.name}: {error}"
-        )
 
 
 async def _selection(selector: str, context: Any) -> str | None:
@@ -208,4 +177,11 @@ async def _selection(selector: str, context: Any) -> str | None:
         raise  # abort raises; this is for the type checker
 
 
-__all__ = ["FETCH_METHOD", "SERVICE_NAME", "WATCH_METHOD", "SyncService", "delta_bytes", "full_set_bytes"]
+__all__ = [
+    "FETCH_METHOD",
+    "SERVICE_NAME",
+    "WATCH_METHOD",
+    "SyncService",
+    "delta_bytes",
+    "full_set_bytes",
+]
