@@ -29,11 +29,13 @@ class Fleet:
     ) -> None:
         self.document = copy.deepcopy(SAMPLE_FLAGS)
         self.flag_file = write_flag_file(tmp_path / "flags.yaml", self.document)
-        self.sync_port = free_port()
+        # Port 0 at first, read back from the log: a port probed free here could be handed to the
+        # process's own --listen 127.0.0.1:0 before its sync listener binds it. A restart reuses it.
+        self.sync_port = 0
         self.options = control_plane_options
-        self.upstream = f"{scheme}://localhost:{self.sync_port}?backoff_max=0.5{query}"
         self.processes: list[ServeProcess] = []
         self.control_plane = self.start_control_plane()
+        self.upstream = f"{scheme}://localhost:{self.sync_port}?backoff_max=0.5{query}"
 
     def start_control_plane(self) -> ServeProcess:
         process = ServeProcess(self.flag_file, "--sync-listen", f"127.0.0.1:{self.sync_port}", *self.options)
@@ -42,6 +44,9 @@ class Fleet:
             lambda: "sync listener on" in process.log or process.process.poll() is not None, timeout=15
         )
         assert process.process.poll() is None, process.log
+        bound = re.search(r"sync listener on 127\.0\.0\.1:(\d+)", process.log)
+        assert bound, process.log
+        self.sync_port = int(bound.group(1))
         return process
 
     def downstream(self, *extra: str) -> ServeProcess:
