@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ class ControlPlane:
     def __init__(self, flag_file: Path, events_dir: Path, *extra: str) -> None:
         self.flag_file = flag_file
         self.events_dir = events_dir
-        self.sync_port = free_port()
-        self.listen_port = free_port()
+        # Port 0 at the first start, read back from the log (a port probed free here could go to
+        # the process's management listener, which binds first); a restart reuses them.
+        self.sync_port = 0
+        self.listen_port = 0
         self.extra = extra
         self.process: ServeProcess | None = None
         self.start()
@@ -54,7 +57,10 @@ class ControlPlane:
             lambda: "sync listener on" in process.log or process.process.poll() is not None, timeout=15
         )
         assert process.process.poll() is None, process.log
-        process.address()
+        self.listen_port = int(process.address().rpartition(":")[2])
+        bound = re.search(r"sync listener on 127\.0\.0\.1:(\d+)", process.log)
+        assert bound, process.log
+        self.sync_port = int(bound.group(1))
         self.process = process
 
     def stop(self) -> None:
