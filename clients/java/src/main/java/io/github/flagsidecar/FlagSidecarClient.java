@@ -12,8 +12,11 @@ import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.stub.AbstractStub;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
@@ -97,7 +100,13 @@ public final class FlagSidecarClient implements AutoCloseable {
      * UnavailableException} if it cannot.
      */
     public FlagSidecarClient build() {
-      return new FlagSidecarClient(Grpc.newChannelBuilder(target, credentials).build(), timeout);
+      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target, credentials);
+      if (channel instanceof NettyChannelBuilder netty && target.startsWith("unix:")) {
+        // grpc-java sets SO_KEEPALIVE on every connection, and Netty logs a warning for each Unix
+        // socket one, which has no such option; null removes it.
+        netty.withOption(ChannelOption.SO_KEEPALIVE, null);
+      }
+      return new FlagSidecarClient(channel.build(), timeout);
     }
   }
 
