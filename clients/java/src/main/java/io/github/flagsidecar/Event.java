@@ -1,5 +1,7 @@
 package io.github.flagsidecar;
 
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 
@@ -14,7 +16,7 @@ public record Event(String name, User user, Map<String, ?> details) {
   public Event {
     Objects.requireNonNull(name, "name");
     Objects.requireNonNull(user, "user");
-    details = details == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(details));
+    details = details == null ? Map.of() : Collections.unmodifiableMap(new LinkedHashMap<>(details));
   }
 
   /** An event with no details. */

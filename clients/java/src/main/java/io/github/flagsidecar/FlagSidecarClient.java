@@ -8,6 +8,7 @@ import flagsidecar.v1.Event.TrackRequest;
 import flagsidecar.v1.Event.TrackResponse;
 import flagsidecar.v1.EventServiceGrpc;
 import flagsidecar.v1.EventServiceGrpc.EventServiceStub;
+import com.google.protobuf.Struct;
 import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -22,6 +23,7 @@ import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -235,7 +237,7 @@ public final class FlagSidecarClient implements AutoCloseable {
         .build();
   }
 
-  private static com.google.protobuf.Struct struct(java.util.Map<String, ?> fields, String what) {
+  private static Struct struct(Map<String, ?> fields, String what) {
     try {
       return Values.toStruct(fields);
     } catch (IllegalArgumentException refused) {

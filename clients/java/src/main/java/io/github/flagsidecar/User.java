@@ -1,5 +1,7 @@
 package io.github.flagsidecar;
 
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 
@@ -14,7 +16,7 @@ public record User(String id, Map<String, ?> context) {
   public User {
     Objects.requireNonNull(id, "id");
     // A copy that keeps null values (Map.copyOf would refuse them: null is a valid context value).
-    context = context == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(context));
+    context = context == null ? Map.of() : Collections.unmodifiableMap(new LinkedHashMap<>(context));
   }
 
   /** A user with no context. */

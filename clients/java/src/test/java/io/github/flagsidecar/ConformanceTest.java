@@ -71,8 +71,16 @@ class ConformanceTest {
               .build();
           clients.add(client);
           return DynamicContainer.dynamicContainer(transport.getKey(), vectors.stream()
-              .map(vector -> DynamicTest.dynamicTest((String) vector.get("name"),
-                  () -> run(client, vector))));
+              .map(vector -> DynamicTest.dynamicTest((String) vector.get("name"), () -> {
+                try {
+                  run(client, vector);
+                } catch (AssertionError failed) {
+                  // Surefire names a dynamic test by its position: say which vector it is.
+                  throw new AssertionError(
+                      transport.getKey() + ": " + vector.get("name") + ": " + failed.getMessage(),
+                      failed);
+                }
+              })));
         });
   }
 
