@@ -52,7 +52,7 @@ class ConformanceTest {
   }
 
   @AfterAll
-  void stop() throws IOException, InterruptedException {
+  void stop() throws IOException {
     clients.forEach(FlagSidecarClient::close);
     if (sidecar != null) {
       sidecar.close();
