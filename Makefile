@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-java go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -47,6 +47,7 @@ PYTEST_WORKERS ?= 3
 test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory test-java
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -60,6 +61,14 @@ postgres:
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
 test-go: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# The Java client's tests (clients/java), the conformance suite among them, against a real sidecar
+# from .venv. Maven takes every artifact at the version pom.xml pins, from Maven Central; the
+# stubs are generated from proto/ in the build, and only again when proto/ changes.
+MVN ?= mvn
+
+test-java: $(STAMP)
+	cd clients/java && $(MVN) -B -q test
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
@@ -102,4 +111,4 @@ proto: $(STAMP) $(GO_PLUGINS)
 	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules .tools
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules .tools clients/java/target
