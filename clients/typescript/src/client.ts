@@ -109,6 +109,7 @@ export class Client {
   private readonly evaluations: EvaluationServiceClient;
   private readonly events: EventServiceClient;
   private readonly timeoutMs: number;
+  private closed = false;
 
   constructor(target: string, options: ClientOptions = {}) {
     const credentials = options.credentials ?? grpcCredentials.createInsecure();
@@ -121,8 +122,9 @@ export class Client {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** Closes the connection; calls still running fail with CancelledError or UnavailableError. */
+  /** Closes the connection: a call still running may fail with UnavailableError, later ones fail with CancelledError. */
   close(): void {
+    this.closed = true;
     this.evaluations.close();
   }
 
@@ -195,6 +197,10 @@ export class Client {
     ) => Cancellable,
   ): Promise<Response> {
     const { signal } = settings;
+    if (this.closed) {
+      // grpc-js would throw a plain Error; grpc-go says CANCELLED for a closed connection too.
+      return Promise.reject(errorOf(status.CANCELLED, "the client is closed"));
+    }
     if (signal?.aborted) {
       return Promise.reject(errorOf(status.CANCELLED, "aborted before the call", undefined, signal.reason));
     }

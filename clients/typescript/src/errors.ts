@@ -53,7 +53,7 @@ export class DeadlineExceededError extends FlagSidecarError {
   override name = "DeadlineExceededError";
 }
 
-/** CANCELLED: the call's AbortSignal fired, or the client was closed. */
+/** CANCELLED: the call's AbortSignal fired, or the client was closed before the call. */
 export class CancelledError extends FlagSidecarError {
   override name = "CancelledError";
 }

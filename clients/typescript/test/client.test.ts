@@ -133,6 +133,15 @@ test("no sidecar at the target is UnavailableError", async () => {
   }
 });
 
+test("a call after close() is CancelledError", async () => {
+  const { target } = await standIn(async () => undefined);
+  const client = new Client(target);
+  await client.evaluate("f");
+  client.close();
+  await rejects(client.evaluate("f"), CancelledError);
+  await rejects(client.track([{ name: "e" }]), CancelledError);
+});
+
 test("a value protobuf cannot carry is refused before sending", async () => {
   const client = new Client(`unix://${join(dir, "nothing-here")}`);
   try {
