@@ -87,7 +87,7 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client; tsc's strict type check of the TypeScript client.
+# gofmt and go vet on the Go client; prettier and tsc's strict type check on the TypeScript client.
 lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
@@ -96,7 +96,7 @@ lint: $(STAMP) $(TS_STAMP)
 	cd proto && ../$(BIN)/buf lint
 	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
-	cd $(TS_CLIENT) && node_modules/.bin/tsc -p . --noEmit
+	cd $(TS_CLIENT) && node_modules/.bin/prettier --check --log-level warn . && node_modules/.bin/tsc -p . --noEmit
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.

@@ -122,7 +122,10 @@ export class Client {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** Closes the connection: a call still running may fail with UnavailableError, later ones fail with CancelledError. */
+  /**
+   * Closes the connection: a call still running may fail with UnavailableError, later ones fail
+   * with CancelledError.
+   */
   close(): void {
     this.closed = true;
     this.evaluations.close();
@@ -131,7 +134,7 @@ export class Client {
   /** Evaluates one flag for a user. An unknown flag is FlagNotFoundError. */
   async evaluate(flagKey: string, user: User = {}, options: EvaluateOptions = {}): Promise<Evaluation> {
     const request = { flagKey, user: userMessage(user), debug: options.debug ?? false };
-    const response = await this.unary<EvaluateResponse>(options, (grpcOptions, done) =>
+    const response = await this.invoke<EvaluateResponse>(options, (grpcOptions, done) =>
       this.evaluations.evaluate(request, new Metadata(), grpcOptions, done),
     );
     if (response.evaluation === undefined) {
@@ -150,7 +153,7 @@ export class Client {
       flagKeys: [...(options.flagKeys ?? [])],
       debug: options.debug ?? false,
     };
-    const response = await this.unary<EvaluateAllResponse>(options, (grpcOptions, done) =>
+    const response = await this.invoke<EvaluateAllResponse>(options, (grpcOptions, done) =>
       this.evaluations.evaluateAll(request, new Metadata(), grpcOptions, done),
     );
     return response.evaluations.map(evaluationOf);
@@ -169,7 +172,7 @@ export class Client {
       details: structOf(event.details, "event details"),
     }));
     try {
-      const response = await this.unary<TrackResponse>(options, (grpcOptions, done) => {
+      const response = await this.invoke<TrackResponse>(options, (grpcOptions, done) => {
         const call = this.events.track(new Metadata(), grpcOptions, done);
         // All written before any answer can arrive, so never after the stream has ended.
         for (const message of messages) {
@@ -188,8 +191,8 @@ export class Client {
     }
   }
 
-  /** Runs one call with its deadline and signal, as a promise of its response. */
-  private unary<Response>(
+  /** Runs one call (unary or client stream) with its deadline and signal, as a promise of its response. */
+  private invoke<Response>(
     settings: CallSettings,
     start: (
       options: Partial<GrpcCallOptions>,

@@ -72,7 +72,12 @@ const classes: Partial<Record<status, ErrorClass>> = {
 };
 
 /** The error of a status code: the subclass for it, or FlagSidecarError. */
-export function errorOf(code: status, details: string, metadata?: Metadata, cause?: unknown): FlagSidecarError {
+export function errorOf(
+  code: status,
+  details: string,
+  metadata?: Metadata,
+  cause?: unknown,
+): FlagSidecarError {
   const ErrorOfCode = classes[code] ?? FlagSidecarError;
   return new ErrorOfCode(code, details, metadata, { cause });
 }

@@ -33,7 +33,9 @@ const dir = mkdtempSync(join(tmpdir(), "fs-ts-unit-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let sockets = 0;
 
-type Handler = (call: ServerUnaryCall<EvaluateRequest, unknown>) => Promise<{ code: grpcStatus; details: string } | undefined>;
+type Handler = (
+  call: ServerUnaryCall<EvaluateRequest, unknown>,
+) => Promise<{ code: grpcStatus; details: string } | undefined>;
 
 /** Serves Evaluate with `handler` (undefined: answer an evaluation of "f") on a new Unix socket. */
 async function standIn(handler: Handler): Promise<{ target: string; server: Server }> {
@@ -49,7 +51,9 @@ async function standIn(handler: Handler): Promise<{ target: string; server: Serv
   server.addService(EvaluationServiceService, service);
   const target = `unix://${join(dir, `s${sockets++}`)}`;
   await new Promise<void>((bound, failed) =>
-    server.bindAsync(target, ServerCredentials.createInsecure(), (error) => (error ? failed(error) : bound())),
+    server.bindAsync(target, ServerCredentials.createInsecure(), (error) =>
+      error ? failed(error) : bound(),
+    ),
   );
   after(() => server.forceShutdown());
   return { target, server };
@@ -74,17 +78,24 @@ test("every call gets a deadline, and the caller's own is kept", async () => {
 });
 
 test("a hung call ends at the deadline", async () => {
-  const { target } = await standIn((call) => new Promise((answer) => call.on("cancelled", () => answer(undefined))));
+  const { target } = await standIn(
+    (call) => new Promise((answer) => call.on("cancelled", () => answer(undefined))),
+  );
   const client = new Client(target, { timeoutMs: 50 });
   try {
-    await rejects(client.evaluate("f"), (error) => error instanceof DeadlineExceededError && error.code === status.DEADLINE_EXCEEDED);
+    await rejects(
+      client.evaluate("f"),
+      (error) => error instanceof DeadlineExceededError && error.code === status.DEADLINE_EXCEEDED,
+    );
   } finally {
     client.close();
   }
 });
 
 test("an aborted signal cancels the call", async () => {
-  const { target } = await standIn((call) => new Promise((answer) => call.on("cancelled", () => answer(undefined))));
+  const { target } = await standIn(
+    (call) => new Promise((answer) => call.on("cancelled", () => answer(undefined))),
+  );
   const client = new Client(target, { timeoutMs: 0 });
   try {
     const controller = new AbortController();

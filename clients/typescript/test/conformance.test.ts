@@ -54,7 +54,10 @@ interface Vector {
   };
 }
 
-const file = JSON.parse(readFileSync(join(CONFORMANCE, "vectors.json"), "utf8")) as { flags: string; vectors: Vector[] };
+const file = JSON.parse(readFileSync(join(CONFORMANCE, "vectors.json"), "utf8")) as {
+  flags: string;
+  vectors: Vector[];
+};
 
 // The error class each status the vectors expect must give.
 const classes: Partial<Record<status, typeof FlagSidecarError>> = {
@@ -164,5 +167,9 @@ function checkEvaluation(got: Evaluation, want: ExpectedEvaluation, user: Vector
   // Our own bucket, from the request's value, by the documented rule.
   const value = want.bucket.by === "$userId" ? user.id : user.context?.[want.bucket.by];
   strictEqual(bucketText(value), want.bucket.text, `${want.flag_key}: bucketText(${JSON.stringify(value)})`);
-  strictEqual(bucket(want.flag_key, value), want.bucket.bucket, `${want.flag_key}: bucket(${JSON.stringify(value)})`);
+  strictEqual(
+    bucket(want.flag_key, value),
+    want.bucket.bucket,
+    `${want.flag_key}: bucket(${JSON.stringify(value)})`,
+  );
 }

@@ -22,9 +22,13 @@ test("the docs example runs as shown", async () => {
   const sidecar = await startSidecar(join(REPO, "examples/flags.yaml"));
   try {
     // The compiled example (this test runs from the same build), run as the page says.
-    const { stdout } = await promisify(execFile)(process.execPath, ["dist/examples/example.js", sidecar.unix], {
-      cwd: PACKAGE,
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["dist/examples/example.js", sidecar.unix],
+      {
+        cwd: PACKAGE,
+      },
+    );
     strictEqual(stdout, blocks[2], "the example's output differs from the page's");
   } finally {
     await sidecar.stop();

@@ -34,7 +34,9 @@ function sidecarCommand(): string {
 export async function startSidecar(flags: string): Promise<Sidecar> {
   // A short directory: a socket path has a 108-byte limit.
   const dir = mkdtempSync(join(tmpdir(), "fs-ts-"));
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("FLAG_SIDECAR_")));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith("FLAG_SIDECAR_")),
+  );
   // Not the fixed management port: tests and other sidecars run side by side.
   Object.assign(env, { FLAG_SIDECAR_MANAGEMENT_LISTEN: "127.0.0.1:0", PYTHONUNBUFFERED: "1" });
   const child = spawn(
@@ -52,7 +54,10 @@ export async function startSidecar(flags: string): Promise<Sidecar> {
   const addresses: string[] = [];
   try {
     await new Promise<void>((listening, failed) => {
-      const timer = setTimeout(() => failed(new Error(`flag-sidecar serve did not listen:\n${log.join("\n")}`)), 30_000);
+      const timer = setTimeout(
+        () => failed(new Error(`flag-sidecar serve did not listen:\n${log.join("\n")}`)),
+        30_000,
+      );
       child.once("exit", (code) => {
         clearTimeout(timer);
         failed(new Error(`flag-sidecar serve exited (${code}) before listening:\n${log.join("\n")}`));
