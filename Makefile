@@ -69,7 +69,7 @@ test-go: $(STAMP)
 # real sidecar from .venv: one strict tsc build of the package, its tests and the docs example into
 # a fresh dist/ (no compiled test of a removed file lingers), then Node's test runner.
 test-ts: $(STAMP) $(TS_STAMP)
-	cd $(TS_CLIENT) && rm -rf dist && node_modules/.bin/tsc -p . && node --test --test-concurrency=3 dist/test/*.test.js
+	cd $(TS_CLIENT) && rm -rf dist && node_modules/.bin/tsc -p . && node --test --test-concurrency=3 --test-reporter=spec dist/test/*.test.js
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
