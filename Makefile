@@ -47,8 +47,14 @@ $(TS_STAMP): $(TS_CLIENT)/package-lock.json
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
+# pytest-xdist spreads the suite over PYTEST_WORKERS processes, a test file per worker at a time
+# (--dist loadfile keeps a file's module and session fixtures, the Kafka broker among them, in one
+# process). Most tests wait on real servers and subprocesses rather than compute, so three workers
+# on two cores take well under half the time of one. PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 3
+
 test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(GO_PLUGINS) postgres
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory test-ts
 
