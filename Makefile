@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go test-java go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-java test-ts go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -35,6 +35,15 @@ $(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+# The TypeScript client (clients/typescript): its dependencies, tsc and ts-proto (buf.gen.yaml's
+# plugin) among them, as its package-lock.json pins them. None needs an install script to run.
+TS_CLIENT := clients/typescript
+TS_STAMP  := $(TS_CLIENT)/node_modules/.installed
+
+$(TS_STAMP): $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $(TS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
@@ -44,10 +53,11 @@ run: $(STAMP)
 # on two cores take well under half the time of one. PYTEST_WORKERS=0 runs it in this process.
 PYTEST_WORKERS ?= 3
 
-test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
+test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory test-java
+	$(MAKE) --no-print-directory test-ts
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -70,6 +80,12 @@ MVN ?= mvn
 test-java: $(STAMP)
 	cd clients/java && $(MVN) -B -q test
 
+# The TypeScript client's tests (clients/typescript), the conformance suite among them, against a
+# real sidecar from .venv: one strict tsc build of the package, its tests and the docs example into
+# a fresh dist/ (no compiled test of a removed file lingers), then Node's test runner.
+test-ts: $(STAMP) $(TS_STAMP)
+	cd $(TS_CLIENT) && rm -rf dist && node_modules/.bin/tsc -p . && node --test --test-concurrency=3 --test-reporter=spec dist/test/*.test.js
+
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
 
@@ -86,8 +102,8 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client.
-lint: $(STAMP)
+# gofmt and go vet on the Go client; prettier and tsc's strict type check on the TypeScript client.
+lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
 	$(BIN)/mypy
@@ -95,6 +111,7 @@ lint: $(STAMP)
 	cd proto && ../$(BIN)/buf lint
 	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
+	cd $(TS_CLIENT) && node_modules/.bin/prettier --check --log-level warn . && node_modules/.bin/tsc -p . --noEmit
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
@@ -104,11 +121,12 @@ BENCH_BEFORE ?= d3ab468
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --before $(BENCH_BEFORE)
 
-# Regenerate the committed protobuf code after editing proto/: Python (flagsidecar/, flagd/) and
-# Go (clients/go/gen, buf generate with buf.gen.yaml's local plugins).
-proto: $(STAMP) $(GO_PLUGINS)
+# Regenerate the committed protobuf code after editing proto/: Python (flagsidecar/, flagd/), Go
+# (clients/go/gen) and TypeScript (clients/typescript/src/gen), these two by buf generate with
+# buf.gen.yaml's local plugins.
+proto: $(STAMP) $(GO_PLUGINS) $(TS_STAMP)
 	$(BIN)/python tools/gen_proto.py
 	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules .tools clients/java/target
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist .tools clients/java/target
