@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-rust go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -41,6 +41,7 @@ run: $(STAMP)
 test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory test-rust
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -54,6 +55,17 @@ postgres:
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
 test-go: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# The Rust client's tests (clients/rust), the conformance suite among them, against a real sidecar
+# from .venv. Crates come only as Cargo.lock pins them (--locked). The build directory is outside
+# the clone, so that a fresh clone on a machine that built it before compiles only the crate
+# itself, not tonic and its dependencies again; CARGO_TARGET_DIR chooses another.
+CARGO            ?= cargo
+CARGO_TARGET_DIR ?= $(HOME)/.cache/flag-sidecar/cargo-target
+RUST_ENV         := CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
+
+test-rust: $(STAMP)
+	cd clients/rust && $(RUST_ENV) $(CARGO) test --locked
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
@@ -71,7 +83,7 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client.
+# gofmt and go vet on the Go client; rustfmt and clippy on the Rust client.
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
@@ -80,6 +92,8 @@ lint: $(STAMP)
 	cd proto && ../$(BIN)/buf lint
 	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
+	cd clients/rust && $(CARGO) fmt --check
+	cd clients/rust && $(RUST_ENV) $(CARGO) clippy --locked --all-targets --quiet -- -D warnings
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.

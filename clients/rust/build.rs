@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &files,
             &[proto.clone(), protoc_bin_vendored::include_path()?],
         )?;
-    println!("cargo:rerun-if-changed={}", proto.join("flagsidecar").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        proto.join("flagsidecar").display()
+    );
     Ok(())
 }

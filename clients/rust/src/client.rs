@@ -30,7 +30,10 @@ pub struct User {
 impl User {
     /// A user with this id and an empty context.
     pub fn new(id: impl Into<String>) -> User {
-        User { id: id.into(), context: Map::new() }
+        User {
+            id: id.into(),
+            context: Map::new(),
+        }
     }
 
     /// Adds a context attribute: `User::new("u1").with("plan", "pro")`.
@@ -40,7 +43,10 @@ impl User {
     }
 
     fn message(&self) -> proto::User {
-        proto::User { id: self.id.clone(), context: to_optional_struct(&self.context) }
+        proto::User {
+            id: self.id.clone(),
+            context: to_optional_struct(&self.context),
+        }
     }
 }
 
@@ -54,7 +60,11 @@ pub struct Event {
 
 impl Event {
     pub fn new(name: impl Into<String>, user: User) -> Event {
-        Event { name: name.into(), user, details: Map::new() }
+        Event {
+            name: name.into(),
+            user,
+            details: Map::new(),
+        }
     }
 
     /// Adds a detail; by convention a numeric `"value"` for experiment metrics.
@@ -154,9 +164,15 @@ impl Builder {
     pub async fn connect(self) -> Result<Client, Error> {
         let target = Target::parse(&self.target)?;
         let channel = target.connect(target.endpoint()?).await.map_err(|error| {
-            Error::Unavailable(Status::unavailable(format!("cannot connect to {}: {error}", self.target)))
+            Error::Unavailable(Status::unavailable(format!(
+                "cannot connect to {}: {error}",
+                self.target
+            )))
         })?;
-        Ok(Client { channel, timeout: self.timeout })
+        Ok(Client {
+            channel,
+            timeout: self.timeout,
+        })
     }
 
     /// Returns at once; the first call connects, and fails with [`Error::Unavailable`] if it
@@ -164,7 +180,10 @@ impl Builder {
     pub fn connect_lazy(self) -> Result<Client, Error> {
         let target = Target::parse(&self.target)?;
         let channel = target.connect_lazy(target.endpoint()?);
-        Ok(Client { channel, timeout: self.timeout })
+        Ok(Client {
+            channel,
+            timeout: self.timeout,
+        })
     }
 }
 
@@ -181,7 +200,10 @@ impl Client {
     /// serves by default), or `unix:///absolute/path` (also `unix:relative/path`) for a Unix
     /// socket.
     pub fn builder(target: impl Into<String>) -> Builder {
-        Builder { target: target.into(), timeout: Some(DEFAULT_TIMEOUT) }
+        Builder {
+            target: target.into(),
+            timeout: Some(DEFAULT_TIMEOUT),
+        }
     }
 
     /// Connects to `target` with the default settings (see [`Client::builder`]).
@@ -191,10 +213,16 @@ impl Client {
 
     /// Evaluates one flag for a user. An unknown flag is [`Error::FlagNotFound`].
     pub async fn evaluate(&self, flag_key: &str, user: &User) -> Result<Evaluation, Error> {
-        self.evaluate_with(flag_key, user, &CallOptions::default()).await
+        self.evaluate_with(flag_key, user, &CallOptions::default())
+            .await
     }
 
-    pub async fn evaluate_with(&self, flag_key: &str, user: &User, options: &CallOptions) -> Result<Evaluation, Error> {
+    pub async fn evaluate_with(
+        &self,
+        flag_key: &str,
+        user: &User,
+        options: &CallOptions,
+    ) -> Result<Evaluation, Error> {
         let message = proto::EvaluateRequest {
             flag_key: flag_key.to_owned(),
             user: Some(user.message()),
@@ -213,7 +241,11 @@ impl Client {
         self.evaluate_all_with(user, &CallOptions::default()).await
     }
 
-    pub async fn evaluate_all_with(&self, user: &User, options: &CallOptions) -> Result<Vec<Evaluation>, Error> {
+    pub async fn evaluate_all_with(
+        &self,
+        user: &User,
+        options: &CallOptions,
+    ) -> Result<Vec<Evaluation>, Error> {
         let message = proto::EvaluateAllRequest {
             user: Some(user.message()),
             flag_keys: options.flag_keys.clone(),
@@ -222,7 +254,12 @@ impl Client {
         let timeout = options.timeout.or(self.timeout);
         let mut client = EvaluationServiceClient::new(self.channel.clone());
         let response = within(timeout, client.evaluate_all(request(message, timeout))).await?;
-        Ok(response.into_inner().evaluations.into_iter().map(Evaluation::from).collect())
+        Ok(response
+            .into_inner()
+            .evaluations
+            .into_iter()
+            .map(Evaluation::from)
+            .collect())
     }
 
     /// Sends the events on one stream, in order, and returns how many the sidecar accepted.
@@ -248,7 +285,10 @@ impl Client {
                     .get("accepted-count")
                     .and_then(|count| count.to_str().ok()?.parse().ok())
                     .unwrap_or(0);
-                Err(TrackError { accepted, error: status.into() })
+                Err(TrackError {
+                    accepted,
+                    error: status.into(),
+                })
             }
         }
     }
@@ -265,14 +305,19 @@ fn request<T>(message: T, timeout: Option<Duration>) -> Request<T> {
 
 /// Runs a call under its deadline. tonic ends a call that outlives its grpc-timeout with
 /// `CANCELLED`; past the deadline that is `DEADLINE_EXCEEDED`, as gRPC names it.
-async fn within<T>(timeout: Option<Duration>, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+async fn within<T>(
+    timeout: Option<Duration>,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
     let Some(timeout) = timeout else {
         return call.await;
     };
     let deadline = Instant::now() + timeout;
     let exceeded = || Status::deadline_exceeded(format!("no answer within {timeout:?}"));
     match tokio::time::timeout_at(deadline, call).await {
-        Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= deadline => Err(exceeded()),
+        Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= deadline => {
+            Err(exceeded())
+        }
         Ok(result) => result,
         Err(_) => Err(exceeded()),
     }

@@ -29,14 +29,24 @@ impl Target {
         if let Some(rest) = target.strip_prefix("unix:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() || (rest.starts_with("//") && !path.starts_with('/')) {
-                return Err(invalid("a Unix socket target is unix:///absolute/path or unix:relative/path"));
+                return Err(invalid(
+                    "a Unix socket target is unix:///absolute/path or unix:relative/path",
+                ));
             }
             return Ok(Target::Unix(PathBuf::from(path)));
         }
-        let uri = if target.contains("://") { target.to_owned() } else { format!("http://{target}") };
+        let uri = if target.contains("://") {
+            target.to_owned()
+        } else {
+            format!("http://{target}")
+        };
         match uri.parse::<Uri>() {
-            Ok(parsed) if parsed.scheme_str() == Some("http") && parsed.port().is_some() => Ok(Target::Tcp(uri)),
-            Ok(_) => Err(invalid("expected host:port (plaintext), or unix: and a socket path")),
+            Ok(parsed) if parsed.scheme_str() == Some("http") && parsed.port().is_some() => {
+                Ok(Target::Tcp(uri))
+            }
+            Ok(_) => Err(invalid(
+                "expected host:port (plaintext), or unix: and a socket path",
+            )),
             Err(error) => Err(invalid(&error.to_string())),
         }
     }
@@ -50,17 +60,26 @@ impl Target {
         Endpoint::from_shared(uri).map_err(|error| Error::InvalidTarget(error.to_string()))
     }
 
-    pub(crate) async fn connect(&self, endpoint: Endpoint) -> Result<Channel, tonic::transport::Error> {
+    pub(crate) async fn connect(
+        &self,
+        endpoint: Endpoint,
+    ) -> Result<Channel, tonic::transport::Error> {
         match self {
             Target::Tcp(_) => endpoint.connect().await,
-            Target::Unix(path) => endpoint.connect_with_connector(UnixConnector(Arc::new(path.clone()))).await,
+            Target::Unix(path) => {
+                endpoint
+                    .connect_with_connector(UnixConnector(Arc::new(path.clone())))
+                    .await
+            }
         }
     }
 
     pub(crate) fn connect_lazy(&self, endpoint: Endpoint) -> Channel {
         match self {
             Target::Tcp(_) => endpoint.connect_lazy(),
-            Target::Unix(path) => endpoint.connect_with_connector_lazy(UnixConnector(Arc::new(path.clone()))),
+            Target::Unix(path) => {
+                endpoint.connect_with_connector_lazy(UnixConnector(Arc::new(path.clone())))
+            }
         }
     }
 }
@@ -92,15 +111,44 @@ mod tests {
     fn targets() {
         let tcp = |s: &str| Target::Tcp(s.to_owned());
         let unix = |s: &str| Target::Unix(PathBuf::from(s));
-        assert_eq!(Target::parse("127.0.0.1:50051").unwrap(), tcp("http://127.0.0.1:50051"));
-        assert_eq!(Target::parse("localhost:1").unwrap(), tcp("http://localhost:1"));
-        assert_eq!(Target::parse("[::1]:50051").unwrap(), tcp("http://[::1]:50051"));
+        assert_eq!(
+            Target::parse("127.0.0.1:50051").unwrap(),
+            tcp("http://127.0.0.1:50051")
+        );
+        assert_eq!(
+            Target::parse("localhost:1").unwrap(),
+            tcp("http://localhost:1")
+        );
+        assert_eq!(
+            Target::parse("[::1]:50051").unwrap(),
+            tcp("http://[::1]:50051")
+        );
         assert_eq!(Target::parse("http://h:2").unwrap(), tcp("http://h:2"));
-        assert_eq!(Target::parse("unix:///run/s.sock").unwrap(), unix("/run/s.sock"));
-        assert_eq!(Target::parse("unix:/run/s.sock").unwrap(), unix("/run/s.sock"));
-        assert_eq!(Target::parse("unix:rel/s.sock").unwrap(), unix("rel/s.sock"));
-        for bad in ["", "unix:", "unix://", "unix://host/path", "https://h:1", "no-port", "h:x"] {
-            assert!(matches!(Target::parse(bad), Err(Error::InvalidTarget(_))), "{bad:?}");
+        assert_eq!(
+            Target::parse("unix:///run/s.sock").unwrap(),
+            unix("/run/s.sock")
+        );
+        assert_eq!(
+            Target::parse("unix:/run/s.sock").unwrap(),
+            unix("/run/s.sock")
+        );
+        assert_eq!(
+            Target::parse("unix:rel/s.sock").unwrap(),
+            unix("rel/s.sock")
+        );
+        for bad in [
+            "",
+            "unix:",
+            "unix://",
+            "unix://host/path",
+            "https://h:1",
+            "no-port",
+            "h:x",
+        ] {
+            assert!(
+                matches!(Target::parse(bad), Err(Error::InvalidTarget(_))),
+                "{bad:?}"
+            );
         }
     }
 }

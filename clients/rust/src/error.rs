@@ -97,7 +97,13 @@ impl From<Status> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Other(status) => write!(f, "{}: {:?}: {}", self.kind(), status.code(), status.message()),
+            Error::Other(status) => write!(
+                f,
+                "{}: {:?}: {}",
+                self.kind(),
+                status.code(),
+                status.message()
+            ),
             _ => write!(f, "{}: {}", self.kind(), self.message()),
         }
     }
@@ -143,12 +149,19 @@ mod tests {
 
     #[test]
     fn status_codes_map_to_variants_and_keep_the_status() {
-        let cases: [(Code, fn(&Error) -> bool); 9] = [
+        type IsVariant = fn(&Error) -> bool;
+        let cases: [(Code, IsVariant); 9] = [
             (Code::NotFound, |e| matches!(e, Error::FlagNotFound(_))),
-            (Code::InvalidArgument, |e| matches!(e, Error::InvalidArgument(_))),
-            (Code::ResourceExhausted, |e| matches!(e, Error::ResourceExhausted(_))),
+            (Code::InvalidArgument, |e| {
+                matches!(e, Error::InvalidArgument(_))
+            }),
+            (Code::ResourceExhausted, |e| {
+                matches!(e, Error::ResourceExhausted(_))
+            }),
             (Code::Unavailable, |e| matches!(e, Error::Unavailable(_))),
-            (Code::DeadlineExceeded, |e| matches!(e, Error::DeadlineExceeded(_))),
+            (Code::DeadlineExceeded, |e| {
+                matches!(e, Error::DeadlineExceeded(_))
+            }),
             (Code::Cancelled, |e| matches!(e, Error::Cancelled(_))),
             (Code::Internal, |e| matches!(e, Error::Internal(_))),
             (Code::Unknown, |e| matches!(e, Error::Internal(_))),
@@ -170,8 +183,17 @@ mod tests {
         assert_eq!(error.to_string(), "flag not found: flag 'x' not found");
         let error = Error::from(Status::permission_denied("no"));
         assert_eq!(error.to_string(), "call failed: PermissionDenied: no");
-        let error = TrackError { accepted: 2, error: Error::from(Status::invalid_argument("name is required")) };
-        assert_eq!(error.to_string(), "invalid argument: name is required (2 accepted)");
-        assert_eq!(Error::InvalidTarget("x".into()).code(), Code::InvalidArgument);
+        let error = TrackError {
+            accepted: 2,
+            error: Error::from(Status::invalid_argument("name is required")),
+        };
+        assert_eq!(
+            error.to_string(),
+            "invalid argument: name is required (2 accepted)"
+        );
+        assert_eq!(
+            Error::InvalidTarget("x".into()).code(),
+            Code::InvalidArgument
+        );
     }
 }

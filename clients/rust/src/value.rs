@@ -45,7 +45,9 @@ pub(crate) fn from_proto(value: ProtoValue) -> Value {
         Some(Kind::BoolValue(b)) => Value::Bool(b),
         Some(Kind::NumberValue(n)) => number(n),
         Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(from_proto).collect()),
+        Some(Kind::ListValue(list)) => {
+            Value::Array(list.values.into_iter().map(from_proto).collect())
+        }
         Some(Kind::StructValue(fields)) => Value::Object(
             fields
                 .fields

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use flagsidecar::{CallOptions, Client, Error, Evaluation, Event, Map, User, Value, bucket, bucket_text};
+use flagsidecar::{
+    CallOptions, Client, Error, Evaluation, Event, Map, User, Value, bucket, bucket_text,
+};
 use serde_json::json;
 use tonic::Code;
 
@@ -33,12 +35,21 @@ fn every_vector_over_tcp_and_a_unix_socket() {
                 run(&client, vector, &mut failed).await;
                 ran += 1;
                 let name = vector["name"].as_str().unwrap_or("?");
-                failures.extend(failed.into_iter().map(|f| format!("{transport} / {name}: {f}")));
+                failures.extend(
+                    failed
+                        .into_iter()
+                        .map(|f| format!("{transport} / {name}: {f}")),
+                );
             }
         }
     });
     assert_eq!(ran, 2 * vectors.len());
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn user(value: &Value) -> User {
@@ -59,27 +70,38 @@ async fn run(client: &Client, vector: &Value, failed: &mut Vec<String>) {
     let outcome: Result<(), Error> = match vector["method"].as_str() {
         Some("Evaluate") => {
             let flag_key = request["flag_key"].as_str().unwrap_or_default();
-            client.evaluate_with(flag_key, &subject, &options).await.map(|answer| {
-                if !expect["evaluation"].is_null() {
-                    check(&answer, &expect["evaluation"], &subject, debug, failed);
-                }
-            })
+            client
+                .evaluate_with(flag_key, &subject, &options)
+                .await
+                .map(|answer| {
+                    if !expect["evaluation"].is_null() {
+                        check(&answer, &expect["evaluation"], &subject, debug, failed);
+                    }
+                })
         }
         Some("EvaluateAll") => {
             if let Some(keys) = request["flag_keys"].as_array() {
                 options = options.flag_keys(keys.iter().filter_map(Value::as_str));
             }
-            client.evaluate_all_with(&subject, &options).await.map(|answers| {
-                let Some(total) = expect["total"].as_u64() else { return };
-                let wanted = expect["evaluations"].as_array().cloned().unwrap_or_default();
-                if answers.len() as u64 != total || answers.len() != wanted.len() {
-                    failed.push(format!("{} evaluations, want {total}", answers.len()));
-                    return;
-                }
-                for (answer, want) in answers.iter().zip(&wanted) {
-                    check(answer, want, &subject, debug, failed);
-                }
-            })
+            client
+                .evaluate_all_with(&subject, &options)
+                .await
+                .map(|answers| {
+                    let Some(total) = expect["total"].as_u64() else {
+                        return;
+                    };
+                    let wanted = expect["evaluations"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if answers.len() as u64 != total || answers.len() != wanted.len() {
+                        failed.push(format!("{} evaluations, want {total}", answers.len()));
+                        return;
+                    }
+                    for (answer, want) in answers.iter().zip(&wanted) {
+                        check(answer, want, &subject, debug, failed);
+                    }
+                })
         }
         Some("Track") => {
             let events: Vec<Event> = request["events"]
@@ -98,7 +120,9 @@ async fn run(client: &Client, vector: &Value, failed: &mut Vec<String>) {
             };
             match expect["accepted"].as_u64() {
                 None => failed.push("a Track vector must say how many events are accepted".into()),
-                Some(want) if want != accepted => failed.push(format!("accepted {accepted}, want {want}")),
+                Some(want) if want != accepted => {
+                    failed.push(format!("accepted {accepted}, want {want}"))
+                }
                 Some(_) => {}
             }
             outcome
@@ -114,11 +138,15 @@ async fn run(client: &Client, vector: &Value, failed: &mut Vec<String>) {
         Err(error) => error.code(),
     };
     if code_name(got) != want {
-        failed.push(format!("status {} ({outcome:?}), want {want}", code_name(got)));
+        failed.push(format!(
+            "status {} ({outcome:?}), want {want}",
+            code_name(got)
+        ));
     }
     // The variant a caller matches on, for the statuses the vectors expect.
     match (want, &outcome) {
-        ("NOT_FOUND", Err(Error::FlagNotFound(_))) | ("INVALID_ARGUMENT", Err(Error::InvalidArgument(_))) => {}
+        ("NOT_FOUND", Err(Error::FlagNotFound(_)))
+        | ("INVALID_ARGUMENT", Err(Error::InvalidArgument(_))) => {}
         ("NOT_FOUND" | "INVALID_ARGUMENT", other) => failed.push(format!("{want} as {other:?}")),
         _ => {}
     }
@@ -130,8 +158,16 @@ fn check(got: &Evaluation, want: &Value, user: &User, debug: bool, failed: &mut 
         ("flag_key", json!(got.flag_key), &want["flag_key"]),
         ("variant", json!(got.variant), &want["variant"]),
         ("reason", json!(got.reason.as_str_name()), &want["reason"]),
-        ("error_code", json!(got.error_code.as_str_name()), &want["error_code"]),
-        ("flag_version", json!(got.flag_version), &want["flag_version"]),
+        (
+            "error_code",
+            json!(got.error_code.as_str_name()),
+            &want["error_code"],
+        ),
+        (
+            "flag_version",
+            json!(got.flag_version),
+            &want["flag_version"],
+        ),
     ];
     for (name, got, want) in fields {
         if &got != want {
@@ -157,7 +193,9 @@ fn check(got: &Evaluation, want: &Value, user: &User, debug: bool, failed: &mut 
     }
     let expected = split["bucket"].as_i64().unwrap_or(-1);
     if buckets != [expected as i32] {
-        failed.push(format!("{key}: the sidecar's buckets {buckets:?}, want [{expected}]"));
+        failed.push(format!(
+            "{key}: the sidecar's buckets {buckets:?}, want [{expected}]"
+        ));
     }
     // Our own bucket, from the request's value, by the documented rule.
     let by = split["by"].as_str().unwrap_or_default();
@@ -167,11 +205,16 @@ fn check(got: &Evaluation, want: &Value, user: &User, debug: bool, failed: &mut 
     };
     let text = bucket_text(&value);
     if text.as_deref() != split["text"].as_str() {
-        failed.push(format!("{key}: bucket_text({value}) = {text:?}, want {}", split["text"]));
+        failed.push(format!(
+            "{key}: bucket_text({value}) = {text:?}, want {}",
+            split["text"]
+        ));
     }
     let ours = bucket(key, &value);
     if ours.map(i64::from) != Some(expected) {
-        failed.push(format!("{key}: bucket({value}) = {ours:?}, want {expected}"));
+        failed.push(format!(
+            "{key}: bucket({value}) = {ours:?}, want {expected}"
+        ));
     }
 }
 
@@ -179,14 +222,18 @@ fn check(got: &Evaluation, want: &Value, user: &User, debug: bool, failed: &mut 
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
         (Value::Object(x), Value::Object(y)) => same_fields(x, y),
         _ => a == b,
     }
 }
 
 fn same_fields(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
-    x.len() == y.len() && x.iter().all(|(key, value)| y.get(key).is_some_and(|other| same(value, other)))
+    x.len() == y.len()
+        && x.iter()
+            .all(|(key, value)| y.get(key).is_some_and(|other| same(value, other)))
 }
 
 /// gRPC's canonical name of a status code, as vectors.json spells it.

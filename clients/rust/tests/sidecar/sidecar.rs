@@ -17,7 +17,10 @@ pub fn repository() -> PathBuf {
 
 /// A single-threaded Tokio runtime for one test.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a Tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
 }
 
 /// FLAG_SIDECAR (a path) if set, else the repository's .venv (made by `make`).
@@ -71,7 +74,9 @@ impl Sidecar {
             }
         }
         // Not the fixed management port: tests and other sidecars run side by side.
-        command.env("FLAG_SIDECAR_MANAGEMENT_LISTEN", "127.0.0.1:0").env("PYTHONUNBUFFERED", "1");
+        command
+            .env("FLAG_SIDECAR_MANAGEMENT_LISTEN", "127.0.0.1:0")
+            .env("PYTHONUNBUFFERED", "1");
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -91,7 +96,12 @@ impl Sidecar {
                 lines.lock().unwrap().push(line);
             }
         });
-        let mut sidecar = Sidecar { tcp: String::new(), unix: String::new(), child, dir };
+        let mut sidecar = Sidecar {
+            tcp: String::new(),
+            unix: String::new(),
+            child,
+            dir,
+        };
         while sidecar.tcp.is_empty() || sidecar.unix.is_empty() {
             match listening.recv_timeout(Duration::from_secs(30)) {
                 Ok(address) if address.starts_with("unix:") => sidecar.unix = address,
@@ -107,7 +117,9 @@ impl Sidecar {
 
     /// Waits until the flag set is loaded: until then calls are UNAVAILABLE.
     pub async fn wait_serving(&self) {
-        let client = Client::connect(self.tcp.clone()).await.expect("the sidecar listens");
+        let client = Client::connect(self.tcp.clone())
+            .await
+            .expect("the sidecar listens");
         for _ in 0..300 {
             match client.evaluate_all(&User::new("readiness")).await {
                 Err(Error::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -126,5 +138,11 @@ fn listening_address(line: &str) -> Option<String> {
         return None;
     }
     let message = entry.get("message")?.as_str()?;
-    Some(message.strip_prefix("listening on ")?.split(' ').next()?.to_owned())
+    Some(
+        message
+            .strip_prefix("listening on ")?
+            .split(' ')
+            .next()?
+            .to_owned(),
+    )
 }
