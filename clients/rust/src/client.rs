@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 use crate::connect::Target;
@@ -160,15 +160,28 @@ impl Builder {
         self
     }
 
+    /// Opening a connection gets the calls' deadline too: a target that swallows packets fails
+    /// as fast as a sidecar that does not answer.
+    fn endpoint(&self, target: &Target) -> Result<Endpoint, Error> {
+        let endpoint = target.endpoint()?;
+        Ok(match self.timeout {
+            Some(timeout) => endpoint.connect_timeout(timeout),
+            None => endpoint,
+        })
+    }
+
     /// Connects now: [`Error::Unavailable`] when nothing answers at the target.
     pub async fn connect(self) -> Result<Client, Error> {
         let target = Target::parse(&self.target)?;
-        let channel = target.connect(target.endpoint()?).await.map_err(|error| {
-            Error::Unavailable(Status::unavailable(format!(
-                "cannot connect to {}: {error}",
-                self.target
-            )))
-        })?;
+        let channel = target
+            .connect(self.endpoint(&target)?)
+            .await
+            .map_err(|error| {
+                Error::Unavailable(Status::unavailable(format!(
+                    "cannot connect to {}: {error}",
+                    self.target
+                )))
+            })?;
         Ok(Client {
             channel,
             timeout: self.timeout,
@@ -179,7 +192,7 @@ impl Builder {
     /// cannot. Must be called inside a Tokio runtime.
     pub fn connect_lazy(self) -> Result<Client, Error> {
         let target = Target::parse(&self.target)?;
-        let channel = target.connect_lazy(target.endpoint()?);
+        let channel = target.connect_lazy(self.endpoint(&target)?);
         Ok(Client {
             channel,
             timeout: self.timeout,
