@@ -59,6 +59,7 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with no details.
     pub fn new(name: impl Into<String>, user: User) -> Event {
         Event {
             name: name.into(),
@@ -117,6 +118,7 @@ pub struct CallOptions {
 }
 
 impl CallOptions {
+    /// No debug trace, every flag, the client's deadline.
     pub fn new() -> CallOptions {
         CallOptions::default()
     }
@@ -230,6 +232,7 @@ impl Client {
             .await
     }
 
+    /// [`Client::evaluate`] with options: [`CallOptions::debug`], [`CallOptions::timeout`].
     pub async fn evaluate_with(
         &self,
         flag_key: &str,
@@ -254,6 +257,7 @@ impl Client {
         self.evaluate_all_with(user, &CallOptions::default()).await
     }
 
+    /// [`Client::evaluate_all`] with options: [`CallOptions::flag_keys`], `debug`, `timeout`.
     pub async fn evaluate_all_with(
         &self,
         user: &User,
