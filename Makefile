@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go test-java test-ts go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-java test-ts test-rust go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -58,6 +58,7 @@ test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(GO_PLUGINS) postgres
 	$(MAKE) --no-print-directory test-go
 	$(MAKE) --no-print-directory test-java
 	$(MAKE) --no-print-directory test-ts
+	$(MAKE) --no-print-directory test-rust
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -86,6 +87,17 @@ test-java: $(STAMP)
 test-ts: $(STAMP) $(TS_STAMP)
 	cd $(TS_CLIENT) && rm -rf dist && node_modules/.bin/tsc -p . && node --test --test-concurrency=3 --test-reporter=spec dist/test/*.test.js
 
+# The Rust client's tests (clients/rust), the conformance suite among them, against a real sidecar
+# from .venv. Crates come only as Cargo.lock pins them (--locked). The build directory is outside
+# the clone, so that a fresh clone on a machine that built it before compiles only the crate
+# itself, not tonic and its dependencies again; CARGO_TARGET_DIR chooses another.
+CARGO            ?= cargo
+CARGO_TARGET_DIR ?= $(HOME)/.cache/flag-sidecar/cargo-target
+RUST_ENV         := CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
+
+test-rust: $(STAMP)
+	cd clients/rust && $(RUST_ENV) $(CARGO) test --locked
+
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
 
@@ -102,7 +114,8 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client; prettier and tsc's strict type check on the TypeScript client.
+# gofmt and go vet on the Go client; prettier and tsc's strict type check on the TypeScript client;
+# rustfmt and clippy on the Rust client.
 lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
@@ -112,6 +125,8 @@ lint: $(STAMP) $(TS_STAMP)
 	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
 	cd $(TS_CLIENT) && node_modules/.bin/prettier --check --log-level warn . && node_modules/.bin/tsc -p . --noEmit
+	cd clients/rust && $(CARGO) fmt --check
+	cd clients/rust && $(RUST_ENV) $(CARGO) clippy --locked --all-targets --quiet -- -D warnings
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
@@ -129,4 +144,4 @@ proto: $(STAMP) $(GO_PLUGINS) $(TS_STAMP)
 	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist .tools clients/java/target
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist .tools clients/java/target clients/rust/target
