@@ -32,6 +32,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *   FlagdClient in-process --rpc-port P --sync-port S --checks CHECKS.json [--selector SEL]
  *       [--flag-file F --changed-file C --changed-flag KEY]
  *       each check in-process and over RPC, as clients/py_in_process.py does
+ *   FlagdClient offline --flags FLAGD.json --checks CHECKS.json
+ *       each check by the in-process evaluator on a flagd document read from a file (no sidecar):
+ *       how this provider evaluates a translation the sidecar does not serve it (fractional)
  * </pre>
  */
 public final class FlagdClient {
@@ -49,6 +52,7 @@ public final class FlagdClient {
                 switch (argv[0]) {
                     case "rpc" -> rpc(args);
                     case "in-process" -> inProcess(args);
+                    case "offline" -> offline(args);
                     default -> throw new IllegalArgumentException("unknown mode " + argv[0]);
                 };
         System.out.println(JSON.writeValueAsString(report));
@@ -131,9 +135,7 @@ public final class FlagdClient {
 
     /** Each check in-process (SyncFlags on the sync port) and over RPC, with the sync context. */
     private static Map<String, Object> inProcess(Map<String, String> args) throws Exception {
-        List<Map<String, Object>> checks = JSON.readValue(
-                Path.of(required(args, "checks")).toFile(),
-                JSON.getTypeFactory().constructCollectionType(List.class, Map.class));
+        List<Map<String, Object>> checks = readChecks(Path.of(required(args, "checks")));
         String host = args.getOrDefault("host", "127.0.0.1");
         String changedFlag = args.get("changed-flag");
         AtomicReference<Map<String, Object>> syncContext = new AtomicReference<>();
@@ -187,6 +189,30 @@ public final class FlagdClient {
         }
         api.shutdown();
         return report;
+    }
+
+    /** Each check by the in-process evaluator on a flagd document read from a file. */
+    private static Map<String, Object> offline(Map<String, String> args) throws Exception {
+        List<Map<String, Object>> checks = readChecks(Path.of(required(args, "checks")));
+        FlagdProvider provider = new FlagdProvider(FlagdOptions.builder()
+                .resolverType(Config.Resolver.IN_PROCESS)
+                .offlineFlagSourcePath(required(args, "flags"))
+                .build());
+        OpenFeatureAPI api = OpenFeatureAPI.getInstance();
+        Client client = api.getClient("offline");
+        Map<String, Object> report = new LinkedHashMap<>();
+        report.put("ready", ready(api, "offline", provider, client));
+        List<Map<String, Object>> results = new ArrayList<>();
+        for (Map<String, Object> check : checks) {
+            results.add(Checks.evaluate(client, check));
+        }
+        report.put("results", results);
+        api.shutdown();
+        return report;
+    }
+
+    private static List<Map<String, Object>> readChecks(Path path) throws Exception {
+        return JSON.readValue(path.toFile(), JSON.getTypeFactory().constructCollectionType(List.class, Map.class));
     }
 
     private static boolean ready(OpenFeatureAPI api, String domain, FlagdProvider provider, Client client) {
