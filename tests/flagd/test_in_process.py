@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mmh3
 import pytest
 import yaml
 
+from sidecar.engine import build_context, compile_flag_set, evaluate
 from tests.conftest import eventually, write_flag_file
 from tests.serve_process import ServeProcess
 from tests.sync.test_flagd_translation import CONTEXTS, MISSING, constraint, document, rule_flag
@@ -298,3 +301,92 @@ def test_context_values_reach_the_in_process_provider_and_header_mapped_properti
     assert "--context-from-header" in report["syncContext"]["$flagSidecar"]["leftOut"]["by-tenant"]
     assert assert_served_alike(report, checks, provider) == 2
     assert [r["inProcess"]["variant"] for r in report["results"][:2]] == ["yes", "yes"]
+
+
+# Splits and the Java provider. Its in-process evaluator (flagd 0.11.15,
+# resolver/process/targeting/Fractional.java) hashes the UTF-8 bytes of the bucketing string with
+# murmur3 (v2's input) but buckets by abs(signed hash) / Integer.MAX_VALUE * 100 in float, not by
+# v2's (hash * total) >> 32: no fractional rule gives every user our bucket, so splits stay left
+# out for it. The switch: JAVA_SPLITS_SERVED = True once the translation serves it splits.
+JAVA_SPLITS_SERVED = False
+SPLIT_FLAGS = ("split-user", "split-account")
+SPLIT_USERS = [f"user-{n}" for n in range(200)] + ["", "ünïcødé-用户"]
+
+
+def java_provider(java_client: list[str]) -> Provider:
+    return Provider("java", [*java_client, "in-process"], java_in_process_answer)
+
+
+def test_the_java_in_process_provider_on_split_users(start, java_client):
+    flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
+    run = start({"flags": [f for f in flags["flags"] if f["key"] in SPLIT_FLAGS]})
+    checks = [check("split-user", "string", user, {}) for user in SPLIT_USERS]
+    checks += [check("split-account", "boolean", "u1", {"accountId": user}) for user in SPLIT_USERS]
+
+    report = run.run(checks, client=java_provider(java_client).command)
+
+    assert report["ready"], report
+    left_out = report["syncContext"]["$flagSidecar"]["leftOut"]
+    assert {key: key not in left_out for key in SPLIT_FLAGS} == dict.fromkeys(SPLIT_FLAGS, JAVA_SPLITS_SERVED)
+    served = assert_served_alike(report, checks, java_provider(java_client))
+    assert served == (len(checks) if JAVA_SPLITS_SERVED else 0)
+
+
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def java_fractional(text: str, weights: list[tuple[str, int]]) -> str:
+    """flagd 0.11.15's Fractional.distributeValue, float arithmetic included."""
+    signed = mmh3.hash(text.encode(), 0, signed=True)
+    magnitude = signed if signed == -(2**31) else abs(signed)  # Math.abs(Integer.MIN_VALUE) < 0
+    position = _float32(_float32(_float32(magnitude) / _float32(2**31 - 1)) * 100)
+    total = sum(weight for _, weight in weights)
+    cumulative = 0.0
+    for variant, weight in weights:
+        cumulative = _float32(
+            cumulative + (_float32(_float32(weight * 100) / _float32(total)) if weight else 0)
+        )
+        if position < cumulative:
+            return variant
+    raise AssertionError("no bucket")  # Fractional.java throws here too
+
+
+def test_the_java_providers_fractional_is_not_the_sidecars_split(java_client, tmp_path):
+    """flagd's v2 form of split-user, `{"cat": ["split-user:", {"var": "targetingKey"}]}` with
+    weights of percentage x 100, evaluated by the Java provider itself (offline, from a file): it
+    follows java_fractional exactly, and puts users elsewhere than the sidecar does."""
+    flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
+    weights = [("a", 3333), ("b", 3333), ("c", 3334)]
+    fractional = [{"cat": ["split-user:", {"var": "targetingKey"}]}, *map(list, weights)]
+    variants = {"a": "a", "b": "b", "c": "c"}
+    document = {
+        "state": "ENABLED",
+        "variants": variants,
+        "defaultVariant": "a",
+        "targeting": {"fractional": fractional},
+    }
+    flagd_file = tmp_path / "flagd.json"
+    flagd_file.write_text(json.dumps({"flags": {"split-user": document}}))
+    users = [user for user in SPLIT_USERS if user]  # "" is no targeting key for flagd
+    checks_file = tmp_path / "checks.json"
+    checks_file.write_text(json.dumps([check("split-user", "string", user, {}) for user in users]))
+
+    completed = subprocess.run(
+        [*java_client, "offline", "--flags", str(flagd_file), "--checks", str(checks_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+
+    assert report["ready"], report
+    java = [result["variant"] for result in report["results"]]
+    assert {result["reason"] for result in report["results"]} == {"TARGETING_MATCH"}
+    assert java == [java_fractional(f"split-user:{user}", weights) for user in users]
+    flag = compile_flag_set(flags).flags["split-user"]
+    sidecar = [evaluate(flag, build_context(user, {})).variant for user in users]
+    differing = sum(a != b for a, b in zip(java, sidecar, strict=True))
+    assert differing > len(users) / 4, f"{differing} of {len(users)} users differ: serve Java splits?"

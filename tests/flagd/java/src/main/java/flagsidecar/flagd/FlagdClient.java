@@ -107,7 +107,8 @@ public final class FlagdClient {
                 .resolverType(Config.Resolver.RPC)
                 .port(Integer.parseInt(required(args, "port")))
                 // Long enough that an answer the provider retries until its deadline shows in
-                // report.seconds (test_clients.py's check_report wants the no-default one prompt).
+                // report.seconds (test_clients.py's check_report wants the no-default one prompt),
+                // and longer than 0.11.15's retries of a NOT_FOUND or INVALID_ARGUMENT answer.
                 .deadline(5000)
                 .build());
 
@@ -154,7 +155,9 @@ public final class FlagdClient {
         FlagdProvider rpc = new FlagdProvider(common(host)
                 .resolverType(Config.Resolver.RPC)
                 .port(Integer.parseInt(required(args, "rpc-port")))
-                .deadline(3000)
+                // 0.11.15 retries NOT_FOUND and INVALID_ARGUMENT answers (three attempts, up to
+                // 1 s and 2 s apart): the deadline must outlast them, or they end GENERAL.
+                .deadline(5000)
                 .cacheType("disabled") // every answer is the provider's own, not a cached one
                 .build());
 
