@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-flagd-java go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -54,6 +54,11 @@ postgres:
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
 test-go: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# The Java OpenFeature flagd provider's tests alone (tests/flagd/java, RPC and in-process, against a
+# real sidecar); the Maven build happens once, in the tests (tests/flagd/java_client.py).
+test-flagd-java: $(STAMP)
+	$(BIN)/pytest -q tests/flagd -k java
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)

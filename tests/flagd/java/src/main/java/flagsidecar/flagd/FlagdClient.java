@@ -200,6 +200,8 @@ public final class FlagdClient {
         FlagdProvider provider = new FlagdProvider(FlagdOptions.builder()
                 .resolverType(Config.Resolver.IN_PROCESS)
                 .offlineFlagSourcePath(required(args, "flags"))
+                // The first parse may take twice this; the default (500 ms) is tight on a busy machine.
+                .deadline(5000)
                 .build());
         OpenFeatureAPI api = OpenFeatureAPI.getInstance();
         Client client = api.getClient("offline");
