@@ -33,8 +33,8 @@ def _digest() -> str:
     return digest.hexdigest()
 
 
-def command() -> list[str]:
-    """The command that runs FlagdClient (its mode and options follow), building it if needed."""
+def classpath() -> str:
+    """FlagdClient's classes and every jar of the pom (the SDK, the provider, ...), built if needed."""
     for tool in ("java", "mvn"):
         if shutil.which(tool) is None:
             raise JavaUnavailable(f"{tool} is not installed: the Java flagd provider tests need it")
@@ -61,6 +61,10 @@ def command() -> list[str]:
             output = f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
             raise RuntimeError(f"mvn could not build {PROJECT}:\n{output}")
         STAMP.write_text(digest)
-    classpath = f"{TARGET / 'classes'}:{CLASSPATH.read_text().strip()}"
+    return f"{TARGET / 'classes'}:{CLASSPATH.read_text().strip()}"
+
+
+def command() -> list[str]:
+    """The command that runs FlagdClient (its mode and options follow), building it if needed."""
     # -XX:TieredStopAtLevel=1: a short-lived client; C1 alone starts faster.
-    return ["java", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-cp", classpath, MAIN]
+    return ["java", "-XX:TieredStopAtLevel=1", "-cp", classpath(), MAIN]
