@@ -1,4 +1,4 @@
-"""The real OpenFeature Python flagd provider in in-process mode against a real sidecar process.
+"""The real OpenFeature Python and Java flagd providers in in-process mode against a real sidecar.
 
 `flag-sidecar serve --flags ... --sync-listen ...` serves flagd.sync.v1 on its sync listener; the
 provider (clients/py_in_process.py, in its own process) follows SyncFlags and evaluates with
@@ -6,7 +6,9 @@ openfeature-flagd-core, next to the same provider in RPC mode on the sidecar's -
 For every check whose flag is served in-process, both answer the same value, variant and reason;
 a flag left out is listed in the sync context and is FLAG_NOT_FOUND in-process, never a wrong
 answer; an edit of the flag file reaches the in-process provider; the sidecar's --context-value
-pairs reach it through sync_context.
+pairs reach it through sync_context. The Java provider (java_client.py: FlagdClient's in-process
+mode, same options and report) runs the same tests (the `provider` fixture), held to its own
+documented differences (java_in_process_answer), and the split tests at the end.
 """
 
 from __future__ import annotations
