@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go test-java test-ts test-rust go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-java test-ts test-rust test-flagd-java go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -98,6 +98,11 @@ RUST_ENV         := CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)
 test-rust: $(STAMP)
 	cd clients/rust && $(RUST_ENV) $(CARGO) test --locked
 
+# The Java OpenFeature flagd provider's tests alone (tests/flagd/java, RPC and in-process, against a
+# real sidecar); the Maven build happens once, in the tests (tests/flagd/java_client.py).
+test-flagd-java: $(STAMP)
+	$(BIN)/pytest -q tests/flagd -k java
+
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
 
@@ -144,4 +149,4 @@ proto: $(STAMP) $(GO_PLUGINS) $(TS_STAMP)
 	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist .tools clients/java/target clients/rust/target
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist .tools clients/java/target clients/rust/target tests/flagd/java/target

@@ -18,6 +18,8 @@ from sidecar.store import FlagStore
 from tests.conftest import write_flag_file
 
 from . import flags as test_flags
+from .java_client import JavaUnavailable
+from .java_client import command as java_client_command
 
 
 @dataclass
@@ -112,3 +114,12 @@ def start_flagd(tmp_path: Path) -> Iterator[Callable[..., FlagdServer]]:
 @pytest.fixture
 def flagd_server(start_flagd: Callable[..., FlagdServer]) -> FlagdServer:
     return start_flagd()
+
+
+@pytest.fixture(scope="session")
+def java_client() -> list[str]:
+    """The Java flagd client's command (java_client.py), built once per session."""
+    try:
+        return java_client_command()
+    except JavaUnavailable as exc:
+        pytest.skip(str(exc))

@@ -55,6 +55,16 @@ def results() -> dict[str, dict[str, Any]]:
     }
 
 
+# The Java provider (flagd 0.11.15, the newest Maven Central serves here) reads an answer that
+# carries no value (flagd's and ours for a disabled flag or no default variant) as the message's
+# zero value with an empty variant, not as the caller's default; java-sdk-contrib changed that
+# in d732c35 (flagd provider 0.14.0).
+JAVA_PROVIDER_NO_VALUE: dict[str, dict[str, Any]] = {
+    "disabled": {"value": False, "reason": "DISABLED", "variant": "", "errorCode": None},
+    "no-default": {"value": "", "reason": "DEFAULT", "variant": "", "errorCode": None},
+}
+
+
 def after_change() -> dict[str, dict[str, Any]]:
     # Not CACHED: the configuration_change evicted the provider's cached "foo".
     return {"changing-after": ok("bar", "bar", "STATIC")}

@@ -1,4 +1,4 @@
-"""The real OpenFeature flagd providers (Python and Node, RPC resolver) against a running sidecar.
+"""The real OpenFeature flagd providers (Python, Node and Java, RPC resolver) against a running sidecar.
 
 The sidecar is the real command (`python -m sidecar.cli serve`) with --flagd-listen,
 --context-value and --context-from-header; the Python client talks to the --listen port (the
@@ -6,7 +6,8 @@ native API's), the Node client to the --flagd-listen one. Each client runs in it
 (clients/py_client.py, node/client.mjs): it waits for READY,
 runs the checks of clients/checks.json, edits the flag file, waits for
 PROVIDER_CONFIGURATION_CHANGED and prints a JSON report, which must match expectations.py.
-The Node dependencies come from the committed package-lock.json (`npm ci`, also run by `make test`).
+The Node dependencies come from the committed package-lock.json (`npm ci`, also run by `make test`),
+the Java ones from java/pom.xml's pinned versions (built once per session, java_client.py).
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ def run_client(command: list[str], port: int, flag_file: Path, tmp_path: Path) -
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def check_report(report: dict[str, Any]) -> None:
+def check_report(report: dict[str, Any], expected: dict[str, dict[str, Any]] | None = None) -> None:
     assert report["ready"] is True
-    expected = expectations.results()
+    expected = expectations.results() if expected is None else expected
     assert set(report["results"]) == set(expected)
     for name, answer in expected.items():
         assert report["results"][name] == answer, name
@@ -128,6 +129,13 @@ def test_node_provider_on_the_flagd_port(node_modules, sidecar, tmp_path):
     report = run_client(command, sidecar.flagd_port, sidecar.flag_file, tmp_path)
     assert report["client"] == "node"
     check_report(report)
+
+
+def test_java_provider_on_the_flagd_port(java_client, sidecar, tmp_path):
+    command = [*java_client, "rpc", "--spec", str(HERE / "clients" / "checks.json")]
+    report = run_client(command, sidecar.flagd_port, sidecar.flag_file, tmp_path)
+    assert report["client"] == "java"
+    check_report(report, expectations.results() | expectations.JAVA_PROVIDER_NO_VALUE)
 
 
 def test_header_mapping_and_shutdown_through_the_command(sidecar):

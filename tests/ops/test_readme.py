@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sidecar.app import settings as app_settings
 from tests.conftest import eventually
+from tests.flagd import java_client
 from tests.serve_process import ServeProcess
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -179,4 +180,26 @@ def test_node_snippet_runs_as_written(tmp_path: Path) -> None:
         process.stop()
     assert completed.returncode == 0, completed.stderr[-4000:]
     expected = snippet.split("// ", 1)[1].split("\n", 1)[0]  # the comment on the console.log line
+    assert completed.stdout.strip() == expected
+
+
+def test_java_snippet_runs_as_written(tmp_path: Path) -> None:
+    try:
+        classpath = java_client.classpath()
+    except java_client.JavaUnavailable as exc:
+        pytest.skip(str(exc))
+    (snippet,) = [text for lang, text in code_blocks() if lang == "java"]
+    assert ".port(8013)" in snippet  # what --flagd-listen on binds
+    process = ServeProcess(Path("examples/flags.yaml"), "--flagd-listen", "127.0.0.1:0")
+    try:
+        flagd_port = listening_ports(process, 2)[1]
+        source = tmp_path / "Check.java"  # the name the README gives it
+        source.write_text(snippet.replace(".port(8013)", f".port({flagd_port})"))
+        completed = subprocess.run(
+            ["java", "-cp", classpath, str(source)], capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        process.stop()
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    expected = snippet.split("// prints: ", 1)[1].split("\n", 1)[0]
     assert completed.stdout.strip() == expected
