@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from .dialect import Connection, Dialect
 from .migrate import Migration, migrate
@@ -69,6 +69,19 @@ class SetContent:
 
 
 @dataclass(frozen=True, slots=True)
+class SetChanges:
+    """What the writes to one flag set after a revision left: the flags and segments they touched
+    as they are now, and the keys of those they deleted. `whole` (a revision that went back, a
+    restored database) means `flags` and `segments` are the whole set, not changes."""
+
+    revision: int  # the set's revision now
+    flags: tuple[StoredItem, ...] = ()
+    segments: tuple[StoredItem, ...] = ()
+    removed: tuple[tuple[Kind, str], ...] = ()
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     kind: Kind
     key: str
@@ -106,7 +119,8 @@ class UserEvaluation:
 class FlagDatabase:
     """One database (a Dialect), shared by a source that follows a flag set and an admin that
     writes. One connection, used by one caller at a time (a lock): SQLite writes one at a time
-    anyway, and reads are short."""
+    anyway, and reads are short. A database that pushes (PostgreSQL) waits for notifications on a
+    connection of its own, so that a reader never waits behind the wait."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
@@ -115,7 +129,8 @@ class FlagDatabase:
         # False once the database exists for sure: reconnecting then never creates an empty one.
         self.create = True
         self._connections = 0  # connections opened: a counter is only comparable within one
-        self._listening = 0  # the connection number that LISTENs (0: none)
+        self._listen_connection: Connection | None = None
+        self._listen_lock = threading.Lock()
 
     @property
     def origin(self) -> str:
@@ -132,6 +147,13 @@ class FlagDatabase:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+        self._close_listener()
+
+    def _close_listener(self) -> None:
+        connection, self._listen_connection = self._listen_connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
 
     def reset(self) -> None:
         """Drop the connection after an error that may have broken it; the next call reconnects."""
@@ -175,12 +197,20 @@ class FlagDatabase:
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to `timeout` for a pushed change (PostgreSQL's NOTIFY); False at once when the
         database pushes nothing (SQLite), for the caller to poll."""
-        with self._lock:
-            connection = self._connected()
-            if self._listening != self._connections:
-                self.dialect.listen(connection)
-                self._listening = self._connections
-            return self.dialect.wait(connection, timeout)
+        if self.dialect.poll_seconds is None:  # nothing is pushed: no connection to wait on
+            return False
+        with self._listen_lock:
+            try:
+                with self._unavailable_as_os_error():
+                    if self._listen_connection is None:
+                        connection = self.dialect.connect(self.create)
+                        self.dialect.listen(connection)
+                        self._listen_connection = connection
+                    return self.dialect.wait(self._listen_connection, timeout)
+            except BaseException:
+                # A notification missed until the next LISTEN is found by the caller's counter.
+                self._close_listener()
+                raise
 
     # ------------------------------------------------------------ reading
 
@@ -200,6 +230,51 @@ class FlagDatabase:
             finally:
                 connection.execute("COMMIT")
         return content
+
+    def changes(self, flag_set: str, since: int) -> SetChanges:
+        """What changed in the set after revision `since`. An unchanged set costs one small query
+        (its revision, outside any transaction); a changed one is read in one committed state: the
+        keys its history names after `since`, and those rows."""
+        revision = self.set_revision(flag_set)
+        if revision == since:
+            return SetChanges(revision)
+        with self._lock, self._unavailable_as_os_error():
+            connection = self._connected()
+            self.dialect.begin_read(connection)
+            try:
+                if revision < since:  # the database went back (a restore): start again
+                    content = self._content(flag_set)
+                    return SetChanges(content.revision, content.flags, content.segments, whole=True)
+                return self._changes(flag_set, since)
+            finally:
+                connection.execute("COMMIT")
+
+    def _changes(self, flag_set: str, since: int) -> SetChanges:
+        row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
+        touched = {
+            (str(kind), str(key))
+            for kind, key in self._execute(
+                "SELECT DISTINCT kind, key FROM history WHERE flag_set = ? AND revision > ?",
+                (flag_set, since),
+            ).fetchall()
+        }
+        found: dict[str, tuple[StoredItem, ...]] = {}
+        for kind, table in _TABLES.items():
+            rows = self._execute(
+                f"SELECT key, version, definition, updated_at, updated_by FROM {table} "
+                "WHERE flag_set = ? AND key IN (SELECT key FROM history "
+                "WHERE flag_set = ? AND kind = ? AND revision > ?) ORDER BY key",
+                (flag_set, flag_set, kind, since),
+            ).fetchall()
+            found[kind] = tuple(
+                StoredItem(key, int(version), json.loads(text), str(at), str(by), text)
+                for key, version, text, at, by in rows
+            )
+        present = {("flag", item.key) for item in found["flag"]} | {
+            ("segment", item.key) for item in found["segment"]
+        }
+        removed = tuple(sorted((cast(Kind, kind), key) for kind, key in touched - present))
+        return SetChanges(int(row[0]) if row else 0, found["flag"], found["segment"], removed)
 
     def _content(self, flag_set: str) -> SetContent:
         row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
