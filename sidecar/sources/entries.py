@@ -53,8 +53,9 @@ class EntrySource(Source, Protocol):
         ...
 
 
-def entries_document(flags: Iterable[str], segments: Iterable[str], versions: dict[str, int], revision: str,
-                     origin: str) -> Document:
+def entries_document(
+    flags: Iterable[str], segments: Iterable[str], versions: dict[str, int], revision: str, origin: str
+) -> Document:
     """Definitions' JSON texts joined into one flag document (no re-encoding), with the source's
     versions."""
     data = f'{{"flags":[{",".join(flags)}],"segments":[{",".join(segments)}]}}'.encode()

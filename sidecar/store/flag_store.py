@@ -285,7 +285,8 @@ class FlagStore:
         small query when nothing did) and rebuild the set when something did. OSError: the source
         cannot be had (its own watcher reports that; the last good set keeps serving)."""
         cache, source = self.cache, self.source
-        assert cache is not None and isinstance(source, EntrySource)
+        assert cache is not None
+        assert isinstance(source, EntrySource)
         with self._reload_lock:
             try:
                 changes = source.entries() if cache.revision is None else source.changes_since(cache.revision)

@@ -131,6 +131,7 @@ class FlagDatabase:
         self._connections = 0  # connections opened: a counter is only comparable within one
         self._listen_connection: Connection | None = None
         self._listen_lock = threading.Lock()
+        self._waiting_stopped = False  # stop_waiting was called: no wait begins any more
 
     @property
     def origin(self) -> str:
@@ -149,10 +150,17 @@ class FlagDatabase:
                 self._connection = None
         self._close_listener()
 
+    def stop_waiting(self) -> None:
+        """End a `wait_for_change` in another thread at once, and every later one (the follower
+        is closing)."""
+        self._waiting_stopped = True
+        self._close_listener()
+
     def _close_listener(self) -> None:
         connection, self._listen_connection = self._listen_connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
+                self.dialect.interrupt(connection)
                 connection.close()
 
     def reset(self) -> None:
@@ -206,6 +214,10 @@ class FlagDatabase:
                         connection = self.dialect.connect(self.create)
                         self.dialect.listen(connection)
                         self._listen_connection = connection
+                    # Checked once the connection is where stop_waiting finds it: either it sees
+                    # the connection and interrupts the wait, or the wait sees the flag.
+                    if self._waiting_stopped:
+                        return False
                     return self.dialect.wait(self._listen_connection, timeout)
             except BaseException:
                 # A notification missed until the next LISTEN is found by the caller's counter.

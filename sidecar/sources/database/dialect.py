@@ -79,6 +79,10 @@ class Dialect(Protocol):
         """Wait up to `timeout` seconds for a notification; False at once when there are none."""
         ...
 
+    def interrupt(self, connection: Connection) -> None:
+        """End a `wait` on `connection` running in another thread, at once (it then fails)."""
+        ...
+
     def notify(self, connection: Connection, payload: str) -> None:
         """Inside a write transaction: tell the listeners at commit (nothing without notifications)."""
         ...

@@ -10,6 +10,8 @@ revision only as a safety net, every POLL_SECONDS.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -82,6 +84,14 @@ class PostgresDialect:
         for _ in notifies:
             pass
         return True
+
+    def interrupt(self, connection: Connection) -> None:
+        # Shut the socket down (not just closed: a thread waiting in notifies() would not see a
+        # close), so that the wait ends at once with an error.
+        with contextlib.suppress(Exception):  # already closed, or never connected
+            fileno = cast(Any, connection).fileno()
+            with socket.fromfd(fileno, socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
 
     def notify(self, connection: Connection, payload: str) -> None:
         connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))

@@ -116,9 +116,10 @@ class DatabaseSource:
 
     def close(self) -> None:
         self._stopped.set()
+        self.database.stop_waiting()  # a wait for a notification ends at once
         if self._thread is not None:
             self._thread.join(timeout=2)
-        self.database.close()
+        self.database.close()  # what the watcher may have opened again meanwhile
 
     def _run(self) -> None:
         counter: tuple[int, int] | None = None

@@ -86,6 +86,9 @@ class SqliteDialect:
     def notify(self, connection: Connection, payload: str) -> None:
         pass
 
+    def interrupt(self, connection: Connection) -> None:
+        pass
+
     def is_unavailable(self, error: Exception) -> bool:
         # Locked past the busy timeout, an I/O error, a file that is no database; not an
         # IntegrityError or ProgrammingError (also DatabaseErrors), which would be bugs of ours.
