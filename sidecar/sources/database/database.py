@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, cast
 
-from .dialect import Connection, Dialect
+from .dialect import Connection, Dialect, Pool
 from .migrate import Migration, migrate
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,9 @@ class FlagDatabase:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._connection: Connection | None = None
+        self._connection: Connection | None = None  # the one connection of a database without a pool
+        self._pool: Pool | None = None  # opened by the first call (a database with one)
+        self._local = threading.local()  # the connection of this thread's current session
         self._lock = threading.RLock()
         # False once the database exists for sure: reconnecting then never creates an empty one.
         self.create = True
@@ -148,6 +150,9 @@ class FlagDatabase:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         self._close_listener()
 
     def stop_waiting(self) -> None:
@@ -164,12 +169,49 @@ class FlagDatabase:
                 connection.close()
 
     def reset(self) -> None:
-        """Drop the connection after an error that may have broken it; the next call reconnects."""
-        self.close()
+        """Drop the connection after an error that may have broken it; the next call reconnects. A
+        pool drops every broken connection it holds (after a server restart, all of them)."""
+        pool = self._pool
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                pool.check()
+            return
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    @contextmanager
+    def _session(self) -> Iterator[Connection]:
+        """The connection this thread's calls use until the block ends: the one connection, under
+        the lock (SQLite), or one of the pool's (PostgreSQL); within a session, the same one."""
+        held = getattr(self._local, "connection", None)
+        if held is not None:
+            yield held
+            return
+        pool = self._pool_or_none()
+        with contextlib.ExitStack() as stack:
+            if pool is None:
+                stack.enter_context(self._lock)
+                connection = self._connected()
+            else:
+                connection = stack.enter_context(pool.connection())
+            self._local.connection = connection
+            try:
+                yield connection
+            finally:
+                self._local.connection = None
+
+    def _pool_or_none(self) -> Pool | None:
+        if self._pool is None and self.dialect.pooled:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = self.dialect.open_pool()
+        return self._pool
 
     def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        with self._unavailable_as_os_error():
-            return self._connected().execute(self.dialect.sql(sql), tuple(parameters))
+        with self._unavailable_as_os_error(), self._session() as connection:
+            return connection.execute(self.dialect.sql(sql), tuple(parameters))
 
     @contextmanager
     def _unavailable_as_os_error(self) -> Iterator[None]:
@@ -188,19 +230,19 @@ class FlagDatabase:
 
     def migrate(self) -> list[Migration]:
         """Bring the schema up to date (migrate.py); the migrations applied now."""
-        with self._lock, self._unavailable_as_os_error():
-            return migrate(self.dialect, self._connected())
+        with self._unavailable_as_os_error(), self._session() as connection:
+            return migrate(self.dialect, connection)
 
     def change_counter(self) -> tuple[int, int]:
         """(connection number, the dialect's change counter): it differs whenever another
         connection committed, or this one was reopened (a database replaced at its address is
         reopened first; OSError when it is gone)."""
         with self._lock:
-            if self._connection is not None and self.dialect.replaced():
+            if self._pool is None and self._connection is not None and self.dialect.replaced():
                 self.reset()
-            with self._unavailable_as_os_error():
-                counter = self.dialect.change_counter(self._connected())
-            return self._connections, counter
+        with self._unavailable_as_os_error(), self._session() as connection:
+            counter = self.dialect.change_counter(connection)
+        return self._connections, counter
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to `timeout` for a pushed change (PostgreSQL's NOTIFY); False at once when the
@@ -228,14 +270,13 @@ class FlagDatabase:
 
     def set_revision(self, flag_set: str) -> int:
         """The revision of the set's last write (0 for a set never written): one small query."""
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
         return int(row[0]) if row else 0
 
     def read(self, flag_set: str) -> SetContent:
         """The whole set, from one committed state."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_read(connection)
             try:
                 content = self._content(flag_set)
@@ -250,8 +291,7 @@ class FlagDatabase:
         revision = self.set_revision(flag_set)
         if revision == since:
             return SetChanges(revision)
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_read(connection)
             try:
                 if revision < since:  # the database went back (a restore): start again
@@ -310,7 +350,7 @@ class FlagDatabase:
 
     def page(self, flag_set: str, kind: Kind, after: str, limit: int) -> list[StoredItem]:
         """Up to `limit` flags or segments of the set, by key, after the key `after` ("": the first)."""
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
                 f"SELECT key, version, definition, updated_at, updated_by FROM {_TABLES[kind]} "
                 "WHERE flag_set = ? AND key > ? ORDER BY key LIMIT ?",
@@ -322,7 +362,7 @@ class FlagDatabase:
         ]
 
     def item(self, flag_set: str, kind: Kind, key: str) -> StoredItem | None:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute(
                 f"SELECT key, version, definition, updated_at, updated_by FROM {_TABLES[kind]} "
                 "WHERE flag_set = ? AND key = ?",
@@ -334,7 +374,7 @@ class FlagDatabase:
         return StoredItem(key, int(version), json.loads(text), str(at), str(by), text)
 
     def flag_sets(self) -> list[str]:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute("SELECT name FROM flag_sets ORDER BY name").fetchall()
         return [str(row[0]) for row in rows]
 
@@ -342,7 +382,7 @@ class FlagDatabase:
         self, flag_set: str, kind: Kind, key: str, *, before_version: int | None = None, limit: int = 100
     ) -> list[HistoryEntry]:
         """Versions of one flag or segment, newest first, older than `before_version` if given."""
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
                 "SELECT kind, key, version, action, actor, at, before, after, revision FROM history "
                 "WHERE flag_set = ? AND kind = ? AND key = ? AND version < ? "
@@ -352,7 +392,7 @@ class FlagDatabase:
         return [_history_entry(row) for row in rows]
 
     def history_entry(self, flag_set: str, kind: Kind, key: str, version: int) -> HistoryEntry | None:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute(
                 "SELECT kind, key, version, action, actor, at, before, after, revision FROM history "
                 "WHERE flag_set = ? AND kind = ? AND key = ? AND version = ? ORDER BY id DESC LIMIT 1",
@@ -367,8 +407,7 @@ class FlagDatabase:
     ) -> None:
         """Upsert users (last seen) and each (user, flag)'s latest evaluation, in one transaction
         (no revision: served flags do not change)."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_write(connection)
             try:
                 for user in users:
@@ -405,7 +444,7 @@ class FlagDatabase:
                 raise
 
     def users(self, flag_set: str, after: str, limit: int) -> list[UserRecord]:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
                 "SELECT user_id, context_kind, first_seen, last_seen FROM users "
                 "WHERE flag_set = ? AND user_id > ? ORDER BY user_id LIMIT ?",
@@ -414,7 +453,7 @@ class FlagDatabase:
         return [UserRecord(*map(str, row)) for row in rows]
 
     def user(self, flag_set: str, user_id: str) -> tuple[UserRecord, list[UserEvaluation]] | None:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute(
                 "SELECT user_id, context_kind, first_seen, last_seen FROM users "
                 "WHERE flag_set = ? AND user_id = ?",
@@ -435,8 +474,7 @@ class FlagDatabase:
 
     def delete_user(self, flag_set: str, user_id: str) -> bool:
         """Delete the user and their evaluations; False when there was no such user."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_write(connection)
             try:
                 self._execute(
@@ -453,7 +491,7 @@ class FlagDatabase:
         return bool(deleted)
 
     def delete_evaluation(self, flag_set: str, user_id: str, flag_key: str) -> bool:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             deleted = self._execute(
                 "DELETE FROM evaluations WHERE flag_set = ? AND user_id = ? AND flag_key = ?",
                 (flag_set, user_id, flag_key),
@@ -467,8 +505,7 @@ class FlagDatabase:
         """One write transaction on `flag_set`, holding the write lock: the writer's `content` is
         current, and what it writes commits with one revision bump when the block ends (rolled
         back if it raises)."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_write(connection)
             try:
                 writer = SetWriter(self, flag_set, actor, self._content(flag_set))
