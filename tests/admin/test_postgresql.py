@@ -142,7 +142,8 @@ def _connections(server, uri: str) -> int:
 
     name = uri.rsplit("/", 1)[1].split("?")[0]
     with psycopg.connect(server.uri, autocommit=True) as connection:
-        row = connection.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        row = connection.execute(query, (name,)).fetchone()
     return int(row[0])
 
 
@@ -194,7 +195,7 @@ def test_the_pool_survives_a_server_restart():
         with database.write("default", "alice") as writer:
             writer.put("flag", "f", FLAG, 1, "create", None)
         server.stop()
-        with pytest.raises(OSError, match="terminating connection|Connection refused|cannot connect"):
+        with pytest.raises(OSError, match=r"terminating connection|Connection refused|cannot connect"):
             database.read("default")
         server.start()
 
