@@ -193,14 +193,20 @@ class _NamedPool:
         try:
             yield connection
         except BaseException as error:
-            if not held.__exit__(type(error), error, error.__traceback__):
+            suppressed = held.__exit__(type(error), error, error.__traceback__)
+            if self._dialect.is_unavailable(error) if isinstance(error, Exception) else False:
+                # The server went away (a restart): its other idle connections are as dead as
+                # this one, and the pool would hand them out one by one, each a failed call.
+                self.check()
+            if not suppressed:
                 raise
         else:
             held.__exit__(None, None, None)
 
     def check(self) -> None:
         self._trusted = False
-        self._pool.check()
+        with contextlib.suppress(Exception):
+            self._pool.check()
 
     def close(self) -> None:
         self._pool.close(timeout=1)
