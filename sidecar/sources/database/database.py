@@ -100,6 +100,14 @@ class UserRecord:
     context_kind: str
     first_seen: str
     last_seen: str
+    context: Mapping[str, Any] | None = None  # of the latest evaluation recorded; None: none
+
+
+def _user(row: Sequence[Any]) -> UserRecord:
+    user_id, kind, first, last, context = row
+    return UserRecord(
+        str(user_id), str(kind), str(first), str(last), None if context is None else json.loads(context)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,10 +420,18 @@ class FlagDatabase:
             try:
                 for user in users:
                     self._execute(
-                        "INSERT INTO users (flag_set, user_id, context_kind, first_seen, last_seen) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (flag_set, user_id) DO UPDATE SET "
-                        "context_kind = excluded.context_kind, last_seen = excluded.last_seen",
-                        (flag_set, user.user_id, user.context_kind, user.first_seen, user.last_seen),
+                        "INSERT INTO users (flag_set, user_id, context_kind, first_seen, last_seen, context) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (flag_set, user_id) DO UPDATE SET "
+                        "context_kind = excluded.context_kind, last_seen = excluded.last_seen, "
+                        "context = COALESCE(excluded.context, users.context)",
+                        (
+                            flag_set,
+                            user.user_id,
+                            user.context_kind,
+                            user.first_seen,
+                            user.last_seen,
+                            None if user.context is None else _json(user.context),
+                        ),
                     )
                 for item in evaluations:
                     self._execute(
@@ -446,16 +462,16 @@ class FlagDatabase:
     def users(self, flag_set: str, after: str, limit: int) -> list[UserRecord]:
         with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
-                "SELECT user_id, context_kind, first_seen, last_seen FROM users "
+                "SELECT user_id, context_kind, first_seen, last_seen, context FROM users "
                 "WHERE flag_set = ? AND user_id > ? ORDER BY user_id LIMIT ?",
                 (flag_set, after, limit),
             ).fetchall()
-        return [UserRecord(*map(str, row)) for row in rows]
+        return [_user(row) for row in rows]
 
     def user(self, flag_set: str, user_id: str) -> tuple[UserRecord, list[UserEvaluation]] | None:
         with self._unavailable_as_os_error(), self._session():
             row = self._execute(
-                "SELECT user_id, context_kind, first_seen, last_seen FROM users "
+                "SELECT user_id, context_kind, first_seen, last_seen, context FROM users "
                 "WHERE flag_set = ? AND user_id = ?",
                 (flag_set, user_id),
             ).fetchone()
@@ -470,7 +486,7 @@ class FlagDatabase:
             UserEvaluation(u, k, str(v), var, None if value is None else json.loads(value), r, e, str(at))
             for u, k, v, var, value, r, e, at in rows
         ]
-        return UserRecord(*map(str, row)), evaluations
+        return _user(row), evaluations
 
     def delete_user(self, flag_set: str, user_id: str) -> bool:
         """Delete the user and their evaluations; False when there was no such user."""
