@@ -135,6 +135,8 @@ class DatabaseSource:
                 counter = now
                 revision = self.database.set_revision(self.flag_set)
             except Exception as error:
+                if self._stopped.is_set():  # closing: the wait was interrupted on purpose
+                    return
                 self.database.reset()
                 counter = None
                 if not self.database.dialect.is_unavailable(error):
