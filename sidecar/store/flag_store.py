@@ -280,6 +280,16 @@ class FlagStore:
         self.cache.apply(self.source.entries())
         return self.cache.document(self.source.origin)
 
+    def refresh(self) -> None:
+        """A push invalidates the cache: ask the source for what changed now, on the caller's
+        thread (the source's watcher: no hand-over to another thread on the way to serving). A
+        failure leaves it to the revalidator, at once and then backing off."""
+        try:
+            self._revalidate()
+        except OSError:
+            if self._revalidator is not None:
+                self._revalidator.invalidate()
+
     def _revalidate(self) -> None:
         """The revalidator's refresh: ask the source what changed after the cached revision (one
         small query when nothing did) and rebuild the set when something did. OSError: the source
@@ -457,9 +467,8 @@ class _SourceEvents:
         self._store = store
 
     def changed(self) -> None:
-        revalidator = self._store._revalidator
-        if revalidator is not None:  # the cache asks for what changed, on its own thread
-            revalidator.invalidate()
+        if self._store.cache is not None:
+            self._store.refresh()
         else:
             self._store.reload()
 

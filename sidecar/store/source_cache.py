@@ -2,15 +2,15 @@
 under flag_cache_key / segment_cache_key, each with the time it was fetched, and the thread that
 keeps them current.
 
-- A push (the source's `changed`: a NOTIFY, SQLite's data_version) invalidates at once: the
-  revalidator wakes and asks the source for what changed after the revision it holds, and only
-  those entries are fetched again.
+- A push (the source's `changed`: a NOTIFY, SQLite's data_version) invalidates at once: the store
+  asks the source, on the watcher's thread, for what changed after the revision it holds, and only
+  those entries are fetched again (the revalidator takes over if that fails).
 - Past the TTL (--cache-ttl) since the set was last validated, the revalidator asks the same,
   conditional on the revision: an unchanged set costs the source one small query, and only renews
   the validation time (the set's age, in /readyz and the metrics).
 - The old entries keep serving meanwhile, and while the source is down: evaluation reads the
-  store's compiled snapshot, never this cache, and takes no lock that I/O holds; the revalidator
-  is the only reader of the source, on its own thread.
+  store's compiled snapshot, never this cache, and takes no lock that I/O holds; the source is
+  read only on the watcher's thread and the revalidator's.
 
 Why not a cachetools TTLCache (the evaluation cache's): it drops an entry once its TTL passes,
 and here an expired entry must go on serving until the source says what replaces it, which during
@@ -113,7 +113,7 @@ class Revalidator:
         self._thread.start()
 
     def invalidate(self) -> None:
-        """The source pushed a change: look now (never blocks)."""
+        """Look now (never blocks): a refresh on a push failed."""
         self._wake.set()
 
     def close(self) -> None:

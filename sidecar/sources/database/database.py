@@ -30,6 +30,19 @@ Kind = Literal["flag", "segment"]
 _TABLES: Final[Mapping[str, str]] = {"flag": "flags", "segment": "segments"}
 
 
+# FlagDatabase.changes: the set's revision (a row of kind 'set'), then every flag and segment the
+# history names after a revision, joined to its current row (none: deleted since).
+_CHANGES: Final = (
+    "SELECT 'set', '', revision, NULL, NULL, NULL FROM flag_sets WHERE name = ? "
+    "UNION ALL "
+    "SELECT t.kind, t.key, COALESCE(f.version, s.version), COALESCE(f.definition, s.definition), "
+    "COALESCE(f.updated_at, s.updated_at), COALESCE(f.updated_by, s.updated_by) "
+    "FROM (SELECT DISTINCT kind, key FROM history WHERE flag_set = ? AND revision > ?) AS t "
+    "LEFT JOIN flags AS f ON t.kind = 'flag' AND f.flag_set = ? AND f.key = t.key "
+    "LEFT JOIN segments AS s ON t.kind = 'segment' AND s.flag_set = ? AND s.key = t.key"
+)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -293,48 +306,31 @@ class FlagDatabase:
         return content
 
     def changes(self, flag_set: str, since: int) -> SetChanges:
-        """What changed in the set after revision `since`. An unchanged set costs one small query
-        (its revision, outside any transaction); a changed one is read in one committed state: the
-        keys its history names after `since`, and those rows."""
-        revision = self.set_revision(flag_set)
-        if revision == since:
-            return SetChanges(revision)
-        with self._unavailable_as_os_error(), self._session() as connection:
-            self.dialect.begin_read(connection)
-            try:
-                if revision < since:  # the database went back (a restore): start again
-                    content = self._content(flag_set)
-                    return SetChanges(content.revision, content.flags, content.segments, whole=True)
-                return self._changes(flag_set, since)
-            finally:
-                connection.execute("COMMIT")
-
-    def _changes(self, flag_set: str, since: int) -> SetChanges:
-        row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
-        touched = {
-            (str(kind), str(key))
-            for kind, key in self._execute(
-                "SELECT DISTINCT kind, key FROM history WHERE flag_set = ? AND revision > ?",
-                (flag_set, since),
-            ).fetchall()
-        }
-        found: dict[str, tuple[StoredItem, ...]] = {}
-        for kind, table in _TABLES.items():
-            rows = self._execute(
-                f"SELECT key, version, definition, updated_at, updated_by FROM {table} "
-                "WHERE flag_set = ? AND key IN (SELECT key FROM history "
-                "WHERE flag_set = ? AND kind = ? AND revision > ?) ORDER BY key",
-                (flag_set, flag_set, kind, since),
-            ).fetchall()
-            found[kind] = tuple(
-                StoredItem(key, int(version), json.loads(text), str(at), str(by), text)
-                for key, version, text, at, by in rows
-            )
-        present = {("flag", item.key) for item in found["flag"]} | {
-            ("segment", item.key) for item in found["segment"]
-        }
-        removed = tuple(sorted((cast(Kind, kind), key) for kind, key in touched - present))
-        return SetChanges(int(row[0]) if row else 0, found["flag"], found["segment"], removed)
+        """What changed in the set after revision `since`, in one statement (one round trip, and
+        one committed state, as any single statement sees): the set's revision, and each flag and
+        segment its history names after `since` as it is now (deleted: no definition). An
+        unchanged set costs that one small query, on the history's index by revision."""
+        with self._unavailable_as_os_error(), self._session():
+            rows = self._execute(_CHANGES, (flag_set, flag_set, since, flag_set, flag_set)).fetchall()
+        revision = 0
+        found: dict[str, list[StoredItem]] = {"flag": [], "segment": []}
+        removed: list[tuple[Kind, str]] = []
+        for kind, key, version, text, at, by in rows:
+            if kind == "set":
+                revision = int(version)
+            elif text is None:
+                removed.append((cast(Kind, kind), str(key)))
+            else:
+                found[kind].append(StoredItem(key, int(version), json.loads(text), str(at), str(by), text))
+        if revision < since:  # the database went back (a restore): read it whole
+            content = self.read(flag_set)
+            return SetChanges(content.revision, content.flags, content.segments, whole=True)
+        return SetChanges(
+            revision,
+            tuple(sorted(found["flag"], key=lambda item: item.key)),
+            tuple(sorted(found["segment"], key=lambda item: item.key)),
+            tuple(sorted(removed)),
+        )
 
     def _content(self, flag_set: str) -> SetContent:
         row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
