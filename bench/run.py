@@ -9,7 +9,9 @@ sample. Server CPU is read from the server process's own accounting (bench.rpc),
 
 Sections: 1-2 server CPU per call (Evaluate, EvaluateAll; grpcio sync and grpc.aio; before and
 after the optimisations), 3 the engine against openfeature-flagd-core, 4 throughput and latency,
-5 FeatureEvent cost, 5b the Kafka exporter against a real broker, 6 memory and start-up, 7 profiles.
+5 FeatureEvent cost, 5b the Kafka exporter against a real broker, 6 memory and start-up, 7 profiles,
+8 the otlp exporter, 9 the sync stream, 10 in-process evaluation, 11 a database source (Evaluate
+on SQLite and PostgreSQL, an admin write's propagation to 20 sidecars).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from . import engine_cases, event_cases, flagsets, inproc_cases, kafka_cases, sync_cases
+from . import database_cases, engine_cases, event_cases, flagsets, inproc_cases, kafka_cases, sync_cases
 from . import otlp as otlp_cases
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
@@ -579,6 +581,8 @@ TARGETS = {
     "rss_mb": 40.0,
     "startup_s": 1.0,
     "evaluate_otlp": 1.2,
+    "evaluate_database": 1.15,  # as "evaluate": the database must cost nothing per call
+    "propagation_p99_ms": 100.0,
 }
 
 
@@ -597,6 +601,7 @@ def write_report(
     kafka: kafka_cases.KafkaResult | None = None,
     sync: sync_cases.SyncResult | None = None,
     inproc: inproc_cases.InprocResult | None = None,
+    database: database_cases.DatabaseResults | None = None,
 ) -> None:
     report = Report()
     report.add(
@@ -649,6 +654,8 @@ def write_report(
         write_sync(report, sync, summary)
     if inproc is not None:
         write_inproc(report, inproc, summary)
+    if database is not None:
+        write_database(report, database, summary)
     notes = Path(__file__).with_name("notes.md")
     if notes.exists():
         report.add(notes.read_text().rstrip(), "")
@@ -1223,6 +1230,67 @@ def write_otlp(
     )
 
 
+def write_database(
+    report: Report, database: database_cases.DatabaseResults, summary: list[tuple[str, str, str, str]]
+) -> None:
+    report.add(
+        "## 11. A database source: Evaluate, and an admin write's propagation",
+        "",
+        "`bench/database_cases.py`: server CPU per Evaluate call (as in section 1-2, 100 flags, "
+        f"{database.calls} calls per measurement, {database.concurrency} clients) of the sidecar "
+        "following the flag file, and following the same flags imported into an SQLite file and a "
+        "PostgreSQL database (a server started for the run), against the empty RPC, the servers "
+        "measured back to back in each repeat. The set is compiled from the source cache and "
+        "evaluation reads the snapshot: the target is the file source's, ≤ "
+        f"{TARGETS['evaluate_database']}x the empty RPC.",
+        "",
+    )
+    target = TARGETS["evaluate_database"]
+    rows = []
+    for case in database_cases.CASES:
+        for name in database.sources:
+            vs_empty = Series(database.vs_empty[(name, case)])
+            met = verdict(vs_empty.median <= target)
+            rows.append(
+                (
+                    f"Evaluate, {case} flag",
+                    f"{name} source",
+                    Series(database.empty_us[case]).show(0, " µs"),
+                    Series(database.cpu_us[(name, case)]).show(0, " µs"),
+                    vs_empty.show(3, "x"),
+                    Series(database.vs_file[(name, case)]).show(3, "x"),
+                    f"≤ {target}x: {met}",
+                )
+            )
+            if name != "file":
+                summary.append(
+                    (
+                        f"Evaluate ({case}), {name} source ≤ {target}x empty RPC",
+                        vs_empty.show(3, "x"),
+                        met,
+                        "11",
+                    )
+                )
+    report.table(("case", "source", "empty RPC", "sidecar", "/ empty", "/ file source", "target"), rows)
+    if database.propagation_p99_ms is not None:
+        p99_target = TARGETS["propagation_p99_ms"]
+        met = verdict(database.propagation_p99_ms <= p99_target)
+        report.add(
+            f"Propagation (`python -m bench.admin_propagation --sidecars {database.sidecars} --writes "
+            f"{database.writes} --postgresql URI`): {database.propagation}. "
+            f"Target p99 ≤ {p99_target:.0f} ms: {met}.",
+            "",
+        )
+        summary.append(
+            (
+                f"admin write → {database.sidecars} sidecars on PostgreSQL, p99 ≤ {p99_target:.0f} ms",
+                f"{database.propagation_p99_ms:.1f} ms (p50 {database.propagation_p50_ms:.1f} ms)",
+                met,
+                "11",
+            )
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmark suite and write BENCHMARKS.md.")
     parser.add_argument("--repeats", type=int, default=7, help="repeats of the RPC CPU measurements")
@@ -1245,7 +1313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also measure the sidecar with its timing and status mapping in a grpc.ServerInterceptor",
     )
     parser.add_argument(
-        "--only", default="rpc,engine,throughput,events,kafka,memory,profile,otlp,sync,inproc"
+        "--only", default="rpc,engine,throughput,events,kafka,memory,profile,otlp,sync,inproc,database"
     )
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
@@ -1273,6 +1341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = write_flag_files(directory, counts)
         before = before_tree(args.before, directory) if args.before else None
         rpc = throughput = engine = events = memory = profiles = otlp = kafka = sync = inproc = None
+        database = None
         steps: list[tuple[str, Callable[[], None]]] = []
 
         def run_rpc() -> None:
@@ -1331,6 +1400,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress("in-process evaluation through the client package")
             inproc = inproc_cases.run()
 
+        def run_database() -> None:
+            nonlocal database
+            progress("a database source: Evaluate, and propagation to 20 sidecars")
+            database = database_cases.run(
+                files[100], args.repeats, args.calls, args.concurrency, pin=args.pin_cpus
+            )
+
         steps = [
             ("rpc", run_rpc),
             ("engine", run_engine),
@@ -1342,12 +1418,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("otlp", run_otlp),
             ("sync", run_sync),
             ("inproc", run_inproc),
+            ("database", run_database),
         ]
         for name, step in steps:
             if name in only:
                 step()
     elapsed = time.perf_counter() - clock
-    results = (started, elapsed, rpc, throughput, engine, events, memory, profiles, otlp, kafka, sync, inproc)
+    results = (
+        started,
+        elapsed,
+        rpc,
+        throughput,
+        engine,
+        events,
+        memory,
+        profiles,
+        otlp,
+        kafka,
+        sync,
+        inproc,
+        database,
+    )
     args.results.write_bytes(pickle.dumps({"args": args, "results": results}))
     write_report(args.output, args, *results)
     progress(f"wrote {args.output} in {elapsed / 60:.1f} min")

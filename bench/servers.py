@@ -23,6 +23,9 @@ With BENCH_EVENTS_DIR=DIR in the environment, every server (empty ones included)
 pipeline with a file exporter writing into DIR, as `serve --exporter file:dir=DIR` does; with
 BENCH_EXPORTER=SPEC, one with that exporter (`serve --exporter SPEC`; bench/otlp.py uses it).
 
+With BENCH_SOURCE=URI (sqlite:///..., postgresql://...), the store follows that database source
+instead of the flag file (bench/database_cases.py imports the file into it first).
+
 With BENCH_INTERCEPTOR=1, the `sidecar` kind does its RPC timing and status mapping in a
 grpc.ServerInterceptor rather than in its handlers (see "BENCH_INTERCEPTOR=1" below).
 
@@ -403,7 +406,13 @@ async def serve_aio(kind: str, store: FlagStore, port_file: str, events: EventPi
 def main(kind: str, flags_file: str, port_file: str) -> None:
     if kind not in KINDS:
         raise SystemExit(f"unknown server kind {kind!r}; kinds: {', '.join(KINDS)}")
-    store = FlagStore(FileSource(flags_file))
+    uri = os.environ.get("BENCH_SOURCE")
+    if uri:  # a database source (bench/database_cases.py): the flag file imported into it
+        from sidecar.sources import open_source
+
+        store = FlagStore(open_source(uri), remote=True)
+    else:
+        store = FlagStore(FileSource(flags_file))
     store.start()
     events_dir = os.environ.get("BENCH_EVENTS_DIR")
     specs = [f"file:dir={events_dir}"] if events_dir else []

@@ -559,16 +559,18 @@ class RollbackFlagResponse(_message.Message):
     def __init__(self, flag: _Optional[_Union[StoredFlag, _Mapping]] = ...) -> None: ...
 
 class StoredUser(_message.Message):
-    __slots__ = ("id", "context_kind", "first_seen", "last_seen")
+    __slots__ = ("id", "context_kind", "first_seen", "last_seen", "context")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_KIND_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     id: str
     context_kind: str
     first_seen: _timestamp_pb2.Timestamp
     last_seen: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., context_kind: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    context: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., context_kind: _Optional[str] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class UserEvaluation(_message.Message):
     __slots__ = ("flag_key", "flag_version", "variant", "value", "reason", "error_code", "time")

@@ -255,6 +255,49 @@ class FeatureEvent:
     def __repr__(self) -> str:
         return f"FeatureEvent({self.to_json()!r})"
 
+    def with_context(self, context: Mapping[str, Any], size: int) -> ContextFeatureEvent:
+        """The same event carrying the evaluation's context (for an exporter that keeps it: the
+        `users` exporter); `size` is the context's approx_size, measured once per call."""
+        event = ContextFeatureEvent(
+            self.key,
+            self.user_key,
+            self.variation,
+            self.value,
+            self.default,
+            self.version,
+            self.context_kind,
+            self.creation_date,
+            self.source,
+            self.event_id,
+            self.reason,
+            self.error_code,
+            self.error_message,
+        )
+        event.context = context
+        event.size = FEATURE_EVENT_BYTES + size
+        return event
+
+
+class ContextFeatureEvent(FeatureEvent):
+    """A FeatureEvent with the evaluation's context, made only for the exporters that ask for it
+    (`wants_context`): the others get the plain event, so no context reaches them, nor the
+    go-feature-flag JSON they write. Sized by its context (the scheduler's byte budget counts it)."""
+
+    __slots__ = ("context", "size")
+    context: Mapping[str, Any]
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "context": dict(self.context)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureEvent:
+        plain = FeatureEvent.from_json(data)
+        context = data.get("context")
+        if not isinstance(context, Mapping):
+            return plain
+        return plain.with_context(context, approx_size(context))
+
 
 class TrackingEvent:
     """An application's own event ("checkout completed"), sent through EventService.Track."""
@@ -339,7 +382,7 @@ def event_from_json(data: Mapping[str, Any]) -> Event:
     """Rebuild an event from its JSON form (spool replay). Unknown kinds raise ValueError."""
     kind = data.get("kind")
     if kind == "feature":
-        return FeatureEvent.from_json(data)
+        return ContextFeatureEvent.from_json(data) if "context" in data else FeatureEvent.from_json(data)
     if kind == "tracking":
         return TrackingEvent.from_json(data)
     raise ValueError(f"unknown event kind {kind!r}")

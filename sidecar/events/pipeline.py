@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exporter import Exporter
 from .exporters import FACTORIES
-from .feature_event import Event, FeatureEvent, TrackingEvent
+from .feature_event import Event, FeatureEvent, TrackingEvent, approx_size
 from .options import ExporterSpec, Options, SpecError, parse_exporter_spec
 from .scheduler import DEFAULT_BUFFER_BYTES, DataExporterScheduler, RetryPolicy
 from .spool import Spool
@@ -59,6 +59,11 @@ class Route:
     scheduler: DataExporterScheduler
     kinds: frozenset[str] = EVENT_KINDS["all"]
 
+    @property
+    def wants_context(self) -> bool:
+        """Its exporter keeps the evaluation's context (the `users` exporter)."""
+        return bool(getattr(self.scheduler.exporter, "wants_context", False))
+
 
 class EventPipeline:
     def __init__(
@@ -82,7 +87,13 @@ class EventPipeline:
         self.log = logger or logging.getLogger("sidecar.events")
         self._feature = tuple(r.scheduler for r in self.routes if "feature" in r.kinds)
         self._tracking = tuple(r.scheduler for r in self.routes if "tracking" in r.kinds)
-        self._feature_adds = tuple(s.add_feature_event for s in self._feature)
+        self._feature_adds = tuple(
+            r.scheduler.add_feature_event for r in self.routes if "feature" in r.kinds and not r.wants_context
+        )
+        # Events with the context, sized by it: only for the exporters that keep it.
+        self._context_adds = tuple(
+            r.scheduler.add_sized_event for r in self.routes if "feature" in r.kinds and r.wants_context
+        )
         self._tracking_adds = tuple(s.add_sized_event for s in self._tracking)
         self._closed = False
 
@@ -100,21 +111,38 @@ class EventPipeline:
         self, evaluation: Evaluation, user_id: str, context: Mapping[str, Any] | None = None
     ) -> None:
         """Record one evaluation (if its flag tracks events). Never blocks, never does I/O."""
-        adds = self._feature_adds
-        if not adds or not evaluation.track_events:
+        self._add_evaluation(evaluation, user_id, context, None)
+
+    def _add_evaluation(
+        self,
+        evaluation: Evaluation,
+        user_id: str,
+        context: Mapping[str, Any] | None,
+        kept: tuple[Mapping[str, Any], int] | None,
+    ) -> None:
+        """`kept`: a copy of the context and its size, made once for a call of several flags."""
+        adds, context_adds = self._feature_adds, self._context_adds
+        if not (adds or context_adds) or not evaluation.track_events:
             return
         event = FeatureEvent.from_evaluation(evaluation, user_id, context, self.source)
         for add in adds:
             add(event)
+        if context_adds:
+            held, size = _kept(context) if kept is None else kept
+            with_context = event.with_context(held, size)
+            for add in context_adds:
+                add(with_context)
 
     def add_evaluations(
         self, evaluations: Iterable[Evaluation], user_id: str, context: Mapping[str, Any] | None = None
     ) -> None:
         """Record the evaluations of an EvaluateAll call, unless configured not to."""
-        if not self._feature_adds or not self.events_on_evaluate_all:
+        if not (self._feature_adds or self._context_adds) or not self.events_on_evaluate_all:
             return
+        # The context is copied and measured once for the call, not once per flag.
+        kept = _kept(context) if self._context_adds else None
         for evaluation in evaluations:
-            self.add_evaluation(evaluation, user_id, context)
+            self._add_evaluation(evaluation, user_id, context, kept)
 
     def add_event(self, event: Event) -> bool:
         """Queue any event for every exporter that takes its kind; False if one refused it."""
@@ -270,3 +298,10 @@ def _build_route(spec: ExporterSpec, config: PipelineConfig, names: set[str], lo
         close_timeout=config.shutdown_grace,
     )
     return Route(scheduler, kinds)
+
+
+def _kept(context: Mapping[str, Any] | None) -> tuple[Mapping[str, Any], int]:
+    """A copy of the context (the caller's may change once the call returns) and its size, without
+    the reserved `$` keys the sidecar itself adds (`$userId`: the user's id, kept anyway)."""
+    held = {key: value for key, value in (context or {}).items() if not key.startswith("$")}
+    return held, approx_size(held)

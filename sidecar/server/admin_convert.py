@@ -23,7 +23,7 @@ from sidecar.schema import (
     value_to_json,
     variant_document,
 )
-from sidecar.server.edge import python_to_value
+from sidecar.server.edge import fill_struct, python_to_value
 from sidecar.sources.database import UserEvaluation, UserRecord
 from sidecar.store.admin import FlagRecord, HistoryRecord, SegmentRecord
 
@@ -128,12 +128,15 @@ _ERROR_CODES = frozenset(evaluation_pb2.ErrorCode.keys())
 
 
 def stored_user(record: UserRecord) -> admin_pb2.StoredUser:
-    return admin_pb2.StoredUser(
+    message = admin_pb2.StoredUser(
         id=record.user_id,
         context_kind=record.context_kind,
         first_seen=timestamp(record.first_seen),
         last_seen=timestamp(record.last_seen),
     )
+    if record.context:
+        fill_struct(message.context, record.context)
+    return message
 
 
 def user_evaluation(record: UserEvaluation) -> admin_pb2.UserEvaluation:

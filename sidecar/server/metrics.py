@@ -13,6 +13,7 @@ GIL, so a scrape never sees a dict changing size under it.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -357,6 +358,32 @@ def _source_metrics(status: SourceStatus, remote: bool) -> Iterator[Metric]:
     )
 
 
+def _cache_metrics(cache: Any, stats: Mapping[str, int]) -> Iterator[Metric]:
+    """The source cache in front of a database source (sidecar.store.source_cache)."""
+    yield GaugeMetricFamily(
+        PREFIX + "flag_cache_entries",
+        "Flags and segments of the database source held in memory (flag:<key>, segment:<key>)",
+        value=len(cache.entries),
+    )
+    if cache.validated_at is not None:
+        yield GaugeMetricFamily(
+            PREFIX + "flag_cache_validated_age_seconds",
+            "Seconds since the database last vouched for the cached entries (a fetch, or a "
+            "revalidation past --cache-ttl that found the revision unchanged)",
+            value=max(0.0, time.time() - cache.validated_at),
+        )
+    revalidations = CounterMetricFamily(
+        PREFIX + "flag_cache_revalidations",
+        "Revalidations of the cached entries (on a push, or past --cache-ttl), by what they found: "
+        "unchanged (one revision query), changed (the changed entries fetched), failed (the source "
+        "could not be had; the old entries keep serving)",
+        labels=["result"],
+    )
+    for result in ("unchanged", "changed", "failed"):
+        revalidations.add_metric([result], stats.get(f"revalidations_{result}", 0))
+    yield revalidations
+
+
 class _SidecarCollector(Collector):
     def __init__(self, metrics: SidecarMetrics) -> None:
         self._metrics = metrics
@@ -456,6 +483,9 @@ class _SidecarCollector(Collector):
         status = getattr(store, "source_status", None)
         if status is not None:
             yield from _source_metrics(status, remote=bool(getattr(store, "remote", False)))
+        cache = getattr(store, "cache", None)
+        if cache is not None:
+            yield from _cache_metrics(cache, stats)
 
     def _exporters(self) -> Iterator[Metric]:
         counts = self._metrics.exporter_counts()

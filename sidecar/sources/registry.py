@@ -156,10 +156,14 @@ def open_sqlite(uri: SplitResult, options: RemoteSourceOptions) -> DatabaseSourc
 
 
 def open_postgresql_database(uri: SplitResult) -> FlagDatabase:
-    """postgresql://user:password@host:port/database (libpq's URI; its query options too)."""
+    """postgresql://user:password@host:port/database (libpq's URI; its query options too, and
+    pool_size=N, pool_timeout=SECONDS: postgresql.py)."""
     if not uri.hostname and "host=" not in uri.query:
         raise SourceURIError(f"{uri.geturl()!r}: expected postgresql://user@host:port/database")
-    return FlagDatabase(PostgresDialect(uri.geturl()))
+    try:
+        return FlagDatabase(PostgresDialect(uri.geturl()))
+    except ValueError as error:
+        raise SourceURIError(f"{PostgresDialect.origin_of(uri.geturl())}: {error}") from None
 
 
 def open_postgresql(uri: SplitResult, options: RemoteSourceOptions) -> DatabaseSource:

@@ -15,9 +15,11 @@ taken. The snapshot itself is private.
 
 The optional evaluation cache (eval_cache_size > 0) is keyed by eval_cache_key, with the flag
 version and the segments revision in the key. flaggio's flag and segment TTL caches
-(flag_cache_key / segment_cache_key) are not kept here: over an immutable in-memory snapshot a
-cache lookup costs more than the dict lookup it would stand in for. They come back in front of the
-remote sources (HTTP, database: DESIGN.md, "Layers"), where a lookup is I/O.
+(flag_cache_key / segment_cache_key) stand in front of a source that hands over entries (a
+database: source_cache.py), where a lookup is I/O: the snapshot is compiled from them, they are
+invalidated by a push and revalidated past --cache-ttl on a thread of their own, and evaluation
+never reads them (over the compiled snapshot a cache lookup would cost more than the dict lookup
+it stood in for).
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ from ..engine import (
 )
 from ..engine.evaluator import PlanStep
 from ..sources.document import Document, Source
+from ..sources.entries import EntrySource
 from .cache_keys import eval_cache_key, request_hash
 from .last_known_good import LastKnownGood
 from .loading import compile_document
+from .source_cache import Revalidator, SourceCache
 from .source_health import SourceHealth, SourceStatus, when
 from .versions import VersionTable
 
@@ -96,7 +100,8 @@ class FlagStore:
         default: hashing the context for the cache key costs more than evaluating a compiled flag
         (BENCHMARKS.md), so the cache pays off only for flags whose rules are much more expensive
         than these. `state_dir` keeps the flag versions across restarts (versions.py) and, for a
-        `remote` source (not a local file), the last-known-good document (last_known_good.py)."""
+        `remote` source (not a local file), the last-known-good document (last_known_good.py).
+        A source of entries (a database) is held in a SourceCache revalidated past `cache_ttl`."""
         self.source = source
         self.remote = remote
         self.health = SourceHealth()
@@ -110,7 +115,10 @@ class FlagStore:
         self._snapshot = _EMPTY
         self._versions = VersionTable(state_dir)
         self._listeners: list[Callable[[FlagSetChange], None]] = []
+        # Held by whatever reads the source or the cache and swaps the set in (never by evaluation).
         self._reload_lock = threading.Lock()
+        self.cache = SourceCache(cache_ttl) if isinstance(source, EntrySource) else None
+        self._revalidator = Revalidator(self.cache, self._revalidate) if self.cache is not None else None
         self.loaded = threading.Event()
         self.stats = {
             "reloads": 0,
@@ -118,6 +126,10 @@ class FlagStore:
             "source_lost": 0,
             "cache_hits": 0,
             "cache_misses": 0,
+            # The source cache's revalidations, by what they found (source_cache.py).
+            "revalidations_unchanged": 0,
+            "revalidations_changed": 0,
+            "revalidations_failed": 0,
         }
 
     # ------------------------------------------------------------ lifecycle
@@ -133,6 +145,8 @@ class FlagStore:
             if not self._start_from_last_known_good(error):
                 raise
         self.source.watch(_SourceEvents(self))
+        if self._revalidator is not None:
+            self._revalidator.start()
 
     def _start_from_last_known_good(self, error: FlagSetError | OSError) -> bool:
         """Serve the saved copy of a remote source's last applied document, if there is one that
@@ -178,6 +192,8 @@ class FlagStore:
         return True
 
     def close(self) -> None:
+        if self._revalidator is not None:
+            self._revalidator.close()
         self.source.close()
         self._versions.close()
 
@@ -206,10 +222,11 @@ class FlagStore:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def reload(self) -> bool:
-        """Fetch the document again; keep the last good set if the new one is broken. True if applied."""
+    def reload(self, fetch: Callable[[], Document] | None = None) -> bool:
+        """Fetch the document again (or take `fetch()`'s); keep the last good set if the new one is
+        broken. True if applied."""
         try:
-            self._reload(initial=False)
+            self._reload(initial=False, fetch=fetch)
             return True
         except (FlagSetError, OSError) as error:
             problems = error.problems if isinstance(error, FlagSetError) else [error]
@@ -226,9 +243,9 @@ class FlagStore:
                 self.health.rejected()
             return False
 
-    def _reload(self, initial: bool) -> None:
+    def _reload(self, initial: bool, fetch: Callable[[], Document] | None = None) -> None:
         with self._reload_lock:
-            document = self.source.fetch()
+            document = self._fetch() if fetch is None else fetch()
             flag_set = compile_document(document, self._versions.version_of(document.versions))
             for warning in flag_set.warnings:
                 log.warning("%s", warning)
@@ -255,6 +272,47 @@ class FlagStore:
                     listener(change)
                 except Exception:
                     log.exception("flag set listener failed")
+
+    def _fetch(self) -> Document:
+        """The source's whole document; a source of entries is read whole into the cache first."""
+        if self.cache is None or not isinstance(self.source, EntrySource):
+            return self.source.fetch()
+        self.cache.apply(self.source.entries())
+        return self.cache.document(self.source.origin)
+
+    def refresh(self) -> None:
+        """A push invalidates the cache: ask the source for what changed now, on the caller's
+        thread (the source's watcher: no hand-over to another thread on the way to serving). A
+        failure leaves it to the revalidator, at once and then backing off."""
+        try:
+            self._revalidate()
+        except OSError:
+            if self._revalidator is not None:
+                self._revalidator.invalidate()
+
+    def _revalidate(self) -> None:
+        """The revalidator's refresh: ask the source what changed after the cached revision (one
+        small query when nothing did) and rebuild the set when something did. OSError: the source
+        cannot be had (its own watcher reports that; the last good set keeps serving)."""
+        cache, source = self.cache, self.source
+        assert cache is not None
+        assert isinstance(source, EntrySource)
+        with self._reload_lock:
+            try:
+                changes = source.entries() if cache.revision is None else source.changes_since(cache.revision)
+            except OSError as error:
+                self.stats["revalidations_failed"] += 1
+                log.debug("cannot revalidate the flag cache of %s: %s", source.origin, error)
+                raise
+            if not cache.apply(changes):
+                self.stats["revalidations_unchanged"] += 1
+                if cache.revision == self._snapshot.revision:
+                    self.health.confirmed()
+                return
+            self.stats["revalidations_changed"] += 1
+        # Outside the lock, as any reload (its listeners run after the swap); the document is
+        # built from the cache as it is then, which a reload in between may only have moved on.
+        self.reload(lambda: cache.document(source.origin))
 
     def _keep(self, document: Document) -> None:
         """A remote source's applied document becomes the last-known-good copy (with --state-dir)."""
@@ -409,7 +467,10 @@ class _SourceEvents:
         self._store = store
 
     def changed(self) -> None:
-        self._store.reload()
+        if self._store.cache is not None:
+            self._store.refresh()
+        else:
+            self._store.reload()
 
     def lost(self, event: str, message: str) -> None:
         self._store.stats["source_lost"] += 1

@@ -18,7 +18,11 @@ class StoreOptions:
         "each process",
     )
     cache_ttl: float = option(
-        parse_seconds, 30.0, "SECONDS", "how long evaluation results stay cached (--eval-cache-size)"
+        parse_seconds,
+        30.0,
+        "SECONDS",
+        "how long a database source's cached flags and segments serve before they are revalidated "
+        "in the background (and evaluation results stay cached, with --eval-cache-size)",
     )
     eval_cache_size: int = option(
         parse_count,

@@ -134,3 +134,79 @@ def test_a_sidecar_on_postgresql_serves_what_the_admin_api_writes(uri, token_fil
     finally:
         process.close()
         follower.close()
+
+
+def _connections(server, uri: str) -> int:
+    """Connections to `uri`'s database, as the server counts them."""
+    import psycopg
+
+    name = uri.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(server.uri, autocommit=True) as connection:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        row = connection.execute(query, (name,)).fetchone()
+    return int(row[0])
+
+
+def test_the_pool_is_sized_by_the_uri_and_a_bad_size_is_refused(uri):
+    from sidecar.sources.registry import SourceURIError
+
+    database = open_database(uri + "?pool_size=2&pool_timeout=1.5&application_name=flags")
+    dialect = database.dialect
+    assert (dialect.pool_size, dialect.pool_timeout) == (2, 1.5)
+    assert dialect.uri.endswith("?application_name=flags")  # libpq's own options stay
+    with pytest.raises(SourceURIError, match=r"pool_size='0': expected a whole number from 1 to 1000"):
+        open_database(uri + "?pool_size=0")
+    with pytest.raises(SourceURIError, match=r"pool_timeout='soon'"):
+        open_source(uri + "?pool_timeout=soon")
+
+
+def test_a_read_does_not_wait_for_a_write_in_progress_and_the_pool_closes(server, uri):
+    database = open_database(uri)
+    database.migrate()
+    writing, done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with database.write("default", "alice") as writer:
+            writer.put("flag", "f", FLAG, 1, "create", None)
+            writing.set()
+            done.wait(30)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert writing.wait(30)
+        # Another connection of the pool: the read answers while the write's transaction is open
+        # (one shared connection would have made it wait for the write), and sees none of it.
+        assert database.read("default").flags == ()
+        assert _connections(server, uri) == 2
+    finally:
+        done.set()
+        writer.join(30)
+    assert [item.key for item in database.read("default").flags] == ["f"]
+    database.close()
+    eventually(lambda: _connections(server, uri) == 0, timeout=10)
+
+
+def test_the_pool_survives_a_server_restart():
+    with postgres_server.postgres_server() as server:
+        uri = postgres_server.fresh_database(server)
+        database = open_database(uri)
+        database.migrate()
+        with database.write("default", "alice") as writer:
+            writer.put("flag", "f", FLAG, 1, "create", None)
+        server.stop()
+        with pytest.raises(OSError, match=r"terminating connection|Connection refused|cannot connect"):
+            database.read("default")
+        server.start()
+
+        def readable() -> bool:
+            try:
+                return [item.key for item in database.read("default").flags] == ["f"]
+            except OSError:
+                database.reset()  # what every caller does after a failure
+                return False
+
+        eventually(readable, timeout=20)
+        with database.write("default", "alice") as writer:  # and writes, on the same pool
+            writer.put("flag", "g", {**FLAG, "key": "g"}, 1, "create", None)
+        database.close()

@@ -27,6 +27,8 @@ def test_get_user_shows_what_an_evaluation_served_after_the_events_flush(sidecar
 
     got = eventually(user, timeout=10)
     assert got.user.context_kind == "user"
+    # The context the evaluation was asked with (the users exporter's events carry it).
+    assert dict(got.user.context) == {"email": "a@example.com"}
     [served] = got.evaluations
     assert (served.flag_key, served.variant, served.value.bool_value, served.flag_version) == (
         "new-checkout",
@@ -43,6 +45,9 @@ def test_get_user_shows_what_an_evaluation_served_after_the_events_flush(sidecar
         ),
         timeout=10,
     )
+    assert dict(admin.GetUser(admin_pb2.GetUserRequest(id="u1"), metadata=AUTH).user.context) == {
+        "email": "a@other.org"
+    }
     assert [u.id for u in admin.ListUsers(admin_pb2.ListUsersRequest(), metadata=AUTH).users] == ["u1"]
 
     admin.DeleteEvaluation(

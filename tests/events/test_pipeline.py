@@ -20,6 +20,7 @@ from sidecar.events import (
     parse_exporter_spec,
 )
 from sidecar.events.exporters import FileExporter, WebhookExporter
+from sidecar.events.feature_event import event_from_json
 from tests.conftest import eventually
 
 from .helpers import RecordingExporter, StuckExporter, error_evaluation, evaluation
@@ -126,6 +127,25 @@ def test_add_evaluation_fans_out_to_every_exporter() -> None:
     assert a.events[0].context_kind == "anonymousUser"
     pipeline.close(1)
     assert pipeline.stats()["e0"]["exported"] == 2
+
+
+def test_only_an_exporter_that_wants_the_context_gets_it() -> None:
+    plain, keeping = RecordingExporter(), RecordingExporter()
+    keeping.wants_context = True  # type: ignore[attr-defined]  # as the users exporter says
+    pipeline = pipeline_of(plain, keeping)
+    context = {"email": "a@example.com", "$userId": "u1"}
+    pipeline.add_evaluation(evaluation(), "u1", context)
+    pipeline.add_evaluations([evaluation("a"), evaluation("b")], "u1", context)
+    context["email"] = "changed@example.com"  # the caller's dict, after the call: not what was seen
+    assert pipeline.wait_idle(5)
+    pipeline.close(1)
+    assert all("context" not in event.to_json() for event in plain.events)
+    assert [event.to_json()["context"] for event in keeping.events] == [{"email": "a@example.com"}] * 3
+    assert [event.event_id for event in keeping.events] == [event.event_id for event in plain.events]
+    # Spooled and read back, the context stays.
+    assert event_from_json(keeping.events[0].to_json()).to_json() == keeping.events[0].to_json()
+    # Its bytes count in the exporter's budget: the event is larger than a plain one.
+    assert keeping.events[0].size > plain.events[0].size
 
 
 def test_flags_without_track_events_produce_nothing() -> None:

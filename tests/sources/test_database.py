@@ -32,7 +32,7 @@ def test_migrations_are_applied_once_and_recorded(uri, tmp_path):
     rows = (
         sqlite3.connect(tmp_path / "flags.db").execute("SELECT version, name FROM schema_version").fetchall()
     )
-    assert rows == [(1, "flags"), (2, "users")]
+    assert rows == [(1, "flags"), (2, "users"), (3, "history_by_revision"), (4, "user_context")]
 
 
 def test_a_newer_schema_is_refused(uri, tmp_path):

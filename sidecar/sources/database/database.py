@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
-from .dialect import Connection, Dialect
+from .dialect import Connection, Dialect, Pool
 from .migrate import Migration, migrate
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,19 @@ log = logging.getLogger(__name__)
 DEFAULT_FLAG_SET: Final = "default"
 Kind = Literal["flag", "segment"]
 _TABLES: Final[Mapping[str, str]] = {"flag": "flags", "segment": "segments"}
+
+
+# FlagDatabase.changes: the set's revision (a row of kind 'set'), then every flag and segment the
+# history names after a revision, joined to its current row (none: deleted since).
+_CHANGES: Final = (
+    "SELECT 'set', '', revision, NULL, NULL, NULL FROM flag_sets WHERE name = ? "
+    "UNION ALL "
+    "SELECT t.kind, t.key, COALESCE(f.version, s.version), COALESCE(f.definition, s.definition), "
+    "COALESCE(f.updated_at, s.updated_at), COALESCE(f.updated_by, s.updated_by) "
+    "FROM (SELECT DISTINCT kind, key FROM history WHERE flag_set = ? AND revision > ?) AS t "
+    "LEFT JOIN flags AS f ON t.kind = 'flag' AND f.flag_set = ? AND f.key = t.key "
+    "LEFT JOIN segments AS s ON t.kind = 'segment' AND s.flag_set = ? AND s.key = t.key"
+)
 
 
 def _now() -> str:
@@ -69,6 +82,19 @@ class SetContent:
 
 
 @dataclass(frozen=True, slots=True)
+class SetChanges:
+    """What the writes to one flag set after a revision left: the flags and segments they touched
+    as they are now, and the keys of those they deleted. `whole` (a revision that went back, a
+    restored database) means `flags` and `segments` are the whole set, not changes."""
+
+    revision: int  # the set's revision now
+    flags: tuple[StoredItem, ...] = ()
+    segments: tuple[StoredItem, ...] = ()
+    removed: tuple[tuple[Kind, str], ...] = ()
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     kind: Kind
     key: str
@@ -87,6 +113,14 @@ class UserRecord:
     context_kind: str
     first_seen: str
     last_seen: str
+    context: Mapping[str, Any] | None = None  # of the latest evaluation recorded; None: none
+
+
+def _user(row: Sequence[Any]) -> UserRecord:
+    user_id, kind, first, last, context = row
+    return UserRecord(
+        str(user_id), str(kind), str(first), str(last), None if context is None else json.loads(context)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,16 +140,21 @@ class UserEvaluation:
 class FlagDatabase:
     """One database (a Dialect), shared by a source that follows a flag set and an admin that
     writes. One connection, used by one caller at a time (a lock): SQLite writes one at a time
-    anyway, and reads are short."""
+    anyway, and reads are short. A database that pushes (PostgreSQL) waits for notifications on a
+    connection of its own, so that a reader never waits behind the wait."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._connection: Connection | None = None
+        self._connection: Connection | None = None  # the one connection of a database without a pool
+        self._pool: Pool | None = None  # opened by the first call (a database with one)
+        self._local = threading.local()  # the connection of this thread's current session
         self._lock = threading.RLock()
         # False once the database exists for sure: reconnecting then never creates an empty one.
         self.create = True
         self._connections = 0  # connections opened: a counter is only comparable within one
-        self._listening = 0  # the connection number that LISTENs (0: none)
+        self._listen_connection: Connection | None = None
+        self._listen_lock = threading.Lock()
+        self._waiting_stopped = False  # stop_waiting was called: no wait begins any more
 
     @property
     def origin(self) -> str:
@@ -132,14 +171,68 @@ class FlagDatabase:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        self._close_listener()
+
+    def stop_waiting(self) -> None:
+        """End a `wait_for_change` in another thread at once, and every later one (the follower
+        is closing)."""
+        self._waiting_stopped = True
+        self._close_listener()
+
+    def _close_listener(self) -> None:
+        connection, self._listen_connection = self._listen_connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                self.dialect.interrupt(connection)
+                connection.close()
 
     def reset(self) -> None:
-        """Drop the connection after an error that may have broken it; the next call reconnects."""
-        self.close()
+        """Drop the connection after an error that may have broken it; the next call reconnects. A
+        pool drops every broken connection it holds (after a server restart, all of them)."""
+        pool = self._pool
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                pool.check()
+            return
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    @contextmanager
+    def _session(self) -> Iterator[Connection]:
+        """The connection this thread's calls use until the block ends: the one connection, under
+        the lock (SQLite), or one of the pool's (PostgreSQL); within a session, the same one."""
+        held = getattr(self._local, "connection", None)
+        if held is not None:
+            yield held
+            return
+        pool = self._pool_or_none()
+        with contextlib.ExitStack() as stack:
+            if pool is None:
+                stack.enter_context(self._lock)
+                connection = self._connected()
+            else:
+                connection = stack.enter_context(pool.connection())
+            self._local.connection = connection
+            try:
+                yield connection
+            finally:
+                self._local.connection = None
+
+    def _pool_or_none(self) -> Pool | None:
+        if self._pool is None and self.dialect.pooled:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = self.dialect.open_pool()
+        return self._pool
 
     def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        with self._unavailable_as_os_error():
-            return self._connected().execute(self.dialect.sql(sql), tuple(parameters))
+        with self._unavailable_as_os_error(), self._session() as connection:
+            return connection.execute(self.dialect.sql(sql), tuple(parameters))
 
     @contextmanager
     def _unavailable_as_os_error(self) -> Iterator[None]:
@@ -158,48 +251,86 @@ class FlagDatabase:
 
     def migrate(self) -> list[Migration]:
         """Bring the schema up to date (migrate.py); the migrations applied now."""
-        with self._lock, self._unavailable_as_os_error():
-            return migrate(self.dialect, self._connected())
+        with self._unavailable_as_os_error(), self._session() as connection:
+            return migrate(self.dialect, connection)
 
     def change_counter(self) -> tuple[int, int]:
         """(connection number, the dialect's change counter): it differs whenever another
         connection committed, or this one was reopened (a database replaced at its address is
         reopened first; OSError when it is gone)."""
         with self._lock:
-            if self._connection is not None and self.dialect.replaced():
+            if self._pool is None and self._connection is not None and self.dialect.replaced():
                 self.reset()
-            with self._unavailable_as_os_error():
-                counter = self.dialect.change_counter(self._connected())
-            return self._connections, counter
+        with self._unavailable_as_os_error(), self._session() as connection:
+            counter = self.dialect.change_counter(connection)
+        return self._connections, counter
 
     def wait_for_change(self, timeout: float) -> bool:
         """Wait up to `timeout` for a pushed change (PostgreSQL's NOTIFY); False at once when the
         database pushes nothing (SQLite), for the caller to poll."""
-        with self._lock:
-            connection = self._connected()
-            if self._listening != self._connections:
-                self.dialect.listen(connection)
-                self._listening = self._connections
-            return self.dialect.wait(connection, timeout)
+        if self.dialect.poll_seconds is None:  # nothing is pushed: no connection to wait on
+            return False
+        with self._listen_lock:
+            try:
+                with self._unavailable_as_os_error():
+                    if self._listen_connection is None:
+                        connection = self.dialect.connect(self.create)
+                        self.dialect.listen(connection)
+                        self._listen_connection = connection
+                    # Checked once the connection is where stop_waiting finds it: either it sees
+                    # the connection and interrupts the wait, or the wait sees the flag.
+                    if self._waiting_stopped:
+                        return False
+                    return self.dialect.wait(self._listen_connection, timeout)
+            except BaseException:
+                # A notification missed until the next LISTEN is found by the caller's counter.
+                self._close_listener()
+                raise
 
     # ------------------------------------------------------------ reading
 
     def set_revision(self, flag_set: str) -> int:
         """The revision of the set's last write (0 for a set never written): one small query."""
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
         return int(row[0]) if row else 0
 
     def read(self, flag_set: str) -> SetContent:
         """The whole set, from one committed state."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_read(connection)
             try:
                 content = self._content(flag_set)
             finally:
                 connection.execute("COMMIT")
         return content
+
+    def changes(self, flag_set: str, since: int) -> SetChanges:
+        """What changed in the set after revision `since`, in one statement (one round trip, and
+        one committed state, as any single statement sees): the set's revision, and each flag and
+        segment its history names after `since` as it is now (deleted: no definition). An
+        unchanged set costs that one small query, on the history's index by revision."""
+        with self._unavailable_as_os_error(), self._session():
+            rows = self._execute(_CHANGES, (flag_set, flag_set, since, flag_set, flag_set)).fetchall()
+        revision = 0
+        found: dict[str, list[StoredItem]] = {"flag": [], "segment": []}
+        removed: list[tuple[Kind, str]] = []
+        for kind, key, version, text, at, by in rows:
+            if kind == "set":
+                revision = int(version)
+            elif text is None:
+                removed.append((cast(Kind, kind), str(key)))
+            else:
+                found[kind].append(StoredItem(key, int(version), json.loads(text), str(at), str(by), text))
+        if revision < since:  # the database went back (a restore): read it whole
+            content = self.read(flag_set)
+            return SetChanges(content.revision, content.flags, content.segments, whole=True)
+        return SetChanges(
+            revision,
+            tuple(sorted(found["flag"], key=lambda item: item.key)),
+            tuple(sorted(found["segment"], key=lambda item: item.key)),
+            tuple(sorted(removed)),
+        )
 
     def _content(self, flag_set: str) -> SetContent:
         row = self._execute("SELECT revision FROM flag_sets WHERE name = ?", (flag_set,)).fetchone()
@@ -223,7 +354,7 @@ class FlagDatabase:
 
     def page(self, flag_set: str, kind: Kind, after: str, limit: int) -> list[StoredItem]:
         """Up to `limit` flags or segments of the set, by key, after the key `after` ("": the first)."""
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
                 f"SELECT key, version, definition, updated_at, updated_by FROM {_TABLES[kind]} "
                 "WHERE flag_set = ? AND key > ? ORDER BY key LIMIT ?",
@@ -235,7 +366,7 @@ class FlagDatabase:
         ]
 
     def item(self, flag_set: str, kind: Kind, key: str) -> StoredItem | None:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute(
                 f"SELECT key, version, definition, updated_at, updated_by FROM {_TABLES[kind]} "
                 "WHERE flag_set = ? AND key = ?",
@@ -247,7 +378,7 @@ class FlagDatabase:
         return StoredItem(key, int(version), json.loads(text), str(at), str(by), text)
 
     def flag_sets(self) -> list[str]:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute("SELECT name FROM flag_sets ORDER BY name").fetchall()
         return [str(row[0]) for row in rows]
 
@@ -255,7 +386,7 @@ class FlagDatabase:
         self, flag_set: str, kind: Kind, key: str, *, before_version: int | None = None, limit: int = 100
     ) -> list[HistoryEntry]:
         """Versions of one flag or segment, newest first, older than `before_version` if given."""
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
                 "SELECT kind, key, version, action, actor, at, before, after, revision FROM history "
                 "WHERE flag_set = ? AND kind = ? AND key = ? AND version < ? "
@@ -265,7 +396,7 @@ class FlagDatabase:
         return [_history_entry(row) for row in rows]
 
     def history_entry(self, flag_set: str, kind: Kind, key: str, version: int) -> HistoryEntry | None:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute(
                 "SELECT kind, key, version, action, actor, at, before, after, revision FROM history "
                 "WHERE flag_set = ? AND kind = ? AND key = ? AND version = ? ORDER BY id DESC LIMIT 1",
@@ -280,16 +411,23 @@ class FlagDatabase:
     ) -> None:
         """Upsert users (last seen) and each (user, flag)'s latest evaluation, in one transaction
         (no revision: served flags do not change)."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_write(connection)
             try:
                 for user in users:
                     self._execute(
-                        "INSERT INTO users (flag_set, user_id, context_kind, first_seen, last_seen) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (flag_set, user_id) DO UPDATE SET "
-                        "context_kind = excluded.context_kind, last_seen = excluded.last_seen",
-                        (flag_set, user.user_id, user.context_kind, user.first_seen, user.last_seen),
+                        "INSERT INTO users (flag_set, user_id, context_kind, first_seen, last_seen, context) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (flag_set, user_id) DO UPDATE SET "
+                        "context_kind = excluded.context_kind, last_seen = excluded.last_seen, "
+                        "context = COALESCE(excluded.context, users.context)",
+                        (
+                            flag_set,
+                            user.user_id,
+                            user.context_kind,
+                            user.first_seen,
+                            user.last_seen,
+                            None if user.context is None else _json(user.context),
+                        ),
                     )
                 for item in evaluations:
                     self._execute(
@@ -318,18 +456,18 @@ class FlagDatabase:
                 raise
 
     def users(self, flag_set: str, after: str, limit: int) -> list[UserRecord]:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             rows = self._execute(
-                "SELECT user_id, context_kind, first_seen, last_seen FROM users "
+                "SELECT user_id, context_kind, first_seen, last_seen, context FROM users "
                 "WHERE flag_set = ? AND user_id > ? ORDER BY user_id LIMIT ?",
                 (flag_set, after, limit),
             ).fetchall()
-        return [UserRecord(*map(str, row)) for row in rows]
+        return [_user(row) for row in rows]
 
     def user(self, flag_set: str, user_id: str) -> tuple[UserRecord, list[UserEvaluation]] | None:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             row = self._execute(
-                "SELECT user_id, context_kind, first_seen, last_seen FROM users "
+                "SELECT user_id, context_kind, first_seen, last_seen, context FROM users "
                 "WHERE flag_set = ? AND user_id = ?",
                 (flag_set, user_id),
             ).fetchone()
@@ -344,12 +482,11 @@ class FlagDatabase:
             UserEvaluation(u, k, str(v), var, None if value is None else json.loads(value), r, e, str(at))
             for u, k, v, var, value, r, e, at in rows
         ]
-        return UserRecord(*map(str, row)), evaluations
+        return _user(row), evaluations
 
     def delete_user(self, flag_set: str, user_id: str) -> bool:
         """Delete the user and their evaluations; False when there was no such user."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_write(connection)
             try:
                 self._execute(
@@ -366,7 +503,7 @@ class FlagDatabase:
         return bool(deleted)
 
     def delete_evaluation(self, flag_set: str, user_id: str, flag_key: str) -> bool:
-        with self._lock:
+        with self._unavailable_as_os_error(), self._session():
             deleted = self._execute(
                 "DELETE FROM evaluations WHERE flag_set = ? AND user_id = ? AND flag_key = ?",
                 (flag_set, user_id, flag_key),
@@ -380,8 +517,7 @@ class FlagDatabase:
         """One write transaction on `flag_set`, holding the write lock: the writer's `content` is
         current, and what it writes commits with one revision bump when the block ends (rolled
         back if it raises)."""
-        with self._lock, self._unavailable_as_os_error():
-            connection = self._connected()
+        with self._unavailable_as_os_error(), self._session() as connection:
             self.dialect.begin_write(connection)
             try:
                 writer = SetWriter(self, flag_set, actor, self._content(flag_set))

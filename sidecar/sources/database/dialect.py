@@ -5,6 +5,7 @@ changed. The SQL itself (database.py, migrations/) is written once, with `?` pla
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 
@@ -25,6 +26,16 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+class Pool(Protocol):
+    """A connection pool (psycopg_pool.ConnectionPool's part the flag database uses)."""
+
+    def connection(self) -> AbstractContextManager[Any]: ...
+
+    def check(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Dialect(Protocol):
     """One database engine (sqlite.py; postgresql.py when psycopg is installed)."""
 
@@ -41,6 +52,15 @@ class Dialect(Protocol):
     def connect(self, create: bool = True) -> Connection:
         """A new connection in autocommit mode (transactions are begun explicitly). OSError. Without
         `create`, a database that does not exist is an error, not a new empty one."""
+        ...
+
+    @property
+    def pooled(self) -> bool:
+        """Whether calls take connections from a pool (`open_pool`) rather than share one."""
+        ...
+
+    def open_pool(self) -> Pool:
+        """A pool of connections like `connect`'s (only when `pooled`)."""
         ...
 
     def replaced(self) -> bool:
@@ -77,6 +97,10 @@ class Dialect(Protocol):
 
     def wait(self, connection: Connection, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a notification; False at once when there are none."""
+        ...
+
+    def interrupt(self, connection: Connection) -> None:
+        """End a `wait` on `connection` running in another thread, at once (it then fails)."""
         ...
 
     def notify(self, connection: Connection, payload: str) -> None:

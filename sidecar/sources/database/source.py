@@ -17,24 +17,33 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
-from ..document import JSON, Document, SourceListener
-from .database import FlagDatabase, SetContent
+from ..document import Document, SourceListener
+from ..entries import Entry, EntryChanges, EntryKind, entries_document
+from .database import FlagDatabase, SetChanges, SetContent, StoredItem
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS: Final = 0.025
+_T = TypeVar("_T")
 
 
 def set_document(content: SetContent, origin: str) -> Document:
     """The set as a flag document (JSON bytes in the flag file's shape), built from the stored
     definitions' own JSON text; `versions` are the database's."""
-    flags = ",".join(item.text for item in content.flags)
-    segments = ",".join(item.text for item in content.segments)
-    data = f'{{"flags":[{flags}],"segments":[{segments}]}}'.encode()
-    versions = {item.key: item.version for item in content.flags}
-    return Document(data, JSON, str(content.revision), origin, versions)
+    return entries_document(
+        (item.text for item in content.flags),
+        (item.text for item in content.segments),
+        {item.key: item.version for item in content.flags},
+        str(content.revision),
+        origin,
+    )
+
+
+def _entries(kind: EntryKind, items: tuple[StoredItem, ...]) -> tuple[Entry, ...]:
+    return tuple(Entry(kind, item.key, item.version, item.text) for item in items)
 
 
 class DatabaseSource:
@@ -58,19 +67,47 @@ class DatabaseSource:
 
     def fetch(self) -> Document:
         """The set now; the schema is brought up to date first (once). Raises OSError."""
+        content = self._reading(lambda: self.database.read(self.flag_set))
+        self._revision = content.revision
+        return set_document(content, self.origin)
+
+    def entries(self) -> EntryChanges:
+        """The set now, as entries (EntrySource); the schema is brought up to date first (once)."""
+        content = self._reading(lambda: self.database.read(self.flag_set))
+        self._revision = content.revision
+        return EntryChanges(
+            str(content.revision),
+            _entries("flag", content.flags) + _entries("segment", content.segments),
+            whole=True,
+        )
+
+    def changes_since(self, revision: str) -> EntryChanges:
+        """What the writes after `revision` touched (EntrySource): one small query when nothing."""
+        try:
+            since = int(revision)
+        except ValueError:  # not one of ours (a copy from another source): read it whole
+            return self.entries()
+        changes: SetChanges = self._reading(lambda: self.database.changes(self.flag_set, since))
+        self._revision = changes.revision
+        return EntryChanges(
+            str(changes.revision),
+            _entries("flag", changes.flags) + _entries("segment", changes.segments),
+            changes.removed,
+            changes.whole,
+        )
+
+    def _reading(self, read: Callable[[], _T]) -> _T:
         try:
             if not self._migrated:
                 self.database.migrate()
                 self._migrated = True
                 self.database.create = False
-            content = self.database.read(self.flag_set)
+            return read()
         except Exception as error:
             self.database.reset()
             if self.database.dialect.is_unavailable(error):
                 raise OSError(str(error)) from error  # the store names the source
             raise
-        self._revision = content.revision
-        return set_document(content, self.origin)
 
     def watch(self, listener: SourceListener) -> None:
         self._listener = listener
@@ -79,9 +116,10 @@ class DatabaseSource:
 
     def close(self) -> None:
         self._stopped.set()
+        self.database.stop_waiting()  # a wait for a notification ends at once
         if self._thread is not None:
             self._thread.join(timeout=2)
-        self.database.close()
+        self.database.close()  # what the watcher may have opened again meanwhile
 
     def _run(self) -> None:
         counter: tuple[int, int] | None = None
@@ -97,6 +135,8 @@ class DatabaseSource:
                 counter = now
                 revision = self.database.set_revision(self.flag_set)
             except Exception as error:
+                if self._stopped.is_set():  # closing: the wait was interrupted on purpose
+                    return
                 self.database.reset()
                 counter = None
                 if not self.database.dialect.is_unavailable(error):

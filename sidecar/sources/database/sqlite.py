@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import quote
 
-from .dialect import Connection
+from .dialect import Connection, Pool
 
 BUSY_TIMEOUT_SECONDS = 10.0
 
@@ -59,6 +59,13 @@ class SqliteDialect:
         stat = os.stat(self.path)  # FileNotFoundError, an OSError, when it is gone
         return stat.st_dev, stat.st_ino
 
+    # One connection: `PRAGMA data_version` counts the commits of *other* connections, and writes
+    # take turns on the file anyway.
+    pooled = False
+
+    def open_pool(self) -> Pool:
+        raise NotImplementedError("SQLite uses one connection")
+
     def replaced(self) -> bool:
         return self._identity is not None and self._stat() != self._identity
 
@@ -84,6 +91,9 @@ class SqliteDialect:
         return False
 
     def notify(self, connection: Connection, payload: str) -> None:
+        pass
+
+    def interrupt(self, connection: Connection) -> None:
         pass
 
     def is_unavailable(self, error: Exception) -> bool:

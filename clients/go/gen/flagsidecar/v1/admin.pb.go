@@ -3374,9 +3374,12 @@ type StoredUser struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// "user" or "anonymousUser", as in the events.
-	ContextKind   string                 `protobuf:"bytes,2,opt,name=context_kind,json=contextKind,proto3" json:"context_kind,omitempty"`
-	FirstSeen     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
-	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	ContextKind string                 `protobuf:"bytes,2,opt,name=context_kind,json=contextKind,proto3" json:"context_kind,omitempty"`
+	FirstSeen   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastSeen    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// The context of the user's latest recorded evaluation (the `users` exporter keeps it unless
+	// `context=false`); empty when none was recorded.
+	Context       *structpb.Struct `protobuf:"bytes,5,opt,name=context,proto3" json:"context,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3435,6 +3438,13 @@ func (x *StoredUser) GetFirstSeen() *timestamppb.Timestamp {
 func (x *StoredUser) GetLastSeen() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LastSeen
+	}
+	return nil
+}
+
+func (x *StoredUser) GetContext() *structpb.Struct {
+	if x != nil {
+		return x.Context
 	}
 	return nil
 }
@@ -4186,14 +4196,15 @@ const file_flagsidecar_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"to_version\x18\x04 \x01(\x03R\ttoVersion\"F\n" +
 	"\x14RollbackFlagResponse\x12.\n" +
-	"\x04flag\x18\x01 \x01(\v2\x1a.flagsidecar.v1.StoredFlagR\x04flag\"\xb3\x01\n" +
+	"\x04flag\x18\x01 \x01(\v2\x1a.flagsidecar.v1.StoredFlagR\x04flag\"\xe6\x01\n" +
 	"\n" +
 	"StoredUser\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fcontext_kind\x18\x02 \x01(\tR\vcontextKind\x129\n" +
 	"\n" +
 	"first_seen\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
-	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb0\x02\n" +
+	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x121\n" +
+	"\acontext\x18\x05 \x01(\v2\x17.google.protobuf.StructR\acontext\"\xb0\x02\n" +
 	"\x0eUserEvaluation\x12\x19\n" +
 	"\bflag_key\x18\x01 \x01(\tR\aflagKey\x12!\n" +
 	"\fflag_version\x18\x02 \x01(\x03R\vflagVersion\x12\x18\n" +
@@ -4404,68 +4415,69 @@ var file_flagsidecar_v1_admin_proto_depIdxs = []int32{
 	12, // 50: flagsidecar.v1.RollbackFlagResponse.flag:type_name -> flagsidecar.v1.StoredFlag
 	71, // 51: flagsidecar.v1.StoredUser.first_seen:type_name -> google.protobuf.Timestamp
 	71, // 52: flagsidecar.v1.StoredUser.last_seen:type_name -> google.protobuf.Timestamp
-	68, // 53: flagsidecar.v1.UserEvaluation.value:type_name -> google.protobuf.Value
-	73, // 54: flagsidecar.v1.UserEvaluation.reason:type_name -> flagsidecar.v1.Reason
-	74, // 55: flagsidecar.v1.UserEvaluation.error_code:type_name -> flagsidecar.v1.ErrorCode
-	71, // 56: flagsidecar.v1.UserEvaluation.time:type_name -> google.protobuf.Timestamp
-	57, // 57: flagsidecar.v1.ListUsersResponse.users:type_name -> flagsidecar.v1.StoredUser
-	57, // 58: flagsidecar.v1.GetUserResponse.user:type_name -> flagsidecar.v1.StoredUser
-	58, // 59: flagsidecar.v1.GetUserResponse.evaluations:type_name -> flagsidecar.v1.UserEvaluation
-	15, // 60: flagsidecar.v1.FlagAdminService.CreateFlag:input_type -> flagsidecar.v1.CreateFlagRequest
-	17, // 61: flagsidecar.v1.FlagAdminService.UpdateFlag:input_type -> flagsidecar.v1.UpdateFlagRequest
-	19, // 62: flagsidecar.v1.FlagAdminService.DeleteFlag:input_type -> flagsidecar.v1.DeleteFlagRequest
-	21, // 63: flagsidecar.v1.FlagAdminService.GetFlag:input_type -> flagsidecar.v1.GetFlagRequest
-	23, // 64: flagsidecar.v1.FlagAdminService.ListFlags:input_type -> flagsidecar.v1.ListFlagsRequest
-	25, // 65: flagsidecar.v1.FlagAdminService.CreateVariant:input_type -> flagsidecar.v1.CreateVariantRequest
-	27, // 66: flagsidecar.v1.FlagAdminService.UpdateVariant:input_type -> flagsidecar.v1.UpdateVariantRequest
-	29, // 67: flagsidecar.v1.FlagAdminService.DeleteVariant:input_type -> flagsidecar.v1.DeleteVariantRequest
-	31, // 68: flagsidecar.v1.FlagAdminService.CreateFlagRule:input_type -> flagsidecar.v1.CreateFlagRuleRequest
-	33, // 69: flagsidecar.v1.FlagAdminService.UpdateFlagRule:input_type -> flagsidecar.v1.UpdateFlagRuleRequest
-	35, // 70: flagsidecar.v1.FlagAdminService.DeleteFlagRule:input_type -> flagsidecar.v1.DeleteFlagRuleRequest
-	37, // 71: flagsidecar.v1.FlagAdminService.CreateSegment:input_type -> flagsidecar.v1.CreateSegmentRequest
-	39, // 72: flagsidecar.v1.FlagAdminService.UpdateSegment:input_type -> flagsidecar.v1.UpdateSegmentRequest
-	41, // 73: flagsidecar.v1.FlagAdminService.DeleteSegment:input_type -> flagsidecar.v1.DeleteSegmentRequest
-	43, // 74: flagsidecar.v1.FlagAdminService.GetSegment:input_type -> flagsidecar.v1.GetSegmentRequest
-	45, // 75: flagsidecar.v1.FlagAdminService.ListSegments:input_type -> flagsidecar.v1.ListSegmentsRequest
-	47, // 76: flagsidecar.v1.FlagAdminService.CreateSegmentRule:input_type -> flagsidecar.v1.CreateSegmentRuleRequest
-	49, // 77: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:input_type -> flagsidecar.v1.UpdateSegmentRuleRequest
-	51, // 78: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:input_type -> flagsidecar.v1.DeleteSegmentRuleRequest
-	53, // 79: flagsidecar.v1.FlagAdminService.ListFlagHistory:input_type -> flagsidecar.v1.ListFlagHistoryRequest
-	55, // 80: flagsidecar.v1.FlagAdminService.RollbackFlag:input_type -> flagsidecar.v1.RollbackFlagRequest
-	59, // 81: flagsidecar.v1.FlagAdminService.ListUsers:input_type -> flagsidecar.v1.ListUsersRequest
-	61, // 82: flagsidecar.v1.FlagAdminService.GetUser:input_type -> flagsidecar.v1.GetUserRequest
-	63, // 83: flagsidecar.v1.FlagAdminService.DeleteUser:input_type -> flagsidecar.v1.DeleteUserRequest
-	65, // 84: flagsidecar.v1.FlagAdminService.DeleteEvaluation:input_type -> flagsidecar.v1.DeleteEvaluationRequest
-	16, // 85: flagsidecar.v1.FlagAdminService.CreateFlag:output_type -> flagsidecar.v1.CreateFlagResponse
-	18, // 86: flagsidecar.v1.FlagAdminService.UpdateFlag:output_type -> flagsidecar.v1.UpdateFlagResponse
-	20, // 87: flagsidecar.v1.FlagAdminService.DeleteFlag:output_type -> flagsidecar.v1.DeleteFlagResponse
-	22, // 88: flagsidecar.v1.FlagAdminService.GetFlag:output_type -> flagsidecar.v1.GetFlagResponse
-	24, // 89: flagsidecar.v1.FlagAdminService.ListFlags:output_type -> flagsidecar.v1.ListFlagsResponse
-	26, // 90: flagsidecar.v1.FlagAdminService.CreateVariant:output_type -> flagsidecar.v1.CreateVariantResponse
-	28, // 91: flagsidecar.v1.FlagAdminService.UpdateVariant:output_type -> flagsidecar.v1.UpdateVariantResponse
-	30, // 92: flagsidecar.v1.FlagAdminService.DeleteVariant:output_type -> flagsidecar.v1.DeleteVariantResponse
-	32, // 93: flagsidecar.v1.FlagAdminService.CreateFlagRule:output_type -> flagsidecar.v1.CreateFlagRuleResponse
-	34, // 94: flagsidecar.v1.FlagAdminService.UpdateFlagRule:output_type -> flagsidecar.v1.UpdateFlagRuleResponse
-	36, // 95: flagsidecar.v1.FlagAdminService.DeleteFlagRule:output_type -> flagsidecar.v1.DeleteFlagRuleResponse
-	38, // 96: flagsidecar.v1.FlagAdminService.CreateSegment:output_type -> flagsidecar.v1.CreateSegmentResponse
-	40, // 97: flagsidecar.v1.FlagAdminService.UpdateSegment:output_type -> flagsidecar.v1.UpdateSegmentResponse
-	42, // 98: flagsidecar.v1.FlagAdminService.DeleteSegment:output_type -> flagsidecar.v1.DeleteSegmentResponse
-	44, // 99: flagsidecar.v1.FlagAdminService.GetSegment:output_type -> flagsidecar.v1.GetSegmentResponse
-	46, // 100: flagsidecar.v1.FlagAdminService.ListSegments:output_type -> flagsidecar.v1.ListSegmentsResponse
-	48, // 101: flagsidecar.v1.FlagAdminService.CreateSegmentRule:output_type -> flagsidecar.v1.CreateSegmentRuleResponse
-	50, // 102: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:output_type -> flagsidecar.v1.UpdateSegmentRuleResponse
-	52, // 103: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:output_type -> flagsidecar.v1.DeleteSegmentRuleResponse
-	54, // 104: flagsidecar.v1.FlagAdminService.ListFlagHistory:output_type -> flagsidecar.v1.ListFlagHistoryResponse
-	56, // 105: flagsidecar.v1.FlagAdminService.RollbackFlag:output_type -> flagsidecar.v1.RollbackFlagResponse
-	60, // 106: flagsidecar.v1.FlagAdminService.ListUsers:output_type -> flagsidecar.v1.ListUsersResponse
-	62, // 107: flagsidecar.v1.FlagAdminService.GetUser:output_type -> flagsidecar.v1.GetUserResponse
-	64, // 108: flagsidecar.v1.FlagAdminService.DeleteUser:output_type -> flagsidecar.v1.DeleteUserResponse
-	66, // 109: flagsidecar.v1.FlagAdminService.DeleteEvaluation:output_type -> flagsidecar.v1.DeleteEvaluationResponse
-	85, // [85:110] is the sub-list for method output_type
-	60, // [60:85] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	67, // 53: flagsidecar.v1.StoredUser.context:type_name -> google.protobuf.Struct
+	68, // 54: flagsidecar.v1.UserEvaluation.value:type_name -> google.protobuf.Value
+	73, // 55: flagsidecar.v1.UserEvaluation.reason:type_name -> flagsidecar.v1.Reason
+	74, // 56: flagsidecar.v1.UserEvaluation.error_code:type_name -> flagsidecar.v1.ErrorCode
+	71, // 57: flagsidecar.v1.UserEvaluation.time:type_name -> google.protobuf.Timestamp
+	57, // 58: flagsidecar.v1.ListUsersResponse.users:type_name -> flagsidecar.v1.StoredUser
+	57, // 59: flagsidecar.v1.GetUserResponse.user:type_name -> flagsidecar.v1.StoredUser
+	58, // 60: flagsidecar.v1.GetUserResponse.evaluations:type_name -> flagsidecar.v1.UserEvaluation
+	15, // 61: flagsidecar.v1.FlagAdminService.CreateFlag:input_type -> flagsidecar.v1.CreateFlagRequest
+	17, // 62: flagsidecar.v1.FlagAdminService.UpdateFlag:input_type -> flagsidecar.v1.UpdateFlagRequest
+	19, // 63: flagsidecar.v1.FlagAdminService.DeleteFlag:input_type -> flagsidecar.v1.DeleteFlagRequest
+	21, // 64: flagsidecar.v1.FlagAdminService.GetFlag:input_type -> flagsidecar.v1.GetFlagRequest
+	23, // 65: flagsidecar.v1.FlagAdminService.ListFlags:input_type -> flagsidecar.v1.ListFlagsRequest
+	25, // 66: flagsidecar.v1.FlagAdminService.CreateVariant:input_type -> flagsidecar.v1.CreateVariantRequest
+	27, // 67: flagsidecar.v1.FlagAdminService.UpdateVariant:input_type -> flagsidecar.v1.UpdateVariantRequest
+	29, // 68: flagsidecar.v1.FlagAdminService.DeleteVariant:input_type -> flagsidecar.v1.DeleteVariantRequest
+	31, // 69: flagsidecar.v1.FlagAdminService.CreateFlagRule:input_type -> flagsidecar.v1.CreateFlagRuleRequest
+	33, // 70: flagsidecar.v1.FlagAdminService.UpdateFlagRule:input_type -> flagsidecar.v1.UpdateFlagRuleRequest
+	35, // 71: flagsidecar.v1.FlagAdminService.DeleteFlagRule:input_type -> flagsidecar.v1.DeleteFlagRuleRequest
+	37, // 72: flagsidecar.v1.FlagAdminService.CreateSegment:input_type -> flagsidecar.v1.CreateSegmentRequest
+	39, // 73: flagsidecar.v1.FlagAdminService.UpdateSegment:input_type -> flagsidecar.v1.UpdateSegmentRequest
+	41, // 74: flagsidecar.v1.FlagAdminService.DeleteSegment:input_type -> flagsidecar.v1.DeleteSegmentRequest
+	43, // 75: flagsidecar.v1.FlagAdminService.GetSegment:input_type -> flagsidecar.v1.GetSegmentRequest
+	45, // 76: flagsidecar.v1.FlagAdminService.ListSegments:input_type -> flagsidecar.v1.ListSegmentsRequest
+	47, // 77: flagsidecar.v1.FlagAdminService.CreateSegmentRule:input_type -> flagsidecar.v1.CreateSegmentRuleRequest
+	49, // 78: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:input_type -> flagsidecar.v1.UpdateSegmentRuleRequest
+	51, // 79: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:input_type -> flagsidecar.v1.DeleteSegmentRuleRequest
+	53, // 80: flagsidecar.v1.FlagAdminService.ListFlagHistory:input_type -> flagsidecar.v1.ListFlagHistoryRequest
+	55, // 81: flagsidecar.v1.FlagAdminService.RollbackFlag:input_type -> flagsidecar.v1.RollbackFlagRequest
+	59, // 82: flagsidecar.v1.FlagAdminService.ListUsers:input_type -> flagsidecar.v1.ListUsersRequest
+	61, // 83: flagsidecar.v1.FlagAdminService.GetUser:input_type -> flagsidecar.v1.GetUserRequest
+	63, // 84: flagsidecar.v1.FlagAdminService.DeleteUser:input_type -> flagsidecar.v1.DeleteUserRequest
+	65, // 85: flagsidecar.v1.FlagAdminService.DeleteEvaluation:input_type -> flagsidecar.v1.DeleteEvaluationRequest
+	16, // 86: flagsidecar.v1.FlagAdminService.CreateFlag:output_type -> flagsidecar.v1.CreateFlagResponse
+	18, // 87: flagsidecar.v1.FlagAdminService.UpdateFlag:output_type -> flagsidecar.v1.UpdateFlagResponse
+	20, // 88: flagsidecar.v1.FlagAdminService.DeleteFlag:output_type -> flagsidecar.v1.DeleteFlagResponse
+	22, // 89: flagsidecar.v1.FlagAdminService.GetFlag:output_type -> flagsidecar.v1.GetFlagResponse
+	24, // 90: flagsidecar.v1.FlagAdminService.ListFlags:output_type -> flagsidecar.v1.ListFlagsResponse
+	26, // 91: flagsidecar.v1.FlagAdminService.CreateVariant:output_type -> flagsidecar.v1.CreateVariantResponse
+	28, // 92: flagsidecar.v1.FlagAdminService.UpdateVariant:output_type -> flagsidecar.v1.UpdateVariantResponse
+	30, // 93: flagsidecar.v1.FlagAdminService.DeleteVariant:output_type -> flagsidecar.v1.DeleteVariantResponse
+	32, // 94: flagsidecar.v1.FlagAdminService.CreateFlagRule:output_type -> flagsidecar.v1.CreateFlagRuleResponse
+	34, // 95: flagsidecar.v1.FlagAdminService.UpdateFlagRule:output_type -> flagsidecar.v1.UpdateFlagRuleResponse
+	36, // 96: flagsidecar.v1.FlagAdminService.DeleteFlagRule:output_type -> flagsidecar.v1.DeleteFlagRuleResponse
+	38, // 97: flagsidecar.v1.FlagAdminService.CreateSegment:output_type -> flagsidecar.v1.CreateSegmentResponse
+	40, // 98: flagsidecar.v1.FlagAdminService.UpdateSegment:output_type -> flagsidecar.v1.UpdateSegmentResponse
+	42, // 99: flagsidecar.v1.FlagAdminService.DeleteSegment:output_type -> flagsidecar.v1.DeleteSegmentResponse
+	44, // 100: flagsidecar.v1.FlagAdminService.GetSegment:output_type -> flagsidecar.v1.GetSegmentResponse
+	46, // 101: flagsidecar.v1.FlagAdminService.ListSegments:output_type -> flagsidecar.v1.ListSegmentsResponse
+	48, // 102: flagsidecar.v1.FlagAdminService.CreateSegmentRule:output_type -> flagsidecar.v1.CreateSegmentRuleResponse
+	50, // 103: flagsidecar.v1.FlagAdminService.UpdateSegmentRule:output_type -> flagsidecar.v1.UpdateSegmentRuleResponse
+	52, // 104: flagsidecar.v1.FlagAdminService.DeleteSegmentRule:output_type -> flagsidecar.v1.DeleteSegmentRuleResponse
+	54, // 105: flagsidecar.v1.FlagAdminService.ListFlagHistory:output_type -> flagsidecar.v1.ListFlagHistoryResponse
+	56, // 106: flagsidecar.v1.FlagAdminService.RollbackFlag:output_type -> flagsidecar.v1.RollbackFlagResponse
+	60, // 107: flagsidecar.v1.FlagAdminService.ListUsers:output_type -> flagsidecar.v1.ListUsersResponse
+	62, // 108: flagsidecar.v1.FlagAdminService.GetUser:output_type -> flagsidecar.v1.GetUserResponse
+	64, // 109: flagsidecar.v1.FlagAdminService.DeleteUser:output_type -> flagsidecar.v1.DeleteUserResponse
+	66, // 110: flagsidecar.v1.FlagAdminService.DeleteEvaluation:output_type -> flagsidecar.v1.DeleteEvaluationResponse
+	86, // [86:111] is the sub-list for method output_type
+	61, // [61:86] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_flagsidecar_v1_admin_proto_init() }
