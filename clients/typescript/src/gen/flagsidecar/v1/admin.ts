@@ -397,7 +397,14 @@ export interface StoredUser {
   /** "user" or "anonymousUser", as in the events. */
   contextKind: string;
   firstSeen: Date | undefined;
-  lastSeen: Date | undefined;
+  lastSeen:
+    | Date
+    | undefined;
+  /**
+   * The context of the user's latest recorded evaluation (the `users` exporter keeps it unless
+   * `context=false`); empty when none was recorded.
+   */
+  context: { [key: string]: any } | undefined;
 }
 
 /** The latest evaluation of one flag for one user. */
@@ -6366,7 +6373,7 @@ export const RollbackFlagResponse: MessageFns<RollbackFlagResponse> = {
 };
 
 function createBaseStoredUser(): StoredUser {
-  return { id: "", contextKind: "", firstSeen: undefined, lastSeen: undefined };
+  return { id: "", contextKind: "", firstSeen: undefined, lastSeen: undefined, context: undefined };
 }
 
 export const StoredUser: MessageFns<StoredUser> = {
@@ -6382,6 +6389,9 @@ export const StoredUser: MessageFns<StoredUser> = {
     }
     if (message.lastSeen !== undefined) {
       Timestamp.encode(toTimestamp(message.lastSeen), writer.uint32(34).fork()).join();
+    }
+    if (message.context !== undefined) {
+      Struct.encode(Struct.wrap(message.context), writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -6431,6 +6441,14 @@ export const StoredUser: MessageFns<StoredUser> = {
             message.lastSeen = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.context = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6461,6 +6479,7 @@ export const StoredUser: MessageFns<StoredUser> = {
         : isSet(object.last_seen)
         ? fromJsonTimestamp(object.last_seen)
         : undefined,
+      context: isObject(object.context) ? object.context : undefined,
     };
   },
 
@@ -6478,6 +6497,9 @@ export const StoredUser: MessageFns<StoredUser> = {
     if (message.lastSeen !== undefined) {
       obj.lastSeen = message.lastSeen.toISOString();
     }
+    if (message.context !== undefined) {
+      obj.context = message.context;
+    }
     return obj;
   },
 
@@ -6490,6 +6512,7 @@ export const StoredUser: MessageFns<StoredUser> = {
     message.contextKind = object.contextKind ?? "";
     message.firstSeen = object.firstSeen ?? undefined;
     message.lastSeen = object.lastSeen ?? undefined;
+    message.context = object.context ?? undefined;
     return message;
   },
 };
