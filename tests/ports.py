@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 import socket
 import threading
@@ -29,7 +30,10 @@ def _worker_index() -> int:
 
 
 _start = _FIRST + _worker_index() % 8 * _BLOCK  # 8 blocks end at 32,000
-_candidates = itertools.cycle(range(_start, _start + _BLOCK))
+# From a random place in the block: two test runs at once on one machine (a developer's, a
+# build's) would otherwise hand out the same ports in the same order.
+_offset = random.randrange(_BLOCK)
+_candidates = itertools.cycle([*range(_start + _offset, _start + _BLOCK), *range(_start, _start + _offset)])
 _lock = threading.Lock()
 
 
