@@ -47,6 +47,7 @@ PYTEST_WORKERS ?= 3
 test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory test-cpp
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -60,6 +61,29 @@ postgres:
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
 test-go: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# The C++ client's tests (clients/cpp: its own Makefile builds with Debian's grpc++, generating
+# the code from proto/ first), the conformance suite among them, against a real sidecar from .venv.
+.PHONY: test-cpp cpp-deps clean-cpp
+test-cpp: $(STAMP) cpp-deps
+	$(MAKE) --no-print-directory -C clients/cpp -j2 test
+
+# Debian's packages for clients/cpp, installed when missing (as the postgres target does):
+# grpc++ 1.51 and protobuf 3.21 with their code generators, nlohmann-json, libmurmurhash (the
+# client's Bucket), GoogleTest, and ccache, which makes a fresh clone's build cheap.
+CPP_PACKAGES := g++ make pkg-config ccache protobuf-compiler protobuf-compiler-grpc libgrpc++-dev \
+	libprotobuf-dev nlohmann-json3-dev libmurmurhash-dev libgtest-dev
+cpp-deps:
+	@if ! { command -v g++ && command -v ccache && command -v protoc && command -v grpc_cpp_plugin && \
+		pkg-config --exists grpc++ protobuf libmurmurhash && \
+		test -f /usr/include/nlohmann/json.hpp && test -f /usr/include/gtest/gtest.h; } >/dev/null 2>&1; then \
+		echo "installing Debian's packages for the C++ client"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CPP_PACKAGES); \
+	fi
+
+clean: clean-cpp
+clean-cpp:
+	rm -rf clients/cpp/build
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
