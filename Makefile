@@ -74,9 +74,9 @@ test-cpp: $(STAMP) cpp-deps
 CPP_PACKAGES := g++ make pkg-config ccache protobuf-compiler protobuf-compiler-grpc libgrpc++-dev \
 	libprotobuf-dev nlohmann-json3-dev libmurmurhash-dev libgtest-dev
 cpp-deps:
-	@if ! { command -v g++ && command -v ccache && command -v protoc && command -v grpc_cpp_plugin && \
-		pkg-config --exists grpc++ protobuf libmurmurhash && \
-		test -f /usr/include/nlohmann/json.hpp && test -f /usr/include/gtest/gtest.h; } >/dev/null 2>&1; then \
+	@if ! ( command -v g++ && command -v pkg-config && command -v ccache && command -v grpc_cpp_plugin && \
+		command -v protoc && cd /usr/include && test -f grpcpp/grpcpp.h -a -f google/protobuf/message.h \
+		-a -f nlohmann/json.hpp -a -f murmurhash.h -a -f gtest/gtest.h ) >/dev/null 2>&1; then \
 		echo "installing Debian's packages for the C++ client"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CPP_PACKAGES); \
 	fi
