@@ -59,6 +59,7 @@ test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(GO_PLUGINS) postgres
 	$(MAKE) --no-print-directory test-java
 	$(MAKE) --no-print-directory test-ts
 	$(MAKE) --no-print-directory test-rust
+	$(MAKE) --no-print-directory test-cpp
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -102,6 +103,29 @@ test-rust: $(STAMP)
 # real sidecar); the Maven build happens once, in the tests (tests/flagd/java_client.py).
 test-flagd-java: $(STAMP)
 	$(BIN)/pytest -q tests/flagd -k java
+
+# The C++ client's tests (clients/cpp: its own Makefile builds with Debian's grpc++, generating
+# the code from proto/ first), the conformance suite among them, against a real sidecar from .venv.
+.PHONY: test-cpp cpp-deps clean-cpp
+test-cpp: $(STAMP) cpp-deps
+	$(MAKE) --no-print-directory -C clients/cpp -j2 test
+
+# Debian's packages for clients/cpp, installed when missing (as the postgres target does):
+# grpc++ 1.51 and protobuf 3.21 with their code generators, nlohmann-json, libmurmurhash (the
+# client's Bucket), GoogleTest, and ccache, which makes a fresh clone's build cheap.
+CPP_PACKAGES := g++ make pkg-config ccache protobuf-compiler protobuf-compiler-grpc libgrpc++-dev \
+	libprotobuf-dev nlohmann-json3-dev libmurmurhash-dev libgtest-dev
+cpp-deps:
+	@if ! ( command -v g++ && command -v pkg-config && command -v ccache && command -v grpc_cpp_plugin && \
+		command -v protoc && cd /usr/include && test -f grpcpp/grpcpp.h -a -f google/protobuf/message.h \
+		-a -f nlohmann/json.hpp -a -f murmurhash.h -a -f gtest/gtest.h ) >/dev/null 2>&1; then \
+		echo "installing Debian's packages for the C++ client"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CPP_PACKAGES); \
+	fi
+
+clean: clean-cpp
+clean-cpp:
+	rm -rf clients/cpp/build
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
