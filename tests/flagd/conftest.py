@@ -18,6 +18,7 @@ from sidecar.store import FlagStore
 from tests.conftest import write_flag_file
 
 from . import flags as test_flags
+from .go_client import build_go_client
 
 
 @dataclass
@@ -112,3 +113,9 @@ def start_flagd(tmp_path: Path) -> Iterator[Callable[..., FlagdServer]]:
 @pytest.fixture
 def flagd_server(start_flagd: Callable[..., FlagdServer]) -> FlagdServer:
     return start_flagd()
+
+
+@pytest.fixture(scope="session")
+def go_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go flagd client's binary (tests/flagd/go), built once per session."""
+    return build_go_client(tmp_path_factory.mktemp("flagd-go"))

@@ -24,6 +24,7 @@ import yaml
 
 from tests.conftest import eventually, write_flag_file
 from tests.serve_process import ServeProcess
+from tests.flagd.go_client import BUILD_TIMEOUT as GO_BUILD_TIMEOUT
 from tests.sync.test_flagd_translation import CONTEXTS, MISSING, constraint, document, rule_flag
 
 HERE = Path(__file__).parent
@@ -31,6 +32,7 @@ CONFORMANCE = HERE.parent / "conformance"
 CLIENT = HERE / "clients" / "py_in_process.py"
 DEFAULTS = {"boolean": False, "string": "code-default", "integer": -1, "float": -1.5, "object": {}}
 # The conformance flags flagd's in-process providers cannot evaluate exactly (docs/sync.md).
+EVERY_PROVIDER = pytest.mark.parametrize("provider", ["python", "go"])
 CONFORMANCE_LEFT_OUT = {
     "targeting": "GREATER_OR_EQUAL",
     "operators": "ONE_OF with number or boolean values",
@@ -65,7 +67,10 @@ def check(flag_key: str, kind: str, targeting_key: str | None, context: dict[str
 
 
 class InProcessRun:
-    def __init__(self, tmp_path: Path, flags: dict[str, Any], *serve_options: str) -> None:
+    def __init__(
+        self, tmp_path: Path, flags: dict[str, Any], *serve_options: str, go_client: Path | None = None
+    ) -> None:
+        self.go_client = go_client
         self.flag_file = write_flag_file(tmp_path / "flags.yaml", flags)
         self.tmp_path = tmp_path
         self.process = ServeProcess(self.flag_file, "--sync-listen", "127.0.0.1:0", *serve_options)
@@ -80,6 +85,12 @@ class InProcessRun:
         self.rpc_port, self.sync_port = eventually(ports, timeout=15)
 
     def run(self, checks: list[dict[str, Any]], *extra: str) -> dict[str, Any]:
+        """The report of the in-process provider under test (Python's, or Go's with --go)."""
+        if self.go_client is not None:
+            return self._run_go(checks, *extra)
+        return self._run_python(checks, *extra)
+
+    def _run_python(self, checks: list[dict[str, Any]], *extra: str) -> dict[str, Any]:
         checks_file = self.tmp_path / "checks.json"
         checks_file.write_text(json.dumps(checks))
         completed = subprocess.run(
@@ -101,16 +112,59 @@ class InProcessRun:
         assert completed.returncode == 0, completed.stderr
         return json.loads(completed.stdout)
 
+    def _run_go(self, checks: list[dict[str, Any]], *extra: str) -> dict[str, Any]:
+        """The Go provider's in-process answers next to the sidecar's RPC ones, which the Python
+        provider gives (the Go provider's RPC mode speaks the Connect protocol, not gRPC): before
+        the Go run and, for the edited flag, after it."""
+        assert self.go_client is not None
+        rpc = self._run_python(checks, "--rpc-only")
+        checks_file = self.tmp_path / "go-checks.json"
+        checks_file.write_text(json.dumps(checks))
+        completed = subprocess.run(
+            [
+                str(self.go_client),
+                "in-process",
+                "--sync-port",
+                str(self.sync_port),
+                "--checks",
+                str(checks_file),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert completed.returncode == 0, completed.stderr[-4000:]
+        report = json.loads(completed.stdout.strip().splitlines()[-1])
+        assert report["client"] == "go"
+        report["rpcReady"] = rpc["rpcReady"]
+        if "results" in report:  # the provider became ready
+            for result, answer in zip(report["results"], rpc["results"], strict=True):
+                result["rpc"] = answer["rpc"]
+        if report.get("afterChange"):
+            changed_flag = extra[extra.index("--changed-flag") + 1]
+            again = self._run_python([c for c in checks if c["flag"] == changed_flag], "--rpc-only")
+            for result, answer in zip(report["afterChange"], again["results"], strict=True):
+                result["rpc"] = answer["rpc"]
+        return report
+
     def stop(self) -> None:
         self.process.stop()
 
 
 @pytest.fixture
-def start(tmp_path):
+def provider() -> str:
+    """The in-process provider under test; the tests that every one must pass parametrize it."""
+    return "python"
+
+
+@pytest.fixture
+def start(tmp_path, provider, request):
     runs: list[InProcessRun] = []
+    go_client = request.getfixturevalue("go_client") if provider == "go" else None
 
     def started(flags: dict[str, Any], *serve_options: str) -> InProcessRun:
-        runs.append(InProcessRun(tmp_path, flags, *serve_options))
+        runs.append(InProcessRun(tmp_path, flags, *serve_options, go_client=go_client))
         return runs[-1]
 
     yield started
@@ -148,6 +202,8 @@ def assert_served_alike(report: dict[str, Any], checks: list[dict[str, Any]]) ->
     return served
 
 
+@EVERY_PROVIDER
+@pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
 def test_the_in_process_provider_answers_the_conformance_vectors_as_the_sidecar(start, tmp_path):
     flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
     run = start(flags)
@@ -185,6 +241,8 @@ def test_the_in_process_provider_answers_the_conformance_vectors_as_the_sidecar(
         assert result["inProcess"]["value"] == "#d62728"
 
 
+@EVERY_PROVIDER
+@pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
 def test_every_translated_operator_answers_every_context_as_the_sidecar(start):
     run = start(document())
     checks = []
@@ -204,6 +262,8 @@ def test_every_translated_operator_answers_every_context_as_the_sidecar(start):
     assert assert_served_alike(report, checks) == len(checks)
 
 
+@EVERY_PROVIDER
+@pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
 def test_a_selector_for_another_flag_set_is_refused_and_flagds_form_is_understood(start):
     run = start(yaml.safe_load((CONFORMANCE / "flags.yaml").read_text()))
     one = [check("static-string", "string", "u1", {})]
@@ -220,6 +280,8 @@ def test_the_sidecar_logs_what_it_left_out(start):
     assert "split-user: percentage split" in run.process.log
 
 
+@EVERY_PROVIDER
+@pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
 def test_context_values_reach_the_in_process_provider_and_header_mapped_properties_are_left_out(start):
     flags = {
         "flags": [

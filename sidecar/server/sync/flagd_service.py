@@ -59,7 +59,7 @@ class FlagdSyncService:
             raise ValueError("write_timeout must be positive")
         self.fanout = fanout
         self.static_context = dict(static_context or {})
-        self._translator = Translator(header_properties)
+        self._translator = Translator(header_properties, self.static_context)
         self.write_timeout = write_timeout
         self.stats = {"write_timeouts": 0}
         # The last snapshot translated, and its translation (the bytes are cached on the snapshot).

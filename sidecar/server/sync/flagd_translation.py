@@ -116,10 +116,17 @@ class Translator:
     same object and the segments are equal (the fan-out keeps an unchanged flag's definition from
     one snapshot to the next), so a change costs what changed plus the document's assembly."""
 
-    def __init__(self, header_properties: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        header_properties: frozenset[str] = frozenset(),
+        static_context: Mapping[str, str] | None = None,
+    ) -> None:
         """`header_properties`: the context keys the sidecar fills from request headers
-        (--context-from-header), which an in-process provider never sees."""
+        (--context-from-header), which an in-process provider never sees. `static_context`: the
+        sidecar's --context-value pairs, which override the caller's, written into the rules as
+        constants (the Go provider ignores sync_context, where they travel too)."""
         self.header_properties = header_properties
+        self.static_context = dict(static_context or {})
         self._segments: Mapping[str, SegmentDefinition] | None = None
         # key -> (definition, its flagd JSON and text, or None and why it is left out)
         self._known: dict[str, tuple[FlagDefinition, Json, str]] = {}
@@ -135,7 +142,7 @@ class Translator:
         translated: dict[str, Json] = {}
         texts: dict[str, str] = {}
         left_out: dict[str, str] = {}
-        single = _Single(segments, self.header_properties)
+        single = _Single(segments, self.header_properties, self.static_context)
         for key, flag in flags.items():
             entry = self._known.get(key)
             if entry is None or entry[0] is not flag:
@@ -159,17 +166,24 @@ def translate(
     segments: Mapping[str, SegmentDefinition],
     *,
     header_properties: frozenset[str] = frozenset(),
+    static_context: Mapping[str, str] | None = None,
 ) -> Translation:
     """One flag set's translation (Translator.translate, with nothing to reuse)."""
-    return Translator(header_properties).translate(flags, segments)
+    return Translator(header_properties, static_context).translate(flags, segments)
 
 
 class _Single:
     """One flag set's flags, one at a time."""
 
-    def __init__(self, segments: Mapping[str, SegmentDefinition], header_properties: frozenset[str]) -> None:
+    def __init__(
+        self,
+        segments: Mapping[str, SegmentDefinition],
+        header_properties: frozenset[str],
+        static_context: Mapping[str, str],
+    ) -> None:
         self._segments = segments
         self._header_properties = header_properties
+        self._static_context = static_context
 
     def flag(self, flag: FlagDefinition) -> Json:
         variants = {variant.key: _variant_value(variant.key, variant.value) for variant in flag.variants}
@@ -201,7 +215,11 @@ class _Single:
         if operation in ("ONE_OF", "NOT_ONE_OF"):
             if not all(type(value) is str for value in values):
                 raise _LeftOut(f"{operation} {MIXED_ONE_OF_REASON}")
-            test = {"in": [self._value(constraint.property), list(values)]}
+            # One strict equality per value, not `in`: Go's JsonLogic `in` compares a number with
+            # each element read as a number ("5" and "abc" become 5 and 0). `===` is type-strict in
+            # Go's and is Python's `==`, where only a string equals a string: exact in both.
+            value = self._value(constraint.property)
+            test = _any([{"===": [value, text]} for text in values])
             return test if operation == "ONE_OF" else _not(test)
         affix = _AFFIXES.get(operation)
         if affix is not None:
@@ -233,6 +251,8 @@ class _Single:
             raise _LeftOut(
                 f"property {prop!r}: the sidecar fills it from a request header (--context-from-header)"
             )
+        if prop in self._static_context:
+            return self._static_context[prop]  # the sidecar's value wins over the caller's, as flagd's -X
         return {"var": prop}
 
 
