@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from tests.conftest import eventually, write_flag_file
-from tests.serve_process import ServeProcess
 from tests.flagd.go_client import BUILD_TIMEOUT as GO_BUILD_TIMEOUT
+from tests.serve_process import ServeProcess
 from tests.sync.test_flagd_translation import CONTEXTS, MISSING, constraint, document, rule_flag
 
 HERE = Path(__file__).parent
@@ -303,3 +303,90 @@ def test_context_values_reach_the_in_process_provider_and_header_mapped_properti
     assert "--context-from-header" in report["syncContext"]["$flagSidecar"]["leftOut"]["by-tenant"]
     assert assert_served_alike(report, checks) == 2
     assert [r["inProcess"]["variant"] for r in report["results"][:2]] == ["yes", "yes"]
+
+
+def split_flag(key: str, bucket_by: str | None, *before: dict[str, Any]) -> dict[str, Any]:
+    """A three-way split (bucketed on `bucket_by`, the user id when None) after the given rules,
+    then a rule matching everyone: a value the split cannot bucket on reaches that one."""
+    split: dict[str, Any] = {
+        "id": "split",
+        "distributions": [
+            {"variant": "a", "percentage": 33.33},
+            {"variant": "b", "percentage": 33.33},
+            {"variant": "c", "percentage": 33.34},
+        ],
+    }
+    if bucket_by is not None:
+        split["bucketBy"] = bucket_by
+    return {
+        "key": key,
+        "enabled": True,
+        "variants": [{"key": k, "value": k.upper()} for k in ("a", "b", "c", "rest")],
+        "defaultVariantWhenOn": "a",
+        "rules": [*before, split, {"id": "rest", "distributions": [{"variant": "rest", "percentage": 100}]}],
+    }
+
+
+# Bucket values whose text flagd's Go JsonLogic writes as ours: strings (whitespace at either end
+# included), booleans, whole numbers within 2^53 (-0 as 0); and what no split buckets on.
+EXACT_BUCKET_VALUES: list[Any] = [
+    "pro", "", " pad ", "trail\t", "é-ü", "42", "4.50", True, False, 0, -0.0, 5, 5.0, -7, 2**53, None,
+    ["pro"], {"plan": "pro"}, MISSING,
+]  # fmt: skip
+# Numbers it writes otherwise: served as an error (the caller's default), never another bucket.
+INEXACT_BUCKET_VALUES: list[Any] = [1.5, 2**60, 1e-05]
+
+
+@pytest.mark.parametrize("provider", ["go"])
+@pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
+def test_a_fractional_v2_provider_gets_splits_and_lands_in_the_sidecars_buckets(start):
+    flags = {
+        "flags": [
+            split_flag("by-user", None),
+            split_flag("by-plan", "plan"),
+            split_flag(
+                "after-rule",
+                "plan",
+                {
+                    "constraints": [constraint("ONE_OF", "pro")],
+                    "distributions": [{"variant": "rest", "percentage": 100}],
+                },
+            ),
+            split_flag("by-region", "region"),  # set by --context-value: a constant bucket
+        ]
+    }
+    run = start(flags, "--context-value", "region=eu")
+    users = [check("by-user", "string", f"user-{n}", {}) for n in range(150)]
+    users.append(check("by-user", "string", "", {}))  # no user id: the split does not apply
+    values = [*EXACT_BUCKET_VALUES, *INEXACT_BUCKET_VALUES]
+    by_value = [
+        check(key, "string", "u1", {} if value is MISSING else {"plan": value})
+        for key in ("by-plan", "after-rule")
+        for value in values
+    ]
+    region = [check("by-region", "string", f"user-{n}", {}) for n in range(3)]
+    checks = [*users, *by_value, *region]
+
+    report = run.run(checks, "--provider-id", "checkout,fractional=v2")
+
+    assert report["ready"], report
+    assert report["syncContext"]["$flagSidecar"]["leftOut"] == {}
+    inexact = {json.dumps(v) for v in INEXACT_BUCKET_VALUES}
+    variants = set()
+    for each, result in zip(checks, report["results"], strict=True):
+        local, remote = result["inProcess"], result["rpc"]
+        if json.dumps(each["context"].get("plan")) in inexact:
+            assert local["errorCode"] == "GENERAL", (each, result)  # flagd: a variant the flag lacks
+            assert local["value"] == each["default"]
+            continue
+        # flagd has no SPLIT reason: its fractional answers TARGETING_MATCH.
+        expected = {
+            **remote,
+            "reason": "TARGETING_MATCH" if remote["reason"] == "SPLIT" else remote["reason"],
+        }
+        assert local == expected, (each, result)
+        variants.add(remote["variant"])
+    assert variants == {"a", "b", "c", "rest"}
+    # Without fractional=v2 in its provider_id, a provider gets no splits (the Python one hashes as v3).
+    plain = run.run(checks[:1])
+    assert set(plain["syncContext"]["$flagSidecar"]["leftOut"]) == {flag["key"] for flag in flags["flags"]}
