@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-go-client test-go-flagd go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -40,7 +40,7 @@ run: $(STAMP)
 
 test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q
-	$(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory test-go-client
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -50,10 +50,19 @@ postgres:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
 	fi
 
+# Every Go part: the Go client's tests and the Go flagd provider's (`make test` runs the second
+# with the rest of pytest).
+test-go: test-go-client test-go-flagd
+
 # The Go client's tests (clients/go), the conformance suite among them, against a real sidecar
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
-test-go: $(STAMP)
+test-go-client: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# OpenFeature's Go flagd provider in in-process mode against a real sidecar (tests/flagd/go, built
+# by the tests with go.sum's modules).
+test-go-flagd: $(STAMP)
+	$(BIN)/pytest -q tests/flagd/test_in_process.py -k go
 
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
@@ -71,15 +80,16 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client.
+# gofmt and go vet on the Go client and the Go flagd test client.
 lint: $(STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	cd proto && ../$(BIN)/buf lint
-	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
+	@unformatted="$$(gofmt -l clients/go tests/flagd/go)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
+	cd tests/flagd/go && $(GO_ENV) $(GO) vet ./...
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
