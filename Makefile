@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go test-go-client test-go-flagd go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-go-client test-go-flagd test-java test-ts go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -35,12 +35,29 @@ $(NODE_STAMP): $(NODE_CLIENT)/package-lock.json
 	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+# The TypeScript client (clients/typescript): its dependencies, tsc and ts-proto (buf.gen.yaml's
+# plugin) among them, as its package-lock.json pins them. None needs an install script to run.
+TS_CLIENT := clients/typescript
+TS_STAMP  := $(TS_CLIENT)/node_modules/.installed
+
+$(TS_STAMP): $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $(TS_STAMP)
+
 run: $(STAMP)
 	$(BIN)/flag-sidecar serve --flags examples/flags.yaml --listen 127.0.0.1:50051
 
-test: $(STAMP) $(NODE_STAMP) $(GO_PLUGINS) postgres
-	$(BIN)/pytest -q
+# pytest-xdist spreads the suite over PYTEST_WORKERS processes, a test file per worker at a time
+# (--dist loadfile keeps a file's module and session fixtures, the Kafka broker among them, in one
+# process). Most tests wait on real servers and subprocesses rather than compute, so three workers
+# on two cores take well under half the time of one. PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 3
+
+test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(GO_PLUGINS) postgres
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory test-go-client
+	$(MAKE) --no-print-directory test-java
+	$(MAKE) --no-print-directory test-ts
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -64,6 +81,20 @@ test-go-client: $(STAMP)
 test-go-flagd: $(STAMP)
 	$(BIN)/pytest -q tests/flagd/test_in_process.py -k go
 
+# The Java client's tests (clients/java), the conformance suite among them, against a real sidecar
+# from .venv. Maven takes every artifact at the version pom.xml pins, from Maven Central; the
+# stubs are generated from proto/ in the build, and only again when proto/ changes.
+MVN ?= mvn
+
+test-java: $(STAMP)
+	cd clients/java && $(MVN) -B -q test
+
+# The TypeScript client's tests (clients/typescript), the conformance suite among them, against a
+# real sidecar from .venv: one strict tsc build of the package, its tests and the docs example into
+# a fresh dist/ (no compiled test of a removed file lingers), then Node's test runner.
+test-ts: $(STAMP) $(TS_STAMP)
+	cd $(TS_CLIENT) && rm -rf dist && node_modules/.bin/tsc -p . && node --test --test-concurrency=3 --test-reporter=spec dist/test/*.test.js
+
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
 
@@ -80,8 +111,9 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client and the Go flagd test client.
-lint: $(STAMP)
+# gofmt and go vet on the Go client and the Go flagd test client; prettier and tsc's strict type
+# check on the TypeScript client.
+lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
 	$(BIN)/mypy
@@ -90,6 +122,7 @@ lint: $(STAMP)
 	@unformatted="$$(gofmt -l clients/go tests/flagd/go)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
 	cd tests/flagd/go && $(GO_ENV) $(GO) vet ./...
+	cd $(TS_CLIENT) && node_modules/.bin/prettier --check --log-level warn . && node_modules/.bin/tsc -p . --noEmit
 	$(BIN)/python tools/proto_breaking.py
 
 # The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 5-10 minutes.
@@ -99,11 +132,12 @@ BENCH_BEFORE ?= d3ab468
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --before $(BENCH_BEFORE)
 
-# Regenerate the committed protobuf code after editing proto/: Python (flagsidecar/, flagd/) and
-# Go (clients/go/gen, buf generate with buf.gen.yaml's local plugins).
-proto: $(STAMP) $(GO_PLUGINS)
+# Regenerate the committed protobuf code after editing proto/: Python (flagsidecar/, flagd/), Go
+# (clients/go/gen) and TypeScript (clients/typescript/src/gen), these two by buf generate with
+# buf.gen.yaml's local plugins.
+proto: $(STAMP) $(GO_PLUGINS) $(TS_STAMP)
 	$(BIN)/python tools/gen_proto.py
 	$(BIN)/buf generate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules .tools
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info $(NODE_CLIENT)/node_modules $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist .tools clients/java/target

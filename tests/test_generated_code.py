@@ -43,22 +43,38 @@ def test_the_generated_packages_hold_nothing_else(tmp_path):
     assert not not_empty, f"the generated packages' __init__.py files must be empty: {not_empty}"
 
 
-GO_GENERATED = Path("clients/go/gen")
+# buf.gen.yaml's output directories and the local plugins that write them: Go's built by
+# `make go-plugins`, ts-proto installed by `npm ci` in clients/typescript (`make test` does both).
+BUF_GENERATED = {
+    Path("clients/go/gen"): (
+        "make go-plugins",
+        [".tools/bin/protoc-gen-go", ".tools/bin/protoc-gen-go-grpc"],
+    ),
+    Path("clients/typescript/src/gen"): (
+        "make clients/typescript/node_modules/.installed",
+        ["clients/typescript/node_modules/.bin/protoc-gen-ts_proto"],
+    ),
+}
 
 
-def test_committed_go_code_matches_proto(tmp_path):
+def test_committed_buf_generated_code_matches_proto(tmp_path):
     # buf generate with buf.gen.yaml (its local, pinned plugins) into a scratch base directory.
-    plugins = [REPO / ".tools/bin" / name for name in ("protoc-gen-go", "protoc-gen-go-grpc")]
-    missing = [str(p.relative_to(REPO)) for p in plugins if not p.exists()]
-    assert not missing, f"{missing} not built: run `make go-plugins` (make test does)"
+    missing = [
+        f"{plugin} (run `{how}`)"
+        for how, plugins in BUF_GENERATED.values()
+        for plugin in plugins
+        if not (REPO / plugin).exists()
+    ]
+    assert not missing, f"buf.gen.yaml's plugins are not installed: {missing}"
     buf = Path(sys.executable).parent / "buf"
     subprocess.run([str(buf), "generate", "--output", str(tmp_path)], cwd=REPO, check=True, timeout=120)
 
     def files(root: Path) -> dict[Path, bytes]:
         return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
-    generated, committed = files(tmp_path / GO_GENERATED), files(REPO / GO_GENERATED)
-    assert generated, "buf generated no Go code"
-    every = generated.keys() | committed.keys()
-    stale = sorted(str(p) for p in every if generated.get(p) != committed.get(p))
-    assert not stale, f"clients/go/gen is out of date with proto/, run `make proto`: {stale}"
+    for out in BUF_GENERATED:
+        generated, committed = files(tmp_path / out), files(REPO / out)
+        assert generated, f"buf generated nothing into {out}"
+        every = generated.keys() | committed.keys()
+        stale = sorted(str(p) for p in every if generated.get(p) != committed.get(p))
+        assert not stale, f"{out} is out of date with proto/, run `make proto`: {stale}"

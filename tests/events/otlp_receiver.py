@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -20,12 +19,6 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 # What the receiver answers to request n (0-based): None accepts the request; (code, message,
 # retry delay or None) fails it; an int accepts it as a partial success rejecting that many records.
 Answer = tuple[grpc.StatusCode, str, float | None] | int | None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def plain(value: AnyValue) -> Any:

@@ -29,8 +29,9 @@ from sidecar.events.exporters.otlp import OtlpExporter, parse_endpoint
 from sidecar.events.options import Options
 from tests.conftest import eventually
 from tests.ops.certs import Certificates, make_certificates
+from tests.ports import free_port
 
-from .otlp_receiver import OtlpReceiver, attributes, free_port, plain
+from .otlp_receiver import OtlpReceiver, attributes, plain
 
 FAST_RETRY = RetryPolicy(initial=0.02, maximum=0.1)
 

@@ -6,18 +6,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 from tests.serve_process import ServeProcess
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ControlPlane:

@@ -16,7 +16,8 @@ import pytest
 from flagsidecar.v1 import event_pb2, event_pb2_grpc
 from flagsidecar_client import ErrorCode, FlagSidecarClient, InvalidContextError, Reason
 from tests.conftest import eventually
-from tests.inproc.control_plane import Plane, feature_events, free_port
+from tests.inproc.control_plane import Plane, feature_events
+from tests.ports import free_port
 
 
 @pytest.fixture

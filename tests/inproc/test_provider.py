@@ -17,7 +17,8 @@ from openfeature.flag_evaluation import Reason
 from flagsidecar_client import FlagSidecarClient
 from flagsidecar_client.provider import FlagSidecarProvider
 from tests.conftest import eventually
-from tests.inproc.control_plane import Plane, feature_events, free_port
+from tests.inproc.control_plane import Plane, feature_events
+from tests.ports import free_port
 
 
 @pytest.fixture

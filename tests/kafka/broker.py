@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 POM = Path(__file__).with_name("pom.xml")
@@ -68,12 +69,6 @@ def ensure_jars() -> Path:
         )
     stamp.write_text(digest)
     return JARS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class KafkaBroker:

@@ -17,12 +17,8 @@ from sidecar.app import settings as app_settings
 from sidecar.app.runtime import SHUTDOWN, STARTUP, Runtime, StartFailed
 from sidecar.store import VersionTable
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
+from tests.ports import free_port
 from tests.serve_process import run_cli
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
 
 
 def settings_for(*argv: str) -> app_settings.Settings:

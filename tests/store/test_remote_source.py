@@ -20,6 +20,7 @@ from tests.sources.flag_server import FlagServer
 from tests.store.conftest import flag
 
 POLL = 0.05
+TIMEOUT = 2.0
 
 
 def document(*keys: str, default: str = "off") -> dict:
@@ -40,7 +41,8 @@ def make_store(tmp_path):
     def make(
         server: FlagServer, state_dir: Path | None = tmp_path / "state", start: bool = True
     ) -> FlagStore:
-        source = HttpSource(urlsplit(server.url), poll_interval=POLL, timeout=0.5)
+        # A timeout a loaded machine (three pytest workers, two cores) does not reach by accident.
+        source = HttpSource(urlsplit(server.url), poll_interval=POLL, timeout=TIMEOUT)
         store = FlagStore(source, state_dir=state_dir, remote=True)
         stores.append(store)
         if start:
@@ -117,8 +119,8 @@ def test_an_outage_is_reported_once_keeps_serving_and_is_caught_up(server, make_
     elif failure == "stopped":
         server.stop()
     else:
-        server.delay = 1.0  # past the 0.5 s timeout
-    eventually(lambda: not store.source_status.up, timeout=5)
+        server.delay = TIMEOUT * 2
+    eventually(lambda: not store.source_status.up, timeout=TIMEOUT * 4)
     assert variant(store, "a") == "off"  # still served
     status = store.source_status
     assert status.reason

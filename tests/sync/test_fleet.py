@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import socket
 from pathlib import Path
 
 import grpc
@@ -14,13 +13,8 @@ import pytest
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc, sync_pb2, sync_pb2_grpc
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
+from tests.ports import free_port
 from tests.serve_process import ServeProcess
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Fleet:

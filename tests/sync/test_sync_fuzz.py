@@ -5,7 +5,6 @@ INTERNAL or UNKNOWN or hang, and the process stays up, logs no traceback and sti
 from __future__ import annotations
 
 import copy
-import socket
 
 import grpc
 import pytest
@@ -14,6 +13,7 @@ from flagsidecar.v1 import sync_pb2, sync_pb2_grpc
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
 from tests.fuzz import grpc_fuzz
 from tests.fuzz.test_grpc_fuzz import FACTORIES, SEED, _words
+from tests.ports import free_port
 from tests.serve_process import ServeProcess
 
 CASES_PER_KIND = 60
@@ -22,9 +22,7 @@ CASES_PER_KIND = 60
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory):
     flags = write_flag_file(tmp_path_factory.mktemp("sync-fuzz") / "flags.yaml", copy.deepcopy(SAMPLE_FLAGS))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = ServeProcess(flags, "--sync-listen", f"127.0.0.1:{port}", "--stream-idle-timeout", "5")
     eventually(lambda: "sync listener on" in process.log or process.process.poll() is not None, timeout=15)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -251,7 +251,10 @@ def test_a_subscriber_that_does_not_read_delays_no_other_and_then_gets_the_whole
             (last,) = fast.until_revision(0)[-1:]  # the delta of this change
             assert last.delta.flags[0].description.startswith(f"{round_}:"), revision
             lags.append(time.monotonic() - changed)
-        assert max(lags) < 2.0, lags  # never waiting for the slow one (a blocked send would be seconds)
+        # Never waiting for the slow one: a send blocked on it would wait until the slow reader's
+        # stream idle timeout (300 s here). The bound leaves room for a loaded machine (pytest
+        # workers, builds).
+        assert max(lags) < 10.0, lags
         assert plane.server.fanout.stats["fell_behind"] >= 1
 
         # When it reads at last: what its transport held, then the whole current set.
@@ -315,7 +318,7 @@ def test_200_watch_streams_are_held_without_a_thread_each(plane: ControlPlane):
             call.cancel()
         for channel in channels:
             channel.close()
-    eventually(lambda: plane.server.streams.open_streams == 0)
+    eventually(lambda: plane.server.streams.open_streams == 0, timeout=15)
     assert plane.server.fanout.subscribers == 0
 
 
