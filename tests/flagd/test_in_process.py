@@ -186,6 +186,12 @@ def conformance_checks(flags: dict[str, Any]) -> list[dict[str, Any]]:
     return checks
 
 
+def as_flagd_says(answer: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's answer as flagd's in-process evaluator words it: flagd has no SPLIT reason,
+    its fractional answers TARGETING_MATCH."""
+    return {**answer, "reason": "TARGETING_MATCH" if answer["reason"] == "SPLIT" else answer["reason"]}
+
+
 def assert_served_alike(report: dict[str, Any], checks: list[dict[str, Any]]) -> int:
     """Every check of a served flag answers alike; every left-out one is FLAG_NOT_FOUND. Returns
     how many were served."""
@@ -197,7 +203,7 @@ def assert_served_alike(report: dict[str, Any], checks: list[dict[str, Any]]) ->
             assert local["errorCode"] == "FLAG_NOT_FOUND", (each, result)
             assert local["value"] == each["default"]
         else:
-            assert local == remote, each
+            assert local == as_flagd_says(remote), each
             served += local["errorCode"] is None
     return served
 
@@ -328,13 +334,14 @@ def split_flag(key: str, bucket_by: str | None, *before: dict[str, Any]) -> dict
 
 
 # Bucket values whose text flagd's Go JsonLogic writes as ours: strings (whitespace at either end
-# included), booleans, whole numbers within 2^53 (-0 as 0); and what no split buckets on.
+# included), booleans, whole numbers within 2^53 (-0 as 0), other numbers from 1e-4 up; and what
+# no split buckets on.
 EXACT_BUCKET_VALUES: list[Any] = [
-    "pro", "", " pad ", "trail\t", "é-ü", "42", "4.50", True, False, 0, -0.0, 5, 5.0, -7, 2**53, None,
-    ["pro"], {"plan": "pro"}, MISSING,
+    "pro", "", " pad ", "trail\t", "é-ü", "42", "4.50", True, False, 0, -0.0, 5, 5.0, -7, 2**53,
+    1.5, -0.25, 1234567.5, 0.0001, None, ["pro"], {"plan": "pro"}, MISSING,
 ]  # fmt: skip
 # Numbers it writes otherwise: served as an error (the caller's default), never another bucket.
-INEXACT_BUCKET_VALUES: list[Any] = [1.5, 2**60, 1e-05]
+INEXACT_BUCKET_VALUES: list[Any] = [2**60, 1e20, 1e-05, -2.5e-07]
 
 
 @pytest.mark.parametrize("provider", ["go"])
@@ -390,3 +397,30 @@ def test_a_fractional_v2_provider_gets_splits_and_lands_in_the_sidecars_buckets(
     # Without fractional=v2 in its provider_id, a provider gets no splits (the Python one hashes as v3).
     plain = run.run(checks[:1])
     assert set(plain["syncContext"]["$flagSidecar"]["leftOut"]) == {flag["key"] for flag in flags["flags"]}
+
+
+@pytest.mark.parametrize("provider", ["go"])
+@pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
+def test_a_fractional_v2_provider_answers_the_conformance_splits_as_the_sidecar(start):
+    """The shared vectors' splits (a user id, a string account, whole numbers and booleans as
+    bucket values) reach a provider saying fractional=v2 and land where the sidecar puts them."""
+    flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
+    run = start(flags)
+    checks = conformance_checks(flags)
+
+    report = run.run(checks, "--provider-id", "fractional=v2")
+
+    assert report["ready"], report
+    left_out = report["syncContext"]["$flagSidecar"]["leftOut"]
+    splits = {key for key in CONFORMANCE_LEFT_OUT if key.startswith("split-")}
+    assert set(left_out) == set(CONFORMANCE_LEFT_OUT) - splits
+    inexact = {json.dumps(v) for v in INEXACT_BUCKET_VALUES}
+    splits_served = 0
+    for each, result in zip(checks, report["results"], strict=True):
+        local, remote = result["inProcess"], result["rpc"]
+        if json.dumps(each["context"].get("orgNumber")) in inexact:
+            assert local["errorCode"] == "GENERAL", (each, result)
+        elif each["flag"] not in left_out:
+            assert local == as_flagd_says(remote), each
+            splits_served += remote["reason"] == "SPLIT"
+    assert splits_served >= 10

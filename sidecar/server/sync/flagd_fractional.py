@@ -10,7 +10,9 @@ The bucket text is built in JsonLogic as diegoholiveira/jsonlogic 3.9 (flagd cor
 - `cat` of a boolean fails, so booleans are written "true"/"false" by `===` tests;
 - `cat` trims the whitespace around its result, so a "|" closes the text and `substr` drops it;
 - `cat` writes a number in Go's shortest fixed notation: ours for a whole number within 2^53
-  except -0 (tested as `=== 0`, written "0"), not for others (2^60, 1.5, 1e-05 differ).
+  except -0 (tested as `=== 0`, written "0") and for another number from 1e-4 up (1.5), not for
+  a whole number beyond 2^53 (2^60, 1e20: Go writes its shortest digits padded with zeros, we its
+  exact value) nor below 1e-4 (1e-05: Python's repr writes an exponent).
 A value that can be bucketed on but whose text could differ answers a variant no flag has, which
 flagd reports as an error (the caller's default), never another user's bucket. What cannot be
 bucketed on (missing, null, a list, an object) makes the rule not match, as ours.
@@ -31,6 +33,7 @@ Json = Any
 INEXACT_VARIANT: Final = "$inexact-bucket"  # answered for a value whose text may differ from ours
 _EXACT_INTEGER: Final = 2**53
 _MAX_DOUBLE: Final = sys.float_info.max
+_FIXED_FROM: Final = 1e-4  # Python's repr writes smaller numbers with an exponent, Go's cat never
 
 
 class NotSplittable(Exception):
@@ -83,10 +86,16 @@ def split(
             is_true,
             is_false,
             {"===": [value, {"cat": [value]}]},  # a string (a list fails: an error, not a bucket)
-            {
+            {  # a whole number within 2^53: its digits, as ours
                 "and": [
                     {"===": [{"%": [value, 1]}, 0]},
                     {"<=": [-_EXACT_INTEGER, value, _EXACT_INTEGER]},
+                ]
+            },
+            {  # another number from 1e-4 up: the shortest round-trip digits, as Python's repr
+                "and": [
+                    {"!==": [{"%": [value, 1]}, 0]},
+                    {"or": [{">=": [value, _FIXED_FROM]}, {"<=": [value, -_FIXED_FROM]}]},
                 ]
             },
         ]
