@@ -69,9 +69,7 @@ def build_go_load(directory: Path) -> Path:
     return binary
 
 
-def run(
-    flags_file: Path, repeats: int, calls: int, concurrency: int, pin: bool = False
-) -> GoCallerResults:
+def run(flags_file: Path, repeats: int, calls: int, concurrency: int, pin: bool = False) -> GoCallerResults:
     results = GoCallerResults(calls=calls, concurrency=concurrency)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         commands = {"python": None, "go": [str(build_go_load(Path(tmp)))]}
@@ -81,7 +79,9 @@ def run(
         def caller(name: str, server_kind: str) -> LoadGenerator:
             server = empty_server if server_kind == "empty" else sidecar_server
             command = commands[name]
-            load = stack.enter_context(LoadGenerator(server) if command is None else LoadGenerator(server, command))
+            load = stack.enter_context(
+                LoadGenerator(server) if command is None else LoadGenerator(server, command)
+            )
             if pin:  # servers on the first CPU, load generators on the second
                 pin_to_cpus(server.pid, {0})
                 pin_to_cpus(load.pid, {1})
@@ -122,7 +122,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
-        results = run(flagsets.write_flag_file(Path(directory), FLAGS), args.repeats, args.calls, args.concurrency)
+        results = run(
+            flagsets.write_flag_file(Path(directory), FLAGS), args.repeats, args.calls, args.concurrency
+        )
     for case in CASES:
         print(
             f"Evaluate ({case}): server CPU go/python {statistics.median(results.go_vs_python[case]):.3f}x, "
