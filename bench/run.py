@@ -1364,19 +1364,21 @@ def write_go_caller(
         "(min to max).",
         "",
     )
+    calls = ["empty RPC", *(f"Evaluate, {case}" for case in go_caller.CASES)]
     rows = []
-    for caller in reversed(go_caller.CALLERS):
-        for (who, what, clients), p50 in sorted(go.p50_us.items(), key=lambda item: (item[0][2], item[0][1])):
-            if who == caller:
-                rows.append(
-                    (
-                        "Go" if caller == "go" else "Python",
-                        what,
-                        str(clients),
-                        Series(p50).show(0, " µs"),
-                        Series(go.p99_us[(who, what, clients)]).show(0, " µs"),
+    for caller in reversed(go_caller.CALLERS):  # Go first
+        for clients in sorted({key[2] for key in go.p50_us}):
+            for what in calls:
+                if (caller, what, clients) in go.p50_us:
+                    rows.append(
+                        (
+                            "Go" if caller == "go" else "Python",
+                            what,
+                            str(clients),
+                            Series(go.p50_us[(caller, what, clients)]).show(0, " µs"),
+                            Series(go.p99_us[(caller, what, clients)]).show(0, " µs"),
+                        )
                     )
-                )
     report.table(("caller", "call", "clients", "p50", "p99"), rows)
 
 
