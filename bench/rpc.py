@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,12 +114,13 @@ class Measurement:
 
 
 class LoadGenerator:
-    """A bench.load process with one channel to `server`, driven over its stdin/stdout."""
+    """A bench.load process with one channel to `server`, driven over its stdin/stdout; or, with
+    `command`, another program that speaks its protocol (the Go one, bench/go_caller.py)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, command: Sequence[str] = (sys.executable, "-m", "bench.load")) -> None:
         self.server = server
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.load", server.target],
+            [*command, server.target],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -11,7 +11,8 @@ Sections: 1-2 server CPU per call (Evaluate, EvaluateAll; grpcio sync and grpc.a
 after the optimisations), 3 the engine against openfeature-flagd-core, 4 throughput and latency,
 5 FeatureEvent cost, 5b the Kafka exporter against a real broker, 6 memory and start-up, 7 profiles,
 8 the otlp exporter, 9 the sync stream, 10 in-process evaluation, 11 a database source (Evaluate
-on SQLite and PostgreSQL, an admin write's propagation to 20 sidecars).
+on SQLite and PostgreSQL, an admin write's propagation to 20 sidecars), 12 the caller's language (server
+CPU per Evaluate under a Go and a Python caller, Go's client-side latency).
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ from pathlib import Path
 
 import yaml
 
-from . import database_cases, engine_cases, event_cases, flagsets, inproc_cases, kafka_cases, sync_cases
+from . import (
+    database_cases,
+    engine_cases,
+    event_cases,
+    flagsets,
+    go_caller,
+    inproc_cases,
+    kafka_cases,
+    sync_cases,
+)
 from . import otlp as otlp_cases
 from .profile import CaseProfile, profile_case
 from .profile import cases as profile_cases
@@ -583,6 +593,7 @@ TARGETS = {
     "evaluate_otlp": 1.2,
     "evaluate_database": 1.15,  # as "evaluate": the database must cost nothing per call
     "propagation_p99_ms": 100.0,
+    "caller_language": 0.15,  # server CPU per Evaluate, Go caller / Python caller, within 1 ± this
 }
 
 
@@ -602,6 +613,7 @@ def write_report(
     sync: sync_cases.SyncResult | None = None,
     inproc: inproc_cases.InprocResult | None = None,
     database: database_cases.DatabaseResults | None = None,
+    go: go_caller.GoCallerResults | None = None,
 ) -> None:
     report = Report()
     report.add(
@@ -656,6 +668,8 @@ def write_report(
         write_inproc(report, inproc, summary)
     if database is not None:
         write_database(report, database, summary)
+    if go is not None:
+        write_go_caller(report, go, summary)
     notes = Path(__file__).with_name("notes.md")
     if notes.exists():
         report.add(notes.read_text().rstrip(), "")
@@ -1291,6 +1305,83 @@ def write_database(
         )
 
 
+def write_go_caller(
+    report: Report, go: go_caller.GoCallerResults, summary: list[tuple[str, str, str, str]]
+) -> None:
+    report.add(
+        "## 12. The caller's language: Go (clients/go) and Python (grpcio)",
+        "",
+        "`bench/go_caller.py`: server CPU per call (as in section 1-2, 100 flags, "
+        f"{go.calls} calls per measurement, {go.concurrency} concurrent clients, one connection) when "
+        "the caller is the Go client (`clients/go/cmd/bench`: grpc-go, Evaluate through "
+        "`flagsidecar.Client.Evaluate`, the empty RPC through a raw `ClientConn.Invoke`) and when it "
+        "is grpcio (`bench/load.py`), same servers, same request. In each repeat the two callers take "
+        "turns, each measuring the empty RPC and then Evaluate back to back. The server's cost should "
+        "not depend on the caller's language: the Go/Python ratio of Evaluate's CPU should be 1, "
+        "within the run's noise (the same ratio of the empty RPC shows that noise, and what the "
+        "callers' HTTP/2 stacks alone cost the server).",
+        "",
+    )
+    rows = []
+    for case in go_caller.CASES:
+        for caller in go_caller.CALLERS:
+            rows.append(
+                (
+                    f"Evaluate, {case} flag",
+                    "Go" if caller == "go" else "Python",
+                    Series(go.empty_us[(caller, case)]).show(0, " µs"),
+                    Series(go.cpu_us[(caller, case)]).show(0, " µs"),
+                    Series(go.vs_empty[(caller, case)]).show(3, "x"),
+                )
+            )
+    report.table(("case", "caller", "empty RPC", "Evaluate", "Evaluate / empty"), rows)
+    tolerance = TARGETS["caller_language"]
+    rows = []
+    for case in go_caller.CASES:
+        ratio = Series(go.go_vs_python[case])
+        met = verdict(abs(ratio.median - 1) <= tolerance)
+        rows.append(
+            (
+                f"Evaluate, {case} flag",
+                ratio.show(3, "x"),
+                Series(go.empty_go_vs_python[case]).show(3, "x"),
+                f"1 ± {tolerance}: {met}",
+            )
+        )
+        summary.append(
+            (
+                f"Evaluate ({case}): server CPU, Go caller / Python caller, 1 ± {tolerance}",
+                ratio.show(3, "x"),
+                met,
+                "12",
+            )
+        )
+    report.table(("case", "Go / Python, Evaluate", "Go / Python, empty RPC", "target"), rows)
+    report.add(
+        "Client-side latency (each call's wall time in the caller, µs) of the same measurements, and "
+        "of measurements with a single client: Go's Evaluate next to grpcio's empty RPC called from Go "
+        "(the floor), grpcio's own caller below for comparison. Medians over the measurements, "
+        "(min to max).",
+        "",
+    )
+    calls = ["empty RPC", *(f"Evaluate, {case}" for case in go_caller.CASES)]
+    rows = []
+    for caller in reversed(go_caller.CALLERS):  # Go first
+        for clients in sorted({key[2] for key in go.p50_us}):
+            for what in calls:
+                if (caller, what, clients) in go.p50_us:
+                    rows.append(
+                        (
+                            "Go" if caller == "go" else "Python",
+                            what,
+                            str(clients),
+                            Series(go.p50_us[(caller, what, clients)]).show(0, " µs"),
+                            Series(go.p99_us[(caller, what, clients)]).show(0, " µs"),
+                        )
+                    )
+    report.table(("caller", "call", "clients", "p50", "p99"), rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmark suite and write BENCHMARKS.md.")
     parser.add_argument("--repeats", type=int, default=7, help="repeats of the RPC CPU measurements")
@@ -1313,7 +1404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also measure the sidecar with its timing and status mapping in a grpc.ServerInterceptor",
     )
     parser.add_argument(
-        "--only", default="rpc,engine,throughput,events,kafka,memory,profile,otlp,sync,inproc,database"
+        "--only", default="rpc,engine,throughput,events,kafka,memory,profile,otlp,sync,inproc,database,go"
     )
     parser.add_argument("--output", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument(
@@ -1341,7 +1432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = write_flag_files(directory, counts)
         before = before_tree(args.before, directory) if args.before else None
         rpc = throughput = engine = events = memory = profiles = otlp = kafka = sync = inproc = None
-        database = None
+        database = go = None
         steps: list[tuple[str, Callable[[], None]]] = []
 
         def run_rpc() -> None:
@@ -1407,6 +1498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 files[100], args.repeats, args.calls, args.concurrency, pin=args.pin_cpus
             )
 
+        def run_go() -> None:
+            nonlocal go
+            progress("the caller's language: Go and Python callers")
+            go = go_caller.run(files[100], args.repeats, args.calls, args.concurrency, pin=args.pin_cpus)
+
         steps = [
             ("rpc", run_rpc),
             ("engine", run_engine),
@@ -1419,6 +1515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("sync", run_sync),
             ("inproc", run_inproc),
             ("database", run_database),
+            ("go", run_go),
         ]
         for name, step in steps:
             if name in only:
@@ -1438,6 +1535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sync,
         inproc,
         database,
+        go,
     )
     args.results.write_bytes(pickle.dumps({"args": args, "results": results}))
     write_report(args.output, args, *results)

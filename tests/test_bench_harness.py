@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,40 @@ def test_the_inproc_bench_evaluates_through_the_client_against_a_control_plane(t
     summary: list = []
     write_inproc(Report(), results, summary)
     assert [row[-1] for row in summary] == ["10", "10", "10"]
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs the Go toolchain (clients/go)")
+def test_the_go_caller_bench_measures_the_server_under_both_callers(tmp_path: Path):
+    # The Go load generator is built, speaks bench.load's protocol, and both callers' calls are
+    # charged to the server; the section renders with a target row per case.
+    from bench import go_caller
+    from bench.run import Report, write_go_caller
+
+    results = go_caller.run(flagsets.write_flag_file(tmp_path, 10), repeats=1, calls=40, concurrency=2)
+    for case in go_caller.CASES:
+        for caller in go_caller.CALLERS:
+            assert len(results.cpu_us[(caller, case)]) == 1
+            assert results.cpu_us[(caller, case)][0] > 0
+            assert results.empty_us[(caller, case)][0] > 0
+        assert results.go_vs_python[case][0] > 0
+    assert {(caller, what, clients) for caller, what, clients in results.p50_us} == {
+        (caller, what, clients)
+        for caller in go_caller.CALLERS
+        for what, clients in [
+            ("empty RPC", 2),
+            ("empty RPC", 1),
+            ("Evaluate, static", 2),
+            ("Evaluate, static", 1),
+            ("Evaluate, split", 2),
+        ]
+    }
+    assert all(
+        0 < p50 <= p99
+        for key, p50s in results.p50_us.items()
+        for p50, p99 in zip(p50s, results.p99_us[key], strict=True)
+    )
+    summary: list = []
+    report = Report()
+    write_go_caller(report, results, summary)
+    assert [row[-1] for row in summary] == ["12", "12"]
+    assert "| Go | Evaluate, static | 1 |" in report.text()
