@@ -1,0 +1,260 @@
+"""--flagd-connect-listen: flagd.evaluation.v1 over the Connect protocol, on the real `serve` command.
+
+Spoken here as a Connect client puts it on the wire (plain HTTP/1.1 with http.client, so what is
+checked is the protocol, not a client library): unary calls in application/proto and
+application/json, errors as a JSON body with their Connect code, and EventStream as an
+application/connect+proto stream of enveloped messages closed by the end-of-stream message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+
+from flagd.evaluation.v1 import evaluation_pb2 as v1
+from tests.conftest import eventually, write_flag_file
+from tests.serve_process import ServeProcess
+
+from . import flags as test_flags
+
+SERVICE = "/flagd.evaluation.v1.Service"
+END_STREAM = 0x02
+
+
+class ConnectSidecar:
+    """A `serve` process with --flagd-connect-listen on port 0; the port is read from its log."""
+
+    def __init__(self, tmp_path: Path, *extra: str) -> None:
+        self.flag_file = write_flag_file(tmp_path / "flags.yaml", test_flags.flags())
+        context = [f"--context-value={key}={value}" for key, value in test_flags.STATIC_CONTEXT.items()]
+        headers = [f"--context-from-header={n}={k}" for n, k in test_flags.HEADER_TO_CONTEXT.items()]
+        self.process = ServeProcess(
+            self.flag_file, "--flagd-connect-listen", "127.0.0.1:0", *context, *headers, *extra
+        )
+
+        def bound() -> int | None:
+            if self.process.process.poll() is not None:
+                pytest.fail(f"serve exited early:\n{self.process.log}")
+            match = re.search(r"flagd Connect protocol on 127\.0\.0\.1:(\d+)", self.process.log)
+            return int(match.group(1)) if match else None
+
+        self.port: int = eventually(bound, timeout=15)
+
+    def connection(self, timeout: float = 10) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def unary(
+        self, method: str, body: bytes, content_type: str = "application/proto", **headers: str
+    ) -> tuple[int, str, bytes]:
+        """(HTTP status, content type, body) of one unary call."""
+        connection = self.connection()
+        try:
+            connection.request(
+                "POST",
+                f"{SERVICE}/{method}",
+                body=body,
+                headers={"content-type": content_type, "connect-protocol-version": "1", **headers},
+            )
+            response = connection.getresponse()
+            return response.status, response.getheader("content-type", ""), response.read()
+        finally:
+            connection.close()
+
+    def proto(self, method: str, request: Any, response_class: type[Any], **headers: str) -> Any:
+        status, content_type, body = self.unary(method, request.SerializeToString(), **headers)
+        assert (status, content_type) == (200, "application/proto"), body
+        return response_class.FromString(body)
+
+    def error(self, method: str, body: bytes, content_type: str = "application/proto") -> tuple[int, dict]:
+        status, answered_type, answer = self.unary(method, body, content_type)
+        assert answered_type == "application/json", answer
+        return status, json.loads(answer)
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[ConnectSidecar]:
+    running = ConnectSidecar(tmp_path)
+    try:
+        yield running
+    finally:
+        running.process.stop()
+
+
+class EventStream:
+    """One EventStream call: its enveloped messages, read as they come."""
+
+    def __init__(self, sidecar: ConnectSidecar, timeout: float = 10) -> None:
+        self.connection = sidecar.connection(timeout)
+        message = v1.EventStreamRequest().SerializeToString()
+        self.connection.request(
+            "POST",
+            f"{SERVICE}/EventStream",
+            body=struct.pack(">BI", 0, len(message)) + message,
+            headers={"content-type": "application/connect+proto", "connect-protocol-version": "1"},
+        )
+        self.response = self.connection.getresponse()
+        assert self.response.status == 200
+        assert self.response.getheader("content-type") == "application/connect+proto"
+
+    def next(self) -> tuple[str, dict[str, Any]]:
+        """(event type, data) of the next message, or ("end", the end-of-stream JSON)."""
+        flags, length = struct.unpack(">BI", self.response.read(5))
+        payload = self.response.read(length)
+        if flags & END_STREAM:
+            return "end", json.loads(payload)
+        event = v1.EventStreamResponse.FromString(payload)
+        return event.type, json_format.MessageToDict(event.data)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+# ---------------------------------------------------------------- unary
+
+
+def test_every_type_in_proto(sidecar):
+    context = {"targetingKey": "user-1", "email": "a@example.com"}
+
+    def request(request_class: type[Any], key: str | None) -> Any:
+        message = request_class() if key is None else request_class(flag_key=key)
+        message.context.update(context)
+        return message
+
+    boolean = sidecar.proto(
+        "ResolveBoolean", request(v1.ResolveBooleanRequest, "bool-flag"), v1.ResolveBooleanResponse
+    )
+    assert (boolean.value, boolean.variant, boolean.reason) == (True, "on", "STATIC")
+    string = sidecar.proto(
+        "ResolveString", request(v1.ResolveStringRequest, "targeted-flag"), v1.ResolveStringResponse
+    )
+    assert (string.value, string.variant, string.reason) == ("internal", "staff", "TARGETING_MATCH")
+    integer = sidecar.proto("ResolveInt", request(v1.ResolveIntRequest, "int-flag"), v1.ResolveIntResponse)
+    assert (integer.value, integer.variant) == (100, "hundred")
+    number = sidecar.proto(
+        "ResolveFloat", request(v1.ResolveFloatRequest, "float-flag"), v1.ResolveFloatResponse
+    )
+    assert (number.value, number.variant) == (3.75, "big")
+    obj = sidecar.proto(
+        "ResolveObject", request(v1.ResolveObjectRequest, "object-flag"), v1.ResolveObjectResponse
+    )
+    assert json_format.MessageToDict(obj.value) == test_flags.OBJECT_VALUE
+    everything = sidecar.proto("ResolveAll", request(v1.ResolveAllRequest, None), v1.ResolveAllResponse)
+    assert everything.flags["bool-flag"].bool_value is True
+    assert everything.flags["int-flag"].double_value == 100
+    assert "disabled-flag" not in everything.flags  # left out, as flagd does
+
+
+def test_json_and_the_server_context_rules(sidecar):
+    body = json.dumps({"flagKey": "user-flag", "context": {"targetingKey": "user-1"}}).encode()
+    status, content_type, answer = sidecar.unary("ResolveBoolean", body, "application/json")
+    assert (status, content_type) == (200, "application/json")
+    assert json.loads(answer) == {"value": True, "variant": "on", "reason": "TARGETING_MATCH"}
+    # --context-value and --context-from-header apply here as on the gRPC listeners.
+    injected = sidecar.proto(
+        "ResolveString", v1.ResolveStringRequest(flag_key="injected-flag"), v1.ResolveStringResponse
+    )
+    assert injected.value == "INTERNAL"
+    header = next(iter(test_flags.HEADER_TO_CONTEXT))
+    request = v1.ResolveBooleanRequest(flag_key="header-flag")
+    assert (
+        sidecar.proto("ResolveBoolean", request, v1.ResolveBooleanResponse, **{header: "acme"}).value is True
+    )
+    assert sidecar.proto("ResolveBoolean", request, v1.ResolveBooleanResponse).value is False
+    # A disabled flag: reason DISABLED, no value (v1's zero value) and no variant.
+    disabled = sidecar.proto(
+        "ResolveBoolean", v1.ResolveBooleanRequest(flag_key="disabled-flag"), v1.ResolveBooleanResponse
+    )
+    assert (disabled.value, disabled.variant, disabled.reason) == (False, "", "DISABLED")
+
+
+def test_errors_carry_their_connect_codes(sidecar):
+    missing = v1.ResolveBooleanRequest(flag_key="no-such-flag").SerializeToString()
+    assert sidecar.error("ResolveBoolean", missing) == (
+        404,
+        {"code": "not_found", "message": "flag 'no-such-flag' not found"},
+    )
+    mismatch = v1.ResolveStringRequest(flag_key="bool-flag").SerializeToString()
+    status, error = sidecar.error("ResolveString", mismatch)
+    assert (status, error["code"]) == (400, "invalid_argument")
+    assert "a boolean flag, not a string flag" in error["message"]
+    status, error = sidecar.error("ResolveBoolean", b"\xff\xff\xff")  # not a ResolveBooleanRequest
+    assert (status, error["code"]) == (400, "invalid_argument")
+    # A context value JSON's Struct cannot hold as a finite number: the edge's own message.
+    nan = b'{"flagKey": "bool-flag", "context": {"x": NaN}}'
+    status, error = sidecar.error("ResolveBoolean", nan, "application/json")
+    assert (status, error["code"]) == (400, "invalid_argument"), error
+    # An unknown method is a plain HTTP 404, as connect-go's own servers answer it (clients read
+    # it as `unimplemented`).
+    assert sidecar.unary("NoSuchMethod", missing)[0] == 404
+
+
+def test_limits_are_the_grpc_listeners(tmp_path):
+    sidecar = ConnectSidecar(tmp_path, "--max-request-bytes", "2KiB", "--max-context-keys", "2")
+    try:
+        big = v1.ResolveBooleanRequest(flag_key="bool-flag")
+        big.context.update({"padding": "x" * 4096})
+        status, error = sidecar.error("ResolveBoolean", big.SerializeToString())
+        assert error["code"] == "resource_exhausted", error
+        many = v1.ResolveBooleanRequest(flag_key="bool-flag")
+        many.context.update({"a": 1, "b": 2, "c": 3})
+        status, error = sidecar.error("ResolveBoolean", many.SerializeToString())
+        assert (status, error["code"]) == (400, "invalid_argument")
+        assert "--max-context-keys" in error["message"]
+    finally:
+        sidecar.process.stop()
+
+
+# ---------------------------------------------------------------- EventStream
+
+
+def test_event_stream_ready_change_and_shutdown(sidecar):
+    stream = EventStream(sidecar)
+    try:
+        assert stream.next() == ("provider_ready", {})
+        write_flag_file(sidecar.flag_file, test_flags.changed())
+        event, data = stream.next()
+        assert event == "configuration_change"
+        assert data == {"flags": {"changing-flag": {"type": "update"}}}
+        # SIGTERM: provider_shutdown, then the end-of-stream message with no error.
+        sidecar.process.process.send_signal(signal.SIGTERM)
+        assert stream.next() == ("provider_shutdown", {})
+        assert stream.next() == ("end", {})
+    finally:
+        stream.close()
+    assert sidecar.process.process.wait(timeout=15) == 0, sidecar.process.log
+
+
+def test_event_streams_are_under_the_stream_limits(tmp_path):
+    sidecar = ConnectSidecar(
+        tmp_path, "--max-streams", "1", "--max-streams-per-connection", "1", "--stream-idle-timeout", "0.5"
+    )
+    try:
+        first = EventStream(sidecar)
+        assert first.next() == ("provider_ready", {})
+        refused = EventStream(sidecar)
+        event, end = refused.next()
+        assert event == "end"
+        assert end["error"]["code"] == "resource_exhausted"
+        assert "--max-streams" in end["error"]["message"]
+        refused.close()
+        # Nothing sent for --stream-idle-timeout (keep_alive comes every 20 s): ended by the reaper.
+        event, end = first.next()
+        assert event == "end"
+        assert end["error"]["code"] == "deadline_exceeded"
+        assert "--stream-idle-timeout" in end["error"]["message"]
+        first.close()
+        # Its slot is free again.
+        again = EventStream(sidecar)
+        assert again.next() == ("provider_ready", {})
+        again.close()
+    finally:
+        sidecar.process.stop()
