@@ -4,7 +4,7 @@ The generated import package mirrors the proto package (`flagsidecar.v1`), becau
 absolute imports from proto paths. tests/test_generated_code.py runs this into a temporary
 directory and compares it with what is committed.
 
-flagd.evaluation.v1 also gets Connect stubs (`evaluation_connect.py`, from connectrpc's own plugin,
+flagd.evaluation.v1 and v2 also get Connect stubs (`evaluation_connect.py`, from connectrpc's own plugin,
 protoc-gen-connectrpc, over Google's protobuf classes): `--flagd-connect-listen` serves them.
 """
 
@@ -19,7 +19,7 @@ from grpc_tools import protoc
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = REPO_ROOT / "proto"
 # The services served over the Connect protocol too (sidecar/server/flagd/connect.py).
-CONNECT_PROTOS = ("flagd/evaluation/v1/evaluation.proto",)
+CONNECT_PROTOS = ("flagd/evaluation/v1/evaluation.proto", "flagd/evaluation/v2/evaluation.proto")
 
 
 def proto_files() -> list[Path]:

@@ -21,12 +21,14 @@ import pytest
 from google.protobuf import json_format
 
 from flagd.evaluation.v1 import evaluation_pb2 as v1
+from flagd.evaluation.v2 import evaluation_pb2 as v2
 from tests.conftest import eventually, write_flag_file
 from tests.serve_process import ServeProcess
 
 from . import flags as test_flags
 
 SERVICE = "/flagd.evaluation.v1.Service"
+SERVICE_V2 = "/flagd.evaluation.v2.Service"  # what the Go provider calls
 END_STREAM = 0x02
 
 
@@ -53,14 +55,19 @@ class ConnectSidecar:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def unary(
-        self, method: str, body: bytes, content_type: str = "application/proto", **headers: str
+        self,
+        method: str,
+        body: bytes,
+        content_type: str = "application/proto",
+        service: str = SERVICE,
+        **headers: str,
     ) -> tuple[int, str, bytes]:
         """(HTTP status, content type, body) of one unary call."""
         connection = self.connection()
         try:
             connection.request(
                 "POST",
-                f"{SERVICE}/{method}",
+                f"{service}/{method}",
                 body=body,
                 headers={"content-type": content_type, "connect-protocol-version": "1", **headers},
             )
@@ -92,12 +99,12 @@ def sidecar(tmp_path: Path) -> Iterator[ConnectSidecar]:
 class EventStream:
     """One EventStream call: its enveloped messages, read as they come."""
 
-    def __init__(self, sidecar: ConnectSidecar, timeout: float = 10) -> None:
+    def __init__(self, sidecar: ConnectSidecar, timeout: float = 10, service: str = SERVICE) -> None:
         self.connection = sidecar.connection(timeout)
         message = v1.EventStreamRequest().SerializeToString()
         self.connection.request(
             "POST",
-            f"{SERVICE}/EventStream",
+            f"{service}/EventStream",
             body=struct.pack(">BI", 0, len(message)) + message,
             headers={"content-type": "application/connect+proto", "connect-protocol-version": "1"},
         )
@@ -197,6 +204,23 @@ def test_errors_carry_their_connect_codes(sidecar):
     assert sidecar.unary("NoSuchMethod", missing)[0] == 404
 
 
+def test_v2_as_the_go_provider_calls_it(sidecar):
+    request = v2.ResolveIntRequest(flag_key="int-flag").SerializeToString()
+    status, content_type, body = sidecar.unary("ResolveInt", request, service=SERVICE_V2)
+    assert (status, content_type) == (200, "application/proto")
+    answer = v2.ResolveIntResponse.FromString(body)
+    assert (answer.value, answer.variant, answer.reason) == (100, "hundred", "STATIC")
+    # v2 leaves a disabled flag's value and variant unset.
+    request = v2.ResolveBooleanRequest(flag_key="disabled-flag").SerializeToString()
+    status, _, body = sidecar.unary("ResolveBoolean", request, service=SERVICE_V2)
+    disabled = v2.ResolveBooleanResponse.FromString(body)
+    assert not disabled.HasField("value")
+    assert not disabled.HasField("variant")
+    assert disabled.reason == "DISABLED"
+    # v2 has no ResolveAll.
+    assert sidecar.unary("ResolveAll", b"", service=SERVICE_V2)[0] == 404
+
+
 def test_limits_are_the_grpc_listeners(tmp_path):
     sidecar = ConnectSidecar(tmp_path, "--max-request-bytes", "2KiB", "--max-context-keys", "2")
     try:
@@ -240,7 +264,7 @@ def test_event_streams_are_under_the_stream_limits(tmp_path):
     try:
         first = EventStream(sidecar)
         assert first.next() == ("provider_ready", {})
-        refused = EventStream(sidecar)
+        refused = EventStream(sidecar, service=SERVICE_V2)  # counted across versions too
         event, end = refused.next()
         assert event == "end"
         assert end["error"]["code"] == "resource_exhausted"

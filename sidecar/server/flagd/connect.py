@@ -1,17 +1,19 @@
-"""flagd.evaluation.v1 over the Connect protocol (HTTP/1.1), for `--flagd-connect-listen`.
+"""flagd.evaluation.v1 and v2 over the Connect protocol (HTTP/1.1), for `--flagd-connect-listen`.
 
 OpenFeature's Go flagd provider (go-sdk-contrib, RPC resolver) speaks Connect, not gRPC: unary
-calls are `POST /flagd.evaluation.v1.Service/<Method>` with an `application/proto` or
+calls are `POST /flagd.evaluation.v2.Service/<Method>` (v1 for older releases) with an `application/proto` or
 `application/json` body, errors a JSON body with a Connect code, and EventStream an enveloped
 `application/connect+proto` stream ending with its end-of-stream message. connectrpc (the official
 Connect for Python) speaks all of that from the generated `evaluation_connect` stubs, and uvicorn
-serves its ASGI application on an event loop in one daemon thread.
+serves their two ASGI applications (one per protocol version, told apart by path) on an event loop
+in one daemon thread.
 
-Nothing is evaluated here: each call goes to the gRPC listener's own EvaluationServiceV1 (the same
+Nothing is evaluated here: each call goes to the gRPC listener's own servicer class of its version,
+EvaluationServiceV1 or EvaluationServiceV2, over the same
 FlagdServices instance, so the same resolver, metrics, events and EventStream fan-out) through
 `ConnectCall`, a stand-in for the grpc.ServicerContext that service reads headers from and aborts
 on. So the answers, the error mapping (a gRPC status code becomes the Connect code of the same
-name), the per-call metrics (`flagd.v1/...`) and the limits are the gRPC listener's:
+name), the per-call metrics (`flagd.v1/...`, `flagd.v2/...`) and the limits are the gRPC listener's:
 
 - a request message over --max-request-bytes is `resource_exhausted` (connectrpc's read_max_bytes);
   a request head over MAX_HEAD_BYTES is refused by uvicorn;
@@ -45,13 +47,13 @@ import uvicorn
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from flagd.evaluation.v1 import evaluation_connect
+from flagd.evaluation.v1 import evaluation_connect as connect_v1
+from flagd.evaluation.v2 import evaluation_connect as connect_v2
 
 from ..edge import INTERNAL_ERROR
 from ..management import split_host_port
 from ..streams import StreamAdmission
-from ._generated import evaluation_v1
-from .service import EvaluationServiceV1, FlagdServices
+from .service import SERVICE_NAME_V1, SERVICE_NAME_V2, EvaluationServiceV1, EvaluationServiceV2, FlagdServices
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,6 @@ MAX_HEAD_BYTES: Final = 8 * 1024
 # Threads for EventStreams beyond the broadcaster's cap, so that a stream over it is refused at
 # once instead of waiting for a thread.
 _SPARE_STREAM_THREADS: Final = 4
-_EVENT_STREAM: Final = f"{evaluation_v1.DESCRIPTOR.services_by_name['Service'].full_name}/EventStream"
 _END: Final = object()  # what next() gives at the end of a stream's generator
 
 
@@ -148,22 +149,24 @@ def _call_of(ctx: Any) -> ConnectCall:
 
 
 class FlagdConnectService:
-    """flagd.evaluation.v1.Service for connectrpc (evaluation_connect.Service), over the gRPC
-    listener's EvaluationServiceV1 (module docstring)."""
+    """flagd.evaluation.v1.Service or v2.Service for connectrpc (evaluation_connect.Service), over
+    the gRPC listener's servicer class of that version (module docstring). `threads` runs the
+    EventStreams."""
 
-    def __init__(self, services: FlagdServices, streams: StreamAdmission) -> None:
-        self._v1 = EvaluationServiceV1(services.resolver, services.events)
+    def __init__(
+        self,
+        servicer: EvaluationServiceV1 | EvaluationServiceV2,
+        service_name: str,
+        streams: StreamAdmission,
+        threads: futures.ThreadPoolExecutor,
+    ) -> None:
+        self._servicer = servicer
+        self._name = f"{service_name}/EventStream"
         # The same admission wrapper the gRPC server registers EventStream with.
-        handler = streams.guard(_EVENT_STREAM, grpc.unary_stream_rpc_method_handler(self._v1.EventStream))
+        handler = streams.guard(self._name, grpc.unary_stream_rpc_method_handler(servicer.EventStream))
         # StreamAdmission's wrapper is a generator function (closed when a client goes away).
         self._event_stream = cast("Callable[[Any, Any], Generator[Any, None, None]]", handler.unary_stream)
-        self._threads = futures.ThreadPoolExecutor(
-            max_workers=services.events.max_streams + _SPARE_STREAM_THREADS,
-            thread_name_prefix="flagd-connect-stream",
-        )
-
-    def close(self) -> None:
-        self._threads.shutdown(wait=False)
+        self._threads = threads
 
     @staticmethod
     def _unary(method: Callable[[Any, Any], Any], request: Any, ctx: Any) -> Any:
@@ -172,23 +175,25 @@ class FlagdConnectService:
         except _Aborted as aborted:
             raise aborted.connect_error() from None
 
-    async def resolve_all(self, request: Any, ctx: Any) -> Any:
-        return self._unary(self._v1.ResolveAll, request, ctx)
+    async def resolve_all(self, request: Any, ctx: Any) -> Any:  # v1 only
+        servicer = self._servicer
+        assert isinstance(servicer, EvaluationServiceV1)  # v2's stubs have no such path
+        return self._unary(servicer.ResolveAll, request, ctx)
 
     async def resolve_boolean(self, request: Any, ctx: Any) -> Any:
-        return self._unary(self._v1.ResolveBoolean, request, ctx)
+        return self._unary(self._servicer.ResolveBoolean, request, ctx)
 
     async def resolve_string(self, request: Any, ctx: Any) -> Any:
-        return self._unary(self._v1.ResolveString, request, ctx)
+        return self._unary(self._servicer.ResolveString, request, ctx)
 
     async def resolve_float(self, request: Any, ctx: Any) -> Any:
-        return self._unary(self._v1.ResolveFloat, request, ctx)
+        return self._unary(self._servicer.ResolveFloat, request, ctx)
 
     async def resolve_int(self, request: Any, ctx: Any) -> Any:
-        return self._unary(self._v1.ResolveInt, request, ctx)
+        return self._unary(self._servicer.ResolveInt, request, ctx)
 
     async def resolve_object(self, request: Any, ctx: Any) -> Any:
-        return self._unary(self._v1.ResolveObject, request, ctx)
+        return self._unary(self._servicer.ResolveObject, request, ctx)
 
     async def event_stream(self, request: Any, ctx: Any) -> AsyncIterator[Any]:
         """The gRPC EventStream's generator, each step on a stream thread; the client going away
@@ -212,7 +217,7 @@ class FlagdConnectService:
             raise
         except Exception:
             step = None
-            logger.exception("%s failed on an unexpected error", _EVENT_STREAM)
+            logger.exception("%s failed on an unexpected error", self._name)
             raise ConnectError(Code.INTERNAL, INTERNAL_ERROR) from None
         finally:
             call.close()  # wakes a generator blocked on its queue: it ends, releasing its slots
@@ -223,6 +228,23 @@ class FlagdConnectService:
         if call.ended is not None:  # the idle reaper (or the server) ended it
             code, text = call.ended
             raise ConnectError(connect_code(code), text)
+
+
+class _Router:
+    """The ASGI application of each service, by its path prefix ("/flagd.evaluation.v2.Service/");
+    any other path is a plain 404, as connect-go's own servers answer an unknown procedure."""
+
+    def __init__(self, apps: Sequence[Any]) -> None:
+        self._apps = {f"{app.path}/": app for app in apps}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path: str = scope.get("path", "")
+        app = self._apps.get(path[: path.rfind("/") + 1])
+        if app is not None:
+            await app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
 
 
 class FlagdConnectListener:
@@ -239,13 +261,25 @@ class FlagdConnectListener:
         max_concurrent_calls: int | None = None,
     ) -> None:
         self._listen = listen
-        self.service = FlagdConnectService(services, streams)
-        self._app = evaluation_connect.ServiceASGIApplication(
-            self.service,
-            read_max_bytes=max_request_bytes or None,
+        self._threads = futures.ThreadPoolExecutor(
+            max_workers=services.events.max_streams + _SPARE_STREAM_THREADS,
+            thread_name_prefix="flagd-connect-stream",
+        )
+        read_max_bytes = max_request_bytes or None
+        v1 = FlagdConnectService(
+            EvaluationServiceV1(services.resolver, services.events), SERVICE_NAME_V1, streams, self._threads
+        )
+        v2 = FlagdConnectService(
+            EvaluationServiceV2(services.resolver, services.events), SERVICE_NAME_V2, streams, self._threads
+        )
+        self._router = _Router(
+            [
+                connect_v1.ServiceASGIApplication(v1, read_max_bytes=read_max_bytes),
+                connect_v2.ServiceASGIApplication(v2, read_max_bytes=read_max_bytes),
+            ]
         )
         self._config = uvicorn.Config(
-            self._app,
+            self._router,
             lifespan="off",
             loop="asyncio",
             http="h11",
@@ -303,9 +337,10 @@ class FlagdConnectListener:
             self.stop()
             raise OSError(f"cannot listen on {self._listen} (flagd Connect): {failure or 'did not start'}")
         logger.info(
-            "flagd Connect protocol on %s (plaintext; HTTP/1.1; services: %s)",
+            "flagd Connect protocol on %s (plaintext; HTTP/1.1; services: %s, %s)",
             self.address,
-            evaluation_v1.DESCRIPTOR.services_by_name["Service"].full_name,
+            SERVICE_NAME_V1,
+            SERVICE_NAME_V2,
             extra={"event": "flagd_connect_listening"},
         )
         return self.port
@@ -323,6 +358,6 @@ class FlagdConnectListener:
             server.force_exit = True
             with contextlib.suppress(RuntimeError):
                 thread.join(1.0)
-        self.service.close()
+        self._threads.shutdown(wait=False)
         self._server = self._thread = None
         logger.info("flagd Connect listener stopped")
