@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-go test-java test-ts test-rust test-flagd-java go-plugins postgres lint lock proto bench fuzz clean
+.PHONY: run test test-go test-go-client test-go-flagd test-java test-ts test-rust test-flagd-java go-plugins postgres lint lock proto bench fuzz clean
 
 # Every Python package, build tools included, comes from requirements.lock at its pinned version and
 # hash: a release published yesterday never reaches `make run`, `make test` or CI. The package itself
@@ -55,10 +55,11 @@ PYTEST_WORKERS ?= 3
 
 test: $(STAMP) $(NODE_STAMP) $(TS_STAMP) $(GO_PLUGINS) postgres
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
-	$(MAKE) --no-print-directory test-go
+	$(MAKE) --no-print-directory test-go-client
 	$(MAKE) --no-print-directory test-java
 	$(MAKE) --no-print-directory test-ts
 	$(MAKE) --no-print-directory test-rust
+	$(MAKE) --no-print-directory test-cpp
 
 # Debian's PostgreSQL server binaries for tests/admin/test_postgresql.py, installed when missing
 # (the tests start and stop their own server in a temporary directory; nothing is left running).
@@ -68,10 +69,19 @@ postgres:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
 	fi
 
+# Every Go part: the Go client's tests and the Go flagd provider's (`make test` runs the second
+# with the rest of pytest).
+test-go: test-go-client test-go-flagd
+
 # The Go client's tests (clients/go), the conformance suite among them, against a real sidecar
 # from .venv. -count=1: the sidecar is outside what Go's test cache can see.
-test-go: $(STAMP)
+test-go-client: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
+
+# OpenFeature's Go flagd provider in in-process mode against a real sidecar (tests/flagd/go, built
+# by the tests with go.sum's modules).
+test-go-flagd: $(STAMP)
+	$(BIN)/pytest -q tests/flagd/test_in_process.py -k go
 
 # The Java client's tests (clients/java), the conformance suite among them, against a real sidecar
 # from .venv. Maven takes every artifact at the version pom.xml pins, from Maven Central; the
@@ -103,6 +113,29 @@ test-rust: $(STAMP)
 test-flagd-java: $(STAMP)
 	$(BIN)/pytest -q tests/flagd -k java
 
+# The C++ client's tests (clients/cpp: its own Makefile builds with Debian's grpc++, generating
+# the code from proto/ first), the conformance suite among them, against a real sidecar from .venv.
+.PHONY: test-cpp cpp-deps clean-cpp
+test-cpp: $(STAMP) cpp-deps
+	$(MAKE) --no-print-directory -C clients/cpp -j2 test
+
+# Debian's packages for clients/cpp, installed when missing (as the postgres target does):
+# grpc++ 1.51 and protobuf 3.21 with their code generators, nlohmann-json, libmurmurhash (the
+# client's Bucket), GoogleTest, and ccache, which makes a fresh clone's build cheap.
+CPP_PACKAGES := g++ make pkg-config ccache protobuf-compiler protobuf-compiler-grpc libgrpc++-dev \
+	libprotobuf-dev nlohmann-json3-dev libmurmurhash-dev libgtest-dev
+cpp-deps:
+	@if ! ( command -v g++ && command -v pkg-config && command -v ccache && command -v grpc_cpp_plugin && \
+		command -v protoc && cd /usr/include && test -f grpcpp/grpcpp.h -a -f google/protobuf/message.h \
+		-a -f nlohmann/json.hpp -a -f murmurhash.h -a -f gtest/gtest.h ) >/dev/null 2>&1; then \
+		echo "installing Debian's packages for the C++ client"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CPP_PACKAGES); \
+	fi
+
+clean: clean-cpp
+clean-cpp:
+	rm -rf clients/cpp/build
+
 # protoc-gen-go and protoc-gen-go-grpc for buf.gen.yaml, at the versions of tools/go-plugins/go.mod.
 go-plugins: $(GO_PLUGINS)
 
@@ -119,16 +152,17 @@ fuzz: $(STAMP)
 
 # Style, types ([tool.mypy]), the layer contracts ([tool.importlinter]) and the proto contract:
 # buf lint, and buf breaking against proto/ before its last change (tools/proto_breaking.py);
-# gofmt and go vet on the Go client; prettier and tsc's strict type check on the TypeScript client;
-# rustfmt and clippy on the Rust client.
+# gofmt and go vet on the Go client and the Go flagd test client; prettier and tsc's strict type
+# check on the TypeScript client; rustfmt and clippy on the Rust client.
 lint: $(STAMP) $(TS_STAMP)
 	$(BIN)/ruff check sidecar tests tools bench clients/python
 	$(BIN)/ruff format --check sidecar tests tools bench clients/python
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	cd proto && ../$(BIN)/buf lint
-	@unformatted="$$(cd clients/go && gofmt -l .)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
+	@unformatted="$$(gofmt -l clients/go tests/flagd/go)"; test -z "$$unformatted" || { echo "gofmt: $$unformatted"; exit 1; }
 	cd clients/go && $(GO_ENV) $(GO) vet ./...
+	cd tests/flagd/go && $(GO_ENV) $(GO) vet ./...
 	cd $(TS_CLIENT) && node_modules/.bin/prettier --check --log-level warn . && node_modules/.bin/tsc -p . --noEmit
 	cd clients/rust && $(CARGO) fmt --check
 	cd clients/rust && $(RUST_ENV) $(CARGO) clippy --locked --all-targets --quiet -- -D warnings

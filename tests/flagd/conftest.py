@@ -18,6 +18,7 @@ from sidecar.store import FlagStore
 from tests.conftest import write_flag_file
 
 from . import flags as test_flags
+from .go_client import build_go_client
 from .java_client import JavaUnavailable
 from .java_client import command as java_client_command
 
@@ -123,3 +124,9 @@ def java_client() -> list[str]:
         return java_client_command()
     except JavaUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def go_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go flagd client's binary (tests/flagd/go), built once per session."""
+    return build_go_client(tmp_path_factory.mktemp("flagd-go"))

@@ -1,4 +1,4 @@
-"""The real OpenFeature Python and Java flagd providers in in-process mode against a real sidecar.
+"""The real OpenFeature Python, Java and Go flagd providers in in-process mode against a real sidecar.
 
 `flag-sidecar serve --flags ... --sync-listen ...` serves flagd.sync.v1 on its sync listener; the
 provider (clients/py_in_process.py, in its own process) follows SyncFlags and evaluates with
@@ -7,8 +7,10 @@ For every check whose flag is served in-process, both answer the same value, var
 a flag left out is listed in the sync context and is FLAG_NOT_FOUND in-process, never a wrong
 answer; an edit of the flag file reaches the in-process provider; the sidecar's --context-value
 pairs reach it through sync_context. The Java provider (java_client.py: FlagdClient's in-process
-mode, same options and report) runs the same tests (the `provider` fixture), held to its own
-documented differences (java_in_process_answer), and the split tests at the end.
+mode, same options and report) and the Go one (go_client.py: tests/flagd/go, in-process only; the
+sidecar's RPC answers next to it are the Python provider's) run the same tests (the `provider`
+fixture), each held to its own documented differences (`Provider.expected`); the split tests at the
+end are Java's and Go's (fractional=v2).
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ import yaml
 
 from sidecar.engine import build_context, compile_flag_set, evaluate
 from tests.conftest import eventually, write_flag_file
+from tests.flagd.go_client import BUILD_TIMEOUT as GO_BUILD_TIMEOUT
 from tests.serve_process import ServeProcess
 from tests.sync.test_flagd_translation import CONTEXTS, MISSING, constraint, document, rule_flag
 
 HERE = Path(__file__).parent
 CONFORMANCE = HERE.parent / "conformance"
 CLIENT = HERE / "clients" / "py_in_process.py"
-PYTHON = (sys.executable, str(CLIENT))
 DEFAULTS = {"boolean": False, "string": "code-default", "integer": -1, "float": -1.5, "object": {}}
 # The conformance flags flagd's in-process providers cannot evaluate exactly (docs/sync.md).
 CONFORMANCE_LEFT_OUT = {
@@ -88,16 +90,19 @@ class InProcessRun:
         self.rpc_port, self.sync_port = eventually(ports, timeout=15)
 
     def run(
-        self, checks: list[dict[str, Any]], *extra: str, client: Sequence[str] = PYTHON
+        self, checks: list[dict[str, Any]], *extra: str, provider: Provider | None = None
     ) -> dict[str, Any]:
-        """One run of a client program (clients/py_in_process.py, or the Java one's in-process mode)."""
+        """The report of one run of a provider's client program (Python's when None)."""
+        provider = provider or PYTHON
+        # Taken before the run, which may edit the flag file (--changed-file).
+        rpc_answers = None if provider.rpc else self.run(checks, "--rpc-only")
+        rpc = ("--rpc-port", str(self.rpc_port)) if provider.rpc else ()
         checks_file = self.tmp_path / "checks.json"
         checks_file.write_text(json.dumps(checks))
         completed = subprocess.run(
             [
-                *client,
-                "--rpc-port",
-                str(self.rpc_port),
+                *provider.command,
+                *rpc,
                 "--sync-port",
                 str(self.sync_port),
                 "--checks",
@@ -108,8 +113,31 @@ class InProcessRun:
             text=True,
             timeout=120,
         )
-        assert completed.returncode == 0, completed.stderr
-        return json.loads(completed.stdout)
+        assert completed.returncode == 0, completed.stderr[-4000:]
+        report: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        if rpc_answers is not None:
+            self._add_rpc_answers(report, rpc_answers, checks, extra)
+        return report
+
+    def _add_rpc_answers(
+        self,
+        report: dict[str, Any],
+        rpc: dict[str, Any],
+        checks: list[dict[str, Any]],
+        extra: Sequence[str],
+    ) -> None:
+        """The sidecar's RPC answers (`rpc`), which the Python provider gives, next to the in-process
+        ones of a provider without gRPC (Go's RPC mode speaks Connect over HTTP/1.1): for the checks
+        and, for the edited flag, after the change."""
+        report["rpcReady"] = rpc["rpcReady"]
+        if "results" in report:  # the provider became ready
+            for result, answer in zip(report["results"], rpc["results"], strict=True):
+                result["rpc"] = answer["rpc"]
+        if report.get("afterChange"):
+            changed_flag = extra[list(extra).index("--changed-flag") + 1]
+            again = self.run([c for c in checks if c["flag"] == changed_flag], "--rpc-only")
+            for result, answer in zip(report["afterChange"], again["results"], strict=True):
+                result["rpc"] = answer["rpc"]
 
     def stop(self) -> None:
         self.process.stop()
@@ -150,43 +178,62 @@ def same_answer(check: dict[str, Any], rpc: Answer) -> Answer:
     return rpc
 
 
+def as_flagd_says(check: dict[str, Any], rpc: Answer) -> Answer:
+    """The sidecar's answer as flagd's in-process evaluators word it: flagd has no SPLIT reason,
+    its fractional answers TARGETING_MATCH."""
+    return {**rpc, "reason": "TARGETING_MATCH" if rpc["reason"] == "SPLIT" else rpc["reason"]}
+
+
 def java_in_process_answer(check: dict[str, Any], rpc: Answer) -> Answer:
     """The Java provider (0.11.15): its RPC reads an answer without a value as the message's zero
     value (expectations.JAVA_PROVIDER_NO_VALUE), which is the caller's default; in-process it
     answers a disabled flag FLAG_NOT_FOUND (flagd-core 2.0 made DISABLED a success) and no default
-    variant GENERAL, both with the caller's default; a fractional result is TARGETING_MATCH where
-    the sidecar says SPLIT."""
+    variant GENERAL, both with the caller's default; otherwise as flagd says."""
     if rpc["errorCode"] is None and rpc["variant"] == "" and rpc["reason"] in ("DISABLED", "DEFAULT"):
         code = "FLAG_NOT_FOUND" if rpc["reason"] == "DISABLED" else "GENERAL"
         return {"value": check["default"], "reason": "ERROR", "variant": None, "errorCode": code}
-    if rpc["reason"] == "SPLIT":
-        return {**rpc, "reason": "TARGETING_MATCH"}
-    return rpc
+    return as_flagd_says(check, rpc)
 
 
 @dataclass(frozen=True)
 class Provider:
-    """An in-process client program and what it answers for the sidecar's RPC answer."""
+    """An in-process client program and what it answers for the sidecar's RPC answer. `rpc`: the
+    program also answers by RPC itself (--rpc-port); otherwise the Python one does (--rpc-only)."""
 
     name: str
     command: Sequence[str]
     expected: Callable[[dict[str, Any], Answer], Answer]
+    rpc: bool = True
 
 
-@pytest.fixture(params=["python", "java"])
+PYTHON = Provider("python", (sys.executable, str(CLIENT)), same_answer)
+
+
+def java_provider(java_client: list[str]) -> Provider:
+    return Provider("java", [*java_client, "in-process"], java_in_process_answer)
+
+
+def go_provider(go_client: Path) -> Provider:
+    return Provider("go", [str(go_client), "in-process"], as_flagd_says, rpc=False)
+
+
+@pytest.fixture(params=["python", "java", "go"])
 def provider(request) -> Provider:
+    """Every in-process provider; a test parametrizing it (indirect) takes only the ones it names."""
     if request.param == "java":
-        java = request.getfixturevalue("java_client")
-        return Provider("java", [*java, "in-process"], java_in_process_answer)
-    return Provider("python", PYTHON, same_answer)
+        return java_provider(request.getfixturevalue("java_client"))
+    if request.param == "go":
+        return go_provider(request.getfixturevalue("go_client"))
+    return PYTHON
 
 
-def assert_served_alike(
-    report: dict[str, Any], checks: list[dict[str, Any]], provider: Provider | None = None
-) -> int:
+# A session's first Go test builds the client (go_client.py).
+BUILDS_GO = pytest.mark.timeout(GO_BUILD_TIMEOUT + 120)
+
+
+def assert_served_alike(report: dict[str, Any], checks: list[dict[str, Any]], provider: Provider) -> int:
     """Every check of a served flag answers alike; every left-out one is FLAG_NOT_FOUND. Returns
     how many were served."""
-    expected = same_answer if provider is None else provider.expected
     left_out = report["syncContext"]["$flagSidecar"]["leftOut"]
     served = 0
     for each, result in zip(checks, report["results"], strict=True):
@@ -195,11 +242,12 @@ def assert_served_alike(
             assert local["errorCode"] == "FLAG_NOT_FOUND", (each, result)
             assert local["value"] == each["default"]
         else:
-            assert local == expected(each, remote), (each, result)
+            assert local == provider.expected(each, remote), (each, result)
             served += local["errorCode"] is None
     return served
 
 
+@BUILDS_GO
 def test_the_in_process_provider_answers_the_conformance_vectors_as_the_sidecar(start, tmp_path, provider):
     flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
     run = start(flags)
@@ -216,7 +264,7 @@ def test_the_in_process_provider_answers_the_conformance_vectors_as_the_sidecar(
         str(changed_file),
         "--changed-flag",
         "static-string",
-        client=provider.command,
+        provider=provider,
     )
 
     assert report["ready"], report
@@ -228,7 +276,7 @@ def test_the_in_process_provider_answers_the_conformance_vectors_as_the_sidecar(
         assert why in context["leftOut"][key]
     served = assert_served_alike(report, checks, provider)
     # static-string, and (but for Java's FLAG_NOT_FOUND) disabled-bool and disabled-no-default
-    assert served >= (3 if provider.name == "python" else 1)
+    assert served >= (1 if provider.name == "java" else 3)
     unknown = next(r for c, r in zip(checks, report["results"], strict=True) if c["flag"] == "no-such-flag")
     assert unknown["inProcess"]["errorCode"] == unknown["rpc"]["errorCode"] == "FLAG_NOT_FOUND"
     # The edit reached the in-process provider, which answers as the sidecar does.
@@ -239,6 +287,7 @@ def test_the_in_process_provider_answers_the_conformance_vectors_as_the_sidecar(
         assert result["inProcess"]["value"] == "#d62728"
 
 
+@BUILDS_GO
 def test_every_translated_operator_answers_every_context_as_the_sidecar(start, provider):
     run = start(document())
     checks = []
@@ -250,26 +299,29 @@ def test_every_translated_operator_answers_every_context_as_the_sidecar(start, p
                     check(flag["key"], kind, targeting_key, {} if value is MISSING else {"plan": value})
                 )
 
-    report = run.run(checks, client=provider.command)
+    report = run.run(checks, provider=provider)
 
     assert report["ready"], report
     assert report["rpcReady"], report
     assert report["syncContext"]["$flagSidecar"]["leftOut"] == {}
     served = assert_served_alike(report, checks, provider)
-    if provider.name == "python":
-        assert served == len(checks)
-    else:  # Java answers an error (with the caller's default) where no default variant is set
+    if provider.name == "java":  # an error (with the caller's default) where no default variant is set
         results = zip(checks, report["results"], strict=True)
         assert served == sum(provider.expected(c, r["rpc"])["errorCode"] is None for c, r in results)
         assert served > len(checks) / 2
+    else:
+        assert served == len(checks)
 
 
-def test_a_selector_for_another_flag_set_is_refused_and_flagds_form_is_understood(start):
+@BUILDS_GO
+def test_a_selector_for_another_flag_set_is_refused_and_flagds_form_is_understood(start, provider):
     run = start(yaml.safe_load((CONFORMANCE / "flags.yaml").read_text()))
     one = [check("static-string", "string", "u1", {})]
-    assert run.run(one, "--selector", "flagSetId=default")["results"][0]["inProcess"]["value"] == "#1f77b4"
-    assert run.run(one, "--selector", "flag-set=default")["results"][0]["inProcess"]["variant"] == "blue"
-    refused = run.run(one, "--selector", "flag-set=other")
+    by_id = run.run(one, "--selector", "flagSetId=default", provider=provider)
+    assert by_id["results"][0]["inProcess"]["value"] == "#1f77b4"
+    flagds = run.run(one, "--selector", "flag-set=default", provider=provider)
+    assert flagds["results"][0]["inProcess"]["variant"] == "blue"
+    refused = run.run(one, "--selector", "flag-set=other", provider=provider)
     assert not refused["ready"]  # SyncFlags answered NOT_FOUND
 
 
@@ -280,6 +332,7 @@ def test_the_sidecar_logs_what_it_left_out(start):
     assert "split-user: percentage split" in run.process.log
 
 
+@BUILDS_GO
 def test_context_values_reach_the_in_process_provider_and_header_mapped_properties_are_left_out(
     start, provider
 ):
@@ -296,7 +349,7 @@ def test_context_values_reach_the_in_process_provider_and_header_mapped_properti
         check("by-tenant", "string", "u1", {"tenant": "acme"}),
     ]
 
-    report = run.run(checks, client=provider.command)
+    report = run.run(checks, provider=provider)
 
     assert report["ready"], report
     assert report["syncContext"]["region"] == "eu"
@@ -315,17 +368,13 @@ SPLIT_FLAGS = ("split-user", "split-account")
 SPLIT_USERS = [f"user-{n}" for n in range(200)] + ["", "ünïcødé-用户"]
 
 
-def java_provider(java_client: list[str]) -> Provider:
-    return Provider("java", [*java_client, "in-process"], java_in_process_answer)
-
-
 def test_the_java_in_process_provider_on_split_users(start, java_client):
     flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
     run = start({"flags": [f for f in flags["flags"] if f["key"] in SPLIT_FLAGS]})
     checks = [check("split-user", "string", user, {}) for user in SPLIT_USERS]
     checks += [check("split-account", "boolean", "u1", {"accountId": user}) for user in SPLIT_USERS]
 
-    report = run.run(checks, client=java_provider(java_client).command)
+    report = run.run(checks, provider=java_provider(java_client))
 
     assert report["ready"], report
     left_out = report["syncContext"]["$flagSidecar"]["leftOut"]
@@ -392,3 +441,113 @@ def test_the_java_providers_fractional_is_not_the_sidecars_split(java_client, tm
     sidecar = [evaluate(flag, build_context(user, {})).variant for user in users]
     differing = sum(a != b for a, b in zip(java, sidecar, strict=True))
     assert differing > len(users) / 4, f"{differing} of {len(users)} users differ: serve Java splits?"
+
+
+def split_flag(key: str, bucket_by: str | None, *before: dict[str, Any]) -> dict[str, Any]:
+    """A three-way split (bucketed on `bucket_by`, the user id when None) after the given rules,
+    then a rule matching everyone: a value the split cannot bucket on reaches that one."""
+    split: dict[str, Any] = {
+        "id": "split",
+        "distributions": [
+            {"variant": "a", "percentage": 33.33},
+            {"variant": "b", "percentage": 33.33},
+            {"variant": "c", "percentage": 33.34},
+        ],
+    }
+    if bucket_by is not None:
+        split["bucketBy"] = bucket_by
+    return {
+        "key": key,
+        "enabled": True,
+        "variants": [{"key": k, "value": k.upper()} for k in ("a", "b", "c", "rest")],
+        "defaultVariantWhenOn": "a",
+        "rules": [*before, split, {"id": "rest", "distributions": [{"variant": "rest", "percentage": 100}]}],
+    }
+
+
+# Bucket values whose text flagd's Go JsonLogic writes as ours: strings (whitespace at either end
+# included), booleans, whole numbers within 2^53 (-0 as 0), other numbers from 1e-4 up; and what
+# no split buckets on.
+EXACT_BUCKET_VALUES: list[Any] = [
+    "pro", "", " pad ", "trail\t", "é-ü", "42", "4.50", True, False, 0, -0.0, 5, 5.0, -7, 2**53,
+    1.5, -0.25, 1234567.5, 0.0001, None, ["pro"], {"plan": "pro"}, MISSING,
+]  # fmt: skip
+# Numbers it writes otherwise: served as an error (the caller's default), never another bucket.
+INEXACT_BUCKET_VALUES: list[Any] = [2**60, 1e20, 1e-05, -2.5e-07]
+
+
+@pytest.mark.parametrize("provider", ["go"], indirect=True)
+@BUILDS_GO
+def test_a_fractional_v2_provider_gets_splits_and_lands_in_the_sidecars_buckets(start, provider):
+    flags = {
+        "flags": [
+            split_flag("by-user", None),
+            split_flag("by-plan", "plan"),
+            split_flag(
+                "after-rule",
+                "plan",
+                {
+                    "constraints": [constraint("ONE_OF", "pro")],
+                    "distributions": [{"variant": "rest", "percentage": 100}],
+                },
+            ),
+            split_flag("by-region", "region"),  # set by --context-value: a constant bucket
+        ]
+    }
+    run = start(flags, "--context-value", "region=eu")
+    users = [check("by-user", "string", f"user-{n}", {}) for n in range(150)]
+    users.append(check("by-user", "string", "", {}))  # no user id: the split does not apply
+    values = [*EXACT_BUCKET_VALUES, *INEXACT_BUCKET_VALUES]
+    by_value = [
+        check(key, "string", "u1", {} if value is MISSING else {"plan": value})
+        for key in ("by-plan", "after-rule")
+        for value in values
+    ]
+    region = [check("by-region", "string", f"user-{n}", {}) for n in range(3)]
+    checks = [*users, *by_value, *region]
+
+    report = run.run(checks, "--provider-id", "checkout,fractional=v2", provider=provider)
+
+    assert report["ready"], report
+    assert report["syncContext"]["$flagSidecar"]["leftOut"] == {}
+    inexact = {json.dumps(v) for v in INEXACT_BUCKET_VALUES}
+    variants = set()
+    for each, result in zip(checks, report["results"], strict=True):
+        local, remote = result["inProcess"], result["rpc"]
+        if json.dumps(each["context"].get("plan")) in inexact:
+            assert local["errorCode"] == "GENERAL", (each, result)  # flagd: a variant the flag lacks
+            assert local["value"] == each["default"]
+            continue
+        assert local == provider.expected(each, remote), (each, result)
+        variants.add(remote["variant"])
+    assert variants == {"a", "b", "c", "rest"}
+    # Without fractional=v2 in its provider_id, a provider gets no splits (the Python one hashes as v3).
+    plain = run.run(checks[:1], provider=provider)
+    assert set(plain["syncContext"]["$flagSidecar"]["leftOut"]) == {flag["key"] for flag in flags["flags"]}
+
+
+@pytest.mark.parametrize("provider", ["go"], indirect=True)
+@BUILDS_GO
+def test_a_fractional_v2_provider_answers_the_conformance_splits_as_the_sidecar(start, provider):
+    """The shared vectors' splits (a user id, a string account, whole numbers and booleans as
+    bucket values) reach a provider saying fractional=v2 and land where the sidecar puts them."""
+    flags = yaml.safe_load((CONFORMANCE / "flags.yaml").read_text())
+    run = start(flags)
+    checks = conformance_checks(flags)
+
+    report = run.run(checks, "--provider-id", "fractional=v2", provider=provider)
+
+    assert report["ready"], report
+    left_out = report["syncContext"]["$flagSidecar"]["leftOut"]
+    splits = {key for key in CONFORMANCE_LEFT_OUT if key.startswith("split-")}
+    assert set(left_out) == set(CONFORMANCE_LEFT_OUT) - splits
+    inexact = {json.dumps(v) for v in INEXACT_BUCKET_VALUES}
+    splits_served = 0
+    for each, result in zip(checks, report["results"], strict=True):
+        local, remote = result["inProcess"], result["rpc"]
+        if json.dumps(each["context"].get("orgNumber")) in inexact:
+            assert local["errorCode"] == "GENERAL", (each, result)
+        elif each["flag"] not in left_out:
+            assert local == provider.expected(each, remote), each
+            splits_served += remote["reason"] == "SPLIT"
+    assert splits_served >= 10

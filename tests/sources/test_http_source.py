@@ -194,11 +194,12 @@ def test_a_stopped_server_is_connection_refused(server):
 
 def test_a_server_that_stalls_past_the_timeout_times_out(server):
     source = source_for(server.url, timeout=0.3)
-    server.delay = 1.0
+    server.delay = 6.0
     started = time.monotonic()
     with pytest.raises(HttpSourceError, match=r"timed out after 0.3s"):
         source.fetch()
-    assert time.monotonic() - started < 1.0
+    # Long before the server answers (a loaded machine may take seconds past the 0.3 s).
+    assert time.monotonic() - started < 5.0
 
 
 def test_a_trickling_body_is_bounded_by_the_timeout_as_a_whole():

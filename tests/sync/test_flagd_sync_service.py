@@ -187,3 +187,48 @@ def test_what_is_left_out_is_logged_once_per_change(plane, caplog):
 
     eventually(lambda: len(fetched_then_logged()) == 2)
     assert "newly: banner-color: percentage split" in logged()[1]
+
+
+SPLIT_DOCUMENT = {
+    "flags": [
+        {
+            "key": "half",
+            "enabled": True,
+            "variants": [{"key": "a", "value": "A"}, {"key": "b", "value": "B"}],
+            "defaultVariantWhenOn": "a",
+            "rules": [
+                {"distributions": [{"variant": "a", "percentage": 50}, {"variant": "b", "percentage": 50}]}
+            ],
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("provider_id", "served"),
+    [("", False), ("checkout", False), ("checkout,fractional=v2", True), (" fractional = v2 ", True)],
+)
+def test_splits_reach_only_a_provider_id_saying_fractional_v2(tmp_path, provider_id, served):
+    plane = start_control_plane(tmp_path, SPLIT_DOCUMENT)
+    try:
+        client = stub(plane)
+        request = sync_pb2.FetchAllFlagsRequest(provider_id=provider_id)
+        fetched = flags_of(client.FetchAllFlags(request, timeout=5).flag_configuration)
+        stream = client.SyncFlags(sync_pb2.SyncFlagsRequest(provider_id=provider_id), timeout=5)
+        first = next(stream)
+        stream.cancel()
+        left_out = MessageToDict(first.sync_context)["$flagSidecar"]["leftOut"]
+        assert ("half" in fetched) is served
+        assert ("half" in flags_of(first.flag_configuration)) is served
+        assert ("half" in left_out) is not served
+        if served:
+            assert "fractional" in json.dumps(fetched["half"]["targeting"])
+    finally:
+        stop_control_plane(plane)
+
+
+def test_another_fractional_version_is_invalid_argument(plane):
+    with pytest.raises(grpc.RpcError) as raised:
+        stub(plane).FetchAllFlags(sync_pb2.FetchAllFlagsRequest(provider_id="fractional=v3"), timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "fractional=v2" in (raised.value.details() or "")

@@ -34,6 +34,8 @@ from sidecar.engine import FlagDefinition, SegmentDefinition
 from sidecar.engine.definitions import ConstraintDefinition, FlagRuleDefinition
 from sidecar.engine.model import USER_ID_PROPERTY
 
+from .flagd_fractional import NotSplittable, split
+
 Json = Any
 
 TARGETING_KEY: Final = "targetingKey"
@@ -42,7 +44,8 @@ INT64_MAX: Final = 2**63 - 1
 
 SPLIT_REASON: Final = (
     "percentage split: the Python flagd provider (openfeature-flagd-core 2.x) buckets with fractional "
-    "v3 (murmur3 of the CBOR encoding of [flagKey, targetingKey]), not our murmur3('<flag key>:<value>')"
+    "v3 (murmur3 of the CBOR encoding of [flagKey, targetingKey]), not our murmur3('<flag key>:<value>'); "
+    "a provider hashing as fractional v2 gets it with provider_id fractional=v2"
 )
 # Why each operation that is not translated is left out (every operation of OPERATORS that
 # _constraint does not translate has an entry; a test checks it).
@@ -116,10 +119,21 @@ class Translator:
     same object and the segments are equal (the fan-out keeps an unchanged flag's definition from
     one snapshot to the next), so a change costs what changed plus the document's assembly."""
 
-    def __init__(self, header_properties: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        header_properties: frozenset[str] = frozenset(),
+        static_context: Mapping[str, str] | None = None,
+        *,
+        fractional_v2: bool = False,
+    ) -> None:
         """`header_properties`: the context keys the sidecar fills from request headers
-        (--context-from-header), which an in-process provider never sees."""
+        (--context-from-header), which an in-process provider never sees. `static_context`: the
+        sidecar's --context-value pairs, which override the caller's, written into the rules as
+        constants (the Go provider ignores sync_context, where they travel too). `fractional_v2`:
+        percentage splits as fractional, for a provider that hashes as v2 (flagd_fractional.py)."""
         self.header_properties = header_properties
+        self.static_context = dict(static_context or {})
+        self.fractional_v2 = fractional_v2
         self._segments: Mapping[str, SegmentDefinition] | None = None
         # key -> (definition, its flagd JSON and text, or None and why it is left out)
         self._known: dict[str, tuple[FlagDefinition, Json, str]] = {}
@@ -135,7 +149,7 @@ class Translator:
         translated: dict[str, Json] = {}
         texts: dict[str, str] = {}
         left_out: dict[str, str] = {}
-        single = _Single(segments, self.header_properties)
+        single = _Single(segments, self.header_properties, self.static_context, self.fractional_v2)
         for key, flag in flags.items():
             entry = self._known.get(key)
             if entry is None or entry[0] is not flag:
@@ -159,17 +173,28 @@ def translate(
     segments: Mapping[str, SegmentDefinition],
     *,
     header_properties: frozenset[str] = frozenset(),
+    static_context: Mapping[str, str] | None = None,
+    fractional_v2: bool = False,
 ) -> Translation:
     """One flag set's translation (Translator.translate, with nothing to reuse)."""
-    return Translator(header_properties).translate(flags, segments)
+    translator = Translator(header_properties, static_context, fractional_v2=fractional_v2)
+    return translator.translate(flags, segments)
 
 
 class _Single:
     """One flag set's flags, one at a time."""
 
-    def __init__(self, segments: Mapping[str, SegmentDefinition], header_properties: frozenset[str]) -> None:
+    def __init__(
+        self,
+        segments: Mapping[str, SegmentDefinition],
+        header_properties: frozenset[str],
+        static_context: Mapping[str, str],
+        fractional_v2: bool,
+    ) -> None:
         self._segments = segments
         self._header_properties = header_properties
+        self._static_context = static_context
+        self._fractional_v2 = fractional_v2
 
     def flag(self, flag: FlagDefinition) -> Json:
         variants = {variant.key: _variant_value(variant.key, variant.value) for variant in flag.variants}
@@ -181,13 +206,30 @@ class _Single:
         if flag.enabled and flag.rules:
             chain: list[Json] = []
             for rule in flag.rules:
-                chain += [self._rule_condition(rule), _served_variant(rule)]
+                chain += self._rule(flag, rule)
             chain.append(None)
             document["targeting"] = {"if": chain}
         metadata = {key: value for key, value in flag.metadata.items() if _is_metadata_value(value)}
         if metadata:
             document["metadata"] = metadata
         return document
+
+    def _rule(self, flag: FlagDefinition, rule: FlagRuleDefinition) -> list[Json]:
+        """The rule's [condition, answer] pair of the `if` chain."""
+        condition = self._rule_condition(rule)
+        served = _served_variant(rule)
+        if served is not None:
+            return [condition, served]
+        if not self._fractional_v2:
+            raise _LeftOut(SPLIT_REASON)
+        value = self._value(rule.bucket_by or USER_ID_PROPERTY)
+        try:
+            applies, answer = split(flag.key, [v.key for v in flag.variants], rule, value)
+        except NotSplittable as why:
+            raise _LeftOut(f"percentage split: {why}") from None
+        if applies is not True:
+            condition = applies if condition is True else _all([condition, applies])
+        return [condition, answer]
 
     def _rule_condition(self, rule: FlagRuleDefinition) -> Json:
         return _all([self._constraint(constraint, ()) for constraint in rule.constraints])
@@ -201,7 +243,11 @@ class _Single:
         if operation in ("ONE_OF", "NOT_ONE_OF"):
             if not all(type(value) is str for value in values):
                 raise _LeftOut(f"{operation} {MIXED_ONE_OF_REASON}")
-            test = {"in": [self._value(constraint.property), list(values)]}
+            # One strict equality per value, not `in`: Go's JsonLogic `in` compares a number with
+            # each element read as a number ("5" and "abc" become 5 and 0). `===` is type-strict in
+            # Go's and is Python's `==`, where only a string equals a string: exact in both.
+            value = self._value(constraint.property)
+            test = _any([{"===": [value, text]} for text in values])
             return test if operation == "ONE_OF" else _not(test)
         affix = _AFFIXES.get(operation)
         if affix is not None:
@@ -233,6 +279,8 @@ class _Single:
             raise _LeftOut(
                 f"property {prop!r}: the sidecar fills it from a request header (--context-from-header)"
             )
+        if prop in self._static_context:
+            return self._static_context[prop]  # the sidecar's value wins over the caller's, as flagd's -X
         return {"var": prop}
 
 
@@ -247,13 +295,11 @@ TRANSLATED_OPERATIONS: Final = frozenset(
 )
 
 
-def _served_variant(rule: FlagRuleDefinition) -> str:
-    # As the compiler: a distribution's width is round(percentage * 100) buckets; one that serves
-    # every bucket makes the rule answer one variant.
+def _served_variant(rule: FlagRuleDefinition) -> str | None:
+    """The one variant a rule serves, or None for a split. As the compiler: a distribution's width
+    is round(percentage * 100) buckets; one that serves every bucket makes the rule answer one."""
     served = [d.variant for d in rule.distributions if round(d.percentage * 100) > 0]
-    if len(served) != 1:
-        raise _LeftOut(SPLIT_REASON)
-    return served[0]
+    return served[0] if len(served) == 1 else None
 
 
 def _variant_value(key: str, value: Any) -> Json:

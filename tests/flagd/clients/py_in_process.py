@@ -5,12 +5,14 @@ Runs in its own process, never inside pytest (proto/flagd/README.md: the provide
 messages cannot share a process with the sidecar's).
 
     python py_in_process.py --rpc-port P --sync-port S --checks CHECKS.json
-        [--selector SEL] [--flag-file F --changed-file C --changed-flag KEY]
+        [--selector SEL] [--flag-file F --changed-file C --changed-flag KEY] [--rpc-only]
 
 CHECKS.json is a list of {flag, type, default, targetingKey, context}. Each is evaluated by both
 providers; then, with --changed-file, the flag file is replaced and, once the in-process provider
 reports PROVIDER_CONFIGURATION_CHANGED for --changed-flag, the checks of that flag run again.
-One JSON report goes to stdout (tests/flagd/test_in_process.py reads it).
+One JSON report goes to stdout (tests/flagd/test_in_process.py reads it). --rpc-only evaluates
+with the RPC provider alone: the sidecar's answers, next to which the test puts another language's
+in-process ones.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def main() -> int:
     parser.add_argument("--flag-file", type=Path)
     parser.add_argument("--changed-file", type=Path)
     parser.add_argument("--changed-flag")
+    parser.add_argument("--rpc-only", action="store_true")
     args = parser.parse_args()
     checks = json.loads(args.checks.read_text())
 
@@ -70,15 +73,23 @@ def main() -> int:
         "retry_grace_period": 2,
         "cache": "disabled",  # every answer is the provider's own, not a cached one
     }
+    rpc = FlagdProvider(resolver_type=ResolverType.RPC, port=args.rpc_port, **options)
+    api.set_provider(rpc, "rpc")
+    remote = api.get_client("rpc")
+    if args.rpc_only:
+        report: dict[str, Any] = {"rpcReady": wait_ready(remote, 10)}
+        if report["rpcReady"]:
+            report["results"] = [{"rpc": evaluate(remote, c)} for c in checks]
+        json.dump(report, sys.stdout)
+        api.shutdown()
+        return 0
     in_process = FlagdProvider(
         resolver_type=ResolverType.IN_PROCESS, port=args.sync_port, selector=args.selector, **options
     )
-    rpc = FlagdProvider(resolver_type=ResolverType.RPC, port=args.rpc_port, **options)
     api.set_provider(in_process, "in-process")
-    api.set_provider(rpc, "rpc")
-    local, remote = api.get_client("in-process"), api.get_client("rpc")
+    local = api.get_client("in-process")
     local.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, on_change)
-    report: dict[str, Any] = {
+    report = {
         "ready": wait_ready(local, 10),
         "rpcReady": wait_ready(remote, 10),
     }
