@@ -41,6 +41,7 @@ def base_args(tmp_path: Path) -> list[str]:
         "--management-listen", f"127.0.0.1:{free_port()}",
         "--health-listen", f"127.0.0.1:{free_port()}",
         "--sync-listen", f"127.0.0.1:{free_port()}",
+        "--flagd-connect-listen", f"127.0.0.1:{free_port()}",
         "--state-dir", str(tmp_path / "state"),
         "--exporter", f"file:dir={tmp_path / 'events'}",
         "--spool-dir", str(tmp_path / "spool"),
@@ -71,9 +72,13 @@ FAULTS = {
         lambda busy, tmp: ["--tls-cert", str(tmp / "absent.pem"), "--tls-key", str(tmp / "absent.key")],
         ["management", "events", "store", "health"],
     ),
+    "flagd Connect port in use": (
+        lambda busy, tmp: ["--flagd-connect-listen", f"127.0.0.1:{busy}"],
+        ["management", "events", "store", "health", "server"],
+    ),
     "sync port in use": (
         lambda busy, tmp: ["--sync-listen", f"127.0.0.1:{busy}"],
-        ["management", "events", "store", "health", "server"],
+        ["management", "events", "store", "health", "server", "connect"],
     ),
 }
 
