@@ -251,6 +251,7 @@ class Runtime:
             settings.flagd_connect_listen,
             max_request_bytes=settings.max_request_bytes,
             max_concurrent_calls=settings.max_concurrent_calls,
+            tls=_tls_files(settings),
         )
         try:
             connect.start()

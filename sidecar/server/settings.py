@@ -160,9 +160,9 @@ class FlagdOptions:
         parse_optional_tcp_address,
         "",
         "HOST:PORT",
-        "serve flagd.evaluation.v1 over the Connect protocol (HTTP/1.1, plaintext) here, for flagd "
-        "providers that speak Connect rather than gRPC (the Go one); needs the `connect` extra "
-        "(off: none)",
+        "serve flagd.evaluation.v1 and v2 over the Connect protocol (HTTP/1.1; TLS as --listen) here, "
+        "for flagd providers that speak Connect rather than gRPC (the Go one); needs the `connect` "
+        "extra (off: none)",
     )
     context_value: tuple[str, ...] | None = option(
         parse_context_value,

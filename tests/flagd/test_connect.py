@@ -12,6 +12,7 @@ import http.client
 import json
 import re
 import signal
+import ssl
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from google.protobuf import json_format
 from flagd.evaluation.v1 import evaluation_pb2 as v1
 from flagd.evaluation.v2 import evaluation_pb2 as v2
 from tests.conftest import eventually, write_flag_file
+from tests.ops.certs import make_certificates
 from tests.serve_process import ServeProcess
 
 from . import flags as test_flags
@@ -46,12 +48,16 @@ class ConnectSidecar:
         def bound() -> int | None:
             if self.process.process.poll() is not None:
                 pytest.fail(f"serve exited early:\n{self.process.log}")
-            match = re.search(r"flagd Connect protocol on 127\.0\.0\.1:(\d+)", self.process.log)
-            return int(match.group(1)) if match else None
+            match = re.search(r"flagd Connect protocol on 127\.0\.0\.1:(\d+) \((.*?);", self.process.log)
+            return match
 
-        self.port: int = eventually(bound, timeout=15)
+        match = eventually(bound, timeout=15)
+        self.port, self.mode = int(match.group(1)), match.group(2)
+        self.tls: ssl.SSLContext | None = None  # the client's, for a TLS listener
 
     def connection(self, timeout: float = 10) -> http.client.HTTPConnection:
+        if self.tls is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.tls)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def unary(
@@ -219,6 +225,22 @@ def test_v2_as_the_go_provider_calls_it(sidecar):
     assert disabled.reason == "DISABLED"
     # v2 has no ResolveAll.
     assert sidecar.unary("ResolveAll", b"", service=SERVICE_V2)[0] == 404
+
+
+def test_tls_and_mutual_tls_as_on_the_grpc_listeners(tmp_path):
+    certs = make_certificates(tmp_path)
+    tls = ["--tls-cert", str(certs.server.cert), "--tls-key", str(certs.server.key)]
+    sidecar = ConnectSidecar(tmp_path, *tls, "--tls-client-ca", str(certs.ca.cert))
+    request = v1.ResolveBooleanRequest(flag_key="bool-flag")
+    try:
+        assert sidecar.mode == "mutual TLS"
+        sidecar.tls = ssl.create_default_context(cafile=str(certs.ca.cert))
+        with pytest.raises((ssl.SSLError, ConnectionError)):  # no client certificate
+            sidecar.unary("ResolveBoolean", request.SerializeToString())
+        sidecar.tls.load_cert_chain(str(certs.client.cert), str(certs.client.key))
+        assert sidecar.proto("ResolveBoolean", request, v1.ResolveBooleanResponse).value is True
+    finally:
+        sidecar.process.stop()
 
 
 def test_limits_are_the_grpc_listeners(tmp_path):

@@ -1,33 +1,34 @@
 """flagd.evaluation.v1 and v2 over the Connect protocol (HTTP/1.1), for `--flagd-connect-listen`.
 
 OpenFeature's Go flagd provider (go-sdk-contrib, RPC resolver) speaks Connect, not gRPC: unary
-calls are `POST /flagd.evaluation.v2.Service/<Method>` (v1 for older releases) with an `application/proto` or
+calls are `POST /flagd.evaluation.v2.Service/<Method>` with an `application/proto` or
 `application/json` body, errors a JSON body with a Connect code, and EventStream an enveloped
 `application/connect+proto` stream ending with its end-of-stream message. connectrpc (the official
 Connect for Python) speaks all of that from the generated `evaluation_connect` stubs, and uvicorn
-serves their two ASGI applications (one per protocol version, told apart by path) on an event loop
-in one daemon thread.
+serves their two ASGI applications (one per protocol version, told apart by path, `_Router`) on an
+event loop in one daemon thread.
 
-Nothing is evaluated here: each call goes to the gRPC listener's own servicer class of its version,
-EvaluationServiceV1 or EvaluationServiceV2, over the same
-FlagdServices instance, so the same resolver, metrics, events and EventStream fan-out) through
-`ConnectCall`, a stand-in for the grpc.ServicerContext that service reads headers from and aborts
-on. So the answers, the error mapping (a gRPC status code becomes the Connect code of the same
-name), the per-call metrics (`flagd.v1/...`, `flagd.v2/...`) and the limits are the gRPC listener's:
+Nothing is evaluated here: each call goes to the gRPC listeners' servicer class of its version
+(EvaluationServiceV1 or EvaluationServiceV2, over the same FlagdServices instance: the same
+resolver, metrics, events and EventStream fan-out) through `ConnectCall`, a stand-in for the
+grpc.ServicerContext those servicers read headers from and abort on. So the answers, the error
+mapping (a gRPC status code becomes the Connect code of the same name), the per-call metrics
+(`flagd.v1/...`, `flagd.v2/...`) and the limits are the gRPC listeners':
 
 - a request message over --max-request-bytes is `resource_exhausted` (connectrpc's read_max_bytes);
   a request head over MAX_HEAD_BYTES is refused by uvicorn;
 - EventStreams are admitted by the gRPC server's StreamAdmission (--max-streams counts the streams
-  of both listeners) and the broadcaster's own cap, and idle-closed by its reaper
+  of both kinds of listener) and the broadcaster's own cap, and idle-closed by its reaper
   (`deadline_exceeded`); a keep-alive connection that sends nothing for --stream-idle-timeout is
   closed by uvicorn;
 - --max-concurrent-calls caps the connections served at once (uvicorn answers 503 beyond, which
-  Connect clients read as `unavailable`).
+  Connect clients read as `unavailable`);
+- TLS and mutual TLS as on the gRPC TCP listeners (--tls-cert, --tls-key, --tls-client-ca).
 
 Unary calls run on the event loop itself: an evaluation is short, CPU-bound Python, which the GIL
 would serialise on worker threads anyway, and a thread hop per call would only add its cost. An
-EventStream's generator blocks on its queue between events, so each open one runs on a thread of
-its own (`_StreamThreads`), as each holds a worker thread of the gRPC server.
+EventStream's generator blocks on its queue between events, so each open one runs its steps on a
+thread of its own (the listener's stream pool), as each holds a worker thread of the gRPC server.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
@@ -51,6 +53,7 @@ from flagd.evaluation.v1 import evaluation_connect as connect_v1
 from flagd.evaluation.v2 import evaluation_connect as connect_v2
 
 from ..edge import INTERNAL_ERROR
+from ..listeners import TlsFiles
 from ..management import split_host_port
 from ..streams import StreamAdmission
 from .service import SERVICE_NAME_V1, SERVICE_NAME_V2, EvaluationServiceV1, EvaluationServiceV2, FlagdServices
@@ -248,8 +251,8 @@ class _Router:
 
 
 class FlagdConnectListener:
-    """Serves FlagdConnectService on `listen` (HOST:PORT; port 0: any free port), plaintext, in a
-    daemon thread (uvicorn on an event loop of its own)."""
+    """Serves FlagdConnectService on `listen` (HOST:PORT; port 0: any free port), with `tls` when
+    given, in a daemon thread (uvicorn on an event loop of its own)."""
 
     def __init__(
         self,
@@ -259,8 +262,10 @@ class FlagdConnectListener:
         *,
         max_request_bytes: int | None = None,
         max_concurrent_calls: int | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._listen = listen
+        self._tls = tls
         self._threads = futures.ThreadPoolExecutor(
             max_workers=services.events.max_streams + _SPARE_STREAM_THREADS,
             thread_name_prefix="flagd-connect-stream",
@@ -289,9 +294,11 @@ class FlagdConnectListener:
             log_level="warning",
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # the peer is the connection's (per-connection stream limit)
             timeout_keep_alive=max(1, round(streams.limits.idle_timeout)),
             limit_concurrency=max_concurrent_calls or None,
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            **_tls_options(tls),
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -305,6 +312,10 @@ class FlagdConnectListener:
     def start(self, timeout: float = 10.0) -> int:
         """Bind and serve; returns the bound port. Raises OSError if the address is unusable."""
         host, port = split_host_port(self._listen)
+        try:
+            self._config.load()  # reads the TLS files: a bad one fails here, not in the thread
+        except (OSError, ssl.SSLError) as error:
+            raise OSError(f"cannot listen on {self._listen} (flagd Connect): TLS: {error}") from None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -337,8 +348,9 @@ class FlagdConnectListener:
             self.stop()
             raise OSError(f"cannot listen on {self._listen} (flagd Connect): {failure or 'did not start'}")
         logger.info(
-            "flagd Connect protocol on %s (plaintext; HTTP/1.1; services: %s, %s)",
+            "flagd Connect protocol on %s (%s; HTTP/1.1; services: %s, %s)",
             self.address,
+            "plaintext" if self._tls is None else "mutual TLS" if self._tls.client_ca else "TLS",
             SERVICE_NAME_V1,
             SERVICE_NAME_V2,
             extra={"event": "flagd_connect_listening"},
@@ -361,3 +373,15 @@ class FlagdConnectListener:
         self._threads.shutdown(wait=False)
         self._server = self._thread = None
         logger.info("flagd Connect listener stopped")
+
+
+def _tls_options(tls: TlsFiles | None) -> dict[str, Any]:
+    """uvicorn.Config's TLS settings for `tls` (a client certificate required with a client CA)."""
+    if tls is None:
+        return {}
+    return {
+        "ssl_certfile": str(tls.cert),
+        "ssl_keyfile": str(tls.key),
+        "ssl_ca_certs": None if tls.client_ca is None else str(tls.client_ca),
+        "ssl_cert_reqs": ssl.CERT_NONE if tls.client_ca is None else ssl.CERT_REQUIRED,
+    }
