@@ -304,3 +304,23 @@ def test_event_streams_are_under_the_stream_limits(tmp_path):
         again.close()
     finally:
         sidecar.process.stop()
+
+
+def test_a_client_hanging_up_frees_its_stream_slot(tmp_path):
+    # The idle timeout is the default (300 s): only the hang-up can free the one slot.
+    sidecar = ConnectSidecar(tmp_path, "--max-streams", "1", "--max-streams-per-connection", "1")
+    try:
+        for _ in range(3):
+            stream = eventually(lambda: _ready_stream(sidecar), timeout=10)
+            stream.close()
+    finally:
+        sidecar.process.stop()
+
+
+def _ready_stream(sidecar: ConnectSidecar) -> EventStream | None:
+    """A new EventStream that got provider_ready, or None if it was refused (a slot still taken)."""
+    stream = EventStream(sidecar)
+    if stream.next() == ("provider_ready", {}):
+        return stream
+    stream.close()
+    return None

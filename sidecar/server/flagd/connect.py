@@ -203,31 +203,29 @@ class FlagdConnectService:
         (connectrpc cancels this generator) ends it as a cancelled gRPC call does."""
         call = _call_of(ctx)
         messages = self._event_stream(request, call)
-        loop = asyncio.get_running_loop()
-        step: asyncio.Future[Any] | None = None
+        step: futures.Future[Any] | None = None  # the step running (or queued) on a stream thread
         try:
             while True:
-                step = loop.run_in_executor(self._threads, next, messages, _END)
-                message = await step
+                step = self._threads.submit(next, messages, _END)
+                message = await asyncio.wrap_future(step)
                 if message is _END:
                     break
                 yield message
-            step = None
         except _Aborted as aborted:
-            step = None
             raise aborted.connect_error() from None
         except (asyncio.CancelledError, GeneratorExit):
             raise
         except Exception:
-            step = None
             logger.exception("%s failed on an unexpected error", self._name)
             raise ConnectError(Code.INTERNAL, INTERNAL_ERROR) from None
         finally:
             call.close()  # wakes a generator blocked on its queue: it ends, releasing its slots
-            if step is None or step.done():
-                messages.close()  # a suspended generator's cleanup runs now
-            else:  # still running on its thread: close it once that step returns
-                step.add_done_callback(lambda _step: self._threads.submit(messages.close))
+            if step is None:
+                messages.close()
+            else:
+                # A cancelled wait leaves a running step running: the generator is closed (its
+                # cleanup run) once that step returns, on its thread; at once if none is running.
+                step.add_done_callback(lambda _step: messages.close())
         if call.ended is not None:  # the idle reaper (or the server) ended it
             code, text = call.ended
             raise ConnectError(connect_code(code), text)
