@@ -120,11 +120,12 @@ def test_start_and_shutdown_follow_the_declared_orders(base_args):
     before = set(threading.enumerate())
     with Runtime(settings_for(*base_args)) as runtime:
         runtime.start()
-        assert runtime.started == ["management", "events", "store", "health", "server", "sync"]
+        assert runtime.started == ["management", "events", "store", "health", "server", "connect", "sync"]
         assert runtime.shutdown("SIGTERM") == 0
-    # Readiness goes off first (the server's first step), the events of the last calls are
-    # flushed after the drain, and the health listener stops after the store, with management.
-    assert runtime.stopped == ["sync", "server", "events", "store", "health", "management"]
+    # Readiness goes off first (the server's first step), the flagd Connect listener stops after
+    # the drain, the events of the last calls are flushed after it, and the health listener stops
+    # after the store, with management.
+    assert runtime.stopped == ["sync", "server", "connect", "events", "store", "health", "management"]
     assert_nothing_left_running(before)
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import ssl
 import threading
@@ -361,7 +362,9 @@ class FlagdConnectListener:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        server.config.timeout_graceful_shutdown = max(0, round(grace))
+        # Whole seconds, and at least one: uvicorn's wait for the open connections (it ends as soon
+        # as they have) times out at once on 0, logging an error even with nothing open.
+        server.config.timeout_graceful_shutdown = max(1, math.ceil(grace))
         server.should_exit = True
         thread.join(grace + 5.0)
         if thread.is_alive():
