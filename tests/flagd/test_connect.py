@@ -12,6 +12,7 @@ import http.client
 import json
 import re
 import signal
+import socket
 import ssl
 import struct
 from collections.abc import Iterator
@@ -324,3 +325,37 @@ def _ready_stream(sidecar: ConnectSidecar) -> EventStream | None:
         return stream
     stream.close()
     return None
+
+
+def test_connections_have_tcp_nodelay(tmp_path):
+    """Without TCP_NODELAY every keep-alive call waited out the client's delayed ACK (asyncio sets
+    it only on connections of a listening socket created as IPPROTO_TCP); checked on the server's
+    own end of a connection (uvicorn's server state), in this process."""
+    from sidecar.server.flagd import FlagdServices
+    from sidecar.server.flagd.connect import FlagdConnectListener
+    from sidecar.server.streams import StreamAdmission
+    from sidecar.sources import FileSource
+    from sidecar.store import FlagStore
+
+    store = FlagStore(FileSource(write_flag_file(tmp_path / "flags.yaml", test_flags.flags())))
+    store.start()
+    services = FlagdServices(store)
+    listener = FlagdConnectListener(services, StreamAdmission(), "127.0.0.1:0")
+    listener.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=10)
+        body = v1.ResolveBooleanRequest(flag_key="bool-flag").SerializeToString()
+        connection.request(
+            "POST", f"{SERVICE}/ResolveBoolean", body=body, headers={"content-type": "application/proto"}
+        )
+        assert connection.getresponse().read()
+        server = listener._server
+        assert server is not None
+        (open_connection,) = server.server_state.connections
+        sock = open_connection.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        connection.close()
+    finally:
+        listener.stop()
+        services.close()
+        store.close()

@@ -316,7 +316,9 @@ class FlagdConnectListener:
         except (OSError, ssl.SSLError) as error:
             raise OSError(f"cannot listen on {self._listen} (flagd Connect): TLS: {error}") from None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on connections of a socket that says so,
+        # and without it every keep-alive call waited out the client's delayed ACK.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
