@@ -78,10 +78,10 @@ test-go: test-go-client test-go-flagd
 test-go-client: $(STAMP)
 	cd clients/go && $(GO_ENV) $(GO) test -count=1 ./...
 
-# OpenFeature's Go flagd provider in in-process mode against a real sidecar (tests/flagd/go, built
-# by the tests with go.sum's modules).
+# OpenFeature's Go flagd provider in in-process mode and in RPC mode (--flagd-connect-listen)
+# against a real sidecar (tests/flagd/go, built by the tests with go.sum's modules).
 test-go-flagd: $(STAMP)
-	$(BIN)/pytest -q tests/flagd/test_in_process.py -k go
+	$(BIN)/pytest -q tests/flagd/test_in_process.py tests/flagd/test_clients.py -k go
 
 # The Java client's tests (clients/java), the conformance suite among them, against a real sidecar
 # from .venv. Maven takes every artifact at the version pom.xml pins, from Maven Central; the

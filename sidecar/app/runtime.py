@@ -4,7 +4,8 @@ order, and stops them.
 Start order (STARTUP): the management listener (so that /healthz answers and /readyz says why it
 is not ready while the flags load), the event pipeline (it replays what its spool kept), the flag
 store (takes --state-dir, loads the flags, follows the source), the health listener (a port in
-use there stops us before anything serves flags), the gRPC server, the sync listener
+use there stops us before anything serves flags), the gRPC server, the flagd Connect listener
+(--flagd-connect-listen; it serves the gRPC server's flagd services), the sync listener
 (--sync-listen; it streams the flag set the store has loaded), the admin listener (writes come
 last, and stop first).
 
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sidecar.app.settings import Settings
 from sidecar.engine import FlagSetError
@@ -41,15 +43,19 @@ from sidecar.sources import FileSource, Source, open_database, open_source
 from sidecar.store import FlagStore, StateDirError
 from sidecar.store.admin import FlagAdmin
 
+if TYPE_CHECKING:
+    from sidecar.server.flagd.connect import FlagdConnectListener
+
 logger = logging.getLogger("sidecar")
 
-STARTUP = ("management", "events", "store", "health", "server", "sync", "admin")
+STARTUP = ("management", "events", "store", "health", "server", "connect", "sync", "admin")
 # Readiness off comes first (management.begin_shutdown, and the server's own first step), then
 # the drain, then the flush of the events of the last calls; the health listener stops after the
 # store, with the management listener, so that its `liveness` stays SERVING throughout. Writes stop
 # first; then the sync listener: its Watch streams end at once (their clients reconnect elsewhere
-# or later).
-SHUTDOWN = ("admin", "sync", "server", "events", "store", "health", "management")
+# or later). The flagd Connect listener stops after the server's drain: the server's first step
+# ends every EventStream (both listeners'), and its unary calls are answered meanwhile.
+SHUTDOWN = ("admin", "sync", "server", "connect", "events", "store", "health", "management")
 # Kept from the shutdown budget for the last log lines and the exit itself.
 _EXIT_MARGIN = 0.5
 
@@ -88,6 +94,7 @@ class Runtime:
         self.health: HealthServer | None = None
         self.server: SidecarServer | None = None
         self.sync: SyncServer | None = None
+        self.connect: FlagdConnectListener | None = None
         self.admin: AdminServer | None = None
         self.started: list[str] = []  # component names, in the order they started
         self.stopped: list[str] = []  # and in the order they stopped
@@ -117,6 +124,7 @@ class Runtime:
             "store": self._start_store,
             "health": self._start_health,
             "server": self._start_server,
+            "connect": self._start_connect,
             "sync": self._start_sync,
             "admin": self._start_admin,
         }
@@ -223,6 +231,38 @@ class Runtime:
         except OSError as error:
             raise _not_serving("%s", error) from error
         return self._stop_server
+
+    def _start_connect(self) -> Callable[[], None] | None:
+        settings = self.settings
+        if not settings.flagd_connect_listen:
+            return None
+        assert self.server is not None  # built by _start_health
+        assert self.server.flagd_services is not None  # SERVICE_REGISTRARS has them
+        try:  # the `connect` extra, imported only when this listener is on
+            from sidecar.server.flagd.connect import FlagdConnectListener
+        except ImportError as error:
+            raise _not_serving(
+                "--flagd-connect-listen needs the `connect` extra (pip install 'flag-sidecar[connect]'): %s",
+                error,
+            ) from error
+        connect = FlagdConnectListener(
+            self.server.flagd_services,
+            self.server.streams,
+            settings.flagd_connect_listen,
+            max_request_bytes=settings.max_request_bytes,
+            max_concurrent_calls=settings.max_concurrent_calls,
+            tls=_tls_files(settings),
+        )
+        try:
+            connect.start()
+        except OSError as error:
+            raise _not_serving("%s", error) from error
+        self.connect = connect
+        return self._stop_connect
+
+    def _stop_connect(self) -> None:
+        assert self.connect is not None
+        self.connect.stop(min(1.0, self._left()))
 
     def _start_sync(self) -> Callable[[], None] | None:
         settings = self.settings

@@ -144,7 +144,7 @@ def _check_admin(settings: Settings, where: Callable[[str], str]) -> None:
             f"{where('admin_listen')} needs a way to authenticate callers: --admin-token-file, or "
             "--tls-client-ca (mutual TLS) with --tls-cert and --tls-key"
         )
-    evaluation_listeners = (*settings.listen, settings.flagd_listen)
+    evaluation_listeners = (*settings.listen, settings.flagd_listen, settings.flagd_connect_listen)
     if not settings.admin_listen.endswith(":0") and settings.admin_listen in evaluation_listeners:
         raise ConfigError(f"{where('admin_listen')} is an evaluation listener too: give it a port of its own")
 

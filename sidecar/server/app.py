@@ -69,6 +69,8 @@ class RegisteredServices:
     # long-lived stream (flagd's EventStream) says goodbye and ends here, or it would hold the
     # whole grace period.
     on_shutdown: Callable[[], None] = field(default=lambda: None)
+    # The flagd services, which the flagd Connect listener (--flagd-connect-listen) serves too.
+    flagd: FlagdServices | None = None
 
 
 # Adds one or more servicers to the server.
@@ -120,7 +122,7 @@ def register_flagd_services(server: grpc.Server, deps: ServiceDependencies) -> R
     )
     names = services.add_to_server(server, deps.streams)
     # EventStreams never end by themselves: they send provider_shutdown and end when shutdown begins.
-    return RegisteredServices(names, on_stop=services.close, on_shutdown=services.shutdown)
+    return RegisteredServices(names, on_stop=services.close, on_shutdown=services.shutdown, flagd=services)
 
 
 # ================================================================ SERVICE REGISTRY
@@ -216,6 +218,10 @@ class SidecarServer:
         self.service_names: tuple[str, ...] = tuple(name for r in registered for name in r.names)
         self._cleanups = [r.on_stop for r in registered]
         self._shutdown_hooks = [r.on_shutdown for r in registered]
+        # What another listener of the flagd protocol serves (None: no flagd registrar).
+        self.flagd_services: FlagdServices | None = next(
+            (r.flagd for r in registered if r.flagd is not None), None
+        )
         # reflection.enable_server_reflection() registers the same servicer without our decoding
         # (a malformed request: INTERNAL and a traceback) nor the stream limits.
         decoding.add_servicer(

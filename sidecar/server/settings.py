@@ -156,6 +156,14 @@ class FlagdOptions:
         "one more listener, like --listen (every service), where flagd providers look by default: "
         f"on = {FLAGD_DEFAULT_LISTEN}, off = none",
     )
+    flagd_connect_listen: str = option(
+        parse_optional_tcp_address,
+        "",
+        "HOST:PORT",
+        "serve flagd.evaluation.v1 and v2 over the Connect protocol (HTTP/1.1; TLS as --listen) here, "
+        "for flagd providers that speak Connect rather than gRPC (the Go one); needs the `connect` "
+        "extra (off: none)",
+    )
     context_value: tuple[str, ...] | None = option(
         parse_context_value,
         None,

@@ -324,8 +324,14 @@ def end_call(context: grpc.ServicerContext, code: grpc.StatusCode, message: str)
     CANCELLED without a word. The core call under the context can be cancelled with a status
     (grpc_call_cancel_with_status); grpcio keeps it in a private attribute, so when that is not
     there (another grpcio), fall back to the public cancel(). tests/server/test_streams.py checks
-    the client sees the status, so an upgrade that changes this fails there.
+    the client sees the status, so an upgrade that changes this fails there. A call that is not
+    grpcio's (the flagd Connect listener's, sidecar/server/flagd/connect.py) ends itself with
+    `end_with_status`.
     """
+    end_with_status = getattr(context, "end_with_status", None)
+    if end_with_status is not None:
+        end_with_status(code, message)
+        return
     call = getattr(getattr(context, "_rpc_event", None), "call", None)
     if call is not None:
         try:

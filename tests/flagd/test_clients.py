@@ -1,13 +1,15 @@
-"""The real OpenFeature flagd providers (Python, Node and Java, RPC resolver) against a running sidecar.
+"""The real OpenFeature flagd providers (Python, Node, Java and Go, RPC resolver) against a running sidecar.
 
 The sidecar is the real command (`python -m sidecar.cli serve`) with --flagd-listen,
---context-value and --context-from-header; the Python client talks to the --listen port (the
-native API's), the Node client to the --flagd-listen one. Each client runs in its own process
-(clients/py_client.py, node/client.mjs): it waits for READY,
+--flagd-connect-listen, --context-value and --context-from-header; the Python client talks to the
+--listen port (the native API's), the Node and Java clients to the --flagd-listen one, the Go client
+(whose RPC mode speaks the Connect protocol) to the --flagd-connect-listen one. Each client runs in
+its own process (clients/py_client.py, node/client.mjs, java/, go/): it waits for READY,
 runs the checks of clients/checks.json, edits the flag file, waits for
 PROVIDER_CONFIGURATION_CHANGED and prints a JSON report, which must match expectations.py.
 The Node dependencies come from the committed package-lock.json (`npm ci`, also run by `make test`),
-the Java ones from java/pom.xml's pinned versions (built once per session, java_client.py).
+the Java ones from java/pom.xml's pinned versions (built once per session, java_client.py), the
+Go ones from go/go.sum (go_client.py).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class Sidecar:
             return ports if len(ports) == 2 else None
 
         self.listen_port, self.flagd_port = eventually(bound, timeout=15)
+        connect = eventually(lambda: re.search(r"flagd Connect protocol on 127\.0\.0\.1:(\d+)", process.log))
+        self.connect_port = int(connect.group(1))
         self.terminated = False
 
     def terminate(self) -> None:
@@ -65,7 +69,15 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     flag_file = write_flag_file(tmp_path / "flags.yaml", test_flags.flags())
     context = [f"--context-value={key}={value}" for key, value in test_flags.STATIC_CONTEXT.items()]
     headers = [f"--context-from-header={name}={key}" for name, key in test_flags.HEADER_TO_CONTEXT.items()]
-    process = ServeProcess(flag_file, "--flagd-listen", "127.0.0.1:0", *context, *headers)
+    process = ServeProcess(
+        flag_file,
+        "--flagd-listen",
+        "127.0.0.1:0",
+        "--flagd-connect-listen",
+        "127.0.0.1:0",
+        *context,
+        *headers,
+    )
     try:
         running = Sidecar(process, flag_file)
         yield running
@@ -136,6 +148,13 @@ def test_java_provider_on_the_flagd_port(java_client, sidecar, tmp_path):
     report = run_client(command, sidecar.flagd_port, sidecar.flag_file, tmp_path)
     assert report["client"] == "java"
     check_report(report, expectations.results() | expectations.JAVA_PROVIDER_NO_VALUE)
+
+
+def test_go_provider_on_the_flagd_connect_port(go_client, sidecar, tmp_path):
+    command = [str(go_client), "rpc", "--checks", str(HERE / "clients" / "checks.json")]
+    report = run_client(command, sidecar.connect_port, sidecar.flag_file, tmp_path)
+    assert report["client"] == "go"
+    check_report(report)
 
 
 def test_header_mapping_and_shutdown_through_the_command(sidecar):

@@ -7,8 +7,9 @@ For every check whose flag is served in-process, both answer the same value, var
 a flag left out is listed in the sync context and is FLAG_NOT_FOUND in-process, never a wrong
 answer; an edit of the flag file reaches the in-process provider; the sidecar's --context-value
 pairs reach it through sync_context. The Java provider (java_client.py: FlagdClient's in-process
-mode, same options and report) and the Go one (go_client.py: tests/flagd/go, in-process only; the
-sidecar's RPC answers next to it are the Python provider's) run the same tests (the `provider`
+mode, same options and report) and the Go one (go_client.py: tests/flagd/go, in-process here, its RPC mode
+in test_clients.py against --flagd-connect-listen; the sidecar's RPC answers next to it are the
+Python provider's) run the same tests (the `provider`
 fixture), each held to its own documented differences (`Provider.expected`); the split tests at the
 end are Java's and Go's (fractional=v2).
 """

@@ -183,6 +183,30 @@ def test_node_snippet_runs_as_written(tmp_path: Path) -> None:
     assert completed.stdout.strip() == expected
 
 
+def test_flagd_connect_snippet_runs_as_written() -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    block = block_starting("pip install 'flag-sidecar[connect]'")
+    command = block.split("\ncurl ", 1)[1].replace("\\\n", " ")
+    answer = README.split(block, 1)[1].split("prints `", 1)[1].split("`", 1)[0]
+    assert ":8013/" in command  # the port the serve line gives
+    process = ServeProcess(Path("examples/flags.yaml"), "--flagd-connect-listen", "127.0.0.1:0")
+    try:
+        port = eventually(lambda: re.search(r"flagd Connect protocol on 127\.0\.0\.1:(\d+)", process.log), 15)
+        completed = subprocess.run(
+            f"curl {command.replace(':8013/', f':{port.group(1)}/')}",
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        process.stop()
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == json.loads(answer)
+
+
 def test_java_snippet_runs_as_written(tmp_path: Path) -> None:
     try:
         classpath = java_client.classpath()

@@ -41,6 +41,7 @@ def base_args(tmp_path: Path) -> list[str]:
         "--management-listen", f"127.0.0.1:{free_port()}",
         "--health-listen", f"127.0.0.1:{free_port()}",
         "--sync-listen", f"127.0.0.1:{free_port()}",
+        "--flagd-connect-listen", f"127.0.0.1:{free_port()}",
         "--state-dir", str(tmp_path / "state"),
         "--exporter", f"file:dir={tmp_path / 'events'}",
         "--spool-dir", str(tmp_path / "spool"),
@@ -71,9 +72,13 @@ FAULTS = {
         lambda busy, tmp: ["--tls-cert", str(tmp / "absent.pem"), "--tls-key", str(tmp / "absent.key")],
         ["management", "events", "store", "health"],
     ),
+    "flagd Connect port in use": (
+        lambda busy, tmp: ["--flagd-connect-listen", f"127.0.0.1:{busy}"],
+        ["management", "events", "store", "health", "server"],
+    ),
     "sync port in use": (
         lambda busy, tmp: ["--sync-listen", f"127.0.0.1:{busy}"],
-        ["management", "events", "store", "health", "server"],
+        ["management", "events", "store", "health", "server", "connect"],
     ),
 }
 
@@ -115,11 +120,12 @@ def test_start_and_shutdown_follow_the_declared_orders(base_args):
     before = set(threading.enumerate())
     with Runtime(settings_for(*base_args)) as runtime:
         runtime.start()
-        assert runtime.started == ["management", "events", "store", "health", "server", "sync"]
+        assert runtime.started == ["management", "events", "store", "health", "server", "connect", "sync"]
         assert runtime.shutdown("SIGTERM") == 0
-    # Readiness goes off first (the server's first step), the events of the last calls are
-    # flushed after the drain, and the health listener stops after the store, with management.
-    assert runtime.stopped == ["sync", "server", "events", "store", "health", "management"]
+    # Readiness goes off first (the server's first step), the flagd Connect listener stops after
+    # the drain, the events of the last calls are flushed after it, and the health listener stops
+    # after the store, with management.
+    assert runtime.stopped == ["sync", "server", "connect", "events", "store", "health", "management"]
     assert_nothing_left_running(before)
 
 

@@ -26,7 +26,11 @@ func (c *changes) handler() openfeature.EventCallback {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, key := range details.FlagChanges {
-			c.flags[key] = true
+			// The provider's RPC mode (v0.6.0) puts one empty key per changed flag before the keys
+			// (make([]string, n), then append), against flagd as against the sidecar.
+			if key != "" {
+				c.flags[key] = true
+			}
 		}
 		if c.flags[c.watched] {
 			c.once.Do(func() { close(c.seen) })

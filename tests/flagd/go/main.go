@@ -2,14 +2,20 @@
 // against a running flag-sidecar and prints one JSON report on stdout, in the shape of the Python
 // clients' beside it, so that the same assertions check every language.
 //
-//	[--selector SEL] [--provider-id ID] [--flag-file F --changed-file C --changed-flag KEY]
+//	rpc --port P --checks checks.json [--flag-file F --changed-file C]
+//	in-process --sync-port P --checks checks.json [--selector SEL] [--provider-id ID]
+//	           [--flag-file F --changed-file C --changed-flag KEY]
+//
+// rpc: the provider in RPC mode (the Connect protocol, on the sidecar's --flagd-connect-listen)
+// runs clients/checks.json, replaces the flag file, waits for PROVIDER_CONFIGURATION_CHANGED and
+// runs its afterChange checks: the report of the other RPC clients (tests/flagd/test_clients.py).
 //
 // in-process: the provider in in-process mode (SyncFlags on the sync listener) evaluates each
 // check; then, with --changed-file, the flag file is replaced and, once the provider reports
 // PROVIDER_CONFIGURATION_CHANGED for --changed-flag, that flag's checks run again. The report is
 // clients/py_in_process.py's, less the RPC answers, which tests/flagd/test_in_process.py takes
-// from the Python provider: the Go provider's RPC mode speaks the Connect protocol over HTTP/1.1
-// (connect-go), which the sidecar's gRPC listeners do not serve.
+// from the Python provider (the Go provider's RPC mode needs --flagd-connect-listen, which that
+// test does not start).
 package main
 
 import (
@@ -21,16 +27,18 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: flagd-go-client in-process [options]")
+		fmt.Fprintln(os.Stderr, "usage: flagd-go-client rpc|in-process [options]")
 		os.Exit(2)
 	}
 	var report any
 	var err error
 	switch mode, args := os.Args[1], os.Args[2:]; mode {
+	case "rpc":
+		report, err = runRPC(args)
 	case "in-process":
 		report, err = runInProcess(args)
 	default:
-		err = fmt.Errorf("unknown mode %q (in-process)", mode)
+		err = fmt.Errorf("unknown mode %q (rpc, in-process)", mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flagd-go-client:", err)
@@ -48,7 +56,7 @@ func main() {
 type options struct {
 	host, checks, selector, providerID string
 	flagFile, changedFile, changedFlag string
-	syncPort                           int
+	syncPort, port                     int
 }
 
 func parse(name string, args []string) (options, error) {
@@ -56,6 +64,7 @@ func parse(name string, args []string) (options, error) {
 	set := flag.NewFlagSet(name, flag.ContinueOnError)
 	set.StringVar(&o.host, "host", "127.0.0.1", "the sidecar's host")
 	set.IntVar(&o.syncPort, "sync-port", 0, "in-process: the sidecar's --sync-listen port")
+	set.IntVar(&o.port, "port", 0, "rpc: the sidecar's --flagd-connect-listen port")
 	set.StringVar(&o.checks, "checks", "", "the checks (JSON)")
 	set.StringVar(&o.selector, "selector", "", "in-process: the flagd selector")
 	set.StringVar(&o.providerID, "provider-id", "", "in-process: the SyncFlags provider_id")
