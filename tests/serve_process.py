@@ -7,9 +7,13 @@ import re
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import eventually
 
@@ -84,3 +88,31 @@ class ServeProcess:
             self.process.kill()
         self.process.wait(5)
         self._reader.join(5)
+
+
+class SidecarProbes:
+    """What a test reads off a running sidecar: its management endpoints and its gRPC health.
+    A subclass sets `address` (the gRPC listener) and `management` (http://host:port)."""
+
+    address: str
+    management: str
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET a management path: (status, body), error statuses included."""
+        try:
+            with urllib.request.urlopen(self.management + path, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metric(self, name: str) -> float | None:
+        """A sample's value; `name` may carry its labels, `name{label="value"}`."""
+        match = re.search(rf"^{re.escape(name)} (\S+)$", self.get("/metrics")[1], re.MULTILINE)
+        return float(match.group(1)) if match else None
+
+    def health(self, service: str) -> str:
+        """The gRPC health status of `service`, by name (SERVING, NOT_SERVING, ...)."""
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(status)

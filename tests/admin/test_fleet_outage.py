@@ -7,25 +7,22 @@ back: every one of them catches up by itself and follows writes again."""
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flagsidecar.v1 import admin_pb2
 from tests import postgres_server
 from tests.admin.conftest import AUTH, AdminSidecar, evaluate, new_flag
 from tests.conftest import eventually
-from tests.serve_process import ServeProcess
+from tests.serve_process import ServeProcess, SidecarProbes
 
 postgres_server.require()
 pytestmark = pytest.mark.skipif(not postgres_server.available(), reason="no pg_ctl (PostgreSQL) found")
 
 
-class FleetSidecar(AdminSidecar):
+class FleetSidecar(AdminSidecar, SidecarProbes):
     """A sidecar process on the database, with its management endpoints and state directory."""
 
     def __init__(self, uri: str, state: Path, *extra: str) -> None:
@@ -41,24 +38,6 @@ class FleetSidecar(AdminSidecar):
     def version(self) -> int | None:
         answer = evaluate(self.evaluation(), "new-checkout")
         return None if answer is None else answer.flag_version
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.management + path, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def metric(self, name: str) -> float | None:
-        """A sample's value; `name` may carry its labels, `name{label="value"}`."""
-        match = re.search(rf"^{re.escape(name)} (\S+)$", self.get("/metrics")[1], re.MULTILINE)
-        return float(match.group(1)) if match else None
-
-    def health(self, service: str) -> str:
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
 
 def _down(sidecar: FleetSidecar) -> bool:

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import re
 import signal
-import urllib.error
-import urllib.request
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from flagsidecar.v1 import evaluation_pb2, evaluation_pb2_grpc
 from tests.conftest import eventually
-from tests.serve_process import ServeProcess
+from tests.serve_process import ServeProcess, SidecarProbes
 from tests.sources.flag_server import FlagServer
 
 
@@ -33,7 +30,7 @@ def flags(default: str) -> dict:
     }
 
 
-class Sidecar:
+class Sidecar(SidecarProbes):
     def __init__(self, server: FlagServer, state_dir, *extra: str) -> None:
         self.process = ServeProcess(
             None,
@@ -58,23 +55,6 @@ class Sidecar:
             stub = evaluation_pb2_grpc.EvaluationServiceStub(channel)
             request = evaluation_pb2.EvaluateRequest(flag_key="f")
             return stub.Evaluate(request, timeout=5).evaluation.variant
-
-    def health(self, service: str) -> str:
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.management + path, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def metric(self, name: str) -> float | None:
-        match = re.search(rf"^{name} (\S+)$", self.get("/metrics")[1], re.MULTILINE)
-        return float(match.group(1)) if match else None
 
     def stop(self) -> None:
         self.process.stop()  # SIGKILL: no goodbye, as a crash
