@@ -27,6 +27,7 @@ from ..engine import FlagSetError, Problem
 from .yaml_values import FlagSink, load_yaml_values
 
 MAX_SAFE_INTEGER = 2**53
+NumberHooks = tuple[Callable[[str], int], Callable[[str], float]]  # JSONDecoder's parse_int, parse_float
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -65,7 +66,7 @@ def parse_flag_document(
     text = _decoded(data, problem)
     if text is None:
         raise FlagSetError(problems)
-    checker = _ValueChecker(text, limits, problem)
+    checker = _ValueChecker(text, limits, problem, json_format=json_format)
     sink: FlagSink | None = None
     if on_flag is not None:
         handed = 0
@@ -78,7 +79,7 @@ def parse_flag_document(
 
     try:
         if json_format:
-            document = _load_json(text, problem, sink)
+            document = _load_json(text, problem, sink, checker.number_hooks())
         else:
             document = load_yaml_values(text, problem, limits.max_depth, sink)
     except RecursionError:  # deeper than the interpreter's stack: far past max_depth
@@ -114,7 +115,12 @@ def _skip(text: str, at: int) -> int:
     return match.end() if match else at
 
 
-def _load_json(text: str, problem: Callable[[str], None], on_flag: FlagSink | None = None) -> Any:
+def _load_json(
+    text: str,
+    problem: Callable[[str], None],
+    on_flag: FlagSink | None = None,
+    numbers: NumberHooks | None = None,
+) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         mapping: dict[str, Any] = {}
         for key, value in items:
@@ -127,7 +133,10 @@ def _load_json(text: str, problem: Callable[[str], None], on_flag: FlagSink | No
         problem(f"{name} is not a JSON number")
         return 0.0
 
-    decoder = json.JSONDecoder(object_pairs_hook=pairs, parse_constant=constant)
+    parse_int, parse_float = numbers or (None, None)
+    decoder = json.JSONDecoder(
+        object_pairs_hook=pairs, parse_constant=constant, parse_int=parse_int, parse_float=parse_float
+    )
     try:
         if on_flag is None:
             return decoder.decode(text)
@@ -213,17 +222,56 @@ class _ValueChecker:
     one already: in any other document the strings are not searched.
     """
 
-    def __init__(self, text: str, limits: DocumentLimits, problem: Callable[[str], None]) -> None:
+    def __init__(
+        self, text: str, limits: DocumentLimits, problem: Callable[[str], None], *, json_format: bool = False
+    ) -> None:
         self.strings = (
             "\\u" in text or "\\U" in text or (not text.isascii() and bool(_SURROGATE.search(text)))
         )
         self.limits = limits
         self.problem = problem
         self.count = 0
+        # JSON text holds only JSON values, each written out once (no aliases): what is left to check
+        # is the depth, the numbers (which the decoder hands to number_hooks as it reads them) and
+        # lone surrogates, and the budget, which no document of fewer commas and brackets can spend
+        # (each value but the first follows a comma or an opening bracket). Then only the containers
+        # are walked, for the depth, a fraction of the full walk on a large set; any doubt (a
+        # number out of range, a possible surrogate) takes the full walk, which locates the problem.
+        self.containers_only = (
+            json_format
+            and not self.strings
+            and 1 + text.count(",") + text.count("[") + text.count("{") <= limits.max_values
+        )
+        self.numbers_in_doubt = False
+
+    def number_hooks(self) -> NumberHooks | None:
+        """json.JSONDecoder's parse_int and parse_float, noting a number the full walk must look at."""
+        if not self.containers_only:
+            return None
+
+        def parse_int(text: str) -> int:
+            value = int(text)
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                self.numbers_in_doubt = True
+            return value
+
+        def parse_float(text: str) -> float:
+            value = float(text)
+            if value in _INFINITIES:  # 1e999: NaN is no JSON number, it comes as a constant
+                self.numbers_in_doubt = True
+            return value
+
+        return parse_int, parse_float
 
     def check(self, value: Any, path: Any, depth: int = 0) -> bool:
         """Check `value` (at `path`, `depth` levels deep); False once the budget is spent."""
         limits, problem, strings = self.limits, self.problem, self.strings
+        if (
+            self.containers_only
+            and not self.numbers_in_doubt
+            and not _deeper_than(value, limits.max_depth, depth)
+        ):
+            return True  # else the full walk, which says where
         if self.count > limits.max_values:
             return False
         self.count += 1
@@ -257,6 +305,26 @@ class _ValueChecker:
                 elif kind is not str or strings:
                     _check_scalar(item, (path, key), strings, problem)
         return True
+
+
+_INFINITIES = (float("inf"), float("-inf"))
+
+
+def _deeper_than(value: Any, max_depth: int, depth: int) -> bool:
+    """Whether any container in `value` (at `depth`) lies `max_depth` levels deep or more."""
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container, level = pop()
+        if level >= max_depth:
+            return True
+        level += 1
+        for item in container.values() if type(container) is dict else container:
+            if type(item) is dict or type(item) is list:
+                push((item, level))
+    return False
 
 
 def _check_scalar(value: Any, path: Any, strings: bool, problem: Callable[[str], None]) -> None:

@@ -13,6 +13,8 @@ from ..sources.document import FORMATS, JSON, Document
 from ..sources.file import read_document
 from .flag_document import parse_flag_document
 
+_frozen_at_start = False  # whether the first load froze what the process had built by then
+
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
@@ -21,12 +23,25 @@ def _gc_paused() -> Iterator[None]:
     Parsing and compiling allocate many objects and free almost none, so the collector keeps
     running and finds nothing, and each full pass walks everything built so far: with the
     collector on, a 10,000-flag file takes twice as long to load (BENCHMARKS.md).
+
+    Re-enabled, the collector would then walk all of it anyway, three passes on the way to its
+    oldest generation, still finding nothing, during start-up. So the process's first load freezes
+    what exists by then (gc.freeze: the imports and the start-up set, all long-lived) before the
+    collector comes back. A later load unfreezes it first: the set it replaces, frozen, would be
+    out of the collector's sight for good.
     """
+    global _frozen_at_start
     was_enabled = gc.isenabled()
     gc.disable()
+    first = not _frozen_at_start
+    if not first and gc.get_freeze_count():
+        gc.unfreeze()
     try:
         yield
     finally:
+        if first:
+            _frozen_at_start = True
+            gc.freeze()
         if was_enabled:
             gc.enable()
 

@@ -90,6 +90,7 @@ def test_what_json_cannot_carry_is_a_located_problem(text, wording):
         ('{"a": "\\ud800"}', "a: a lone surrogate"),
         ('{"a": ' + "1" * 5000 + "}", "not valid JSON"),
         ('{"a": [1, 2, 9007199254740993]}', "a[2]: integer beyond +-2^53"),
+        ('{"a": {"b": [0.5, -1e999]}}', "a.b[1]: -inf is not a JSON number"),
     ],
 )
 def test_json_documents_follow_the_same_rules(text, wording):
@@ -144,6 +145,22 @@ def test_an_alias_bomb_is_refused_without_being_built():
         "it is too large to serve"
     ]
     assert peak < 64 * 2**20
+
+
+def test_a_json_document_past_the_budget_is_refused():
+    assert problems('[1, [2, 3], {"a": [4]}]', source="flags.json", max_values=5)[0].endswith(
+        "it is too large to serve"
+    )
+    assert parse_flag_document('[1, [2, 3], {"a": [4]}]', "flags.json", DocumentLimits(max_values=8))
+
+
+def test_a_json_document_lists_each_problem_where_it_is():
+    found = problems('{"a": [[0, 1e400]], "b": {"c": "\\ud800", "d": 2e400}}', source="flags.json")
+    assert [problem.split(": ", 1)[1] for problem in found] == [
+        "b.c: a lone surrogate (half of a UTF-16 pair) is not text",
+        "b.d: inf is not a JSON number",
+        "a[0][1]: inf is not a JSON number",
+    ]
 
 
 def test_aliases_within_the_budget_are_served():
