@@ -27,6 +27,8 @@ from ..engine import FlagSetError, Problem
 from .yaml_values import FlagSink, load_yaml_values
 
 MAX_SAFE_INTEGER = 2**53
+# An item of the top-level flags list, and where its text starts and ends (JSON).
+SpanSink = Callable[[Any, int, int], None]
 NumberHooks = tuple[Callable[[str], int], Callable[[str], float]]  # JSONDecoder's parse_int, parse_float
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -68,18 +70,22 @@ def parse_flag_document(
         raise FlagSetError(problems)
     checker = _ValueChecker(text, limits, problem, json_format=json_format)
     sink: FlagSink | None = None
+    span_sink: SpanSink | None = None
     if on_flag is not None:
         handed = 0
 
-        def sink(value: Any) -> None:
+        def sink(value: Any, openers: int | None = None) -> None:
             nonlocal handed
-            if checker.check(value, ((None, "flags"), handed), depth=2):
+            if checker.check(value, ((None, "flags"), handed), depth=2, openers=openers):
                 on_flag(value)
             handed += 1
 
+        def span_sink(value: Any, start: int, end: int) -> None:
+            sink(value, text.count("[", start, end) + text.count("{", start, end))
+
     try:
         if json_format:
-            document = _load_json(text, problem, sink, checker.number_hooks())
+            document = _load_json(text, problem, span_sink, checker.number_hooks())
         else:
             document = load_yaml_values(text, problem, limits.max_depth, sink)
     except RecursionError:  # deeper than the interpreter's stack: far past max_depth
@@ -118,11 +124,14 @@ def _skip(text: str, at: int) -> int:
 def _load_json(
     text: str,
     problem: Callable[[str], None],
-    on_flag: FlagSink | None = None,
+    on_flag: SpanSink | None = None,
     numbers: NumberHooks | None = None,
 ) -> Any:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        mapping: dict[str, Any] = {}
+        mapping = dict(items)
+        if len(mapping) == len(items):  # no key twice: the common case, without a Python loop
+            return mapping
+        mapping = {}
         for key, value in items:
             if key in mapping:
                 problem(f"key {_shown(key)} appears twice in one object")
@@ -152,7 +161,7 @@ def _decode_streaming(
     decoder: json.JSONDecoder,
     text: str,
     pairs: Callable[[list[tuple[str, Any]]], dict[str, Any]],
-    on_flag: FlagSink,
+    on_flag: SpanSink,
 ) -> Any:
     """decoder.decode(text), but the items of a top-level object's `flags` array go to `on_flag` as
     each is decoded. The top level is walked here, every value below it by the decoder; errors are
@@ -193,14 +202,16 @@ def _decode_streaming(
     return pairs(items)
 
 
-def _decode_items(decoder: json.JSONDecoder, text: str, at: int, on_item: FlagSink) -> int:
-    """Decode the array at `at` item by item into `on_item`; the position after it."""
+def _decode_items(decoder: json.JSONDecoder, text: str, at: int, on_item: SpanSink) -> int:
+    """Decode the array at `at` item by item into `on_item` (with the span of its text); the
+    position after it."""
     at = _skip(text, at + 1)
     if text.startswith("]", at):
         return at + 1
     while True:
+        start = at
         item, at = decoder.raw_decode(text, at)
-        on_item(item)
+        on_item(item, start, at)
         at = _skip(text, at)
         if text.startswith(",", at):
             at = _skip(text, at + 1)
@@ -234,9 +245,10 @@ class _ValueChecker:
         # JSON text holds only JSON values, each written out once (no aliases): what is left to check
         # is the depth, the numbers (which the decoder hands to number_hooks as it reads them) and
         # lone surrogates, and the budget, which no document of fewer commas and brackets can spend
-        # (each value but the first follows a comma or an opening bracket). Then only the containers
-        # are walked, for the depth, a fraction of the full walk on a large set; any doubt (a
-        # number out of range, a possible surrogate) takes the full walk, which locates the problem.
+        # (each value but the first follows a comma or an opening bracket). Then the depth is all:
+        # a flag whose text opens fewer brackets than the levels left cannot be too deep, and any
+        # other value has only its containers walked. Any doubt (a number out of range, a possible
+        # surrogate, too deep) takes the full walk, which locates the problem.
         self.containers_only = (
             json_format
             and not self.strings
@@ -263,13 +275,17 @@ class _ValueChecker:
 
         return parse_int, parse_float
 
-    def check(self, value: Any, path: Any, depth: int = 0) -> bool:
-        """Check `value` (at `path`, `depth` levels deep); False once the budget is spent."""
+    def check(self, value: Any, path: Any, depth: int = 0, openers: int | None = None) -> bool:
+        """Check `value` (at `path`, `depth` levels deep); False once the budget is spent.
+        `openers`: how many `[` and `{` its JSON text holds, at most (none nests deeper than that)."""
         limits, problem, strings = self.limits, self.problem, self.strings
         if (
             self.containers_only
             and not self.numbers_in_doubt
-            and not _deeper_than(value, limits.max_depth, depth)
+            and (
+                (openers is not None and depth + openers <= limits.max_depth)
+                or not _deeper_than(value, limits.max_depth, depth)
+            )
         ):
             return True  # else the full walk, which says where
         if self.count > limits.max_values:

@@ -197,3 +197,18 @@ def test_any_json_value_reads_back_the_same_from_yaml_and_json(value):
     document = {"value": value}
     assert parse_flag_document(json.dumps(document), "flags.json") == document
     assert parse_flag_document(yaml.safe_dump(document, allow_unicode=True), "flags.yaml") == document
+
+
+def test_a_json_flag_of_many_brackets_but_shallow_is_served_and_a_deep_one_is_not():
+    # A flag whose text opens more brackets than the levels left is walked for its depth.
+    shallow = {"key": "a", "metadata": {"lists": [[i] for i in range(100)]}}
+    deep = {"key": "b", "metadata": {"x": json.loads("[" * 70 + "]" * 70)}}
+    handed = []
+    text = json.dumps({"flags": [shallow]})
+    assert parse_flag_document(text, "flags.json", on_flag=handed.append) == {"flags": []}
+    assert handed == [shallow]
+    with pytest.raises(FlagSetError) as raised:
+        parse_flag_document(json.dumps({"flags": [shallow, deep]}), "flags.json", on_flag=handed.append)
+    assert [str(p) for p in raised.value.problems] == [
+        "flags.json: flags[1].metadata.x" + "[0]" * 60 + ": nested more than 64 levels deep"
+    ]
