@@ -32,7 +32,7 @@ from .definitions import (
     flag_document,
     segment_document,
 )
-from .fastpath import build_fast_path
+from .fastpath import Plans, build_fast_path
 from .model import (
     BUCKET_COUNT,
     USER_ID_PROPERTY,
@@ -717,6 +717,8 @@ class _Compiler:
         self.distributions: dict[tuple[int, int, int], Distribution] = {}
         # Equal rules (one definition) share their compiled constraint and distribution tuples.
         self.tuples: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
+        # Flags of the same rules share their fast path's code and its shared values (fastpath.Plans).
+        self.plans: Plans = {}
 
     def warn(self, message: str, **where: Any) -> None:
         self.warnings.append(Problem(message, source=self.source, **where))
@@ -762,9 +764,12 @@ class _Compiler:
         )
 
     def _constraints(self, definitions: tuple[ConstraintDefinition, ...]) -> tuple[Constraint, ...]:
-        known = self.tuples.get(id(definitions))
+        # By the definitions' identities, not the tuple's: rules that differ only in their splits are
+        # read as new tuples of the same (memoized) constraint definitions.
+        key = tuple(map(id, definitions))
+        known = self.tuples.get(key)
         if known is None:
-            known = self.tuples[id(definitions)] = (definitions, tuple(map(self._constraint, definitions)))
+            known = self.tuples[key] = (definitions, tuple(map(self._constraint, definitions)))
         return known[1]
 
     def _constraint(self, definition: ConstraintDefinition) -> Constraint:
@@ -818,7 +823,7 @@ class _Compiler:
         else:
             fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
         return Flag(
-            fast=build_fast_path(key, rules, fallthrough) if enabled and rules else None,
+            fast=build_fast_path(key, rules, fallthrough, self.plans) if enabled and rules else None,
             key=key,
             name=definition.name or key,
             description=definition.description,

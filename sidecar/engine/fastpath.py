@@ -28,6 +28,7 @@ import threading
 import types
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import mmh3
@@ -62,6 +63,8 @@ class _Source:
 
     def __init__(self) -> None:
         self.values: list[Any] = []
+        # (position in values, rule index, what): the values that are the flag's own (_own_value).
+        self.own: list[tuple[int, int, str]] = []
         self.properties: dict[str, str] = {}
         self.reads: list[str] = []
         self.segment_budget = MAX_INLINE_SEGMENT_CONSTRAINTS
@@ -69,6 +72,11 @@ class _Source:
     def value(self, value: Any) -> str:
         self.values.append(value)
         return f"c{len(self.values) - 1}"
+
+    def flag_value(self, value: Any, rule_index: int, what: str) -> str:
+        """A value of this flag's own (its key, its answers), not of the rules' shared parts."""
+        self.own.append((len(self.values), rule_index, what))
+        return self.value(value)
 
     def prop(self, name: str) -> str:
         """The local holding `ctx.get(name)`. Which constraints share a property is part of the
@@ -115,17 +123,18 @@ def _segment_condition(segment: Segment, source: _Source) -> str:
     return f"({' or '.join(f'({rule})' for rule in rules)})" if rules else "False"
 
 
-def _rule_lines(rule: FlagRule, flag_key: str, source: _Source) -> list[str]:
+def _rule_lines(index: int, rule: FlagRule, flag_key: str, source: _Source) -> list[str]:
     tests = [_condition(constraint, source) for constraint in rule.constraints]
     condition = " and ".join(tests) if tests else "True"
     if rule.single is not None:
-        return [f"    if {condition}:", f"        return {source.value(rule.single)}"]
+        return [f"    if {condition}:", f"        return {source.flag_value(rule.single, index, 'single')}"]
     # As the evaluator: a split on a missing (or unbucketable) attribute does not match. A string
     # (the usual bucket value) is hashed inline, as bucketing.bucket does: murmur3 over the UTF-8 of
     # "<flag key>:<value>". Text that is not valid UTF-8 takes bucket()'s own path.
-    v, key = source.prop(rule.bucket_by), source.value(flag_key)
-    prefix = source.value(f"{flag_key}:".encode("utf-8", "surrogatepass"))
-    bounds, answers = source.value(rule.bounds), source.value(rule.split_answers)
+    v, key = source.prop(rule.bucket_by), source.flag_value(flag_key, index, "key")
+    prefix = source.flag_value(_prefix(flag_key), index, "prefix")
+    bounds = source.flag_value(rule.bounds, index, "bounds")
+    answers = source.flag_value(rule.split_answers, index, "answers")
     return [
         f"    if {condition}:",
         f"        if type({v}) is str:",
@@ -140,12 +149,71 @@ def _rule_lines(rule: FlagRule, flag_key: str, source: _Source) -> list[str]:
     ]
 
 
-def build_fast_path(flag_key: str, rules: Sequence[FlagRule], fallthrough: Evaluation) -> FastPath:
+def _prefix(flag_key: str) -> bytes:
+    return f"{flag_key}:".encode("utf-8", "surrogatepass")
+
+
+def _own_value(what: str, rule: FlagRule | None, flag_key: str, fallthrough: Evaluation) -> Any:
+    """The value _rule_lines or build_fast_path gave flag_value as `what`, for another flag."""
+    if what == "fallthrough":
+        return fallthrough
+    if what == "key":
+        return flag_key
+    if what == "prefix":
+        return _prefix(flag_key)
+    assert rule is not None
+    if what == "single":
+        return rule.single
+    if what == "bounds":
+        return rule.bounds
+    return rule.split_answers
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A flag's function, ready for another flag of the same rules: the same code, and the values
+    but the flag's own (its key and answers), which go in at `own`'s positions."""
+
+    code: types.CodeType
+    namespace: dict[str, Any]
+    values: tuple[Any, ...]
+    own: tuple[tuple[int, int, str], ...]
+
+
+# A flag's rules by what shapes its function: their constraints (one tuple object per distinct list:
+# compiler._Compiler.tuples, which holds them while the plans live), answer kind and bucketing.
+PlanKey = tuple[tuple[int, bool, str, int], ...]
+Plans = dict[PlanKey, _Plan]
+
+
+def build_fast_path(
+    flag_key: str, rules: Sequence[FlagRule], fallthrough: Evaluation, plans: Plans | None = None
+) -> FastPath:
     """One function answering as the evaluator's loop over `rules` does for an enabled flag (its
-    inline tests use the values the predicates were built with: Constraint.arguments)."""
+    inline tests use the values the predicates were built with: Constraint.arguments).
+
+    With `plans` (one compile's, whose constraint tuples outlive it), a flag whose rules are the
+    same as an earlier one's takes that flag's function and values, with its own put in: flag files
+    repeat their rules, and writing the text out again was most of compiling such a flag."""
+    plan_key: PlanKey | None = None
+    if plans is not None:
+        plan_key = tuple(
+            (id(rule.constraints), rule.single is None, rule.bucket_by, len(rule.bounds)) for rule in rules
+        )
+        plan = plans.get(plan_key)
+        if plan is not None:
+            values = list(plan.values)
+            for position, index, what in plan.own:
+                values[position] = _own_value(
+                    what, rules[index] if index >= 0 else None, flag_key, fallthrough
+                )
+            function: FastPath = types.FunctionType(plan.code, plan.namespace, "fast", tuple(values))
+            return function
     source = _Source()
-    rule_lines = [line for rule in rules for line in _rule_lines(rule, flag_key, source)]
-    rule_lines.append(f"    return {source.value(fallthrough)}")
+    rule_lines = [
+        line for index, rule in enumerate(rules) for line in _rule_lines(index, rule, flag_key, source)
+    ]
+    rule_lines.append(f"    return {source.flag_value(fallthrough, -1, 'fallthrough')}")
     parameters = "".join(f", c{i}=None" for i in range(len(source.values)))
     text = "\n".join([f"def fast(ctx{parameters}):", "    get = ctx.get", *source.reads, *rule_lines])
     shape = _shapes.get(text)
@@ -158,5 +226,7 @@ def build_fast_path(flag_key: str, rules: Sequence[FlagRule], fallthrough: Evalu
                 _shapes.clear()
             _shapes[text] = shape
     code, namespace = shape
-    function: FastPath = types.FunctionType(code, namespace, "fast", tuple(source.values))
+    if plans is not None and plan_key is not None:
+        plans[plan_key] = _Plan(code, namespace, tuple(source.values), tuple(source.own))
+    function = types.FunctionType(code, namespace, "fast", tuple(source.values))
     return function

@@ -194,3 +194,52 @@ def test_split_hashes_any_text_as_bucketing_does(account):
     )
     flag = compile_flag_set(doc, SOURCE).flags["k\udc80ey"]
     assert flag.fast({"a": account}) is evaluate_rules(flag, {"a": account})
+
+
+REPEATED_RULES = [
+    rule(constraint("ONE_OF", ["pro", "team"], "plan"), constraint("IS_IN_SEGMENT", ["beta"], prop=None)),
+    rule(
+        constraint("GREATER", [5], "n"), distributions=split(("hit", 30), ("miss", 70)), bucket_by="account"
+    ),
+]
+
+
+def _repeated_rule_flags():
+    """Flags of the same rules (equal text, as a flag file repeats them) whose own parts differ: keys,
+    variant values, split shares, defaults; and two whose rules only look alike."""
+    flags = []
+    for index in range(6):
+        variants = [{"key": "hit", "value": f"h{index}"}, {"key": "miss", "value": f"m{index}"}]
+        rules = [
+            REPEATED_RULES[0],
+            rule(
+                *REPEATED_RULES[1]["constraints"],
+                bucket_by="account",
+                distributions=split(("hit", 10 + 10 * index), ("miss", 90 - 10 * index)),
+            ),
+        ]
+        flags.append(
+            flag_doc(key=f"same-{index}", rules=rules, variants=variants, on="hit" if index % 2 else "miss")
+        )
+    flags.append(
+        flag_doc(key="single-not-split", rules=[REPEATED_RULES[0], rule(constraint("GREATER", [5], "n"))])
+    )
+    flags.append(
+        flag_doc(key="other-bucket", rules=[REPEATED_RULES[0], {**REPEATED_RULES[1], "bucketBy": "org"}])
+    )
+    return flags
+
+
+@settings(max_examples=200, deadline=None)
+@given(context=contexts, account=any_text, plan=st.sampled_from(["pro", "team", "free"]), n=st.integers(0, 9))
+def test_flags_of_the_same_rules_reuse_one_plan_and_answer_each_as_the_loop(context, account, plan, n):
+    doc = document(
+        *_repeated_rule_flags(), segments=[segment("beta", [constraint("EXISTS", prop="account")])]
+    )
+    flags = compile_flag_set(doc, SOURCE).flags
+    same = [flags[f"same-{index}"] for index in range(6)]
+    assert len({flag.fast.__code__ for flag in same}) == 1
+    context = {**context, "plan": plan, "n": n, "account": account, "org": account[::-1]}
+    for flag in flags.values():
+        assert flag.fast is not None
+        assert flag.fast(context) is evaluate_rules(flag, context), (flag.key, context)
