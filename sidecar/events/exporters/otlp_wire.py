@@ -1,8 +1,8 @@
 """OTLP log records written straight as protobuf wire bytes, for the otlp exporter's batches.
 
-Filling opentelemetry-proto's message classes cost about 11 µs per event on the exporter's thread
-(a dozen C calls per attribute, then SerializeToString), CPU that competes with the server on a
-small machine. Here a record is a join of byte strings: the attributes that are the same for every
+Filling opentelemetry-proto's message classes took a dozen C calls per attribute and then
+SerializeToString, on the exporter's thread: CPU that competes with the server on a small machine
+(bench/notes.md). Here a record is a join of byte strings: the attributes that are the same for every
 event of an exporter (provider, set) are encoded once, those of one flag's answer (key, variant,
 value, reason, version) once per distinct answer (`RecordEncoder`'s cache), and only the time,
 context id and event id per event. Complex values (objects, arrays) and Track bodies still go
