@@ -202,3 +202,12 @@ def test_the_go_caller_bench_measures_the_server_under_both_callers(tmp_path: Pa
     write_go_caller(report, results, summary)
     assert [row[-1] for row in summary] == ["12", "12"]
     assert "| Go | Evaluate, static | 1 |" in report.text()
+
+
+def test_the_otlp_thread_bench_charges_the_export_thread_and_delivers_everything():
+    from bench import otlp_threads
+
+    used, delivered, sent = otlp_threads.measure(rate=2000, seconds=0.2, kind="otlp")
+    assert delivered == sent
+    assert used["events-otlp-export"] > 0
+    assert used["add_evaluation"] > 0

@@ -9,8 +9,9 @@ at-least-once delivery allows.
 Why not the OpenTelemetry SDK's LoggerProvider + BatchLogRecordProcessor: its queue drops records
 when full, its exporter retries inside its own timeout and then drops the batch, and shutdown drops
 what is left. Our scheduler already batches, retries with backoff, spools to disk and dead-letters;
-so this exporter builds the ExportLogsServiceRequest itself (from opentelemetry-proto's messages),
-sends it once per call, and raises on failure as every exporter does.
+so this exporter writes the ExportLogsServiceRequest itself, as protobuf bytes in one pass over the
+batch (otlp_wire: no message object per record), sends it once per call, and raises on failure as
+every exporter does.
 
 Failures follow the OTLP specification: UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, ABORTED,
 OUT_OF_RANGE, DATA_LOSS, and RESOURCE_EXHAUSTED with a RetryInfo, are retried (honouring the
@@ -34,18 +35,18 @@ from ... import package_version
 from ..exporter import PermanentExportError, RetryableExportError
 from ..feature_event import Event, FeatureEvent
 from ..options import Options
+from . import otlp_wire as wire
 
 if TYPE_CHECKING:
     import grpc
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 EVALUATION_EVENT = "feature_flag.evaluation"
 TRACK_EVENT = "flag_sidecar.track"
 DEFAULT_PORT = 4317
 MIB = 1024 * 1024
 USER_AGENT = "flag-sidecar-otlp/1"
+EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 # Attribute names (semantic conventions registry, feature_flag.* and error.*).
 KEY = "feature_flag.key"
 VARIANT = "feature_flag.result.variant"
@@ -94,6 +95,11 @@ def any_value(value: Any, depth: int = 0) -> AnyValue:
     result = AnyValue()
     _fill(result, value, depth)
     return result
+
+
+def _complex_value(value: Any) -> bytes:
+    """An object, array or other non-scalar as AnyValue bytes, through the message classes."""
+    return any_value(value).SerializeToString()
 
 
 def _fill(target: AnyValue, value: Any, depth: int) -> None:
@@ -211,7 +217,7 @@ class OtlpExporter:
         logger: logging.Logger | None = None,
     ) -> None:
         import grpc
-        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
         from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
         from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
@@ -236,13 +242,22 @@ class OtlpExporter:
         attributes = {"service.name": service_name, "service.version": version}
         attributes["host.name"] = socket.gethostname()
         attributes.update(resource or {})
-        self._resource = Resource()
+        described = Resource()
         for name, value in attributes.items():
-            self._resource.attributes.add(key=name, value=any_value(value))
-        self._scope = InstrumentationScope(name="flag-sidecar", version=version)
+            described.attributes.add(key=name, value=any_value(value))
+        self._head = described.SerializeToString()
+        self._scope_bytes = InstrumentationScope(name="flag-sidecar", version=version).SerializeToString()
         # What a request holds besides its records: resource, scope and framing, with room to spare.
-        overhead = self._resource.ByteSize() + self._scope.ByteSize() + 1024
+        overhead = len(self._head) + len(self._scope_bytes) + 1024
         self.max_records_bytes = max(1024, max_request_bytes - overhead)
+        # The attributes every evaluation event of this exporter carries, encoded once.
+        common = wire.attribute(PROVIDER_NAME, wire.string_value(provider_name))
+        if set_id:
+            common += wire.attribute(SET_ID, wire.string_value(set_id))
+        self._evaluations = wire.RecordEncoder(EVALUATION_EVENT, common, _complex_value)
+        self._tracks = wire.RecordEncoder(TRACK_EVENT, b"", _complex_value)
+        self._context_id = wire.string_attribute(CONTEXT_ID)
+        self._event_id = wire.string_attribute(EVENT_ID)
 
         options = [("grpc.primary_user_agent", USER_AGENT)]
         if self.tls:
@@ -254,81 +269,82 @@ class OtlpExporter:
             self._channel: grpc.Channel = grpc.secure_channel(self.target, credentials, options)
         else:
             self._channel = grpc.insecure_channel(self.target, options)
-        self._export = logs_service_pb2_grpc.LogsServiceStub(self._channel).Export
-        self._request_class = logs_service_pb2.ExportLogsServiceRequest
+        # Requests go out as the bytes otlp_wire wrote (no serializer); answers are decoded.
+        self._export: grpc.UnaryUnaryMultiCallable[bytes, Any] = self._channel.unary_unary(
+            EXPORT_METHOD,
+            request_serializer=None,
+            response_deserializer=logs_service_pb2.ExportLogsServiceResponse.FromString,
+        )
 
     # ---- encoding (on the scheduler's worker thread) ----------------------------------------------
 
-    def fill_record(self, record: LogRecord, event: Event) -> None:
-        """Write one event into an empty LogRecord (in place: the request's own, never copied)."""
+    def encode(self, event: Event) -> bytes:
+        """One event as a framed LogRecord (otlp_wire)."""
         nanos = int(event.creation_date * 1e9)
-        record.time_unix_nano = nanos
-        record.observed_time_unix_nano = nanos
-        add = record.attributes.add
+        per_event = self._context_id(event.user_key) + self._event_id(event.event_id)
         if isinstance(event, FeatureEvent):
-            record.event_name = EVALUATION_EVENT
-            add(key=KEY).value.string_value = event.key
-            if event.error_code:
-                add(key=ERROR_TYPE).value.string_value = semconv_name(event.error_code)
-                if event.error_message:
-                    add(key=ERROR_MESSAGE).value.string_value = event.error_message
-            elif not event.default:  # a variant was served (not the caller's code default)
-                add(key=VARIANT).value.string_value = event.variation
-                if self.values:
-                    _fill(add(key=VALUE).value, event.value, 0)
-            if event.reason:
-                add(key=REASON).value.string_value = semconv_name(event.reason)
-            elif event.error_code:  # an event spooled by an older version: no reason recorded
-                add(key=REASON).value.string_value = "error"
-            add(key=CONTEXT_ID).value.string_value = event.user_key
-            add(key=PROVIDER_NAME).value.string_value = self.provider_name
-            if self.set_id:
-                add(key=SET_ID).value.string_value = self.set_id
-            if event.version:
-                add(key=VERSION).value.string_value = event.version
-        else:
-            record.event_name = TRACK_EVENT
-            add(key=TRACK_NAME).value.string_value = event.key
-            add(key=CONTEXT_ID).value.string_value = event.user_key
-            data = event.to_json()
-            body = {"evaluationContext": data["evaluationContext"], "details": data["trackingEventDetails"]}
-            _fill(record.body, body, 0)
-        add(key=EVENT_ID).value.string_value = event.event_id
+            key = (
+                event.key,
+                event.variation,
+                event.default,
+                event.reason,
+                event.error_code,
+                event.error_message,
+                event.version,
+            )
+            answer = self._evaluations.answer(key, event.value, lambda: self._answer(event))
+            return self._evaluations.record(nanos, answer, per_event)
+        data = event.to_json()
+        body = {"evaluationContext": data["evaluationContext"], "details": data["trackingEventDetails"]}
+        name = wire.attribute(TRACK_NAME, wire.string_value(event.key))
+        body_field = wire.body_field(any_value(body).SerializeToString())
+        return self._tracks.record(nanos, name, per_event, body_field)
 
-    def requests(self, events: Sequence[Event]) -> list[ExportLogsServiceRequest]:
-        """The requests for one batch: one, unless the batch is over max_request_bytes."""
-        requests = [self._request()]
-        records = requests[-1].resource_logs[0].scope_logs[0].log_records
+    def _answer(self, event: FeatureEvent) -> bytes:
+        """The attributes of one flag's answer: key, variant and value or error, reason, version."""
+        parts = [wire.attribute(KEY, wire.string_value(event.key))]
+        if event.error_code:
+            parts.append(wire.attribute(ERROR_TYPE, wire.string_value(semconv_name(event.error_code))))
+            if event.error_message:
+                parts.append(wire.attribute(ERROR_MESSAGE, wire.string_value(event.error_message)))
+        elif not event.default:  # a variant was served (not the caller's code default)
+            parts.append(wire.attribute(VARIANT, wire.string_value(event.variation)))
+            if self.values:
+                parts.append(wire.attribute(VALUE, self._evaluations.value(event.value)))
+        if event.reason:
+            parts.append(wire.attribute(REASON, wire.string_value(semconv_name(event.reason))))
+        elif event.error_code:  # an event spooled by an older version: no reason recorded
+            parts.append(wire.attribute(REASON, wire.string_value("error")))
+        if event.version:
+            parts.append(wire.attribute(VERSION, wire.string_value(event.version)))
+        return b"".join(parts)
+
+    def requests(self, events: Sequence[Event]) -> list[tuple[bytes, int]]:
+        """The encoded requests for one batch, with their record counts: one request, unless the
+        batch is over max_request_bytes."""
+        requests: list[tuple[bytes, int]] = []
+        records: list[bytes] = []
         size = 0
         for event in events:
-            record = records.add()
-            self.fill_record(record, event)
-            record_size = record.ByteSize() + 8  # with the field tag and length prefix
-            if size + record_size > self.max_records_bytes and len(records) > 1:
-                del records[-1]  # it starts the next request
-                requests.append(self._request())
-                records = requests[-1].resource_logs[0].scope_logs[0].log_records
-                self.fill_record(records.add(), event)
-                size = 0
-            size += record_size
+            record = self.encode(event)
+            if size + len(record) > self.max_records_bytes and records:
+                requests.append((wire.request(self._head, self._scope_bytes, records), len(records)))
+                records, size = [], 0
+            records.append(record)
+            size += len(record)
+        if records:
+            requests.append((wire.request(self._head, self._scope_bytes, records), len(records)))
         return requests
-
-    def _request(self) -> ExportLogsServiceRequest:
-        request = self._request_class()
-        resource_logs = request.resource_logs.add()
-        resource_logs.resource.CopyFrom(self._resource)
-        resource_logs.scope_logs.add().scope.CopyFrom(self._scope)
-        return request
 
     # ---- the Exporter protocol --------------------------------------------------------------------
 
     def export(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        for request in self.requests(events):
-            self._send(request)
+        for request, count in self.requests(events):
+            self._send(request, count)
 
-    def _send(self, request: ExportLogsServiceRequest) -> None:
+    def _send(self, request: bytes, count: int) -> None:
         import grpc
 
         try:
@@ -351,7 +367,7 @@ class OtlpExporter:
                 "OTLP collector %s rejected %d of %d records (not retried): %s",
                 self.target,
                 partial.rejected_log_records,
-                sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs),
+                count,
                 partial.error_message or "no reason given",
             )
         elif partial.error_message:
