@@ -143,6 +143,35 @@ def test_values_keep_their_json_type(receiver, value):
     assert type(found) is type(float(value) if value == 2**70 else value)
 
 
+def test_each_event_carries_its_own_value_where_the_flag_and_answer_repeat(receiver):
+    # The exporter reuses a record's repeated parts per flag and answer: a value changed under the
+    # same key, variant and version (an object edited, or True and 1, equal in Python) is still its own.
+    values = [{"a": 1}, {"a": 2}, True, 1, 1.0, "1", -0.0, 0.0, {"a": 2}]
+    sink = exporter(f"otlp:endpoint={receiver.endpoint}")
+    sink.export([event(Reason.STATIC, "v", value) for value in values])
+    sink.close()
+
+    found = [attributes(r)["feature_flag.result.value"] for r in receiver.records()]
+    assert found == values
+    assert [type(v) for v in found] == [type(v) for v in values]
+    assert str(found[6]) == "-0.0"
+
+
+def test_user_keys_of_any_length_and_script_reach_the_collector(receiver):
+    users = ["", "u", "ü" * 50, "用户" * 200, "x" * 70_000]
+    evaluation = Evaluation("new-checkout", True, "on", Reason.STATIC, 7)
+    events = [FeatureEvent.from_evaluation(evaluation, user) for user in users]
+    sink = exporter(f"otlp:endpoint={receiver.endpoint}")
+    sink.export(events)
+    sink.close()
+
+    records = receiver.records()
+    assert [attributes(r)["feature_flag.context.id"] for r in records] == users
+    assert receiver.event_ids() == [e.event_id for e in events]
+    assert [r.time_unix_nano for r in records] == [int(e.creation_date * 1e9) for e in events]
+    assert [r.observed_time_unix_nano for r in records] == [r.time_unix_nano for r in records]
+
+
 def test_a_value_nested_too_deep_for_a_decoder_is_cut_not_refused(receiver):
     deep: Any = "bottom"
     for _ in range(200):
