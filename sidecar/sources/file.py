@@ -296,6 +296,11 @@ class FileSource:
                 replaced = self._replaced.is_set()
                 self._replaced.clear()
                 self._wake.clear()
+                if replaced and not self.changed():
+                    # A rename already loaded (watchdog can hand its event over up to 0.5 s late):
+                    # this burst is a new write under way, waited out as any other.
+                    replaced = False
+                    self._stopped.wait(SETTLE_SECONDS)
             if not self.changed() or self._listener is None:
                 continue
             try:
