@@ -1,6 +1,7 @@
 """The sync stream (flagsidecar.v1.SyncService on --sync-listen) against a real control-plane process:
 
     .venv/bin/python -m bench.sync_cases [--changes 30] [--idle-seconds 30]
+    .venv/bin/python -m bench.sync_cases --before REV [--rounds 4] [--changes 30]
 
 - propagation: 100 Watch subscribers (10 connections of 10 streams, grpc.aio in this process);
   the control plane's 100-flag file is rewritten (as a ConfigMap edit is), and each subscriber's
@@ -13,6 +14,9 @@
 - idle streams: 1,000 Watch streams (100 connections of 10) held open with nothing changing: the
   control plane's RSS before and after (per stream), its thread count, and its CPU over a window
   against the same window with no stream (the heartbeat every 30 s included).
+
+`--before REV` measures the propagation alone, this checkout's control plane and REV's (a detached
+worktree) in turns, and prints each side's figures.
 """
 
 from __future__ import annotations
@@ -92,17 +96,24 @@ def _flags(variant: str, count: int = 100) -> dict[str, Any]:
     return {"flags": flags}
 
 
-def _write(path: Path, document: dict[str, Any]) -> None:
+def _write(path: Path, text: bytes) -> None:
+    """An atomic replace, as a ConfigMap edit or a config tool writes: a whole temporary file, then
+    renamed over the flag file."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(yaml.safe_dump(document))
+    temporary.write_bytes(text)
     os.replace(temporary, path)
 
 
 class ControlPlane:
-    def __init__(self, directory: Path) -> None:
+    """A control-plane process of the checkout at `repo` (this one, or `--before`'s revision)."""
+
+    def __init__(self, directory: Path, repo: Path = REPO) -> None:
         self.flag_file = directory / "flags.yaml"
         self.variant = "a"
-        _write(self.flag_file, _flags(self.variant))
+        # Both versions serialized before any clock starts: dumping 100 flags in pure-Python YAML
+        # took longer than the control plane's whole way from the rename to the fan-out.
+        self.texts = {variant: yaml.safe_dump(_flags(variant)).encode() for variant in ("a", "b")}
+        _write(self.flag_file, self.texts[self.variant])
         self.port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLAG_SIDECAR_")}
         env["FLAG_SIDECAR_MANAGEMENT_LISTEN"] = "off"
@@ -112,7 +123,7 @@ class ControlPlane:
                 "--listen", "127.0.0.1:0", "--sync-listen", f"127.0.0.1:{self.port}",
                 "--sync-max-streams", "4096", "--log-level", "warning",
             ],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.target = f"127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -129,7 +140,7 @@ class ControlPlane:
     def toggle(self) -> None:
         """Rewrite the flag file with flag-0's default changed (one flag changes)."""
         self.variant = "b" if self.variant == "a" else "a"
-        _write(self.flag_file, _flags(self.variant))
+        _write(self.flag_file, self.texts[self.variant])
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.process.pid}/task"))
@@ -278,15 +289,44 @@ def run(
     return result
 
 
-def summary(result: SyncResult) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for way, values in result.propagation_ms.items():
-        out[f"propagation, {way}, ms"] = {
+def compare(before: str, rounds: int = 4, changes: int = 30) -> dict[str, SyncResult]:
+    """Propagation only, this checkout's control plane and revision `before`'s in turns (A/B/A/B:
+    the machine's load falls on both alike), `changes` changes a round; the result per side."""
+    results = {"this": SyncResult(), before: SyncResult()}
+    for result in results.values():
+        result.propagation_ms = {"end to end": [], "fan-out": []}
+    with tempfile.TemporaryDirectory(prefix="bench-sync-before-") as checkout:
+        add = ["git", "worktree", "add", "--detach", checkout, before]
+        subprocess.run(add, cwd=REPO, check=True, capture_output=True)
+        try:
+            repos = {"this": REPO, before: Path(checkout)}
+            for _ in range(rounds):
+                for side, repo in repos.items():
+                    with tempfile.TemporaryDirectory(prefix="bench-sync-") as directory:
+                        plane = ControlPlane(Path(directory), repo)
+                        try:
+                            asyncio.run(_propagation(plane, changes, results[side], SUBSCRIBERS))
+                        finally:
+                            plane.stop()
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", checkout], cwd=REPO, check=False)
+    return results
+
+
+def summary_of_propagation(result: SyncResult) -> dict[str, Any]:
+    return {
+        f"propagation, {way}, ms": {
             "samples": len(values),
             "p50": round(statistics.median(values), 1),
             "p99": round(percentile(values, 0.99), 1),
             "max": round(max(values), 1),
         }
+        for way, values in result.propagation_ms.items()
+    }
+
+
+def summary(result: SyncResult) -> dict[str, Any]:
+    out = summary_of_propagation(result)
     out["idle streams"] = result.idle_streams
     out["RSS before / after, MB"] = (round(result.rss_before_mb, 1), round(result.rss_after_mb, 1))
     out["memory per idle stream, KiB"] = round(result.kib_per_stream, 1)
@@ -302,7 +342,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--before", metavar="REV", help="propagation alone, against REV's control plane")
+    parser.add_argument("--rounds", type=int, default=4, help="with --before: rounds of each")
     args = parser.parse_args()
+    if args.before:
+        compared = compare(args.before, args.rounds, args.changes)
+        out = {side: summary_of_propagation(result) for side, result in compared.items()}
+        print(json.dumps(out, indent=2))
+        return 0
     print(json.dumps(summary(run(args.changes, args.idle_seconds)), indent=2))
     return 0
 

@@ -10,10 +10,14 @@ file's size. File timestamps are coarse (a kernel tick), so a same-size rewrite 
 the last look keeps the signature: a file modified within RACY_SECONDS of that look is read and
 hashed anyway until it has been quiet for longer ("racily clean", as git calls the same problem).
 
-A changed file is judged (applied or rejected) only once it has stopped changing: two reads
-SETTLE_SECONDS apart must agree, and an empty file, usually one truncated and not yet filled, gets
-EMPTY_GRACE_SECONDS first. So a writer caught mid-write causes no rejection (and no
-rejected_reloads count); an empty file that stays empty is still rejected. A deleted file is
+A file written in place is judged (applied or rejected) only once it has stopped changing: two
+reads SETTLE_SECONDS apart must agree, and an empty file, usually one truncated and not yet filled,
+gets EMPTY_GRACE_SECONDS first. So a writer caught mid-write causes no rejection (and no
+rejected_reloads count); an empty file that stays empty is still rejected. A file renamed into
+place (an atomic replace: a temporary file written whole, then renamed over the flag file, or the
+`..data` link a ConfigMap update renames over) is read at once, with no settle wait: the rename is
+the writer saying it is done, and a new inode under the path proves the rename is what changed it
+(an in-place write keeps the inode, and takes the settle wait). A deleted file is
 reported once (the store logs it: it still serves the last good set), and so is its return.
 """
 
@@ -84,19 +88,40 @@ def _document(data: bytes, origin: str) -> Document:
     return Document(data, format_of_name(origin), hashlib.sha1(data).hexdigest(), origin)
 
 
+def _replacing_paths(path: Path) -> frozenset[str]:
+    """The paths a rename onto which replaces the file's content whole: the file itself and, for a
+    file that is a link through a link beside it (a ConfigMap's flags.yaml -> ..data/flags.yaml),
+    that link (..data, which an update renames over)."""
+    absolute = path.absolute()
+    paths = {str(absolute)}
+    try:
+        target = Path(os.readlink(absolute))
+    except OSError:  # not a link
+        return frozenset(paths)
+    if not target.is_absolute() and len(target.parts) > 1:
+        paths.add(str(absolute.parent / target.parts[0]))
+    return frozenset(paths)
+
+
 class _WakeOnChange(FileSystemEventHandler):
-    """Wakes the watcher on any event in the directory that may change a file. Opening and closing
-    without a write do not: reading the flag file makes both, and a watcher woken by its own
-    reads kept reading the file about ten times a second."""
+    """Wakes the watcher on any event in the directory that may change a file, and says so
+    (`replaced`) when one is a rename onto the file (or the link it goes through). Opening and
+    closing without a write do not wake it: reading the flag file makes both, and a watcher woken
+    by its own reads kept reading the file about ten times a second."""
 
     READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
 
-    def __init__(self, wake: threading.Event) -> None:
+    def __init__(self, wake: threading.Event, replaced: threading.Event, replacing: frozenset[str]) -> None:
         self._wake = wake
+        self._replaced = replaced
+        self._replacing = replacing
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in self.READ_ONLY_EVENTS:
-            self._wake.set()
+        if event.event_type in self.READ_ONLY_EVENTS:
+            return
+        if event.event_type == "moved" and os.fsdecode(event.dest_path) in self._replacing:
+            self._replaced.set()
+        self._wake.set()
 
 
 class FileSource:
@@ -111,6 +136,7 @@ class FileSource:
         self._settled = False
         self._listener: SourceListener | None = None
         self._wake = threading.Event()
+        self._replaced = threading.Event()  # a rename onto the file was seen since the last look
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
@@ -135,6 +161,16 @@ class FileSource:
     def _read(self) -> tuple[os.stat_result, bytes]:
         stat = self.path.stat()  # before reading: a write after it changes the signature or is racy
         return stat, self.path.read_bytes()
+
+    def read_replaced(self) -> tuple[os.stat_result, bytes]:
+        """The file's stat and bytes after a rename onto it: read at once when the path holds a new
+        inode that did not change while it was read (the renamed file, written whole before the
+        rename); else as a file written in place (read_settled). Raises OSError."""
+        stat, data = self._read()
+        renamed = self._signature is not None and stat.st_ino != self._signature[1]
+        if renamed and _signature(self.path.stat()) == _signature(stat):
+            return stat, data
+        return self.read_settled()
 
     def read_settled(self) -> tuple[os.stat_result, bytes]:
         """The file's stat and bytes once it has stopped changing: two reads SETTLE_SECONDS apart
@@ -224,6 +260,7 @@ class FileSource:
     def close(self) -> None:
         self._stopped.set()
         self._wake.set()
+        self._replaced.set()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=2)
@@ -234,7 +271,8 @@ class FileSource:
         try:
             observer = Observer()
             # The directory, not the file: editors and Kubernetes replace files rather than write them.
-            observer.schedule(_WakeOnChange(self._wake), str(self.path.absolute().parent), recursive=False)
+            handler = _WakeOnChange(self._wake, self._replaced, _replacing_paths(self.path))
+            observer.schedule(handler, str(self.path.absolute().parent), recursive=False)
             observer.daemon = True
             observer.start()
             self._observer = observer
@@ -248,13 +286,25 @@ class FileSource:
             self._wake.wait(self.poll_interval)
             if self._stopped.is_set():
                 return
+            replaced = False
             if self._wake.is_set():
-                self._stopped.wait(SETTLE_SECONDS)  # let a burst of events end
+                # Let a burst of events (write, chmod, rename) end, unless it ends in a rename onto
+                # the file: an atomic replace is looked at as soon as the rename is seen.
+                self._replaced.wait(SETTLE_SECONDS)
+                if self._stopped.is_set():
+                    return
+                replaced = self._replaced.is_set()
+                self._replaced.clear()
                 self._wake.clear()
+                if replaced and not self.changed():
+                    # A rename already loaded (watchdog can hand its event over up to 0.5 s late):
+                    # this burst is a new write under way, waited out as any other.
+                    replaced = False
+                    self._stopped.wait(SETTLE_SECONDS)
             if not self.changed() or self._listener is None:
                 continue
             try:
-                self._settled_read = self.read_settled()
+                self._settled_read = self.read_replaced() if replaced else self.read_settled()
             except OSError:
                 self._settled_read = None  # gone again: fetch() reads, and the store reports it
             if self._stopped.is_set():

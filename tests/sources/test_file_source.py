@@ -118,3 +118,87 @@ def test_the_watcher_is_not_woken_by_its_own_reads(tmp_path, reads):
     # Once or twice (events may straddle the 50 ms settle); woken by its own reads it read the
     # file again every 50 ms, about 20 times here.
     assert 1 <= reads.reads <= 3
+
+
+class Arrivals:
+    """A FileSource listener that notes when each change is reported."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def changed(self) -> None:
+        self.times.append(time.monotonic())
+
+    def after(self, written: float) -> float:
+        """Seconds from `written` to the first report (waiting up to 10 s for it)."""
+        deadline = written + 10
+        while not self.times and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.times, "no change reported"
+        return self.times[0] - written
+
+    def lost(self, event: str, message: str) -> None:
+        pass
+
+    def regained(self, event: str, message: str) -> None:
+        pass
+
+    def confirmed(self, revision: str) -> None:
+        pass
+
+
+def watched(tmp_path, monkeypatch, settle: float) -> tuple[Path, FileSource, Arrivals]:
+    monkeypatch.setattr(file_source, "SETTLE_SECONDS", settle)
+    path, repository = loaded(tmp_path, poll_interval=60)
+    arrivals = Arrivals()
+    repository.watch(arrivals)
+    time.sleep(0.3)  # the observer is up
+    return path, repository, arrivals
+
+
+def test_a_file_renamed_into_place_is_read_at_once(tmp_path, monkeypatch):
+    # A settle wait long enough that only the rename's own path can report the change before it.
+    path, repository, arrivals = watched(tmp_path, monkeypatch, settle=2.0)
+    try:
+        temporary = tmp_path / "flags.yaml.tmp"
+        temporary.write_text(FLAG_TEXT.replace("key: a", "key: b"))
+        written = time.monotonic()
+        os.replace(temporary, path)
+        assert arrivals.after(written) < file_source.SETTLE_SECONDS
+        assert repository.fetch().data == FLAG_TEXT.replace("key: a", "key: b").encode()
+    finally:
+        repository.close()
+
+
+def test_a_configmap_link_renamed_over_is_read_at_once(tmp_path, monkeypatch):
+    mount = tmp_path / "mount"
+    (mount / "..2026_01").mkdir(parents=True)
+    (mount / "..2026_01" / "flags.yaml").write_text(FLAG_TEXT)
+    os.symlink("..2026_01", mount / "..data")
+    os.symlink("..data/flags.yaml", mount / "flags.yaml")
+    monkeypatch.setattr(file_source, "SETTLE_SECONDS", 2.0)
+    repository = FileSource(mount / "flags.yaml", poll_interval=60)
+    repository.fetch()
+    arrivals = Arrivals()
+    repository.watch(arrivals)
+    try:
+        time.sleep(0.3)
+        (mount / "..2026_02").mkdir()
+        (mount / "..2026_02" / "flags.yaml").write_text(FLAG_TEXT.replace("key: a", "key: b"))
+        os.symlink("..2026_02", mount / "..data_tmp")
+        written = time.monotonic()
+        os.replace(mount / "..data_tmp", mount / "..data")
+        assert arrivals.after(written) < file_source.SETTLE_SECONDS
+    finally:
+        repository.close()
+
+
+def test_a_file_written_in_place_still_waits_to_settle(tmp_path, monkeypatch):
+    path, repository, arrivals = watched(tmp_path, monkeypatch, settle=1.0)
+    try:
+        written = time.monotonic()
+        path.write_text(FLAG_TEXT.replace("key: a", "key: b"))
+        # The burst wait and the second read, SETTLE_SECONDS each, came first.
+        assert arrivals.after(written) >= 2 * file_source.SETTLE_SECONDS
+    finally:
+        repository.close()
