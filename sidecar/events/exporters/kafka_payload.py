@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from google.protobuf import struct_pb2
+from google.protobuf.message import DecodeError
 
 from flagsidecar.v1 import evaluation_pb2, event_pb2
 
@@ -96,7 +97,7 @@ def event_id_of(format: str, value: bytes) -> str | None:
             return event_pb2.ExportedEvent.FromString(value).event_id or None
         event_id = orjson.loads(value)["eventId"]
         return event_id if isinstance(event_id, str) else None
-    except (TypeError, ValueError, KeyError):  # protobuf's DecodeError is a ValueError
+    except (TypeError, ValueError, KeyError, DecodeError):
         return None
 
 
