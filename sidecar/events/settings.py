@@ -40,7 +40,8 @@ class EventOptions:
         None,
         "KIND[:key=value,...]",
         "send evaluation and tracking events to an exporter: log, file:dir=PATH[,format=jsonl|csv|"
-        "parquet], webhook:url=URL[,secret=S], kafka:brokers=HOST:PORT,topic=T, otlp:endpoint=URL; "
+        "parquet], webhook:url=URL[,secret=S], kafka:brokers=HOST:PORT,topic=T[,format=json|protobuf], "
+        "otlp:endpoint=URL; "
         "repeat for several (environment: one per line)",
         multiple=True,
         separator="\n",
