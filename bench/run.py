@@ -1051,6 +1051,18 @@ def write_inproc(
     )
 
 
+def _kafka_format_rows(kafka: kafka_cases.KafkaResult) -> list[tuple[str, str, str]]:
+    """JSON against protobuf (`format=protobuf`), measured in turns: encoding and rate into Kafka."""
+    rows: list[tuple[str, str, str]] = []
+    for name, values in (kafka.encode_us or {}).items():
+        rows.append((f"encode a batch, {name}, per event", Series(values).show(2, " µs"), "as measured"))
+    for name, values in (kafka.sustained_by_format or {}).items():
+        rate = Series(values)
+        target = f"≥ 100k/s: {verdict(rate.median >= TARGETS['kafka_events_per_s'])}"
+        rows.append((f"sustained into Kafka, {name} (in turns)", rate.show(0, " events/s"), target))
+    return rows
+
+
 def write_kafka(
     report: Report, kafka: kafka_cases.KafkaResult, summary: list[tuple[str, str, str, str]]
 ) -> None:
@@ -1082,6 +1094,7 @@ def write_kafka(
                 f"≤ 5 µs: {verdict(add_event.median <= TARGETS['add_event_us'])}",
             ),
             (f"drain {kafka.drain_events:,} spooled events into Kafka", drain.show(1, " s"), "as measured"),
+            *_kafka_format_rows(kafka),
         ],
     )
     summary.append(

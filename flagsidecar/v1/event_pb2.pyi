@@ -63,3 +63,39 @@ class ReportEvaluationsResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     def __init__(self, accepted: _Optional[int] = ...) -> None: ...
+
+class ExportedEvent(_message.Message):
+    __slots__ = ("kind", "context_kind", "user_key", "creation_date", "key", "variation", "value", "default", "version", "source", "event_id", "evaluation_context", "tracking_event_details", "reason", "error_code", "error_message")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATION_DATE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VARIATION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_EVENT_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    context_kind: str
+    user_key: str
+    creation_date: int
+    key: str
+    variation: str
+    value: _struct_pb2.Value
+    default: bool
+    version: str
+    source: str
+    event_id: str
+    evaluation_context: _struct_pb2.Struct
+    tracking_event_details: _struct_pb2.Struct
+    reason: _evaluation_pb2.Reason
+    error_code: _evaluation_pb2.ErrorCode
+    error_message: str
+    def __init__(self, kind: _Optional[str] = ..., context_kind: _Optional[str] = ..., user_key: _Optional[str] = ..., creation_date: _Optional[int] = ..., key: _Optional[str] = ..., variation: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., default: _Optional[bool] = ..., version: _Optional[str] = ..., source: _Optional[str] = ..., event_id: _Optional[str] = ..., evaluation_context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tracking_event_details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reason: _Optional[_Union[_evaluation_pb2.Reason, str]] = ..., error_code: _Optional[_Union[_evaluation_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ...) -> None: ...

@@ -17,16 +17,19 @@ from sidecar.options import (
 
 
 def parse_exporter(text: str) -> str:
-    """KIND[:key=value,...]; the syntax and the kind are checked here (an option error, exit 2),
-    the kind's own options when the pipeline is built."""
-    from .exporters import FACTORIES
-    from .options import parse_exporter_spec
+    """KIND[:key=value,...]; the syntax, the kind and the values a kind checks without building
+    (CHECKS) are checked here (an option error, exit 2), the rest when the pipeline is built."""
+    from .exporters import CHECKS, FACTORIES
+    from .options import Options, parse_exporter_spec
 
     spec = parse_exporter_spec(text)  # raises SpecError, a ValueError
     if spec.kind not in FACTORIES:
         raise ValueError(
             f"unknown exporter kind {spec.kind!r}; the exporters are {', '.join(sorted(FACTORIES))}"
         )
+    check = CHECKS.get(spec.kind)
+    if check is not None:
+        check(Options(spec))
     return text.strip()
 
 
@@ -37,7 +40,8 @@ class EventOptions:
         None,
         "KIND[:key=value,...]",
         "send evaluation and tracking events to an exporter: log, file:dir=PATH[,format=jsonl|csv|"
-        "parquet], webhook:url=URL[,secret=S], kafka:brokers=HOST:PORT,topic=T, otlp:endpoint=URL; "
+        "parquet], webhook:url=URL[,secret=S], kafka:brokers=HOST:PORT,topic=T[,format=json|protobuf], "
+        "otlp:endpoint=URL; "
         "repeat for several (environment: one per line)",
         multiple=True,
         separator="\n",

@@ -20,4 +20,17 @@ FACTORIES: dict[str, Callable[[Options], Exporter]] = {
     "kafka": KafkaExporter.from_options,
 }
 
-__all__ = ["FACTORIES", "FileExporter", "KafkaExporter", "LogExporter", "OtlpExporter", "WebhookExporter"]
+# Per kind, the option values checked as the options are read (exit 2), before any exporter is built.
+CHECKS: dict[str, Callable[[Options], None]] = {
+    "kafka": KafkaExporter.check_options,
+}
+
+__all__ = [
+    "CHECKS",
+    "FACTORIES",
+    "FileExporter",
+    "KafkaExporter",
+    "LogExporter",
+    "OtlpExporter",
+    "WebhookExporter",
+]

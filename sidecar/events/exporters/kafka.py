@@ -6,9 +6,11 @@ producer), so the scheduler counts an event as exported only after that. Otherwi
 the scheduler keeps the batch (memory, then the spool) and retries it, which is also how the spool
 replays to Kafka after a restart.
 
-- Message: value = the event's JSON (go-feature-flag's FeatureEvent names plus eventId), key =
-  the user key (`key=user`, the default: one user's events stay in order in one partition), the
-  flag key (`key=flag`) or none; header `eventId` = the event's id, for de-duplication.
+- Message: value = the event's JSON (go-feature-flag's FeatureEvent names plus eventId), or with
+  `format=protobuf` a serialized flagsidecar.v1.ExportedEvent (kafka_payload.py), encoded a batch
+  at a time; key = the user key (`key=user`, the default: one user's events stay in order in one
+  partition), the flag key (`key=flag`) or none; header `eventId` = the event's id, for
+  de-duplication, and `content-type` = the format.
 - Events of a failed batch that the broker did acknowledge are remembered (bounded), and skipped
   when the batch is retried in this process: a retry re-sends only what was not acknowledged.
 - Errors: a missing topic, a failed authentication or authorisation and an unreachable broker are
@@ -20,7 +22,6 @@ replays to Kafka after a restart.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -29,8 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..exporter import PermanentExportError, RetryableExportError
-from ..feature_event import Event, dump_bytes
+from ..feature_event import Event
 from ..options import Options
+from .kafka_payload import CONTENT_TYPE_HEADER, CONTENT_TYPES, ENCODERS, FORMATS, event_id_of
 
 # An optional dependency (`pip install flag-sidecar[kafka]`), imported by the first KafkaExporter:
 # librdkafka is a large library that a sidecar without a Kafka exporter should not load.
@@ -67,11 +69,6 @@ PASSTHROUGH = {
 }
 
 
-def encode_json(event: Event) -> bytes:
-    """The event's strict JSON in UTF-8 (feature_event.dump_bytes)."""
-    return dump_bytes(event.to_json())
-
-
 class KafkaExporter:
     """Produces each event as one message to `topic` and waits for the broker's acknowledgement."""
 
@@ -87,18 +84,23 @@ class KafkaExporter:
         compression: str = "lz4",
         linger_ms: float = 20.0,
         max_message_bytes: int = 1_000_000,
+        format: str = "json",
         config: Mapping[str, Any] | None = None,
     ) -> None:
         if not _import_client():
             raise ValueError("the kafka exporter needs confluent-kafka: pip install flag-sidecar[kafka]")
         if key not in KEYS:
             raise ValueError(f"key={key!r}: expected one of {', '.join(KEYS)}")
+        if format not in FORMATS:
+            raise ValueError(f"format={format!r}: expected one of {', '.join(FORMATS)}")
         self.brokers = brokers
         self.topic = topic
         self.key = key
         self.timeout = timeout
         self.max_message_bytes = max_message_bytes
-        self.encode: Callable[[Event], bytes] = encode_json
+        self.format = format
+        self.encode: Callable[[Sequence[Event]], list[bytes]] = ENCODERS[format]
+        self._content_type = CONTENT_TYPES[format]
         self.config: dict[str, Any] = {
             "bootstrap.servers": brokers,
             "client.id": "flag-sidecar",
@@ -148,11 +150,9 @@ class KafkaExporter:
             if name == EVENT_ID_HEADER:
                 event_id = value.decode() if isinstance(value, bytes) else value
         if event_id is None:
-            # A failed message's report may come without its headers: the JSON value has the id.
-            try:
-                event_id = json.loads(msg.value())["eventId"]
-            except (TypeError, ValueError, KeyError):
-                event_id = None  # unknown: then no event of the batch counts as acknowledged
+            # A failed message's report may come without its headers: the value has the id (when
+            # None, unknown: then no event of the batch counts as acknowledged).
+            event_id = event_id_of(self.format, msg.value())
         with self._lock:
             self._failures.append((err, event_id))
 
@@ -223,11 +223,10 @@ class KafkaExporter:
         deadline = time.monotonic() + self.timeout
         produce = producer.produce
         topic = self.topic
-        encode = self.encode
         key_of = self._key_function()
-        for event in todo:
-            value = encode(event)
-            headers = [(EVENT_ID_HEADER, event.event_id)]
+        content_type = (CONTENT_TYPE_HEADER, self._content_type)
+        for event, value in zip(todo, self.encode(todo), strict=True):
+            headers = [(EVENT_ID_HEADER, event.event_id), content_type]
             while True:
                 try:
                     produce(topic, value, key_of(event), headers=headers)
@@ -340,6 +339,14 @@ class KafkaExporter:
         """Give up what librdkafka still holds (the scheduler has spooled those batches)."""
         self._discard_producer()
 
+    @staticmethod
+    def check_options(options: Options) -> None:
+        """The options whose values are known without the client, checked when the command line
+        or config file is read (an option error: exit 2), before anything starts."""
+        options.choice("key", KEYS, "user")
+        options.choice("compression", COMPRESSIONS, "lz4")
+        options.choice("format", FORMATS, "json")
+
     @classmethod
     def from_options(cls, options: Options) -> KafkaExporter:
         brokers = options.required("brokers").replace(";", ",")
@@ -349,6 +356,7 @@ class KafkaExporter:
         compression = options.choice("compression", COMPRESSIONS, "lz4")
         linger_ms = options.real("linger_ms", 20.0, minimum=0.0)
         max_message_bytes = options.integer("max_message_bytes", 1_000_000, minimum=1000)
+        format = options.choice("format", FORMATS, "json")
         config: dict[str, Any] = {}
         for option, name in PASSTHROUGH.items():
             value = options.string(option)
@@ -364,6 +372,7 @@ class KafkaExporter:
                 compression=compression,
                 linger_ms=linger_ms,
                 max_message_bytes=max_message_bytes,
+                format=format,
                 config=config,
             )
         except ValueError as exc:

@@ -362,6 +362,192 @@ func (x *ReportEvaluationsResponse) GetAccepted() int64 {
 	return 0
 }
 
+// One event as the exporters write it: the value of a Kafka message with
+// `--exporter kafka:...,format=protobuf` (content-type header
+// "application/x-protobuf; messageType=flagsidecar.v1.ExportedEvent"). Field names are the
+// event's JSON names (proto3's JSON mapping of this message gives them back): go-feature-flag's
+// FeatureEvent and TrackingEvent fields plus eventId, reason, errorCode and errorMessage. A field
+// the JSON form does not have for an event's kind is left at its default.
+// (FeatureEvent, above, is what an in-process client reports; this is what consumers read.)
+type ExportedEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "feature" (an evaluation) or "tracking" (EventService.Track).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// "user", or "anonymousUser" when the context's `anonymous` attribute was true.
+	ContextKind string `protobuf:"bytes,2,opt,name=context_kind,json=contextKind,proto3" json:"context_kind,omitempty"`
+	UserKey     string `protobuf:"bytes,3,opt,name=user_key,json=userKey,proto3" json:"user_key,omitempty"`
+	// When the event happened, unix seconds.
+	CreationDate int64 `protobuf:"varint,4,opt,name=creation_date,json=creationDate,proto3" json:"creation_date,omitempty"`
+	// The flag key (feature) or the event's name (tracking).
+	Key string `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	// Feature: the variant served, or "SdkDefault" when the caller's default applied.
+	Variation string `protobuf:"bytes,6,opt,name=variation,proto3" json:"variation,omitempty"`
+	// Feature: the value served; null_value when the caller's default applied (JSON null).
+	// Numbers are doubles, as in every google.protobuf.Value.
+	Value *structpb.Value `protobuf:"bytes,7,opt,name=value,proto3" json:"value,omitempty"`
+	// Feature: true when the caller's default applied.
+	Default bool `protobuf:"varint,8,opt,name=default,proto3" json:"default,omitempty"`
+	// Feature: the flag's version as text; "" for an unknown flag.
+	Version string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
+	// Feature: "SERVER", or "PROVIDER_CACHE" for an in-process client's evaluation.
+	Source string `protobuf:"bytes,10,opt,name=source,proto3" json:"source,omitempty"`
+	// Unique per event and the same on every redelivery (also the Kafka header `eventId`).
+	EventId string `protobuf:"bytes,11,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Tracking: the user's context plus targetingKey (always user_key).
+	EvaluationContext *structpb.Struct `protobuf:"bytes,12,opt,name=evaluation_context,json=evaluationContext,proto3" json:"evaluation_context,omitempty"`
+	// Tracking: the event's details.
+	TrackingEventDetails *structpb.Struct `protobuf:"bytes,13,opt,name=tracking_event_details,json=trackingEventDetails,proto3" json:"tracking_event_details,omitempty"`
+	// Feature: why the variant was served.
+	Reason Reason `protobuf:"varint,14,opt,name=reason,proto3,enum=flagsidecar.v1.Reason" json:"reason,omitempty"`
+	// Feature: only when the evaluation failed.
+	ErrorCode     ErrorCode `protobuf:"varint,15,opt,name=error_code,json=errorCode,proto3,enum=flagsidecar.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMessage  string    `protobuf:"bytes,16,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportedEvent) Reset() {
+	*x = ExportedEvent{}
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportedEvent) ProtoMessage() {}
+
+func (x *ExportedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_flagsidecar_v1_event_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportedEvent.ProtoReflect.Descriptor instead.
+func (*ExportedEvent) Descriptor() ([]byte, []int) {
+	return file_flagsidecar_v1_event_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExportedEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetContextKind() string {
+	if x != nil {
+		return x.ContextKind
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetUserKey() string {
+	if x != nil {
+		return x.UserKey
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetCreationDate() int64 {
+	if x != nil {
+		return x.CreationDate
+	}
+	return 0
+}
+
+func (x *ExportedEvent) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetVariation() string {
+	if x != nil {
+		return x.Variation
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetValue() *structpb.Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ExportedEvent) GetDefault() bool {
+	if x != nil {
+		return x.Default
+	}
+	return false
+}
+
+func (x *ExportedEvent) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ExportedEvent) GetEvaluationContext() *structpb.Struct {
+	if x != nil {
+		return x.EvaluationContext
+	}
+	return nil
+}
+
+func (x *ExportedEvent) GetTrackingEventDetails() *structpb.Struct {
+	if x != nil {
+		return x.TrackingEventDetails
+	}
+	return nil
+}
+
+func (x *ExportedEvent) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *ExportedEvent) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *ExportedEvent) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 var File_flagsidecar_v1_event_proto protoreflect.FileDescriptor
 
 const file_flagsidecar_v1_event_proto_rawDesc = "" +
@@ -392,7 +578,26 @@ const file_flagsidecar_v1_event_proto_rawDesc = "" +
 	"error_code\x18\v \x01(\x0e2\x19.flagsidecar.v1.ErrorCodeR\terrorCode\x12#\n" +
 	"\rerror_message\x18\f \x01(\tR\ferrorMessage\"7\n" +
 	"\x19ReportEvaluationsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x03R\baccepted2\xc0\x01\n" +
+	"\baccepted\x18\x01 \x01(\x03R\baccepted\"\xf1\x04\n" +
+	"\rExportedEvent\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12!\n" +
+	"\fcontext_kind\x18\x02 \x01(\tR\vcontextKind\x12\x19\n" +
+	"\buser_key\x18\x03 \x01(\tR\auserKey\x12#\n" +
+	"\rcreation_date\x18\x04 \x01(\x03R\fcreationDate\x12\x10\n" +
+	"\x03key\x18\x05 \x01(\tR\x03key\x12\x1c\n" +
+	"\tvariation\x18\x06 \x01(\tR\tvariation\x12,\n" +
+	"\x05value\x18\a \x01(\v2\x16.google.protobuf.ValueR\x05value\x12\x18\n" +
+	"\adefault\x18\b \x01(\bR\adefault\x12\x18\n" +
+	"\aversion\x18\t \x01(\tR\aversion\x12\x16\n" +
+	"\x06source\x18\n" +
+	" \x01(\tR\x06source\x12\x19\n" +
+	"\bevent_id\x18\v \x01(\tR\aeventId\x12F\n" +
+	"\x12evaluation_context\x18\f \x01(\v2\x17.google.protobuf.StructR\x11evaluationContext\x12M\n" +
+	"\x16tracking_event_details\x18\r \x01(\v2\x17.google.protobuf.StructR\x14trackingEventDetails\x12.\n" +
+	"\x06reason\x18\x0e \x01(\x0e2\x16.flagsidecar.v1.ReasonR\x06reason\x128\n" +
+	"\n" +
+	"error_code\x18\x0f \x01(\x0e2\x19.flagsidecar.v1.ErrorCodeR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x10 \x01(\tR\ferrorMessage2\xc0\x01\n" +
 	"\fEventService\x12F\n" +
 	"\x05Track\x12\x1c.flagsidecar.v1.TrackRequest\x1a\x1d.flagsidecar.v1.TrackResponse(\x01\x12h\n" +
 	"\x11ReportEvaluations\x12(.flagsidecar.v1.ReportEvaluationsRequest\x1a).flagsidecar.v1.ReportEvaluationsResponseB\xcb\x01\n" +
@@ -411,35 +616,41 @@ func file_flagsidecar_v1_event_proto_rawDescGZIP() []byte {
 	return file_flagsidecar_v1_event_proto_rawDescData
 }
 
-var file_flagsidecar_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_flagsidecar_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_flagsidecar_v1_event_proto_goTypes = []any{
 	(*TrackRequest)(nil),              // 0: flagsidecar.v1.TrackRequest
 	(*TrackResponse)(nil),             // 1: flagsidecar.v1.TrackResponse
 	(*ReportEvaluationsRequest)(nil),  // 2: flagsidecar.v1.ReportEvaluationsRequest
 	(*FeatureEvent)(nil),              // 3: flagsidecar.v1.FeatureEvent
 	(*ReportEvaluationsResponse)(nil), // 4: flagsidecar.v1.ReportEvaluationsResponse
-	(*User)(nil),                      // 5: flagsidecar.v1.User
-	(*structpb.Struct)(nil),           // 6: google.protobuf.Struct
-	(*structpb.Value)(nil),            // 7: google.protobuf.Value
-	(Reason)(0),                       // 8: flagsidecar.v1.Reason
-	(ErrorCode)(0),                    // 9: flagsidecar.v1.ErrorCode
+	(*ExportedEvent)(nil),             // 5: flagsidecar.v1.ExportedEvent
+	(*User)(nil),                      // 6: flagsidecar.v1.User
+	(*structpb.Struct)(nil),           // 7: google.protobuf.Struct
+	(*structpb.Value)(nil),            // 8: google.protobuf.Value
+	(Reason)(0),                       // 9: flagsidecar.v1.Reason
+	(ErrorCode)(0),                    // 10: flagsidecar.v1.ErrorCode
 }
 var file_flagsidecar_v1_event_proto_depIdxs = []int32{
-	5, // 0: flagsidecar.v1.TrackRequest.user:type_name -> flagsidecar.v1.User
-	6, // 1: flagsidecar.v1.TrackRequest.details:type_name -> google.protobuf.Struct
-	3, // 2: flagsidecar.v1.ReportEvaluationsRequest.events:type_name -> flagsidecar.v1.FeatureEvent
-	7, // 3: flagsidecar.v1.FeatureEvent.value:type_name -> google.protobuf.Value
-	8, // 4: flagsidecar.v1.FeatureEvent.reason:type_name -> flagsidecar.v1.Reason
-	9, // 5: flagsidecar.v1.FeatureEvent.error_code:type_name -> flagsidecar.v1.ErrorCode
-	0, // 6: flagsidecar.v1.EventService.Track:input_type -> flagsidecar.v1.TrackRequest
-	2, // 7: flagsidecar.v1.EventService.ReportEvaluations:input_type -> flagsidecar.v1.ReportEvaluationsRequest
-	1, // 8: flagsidecar.v1.EventService.Track:output_type -> flagsidecar.v1.TrackResponse
-	4, // 9: flagsidecar.v1.EventService.ReportEvaluations:output_type -> flagsidecar.v1.ReportEvaluationsResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6,  // 0: flagsidecar.v1.TrackRequest.user:type_name -> flagsidecar.v1.User
+	7,  // 1: flagsidecar.v1.TrackRequest.details:type_name -> google.protobuf.Struct
+	3,  // 2: flagsidecar.v1.ReportEvaluationsRequest.events:type_name -> flagsidecar.v1.FeatureEvent
+	8,  // 3: flagsidecar.v1.FeatureEvent.value:type_name -> google.protobuf.Value
+	9,  // 4: flagsidecar.v1.FeatureEvent.reason:type_name -> flagsidecar.v1.Reason
+	10, // 5: flagsidecar.v1.FeatureEvent.error_code:type_name -> flagsidecar.v1.ErrorCode
+	8,  // 6: flagsidecar.v1.ExportedEvent.value:type_name -> google.protobuf.Value
+	7,  // 7: flagsidecar.v1.ExportedEvent.evaluation_context:type_name -> google.protobuf.Struct
+	7,  // 8: flagsidecar.v1.ExportedEvent.tracking_event_details:type_name -> google.protobuf.Struct
+	9,  // 9: flagsidecar.v1.ExportedEvent.reason:type_name -> flagsidecar.v1.Reason
+	10, // 10: flagsidecar.v1.ExportedEvent.error_code:type_name -> flagsidecar.v1.ErrorCode
+	0,  // 11: flagsidecar.v1.EventService.Track:input_type -> flagsidecar.v1.TrackRequest
+	2,  // 12: flagsidecar.v1.EventService.ReportEvaluations:input_type -> flagsidecar.v1.ReportEvaluationsRequest
+	1,  // 13: flagsidecar.v1.EventService.Track:output_type -> flagsidecar.v1.TrackResponse
+	4,  // 14: flagsidecar.v1.EventService.ReportEvaluations:output_type -> flagsidecar.v1.ReportEvaluationsResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_flagsidecar_v1_event_proto_init() }
@@ -454,7 +665,7 @@ func file_flagsidecar_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagsidecar_v1_event_proto_rawDesc), len(file_flagsidecar_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

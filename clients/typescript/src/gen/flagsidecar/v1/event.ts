@@ -92,6 +92,57 @@ export interface ReportEvaluationsResponse {
   accepted: number;
 }
 
+/**
+ * One event as the exporters write it: the value of a Kafka message with
+ * `--exporter kafka:...,format=protobuf` (content-type header
+ * "application/x-protobuf; messageType=flagsidecar.v1.ExportedEvent"). Field names are the
+ * event's JSON names (proto3's JSON mapping of this message gives them back): go-feature-flag's
+ * FeatureEvent and TrackingEvent fields plus eventId, reason, errorCode and errorMessage. A field
+ * the JSON form does not have for an event's kind is left at its default.
+ * (FeatureEvent, above, is what an in-process client reports; this is what consumers read.)
+ */
+export interface ExportedEvent {
+  /** "feature" (an evaluation) or "tracking" (EventService.Track). */
+  kind: string;
+  /** "user", or "anonymousUser" when the context's `anonymous` attribute was true. */
+  contextKind: string;
+  userKey: string;
+  /** When the event happened, unix seconds. */
+  creationDate: number;
+  /** The flag key (feature) or the event's name (tracking). */
+  key: string;
+  /** Feature: the variant served, or "SdkDefault" when the caller's default applied. */
+  variation: string;
+  /**
+   * Feature: the value served; null_value when the caller's default applied (JSON null).
+   * Numbers are doubles, as in every google.protobuf.Value.
+   */
+  value:
+    | any
+    | undefined;
+  /** Feature: true when the caller's default applied. */
+  default: boolean;
+  /** Feature: the flag's version as text; "" for an unknown flag. */
+  version: string;
+  /** Feature: "SERVER", or "PROVIDER_CACHE" for an in-process client's evaluation. */
+  source: string;
+  /** Unique per event and the same on every redelivery (also the Kafka header `eventId`). */
+  eventId: string;
+  /** Tracking: the user's context plus targetingKey (always user_key). */
+  evaluationContext:
+    | { [key: string]: any }
+    | undefined;
+  /** Tracking: the event's details. */
+  trackingEventDetails:
+    | { [key: string]: any }
+    | undefined;
+  /** Feature: why the variant was served. */
+  reason: Reason;
+  /** Feature: only when the evaluation failed. */
+  errorCode: ErrorCode;
+  errorMessage: string;
+}
+
 function createBaseTrackRequest(): TrackRequest {
   return { name: "", user: undefined, details: undefined };
 }
@@ -686,6 +737,364 @@ export const ReportEvaluationsResponse: MessageFns<ReportEvaluationsResponse> = 
   fromPartial<I extends Exact<DeepPartial<ReportEvaluationsResponse>, I>>(object: I): ReportEvaluationsResponse {
     const message = createBaseReportEvaluationsResponse();
     message.accepted = object.accepted ?? 0;
+    return message;
+  },
+};
+
+function createBaseExportedEvent(): ExportedEvent {
+  return {
+    kind: "",
+    contextKind: "",
+    userKey: "",
+    creationDate: 0,
+    key: "",
+    variation: "",
+    value: undefined,
+    default: false,
+    version: "",
+    source: "",
+    eventId: "",
+    evaluationContext: undefined,
+    trackingEventDetails: undefined,
+    reason: 0,
+    errorCode: 0,
+    errorMessage: "",
+  };
+}
+
+export const ExportedEvent: MessageFns<ExportedEvent> = {
+  encode(message: ExportedEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.contextKind !== "") {
+      writer.uint32(18).string(message.contextKind);
+    }
+    if (message.userKey !== "") {
+      writer.uint32(26).string(message.userKey);
+    }
+    if (message.creationDate !== 0) {
+      writer.uint32(32).int64(message.creationDate);
+    }
+    if (message.key !== "") {
+      writer.uint32(42).string(message.key);
+    }
+    if (message.variation !== "") {
+      writer.uint32(50).string(message.variation);
+    }
+    if (message.value !== undefined) {
+      Value.encode(Value.wrap(message.value), writer.uint32(58).fork()).join();
+    }
+    if (message.default !== false) {
+      writer.uint32(64).bool(message.default);
+    }
+    if (message.version !== "") {
+      writer.uint32(74).string(message.version);
+    }
+    if (message.source !== "") {
+      writer.uint32(82).string(message.source);
+    }
+    if (message.eventId !== "") {
+      writer.uint32(90).string(message.eventId);
+    }
+    if (message.evaluationContext !== undefined) {
+      Struct.encode(Struct.wrap(message.evaluationContext), writer.uint32(98).fork()).join();
+    }
+    if (message.trackingEventDetails !== undefined) {
+      Struct.encode(Struct.wrap(message.trackingEventDetails), writer.uint32(106).fork()).join();
+    }
+    if (message.reason !== 0) {
+      writer.uint32(112).int32(message.reason);
+    }
+    if (message.errorCode !== 0) {
+      writer.uint32(120).int32(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(130).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExportedEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExportedEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.contextKind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.userKey = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.creationDate = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.variation = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.default = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.eventId = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.evaluationContext = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.trackingEventDetails = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.errorCode = reader.int32() as any;
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExportedEvent {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      contextKind: isSet(object.contextKind)
+        ? globalThis.String(object.contextKind)
+        : isSet(object.context_kind)
+        ? globalThis.String(object.context_kind)
+        : "",
+      userKey: isSet(object.userKey)
+        ? globalThis.String(object.userKey)
+        : isSet(object.user_key)
+        ? globalThis.String(object.user_key)
+        : "",
+      creationDate: isSet(object.creationDate)
+        ? globalThis.Number(object.creationDate)
+        : isSet(object.creation_date)
+        ? globalThis.Number(object.creation_date)
+        : 0,
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      variation: isSet(object.variation) ? globalThis.String(object.variation) : "",
+      value: isSet(object?.value) ? object.value : undefined,
+      default: isSet(object.default) ? globalThis.Boolean(object.default) : false,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      eventId: isSet(object.eventId)
+        ? globalThis.String(object.eventId)
+        : isSet(object.event_id)
+        ? globalThis.String(object.event_id)
+        : "",
+      evaluationContext: isObject(object.evaluationContext)
+        ? object.evaluationContext
+        : isObject(object.evaluation_context)
+        ? object.evaluation_context
+        : undefined,
+      trackingEventDetails: isObject(object.trackingEventDetails)
+        ? object.trackingEventDetails
+        : isObject(object.tracking_event_details)
+        ? object.tracking_event_details
+        : undefined,
+      reason: isSet(object.reason) ? reasonFromJSON(object.reason) : 0,
+      errorCode: isSet(object.errorCode)
+        ? errorCodeFromJSON(object.errorCode)
+        : isSet(object.error_code)
+        ? errorCodeFromJSON(object.error_code)
+        : 0,
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+    };
+  },
+
+  toJSON(message: ExportedEvent): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.contextKind !== "") {
+      obj.contextKind = message.contextKind;
+    }
+    if (message.userKey !== "") {
+      obj.userKey = message.userKey;
+    }
+    if (message.creationDate !== 0) {
+      obj.creationDate = Math.round(message.creationDate);
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.variation !== "") {
+      obj.variation = message.variation;
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    if (message.default !== false) {
+      obj.default = message.default;
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.eventId !== "") {
+      obj.eventId = message.eventId;
+    }
+    if (message.evaluationContext !== undefined) {
+      obj.evaluationContext = message.evaluationContext;
+    }
+    if (message.trackingEventDetails !== undefined) {
+      obj.trackingEventDetails = message.trackingEventDetails;
+    }
+    if (message.reason !== 0) {
+      obj.reason = reasonToJSON(message.reason);
+    }
+    if (message.errorCode !== 0) {
+      obj.errorCode = errorCodeToJSON(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExportedEvent>, I>>(base?: I): ExportedEvent {
+    return ExportedEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExportedEvent>, I>>(object: I): ExportedEvent {
+    const message = createBaseExportedEvent();
+    message.kind = object.kind ?? "";
+    message.contextKind = object.contextKind ?? "";
+    message.userKey = object.userKey ?? "";
+    message.creationDate = object.creationDate ?? 0;
+    message.key = object.key ?? "";
+    message.variation = object.variation ?? "";
+    message.value = object.value === undefined ? undefined : object.value;
+    message.default = object.default ?? false;
+    message.version = object.version ?? "";
+    message.source = object.source ?? "";
+    message.eventId = object.eventId ?? "";
+    message.evaluationContext = object.evaluationContext ?? undefined;
+    message.trackingEventDetails = object.trackingEventDetails ?? undefined;
+    message.reason = object.reason ?? 0;
+    message.errorCode = object.errorCode ?? 0;
+    message.errorMessage = object.errorMessage ?? "";
     return message;
   },
 };
