@@ -265,6 +265,27 @@ def test_a_missing_topic_is_a_clear_counted_error_and_the_events_wait(
     pipeline.close(2)
 
 
+def test_events_the_full_producer_queue_never_took_are_retried_not_counted(
+    running_broker: KafkaBroker, topic: str, reader: TopicReader, tmp_path: Path
+) -> None:
+    # A queue of 5 messages held 0.5 s each (linger) cannot take a batch within the 1 s timeout:
+    # what never entered it must be retried, not counted as exported and lost.
+    spec = kafka_spec(
+        running_broker, topic, "timeout=1", "linger_ms=500", "config=queue.buffering.max.messages:5"
+    )
+    pipeline = pipeline_for(spec, tmp_path)
+    events = [FeatureEvent.from_evaluation(evaluation(), f"u{i}") for i in range(60)]
+    for event in events:
+        pipeline.add_event(event)
+    eventually(lambda: pipeline.export_errors()["kafka"].get("queue_full", 0) >= 1, timeout=60)
+    assert reader.wait_for((e.event_id for e in events), timeout=120) == set()
+    eventually(lambda: pipeline.stats()["kafka"]["exported"] == 60, timeout=60)
+    stats = pipeline.stats()["kafka"]
+    pipeline.close(2)
+    assert stats["exported"] == 60
+    assert stats["dropped"] == 0
+
+
 def test_an_event_over_the_size_limit_is_dead_lettered_alone(
     running_broker: KafkaBroker, topic: str, reader: TopicReader, tmp_path: Path
 ) -> None:

@@ -220,12 +220,17 @@ class KafkaExporter:
         if len(todo) < len(events):
             self.skipped += len(events) - len(todo)
         rejected: list[tuple[Event, str]] = []
+        unqueued: list[Event] = []  # librdkafka's queue stayed full past the deadline: not sent at all
         deadline = time.monotonic() + self.timeout
         produce = producer.produce
         topic = self.topic
         key_of = self._key_function()
         content_type = (CONTENT_TYPE_HEADER, self._content_type)
         for event, value in zip(todo, self.encode(todo), strict=True):
+            if unqueued:
+                # Past the deadline with the queue still full: the rest wait for the retry too.
+                unqueued.append(event)
+                continue
             headers = [(EVENT_ID_HEADER, event.event_id), content_type]
             while True:
                 try:
@@ -235,6 +240,7 @@ class KafkaExporter:
                     # librdkafka's queue is full: let it send, then try again (bounded by the timeout).
                     producer.poll(0.05)
                     if time.monotonic() > deadline:
+                        unqueued.append(event)
                         break
                 except confluent_kafka.KafkaException as exc:
                     error = exc.args[0]
@@ -269,8 +275,19 @@ class KafkaExporter:
                 self._topic_ok = False
             if retry_error is None or retry_error.code() == confluent_kafka.KafkaError._PURGE_QUEUE:
                 retry_error = err
-        rejected_ids = {e.event_id for e, _reason in rejected}
-        if retry_error is not None or remaining:
+        # What never entered the queue is retried, and never counted as acknowledged.
+        rejected_ids = {e.event_id for e, _reason in rejected} | {e.event_id for e in unqueued}
+        if unqueued and retry_error is None and not remaining:
+            for event in todo:
+                if event.event_id not in rejected_ids:
+                    self._remember(event.event_id)
+            raise RetryableExportError(
+                f"kafka {self.brokers}: {len(unqueued)} events not queued: the producer's queue "
+                f"stayed full for {self.timeout:g} s (raise config=queue.buffering.max.messages:N, or "
+                "the brokers are slow); events are kept and retried",
+                reason="queue_full",
+            )
+        if retry_error is not None or remaining or unqueued:
             if not remaining and None not in failed_ids:
                 # Every message was reported, each failure with its id: the others were acknowledged.
                 for event in todo:
