@@ -48,6 +48,7 @@ from ..engine.evaluator import PlanStep
 from ..sources.document import Document, Source
 from ..sources.entries import EntrySource
 from .cache_keys import eval_cache_key, request_hash
+from .entry_loading import LoadedEntries, load_entries
 from .last_known_good import LastKnownGood
 from .loading import compile_document
 from .source_cache import Revalidator, SourceCache
@@ -118,6 +119,9 @@ class FlagStore:
         # Held by whatever reads the source or the cache and swaps the set in (never by evaluation).
         self._reload_lock = threading.Lock()
         self.cache = SourceCache(cache_ttl) if isinstance(source, EntrySource) else None
+        # The served set of a source of entries, with the texts it was read from: the next load
+        # reads and compiles only what changed (entry_loading.py). Written under _reload_lock.
+        self._loaded_entries: LoadedEntries | None = None
         self._revalidator = Revalidator(self.cache, self._revalidate) if self.cache is not None else None
         self.loaded = threading.Event()
         self.stats = {
@@ -246,12 +250,22 @@ class FlagStore:
     def _reload(self, initial: bool, fetch: Callable[[], Document] | None = None) -> None:
         with self._reload_lock:
             document = self._fetch() if fetch is None else fetch()
-            flag_set = compile_document(document, self._versions.version_of(document.versions))
+            version_of = self._versions.version_of(document.versions)
+            loaded = None
+            if self.cache is None:
+                flag_set = compile_document(document, version_of)
+            else:
+                # The document is the cache's (_fetch, _revalidate), as its entries are now: the
+                # cache changes only under this lock.
+                loaded = load_entries(self.cache.entries, document, version_of, self._loaded_entries)
+                flag_set = loaded.flag_set
             for warning in flag_set.warnings:
                 log.warning("%s", warning)
             # Saved before they are served: a number handed out is one a restart knows.
             self._versions.applied(flag_set)
             change = self._apply(flag_set, document.revision)
+            if loaded is not None:
+                self._loaded_entries = loaded
             self.health.applied()
             self._keep(document)
         self.stats["reloads"] += 1
