@@ -40,8 +40,8 @@ def main() -> None:
                 uri = _fresh(server_uri)
                 _import(flags_file, uri)
                 line, p50, p99 = propagation(uri, args.sidecars, args.writes, repo)
-                slowest = SLOWEST.search(line)
-                runs[name].append((p50, p99, float(slowest.group(2)) if slowest else float("nan")))
+                found = SLOWEST.search(line)
+                runs[name].append((p50, p99, float(found.group(2)) if found else float("nan")))
                 print(f"{name}: {line}", flush=True)
     for name, results in runs.items():
         p50, p99, slowest = (statistics.median(r[i] for r in results) for i in range(3))

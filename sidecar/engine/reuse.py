@@ -40,11 +40,12 @@ def referenced_segments(constraints: Iterable[ConstraintDefinition]) -> set[str]
 class Reuse:
     """The previous set's compiled flags and segments, offered to the next compile."""
 
-    __slots__ = ("_flags", "_segments", "flags_kept", "segments_kept")
+    __slots__ = ("_flags", "_segments", "_segments_all_kept", "flags_kept", "segments_kept")
 
     def __init__(self, previous: FlagSet) -> None:
         self._flags = previous.flags
         self._segments = previous.segments
+        self._segments_all_kept: bool | None = None  # known once the flags' turn comes
         self.flags_kept = 0
         self.segments_kept = 0
 
@@ -70,9 +71,17 @@ class Reuse:
         version = definition.version or (version_of(definition.key, old.fingerprint) if version_of else 1)
         if version != old.version:
             return None
-        constraints = (c for rule in definition.rules for c in rule.constraints)
-        if not self._kept(referenced_segments(constraints), compiled):
-            return None
+        if self._segments_all_kept is None:
+            # Flags are compiled after every segment: when no segment changed (most writes), no
+            # flag's references need looking at.
+            previous = self._segments
+            self._segments_all_kept = len(compiled) == len(previous) and all(
+                compiled.get(key) is segment for key, segment in previous.items()
+            )
+        if not self._segments_all_kept:
+            constraints = (c for rule in definition.rules for c in rule.constraints)
+            if not self._kept(referenced_segments(constraints), compiled):
+                return None
         self.flags_kept += 1
         return old
 

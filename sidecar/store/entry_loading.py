@@ -12,6 +12,7 @@ that the partial read did not look at may test it), a definition whose key is no
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,10 +20,10 @@ from ..engine import FlagSet, FlagSetError, compile_definitions, read_definition
 from ..engine.compiler import VersionOf
 from ..engine.definitions import FlagSetDefinition
 from ..sources.document import Document
-from ..sources.entries import Entry, entries_document
+from ..sources.entries import entries_document
 from .flag_document import parse_flag_document
 from .loading import compile_document
-from .source_cache import CachedEntry, cache_key
+from .source_cache import CachedEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,17 @@ def load_entries(
     """Compile `entries` (`document` is the same set as one flag document), from `served` when it
     is given. Raises FlagSetError listing every problem, as compile_document(document) would."""
     texts = {key: cached.entry.text for key, cached in entries.items()}
-    flag_set = _incremental(entries, texts, document, version_of, served) if served is not None else None
+    flag_set = None
+    if served is not None:
+        # No collection mid-way: the young generation fills several times over in a partial load,
+        # and each pass on the way to the swap finds nothing to free (what it builds is kept).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            flag_set = _incremental(entries, texts, document, version_of, served)
+        finally:
+            if enabled:
+                gc.enable()
     if flag_set is None:
         flag_set = compile_document(document, version_of)
     return LoadedEntries(flag_set, texts)
@@ -59,16 +70,18 @@ def _incremental(
     old = served.flag_set
     if old.definitions is None:
         return None
-    held = sorted((cached.entry for cached in entries.values()), key=lambda entry: entry.key)
-    flags = [entry for entry in held if entry.kind == "flag"]
-    segments = [entry for entry in held if entry.kind == "segment"]
-    if old.segments.keys() - {entry.key for entry in segments}:
+    old_texts = served.texts
+    # (cache key, entry) by the entry's key, as the cache's document has them.
+    held = sorted(((key, cached.entry) for key, cached in entries.items()), key=lambda item: item[1].key)
+    flags = [entry for _, entry in held if entry.kind == "flag"]
+    segments = [(key, entry) for key, entry in held if entry.kind == "segment"]
+    if old.segments.keys() - {entry.key for _, entry in segments}:
         return None
-    changed = [entry for key, entry in _keyed(flags) if served.texts.get(key) != entry.text]
+    changed = [entry for key, entry in held if entry.kind == "flag" and old_texts.get(key) != entry.text]
     # All segments are read (they are few), for the keys the changed flags may test and the checks
     # across segments (cycles, nesting); the unchanged ones then keep their served definitions.
     partial = entries_document(
-        (entry.text for entry in changed), (entry.text for entry in segments), {}, "", document.origin
+        (entry.text for entry in changed), (entry.text for _, entry in segments), {}, "", document.origin
     )
     try:
         read = read_definitions(parse_flag_document(partial.data, document.origin, json_format=True))
@@ -76,7 +89,7 @@ def _incremental(
         return None
     read_flags = {definition.key: definition for definition in read.flags}
     read_segments = {definition.key: definition for definition in read.segments}
-    changed_keys, segment_keys = {entry.key for entry in changed}, {entry.key for entry in segments}
+    changed_keys, segment_keys = {entry.key for entry in changed}, {entry.key for _, entry in segments}
     if read_flags.keys() != changed_keys or read_segments.keys() != segment_keys:
         return None
     old_flags = {definition.key: definition for definition in old.definitions.flags}
@@ -85,14 +98,10 @@ def _incremental(
         definitions = FlagSetDefinition(
             tuple(read_flags.get(entry.key) or old_flags[entry.key] for entry in flags),
             tuple(
-                old_segments[entry.key] if served.texts.get(key) == entry.text else read_segments[entry.key]
-                for key, entry in _keyed(segments)
+                old_segments[entry.key] if old_texts.get(key) == entry.text else read_segments[entry.key]
+                for key, entry in segments
             ),
         )
     except KeyError:  # an entry whose definition's key is not its own
         return None
     return compile_definitions(definitions, document.origin, version_of, previous=old)
-
-
-def _keyed(entries: list[Entry]) -> list[tuple[str, Entry]]:
-    return [(cache_key(entry), entry) for entry in entries]
