@@ -140,7 +140,11 @@ def main() -> None:
         for process, _ in processes:
             process.terminate()
         for process, _ in processes:
-            process.wait(15)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:  # 20 stopping at once on a loaded machine: the figures stand
+                process.kill()
+                process.wait()
 
 
 if __name__ == "__main__":
