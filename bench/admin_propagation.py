@@ -49,7 +49,7 @@ def _start(source: str, extra: list[str], repo: Path = REPO) -> tuple[subprocess
 
 
 def _wait_for(lines: list[str], pattern: str) -> str:
-    deadline = time.monotonic() + 120  # 20 processes starting on 2 cores
+    deadline = time.monotonic() + 300  # 20 processes starting on 2 cores shared with other work
     while time.monotonic() < deadline:
         for line in list(lines):
             match = re.search(pattern, line)
