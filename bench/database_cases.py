@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import flagsets
+from . import flagsets, incremental_cases
 from .rpc import REPO, LoadGenerator, pin_to_cpus, server_process
 from .servers import EMPTY_METHOD
 
@@ -46,6 +46,8 @@ class DatabaseResults:
     propagation: str = ""  # bench/admin_propagation.py's line, "" when not run
     propagation_p50_ms: float | None = None
     propagation_p99_ms: float | None = None
+    # A follower's CPU per write, the set rebuilt from the served one and in full (incremental_cases)
+    incremental: incremental_cases.IncrementalResults | None = None
     sidecars: int = 0
     writes: int = 0
     calls: int = 0
@@ -75,8 +77,9 @@ def _import(flags_file: Path, uri: str) -> None:
     )
 
 
-def propagation(uri: str, sidecars: int, writes: int) -> tuple[str, float, float]:
-    """bench/admin_propagation.py on `uri`: its report line, p50 and p99 in ms."""
+def propagation(uri: str, sidecars: int, writes: int, repo: Path = REPO) -> tuple[str, float, float]:
+    """bench/admin_propagation.py on `uri` (the sidecars of checkout `repo`): its report line, p50
+    and p99 in ms."""
     done = subprocess.run(
         [
             sys.executable,
@@ -88,13 +91,16 @@ def propagation(uri: str, sidecars: int, writes: int) -> tuple[str, float, float
             str(writes),
             "--postgresql",
             uri,
+            "--repo",
+            str(repo),
         ],
         cwd=REPO,
-        check=True,
         capture_output=True,
         text=True,
         timeout=1800,
     )
+    if done.returncode:
+        raise RuntimeError(f"bench.admin_propagation failed:\n{done.stderr[-3000:]}")
     line = done.stdout.strip().splitlines()[-1]
     match = re.search(r"p50 ([\d.]+) ms, p99 ([\d.]+) ms", line)
     if match is None:
@@ -148,6 +154,7 @@ def run(
                     results.vs_empty[(name, case)].append(cpu / floor)
                     results.vs_file[(name, case)].append(cpu / measured["file"])
         stack.close()  # the bench servers off before 20 sidecars start on the same cores
+        results.incremental = incremental_cases.run(FLAGS, 60)
         if postgresql and sidecars:
             line, p50, p99 = propagation(postgresql, sidecars, writes)
             results.propagation, results.propagation_p50_ms, results.propagation_p99_ms = line, p50, p99
@@ -173,6 +180,8 @@ def main() -> None:
                 f"{statistics.median(results.vs_empty[(name, case)]):.3f}x empty, "
                 f"{statistics.median(results.vs_file[(name, case)]):.3f}x file"
             )
+    if results.incremental is not None:
+        print("\n".join(incremental_cases.report(results.incremental)))
     print(results.propagation or "propagation: not run (no PostgreSQL)")
 
 

@@ -1299,6 +1299,25 @@ def write_database(
                     )
                 )
     report.table(("case", "source", "empty RPC", "sidecar", "/ empty", "/ file source", "target"), rows)
+    incremental = getattr(database, "incremental", None)  # None in results pickled before it
+    if incremental is not None:
+        report.add(
+            f"A follower's CPU per admin write (`python -m bench.incremental_cases`, {incremental.flags} "
+            f"flags, {incremental.writes} writes of one flag each): the set rebuilt from the served one "
+            "(only the changed entry read and compiled) against the full rebuild, in turns; the "
+            "rebuild alone (process CPU) and the store's whole refresh on a push from an SQLite file "
+            "(the changes query, the rebuild, the swap; thread CPU).",
+            "",
+        )
+        rows = []
+        for kind, label in (("rebuild", "set rebuilt"), ("follower", "follower's refresh")):
+            full, partial = (
+                getattr(incremental, f"{kind}_full_ms"),
+                getattr(incremental, f"{kind}_incremental_ms"),
+            )
+            ratio = statistics.median(full) / statistics.median(partial)
+            rows.append((label, Series(full).show(2, " ms"), Series(partial).show(2, " ms"), f"{ratio:.1f}x"))
+        report.table(("measure", "full", "incremental", "full / incremental"), rows)
     if database.propagation_p99_ms is not None:
         p99_target = TARGETS["propagation_p99_ms"]
         met = verdict(database.propagation_p99_ms <= p99_target)

@@ -59,6 +59,7 @@ from .operators import (
     compile_constraint,
     is_number,
 )
+from .reuse import Reuse
 
 # Decides a flag's version from its key and the fingerprint of its definition (the store keeps history).
 VersionOf = Callable[[str, str], int]
@@ -216,11 +217,16 @@ def read_definitions(document: Any, source: str = "", *, consume: bool = False) 
 
 
 def compile_definitions(
-    definitions: FlagSetDefinition, source: str = "", version_of: VersionOf | None = None
+    definitions: FlagSetDefinition,
+    source: str = "",
+    version_of: VersionOf | None = None,
+    previous: FlagSet | None = None,
 ) -> FlagSet:
     """Compile definitions that `read_definitions` returned (a definition built by hand is checked by
-    reading its document: read_definitions(flag_set_document(definitions)))."""
-    return _Compiler(source, {}).compile(definitions, version_of)
+    reading its document: read_definitions(flag_set_document(definitions))). With `previous`, its
+    compiled flags and segments whose definitions are among these (the same objects) and whose
+    segments are unchanged are kept, not compiled again (reuse.py): the same set either way."""
+    return _Compiler(source, {}, previous).compile(definitions, version_of)
 
 
 class _Memo:
@@ -706,9 +712,16 @@ class _Compiler:
     """Compiles read definitions into the evaluator's state. Equal constraint definitions (one object,
     from _Reader) compile to one Constraint, shared by every flag and segment that has it."""
 
-    def __init__(self, source: str, prepared: dict[tuple[str, tuple[Any, ...]], Any]) -> None:
+    def __init__(
+        self,
+        source: str,
+        prepared: dict[tuple[str, tuple[Any, ...]], Any],
+        previous: FlagSet | None = None,
+    ) -> None:
         self.source = source
         self.prepared = prepared
+        # The served set's compiled flags and segments that this set may keep (reuse.py).
+        self.reuse = Reuse(previous) if previous is not None else None
         self.sets = ValueSets()
         self.warnings: list[Problem] = []
         self.segments: dict[str, Segment] = {}
@@ -736,9 +749,22 @@ class _Compiler:
             for segment in definitions.segments
         }
         order, _ = _topological_order(edges)  # cycles were problems of the document
+        reuse = self.reuse
         for key in order:
-            self.segments[key] = self._segment(by_key[key])
-        flags = {flag.key: self._flag(flag, version_of) for flag in definitions.flags}
+            kept = reuse.segment(by_key[key], self.segments) if reuse is not None else None
+            if kept is None:
+                self.segments[key] = self._segment(by_key[key])
+            else:
+                self._warn_segment(by_key[key])
+                self.segments[key] = kept
+        flags = {}
+        for definition in definitions.flags:
+            kept_flag = reuse.flag(definition, self.segments, version_of) if reuse is not None else None
+            if kept_flag is None:
+                flags[definition.key] = self._flag(definition, version_of)
+            else:
+                self._warn_flag(definition)
+                flags[definition.key] = kept_flag
         return FlagSet(
             flags=dict(sorted(flags.items())),
             segments={segment.key: self.segments[segment.key] for segment in definitions.segments},
@@ -747,9 +773,12 @@ class _Compiler:
             definitions=definitions,
         )
 
-    def _segment(self, definition: SegmentDefinition) -> Segment:
+    def _warn_segment(self, definition: SegmentDefinition) -> None:
         if not definition.rules:
             self.warn("segment has no rules, so no user is ever in it", segment=definition.key)
+
+    def _segment(self, definition: SegmentDefinition) -> Segment:
+        self._warn_segment(definition)
         rules = tuple(
             SegmentRule(rule.id or str(index), self._constraints(rule.constraints))
             for index, rule in enumerate(definition.rules)
@@ -787,6 +816,26 @@ class _Compiler:
         self.constraints[id(definition)] = (definition, compiled)
         return compiled
 
+    def _warn_flag(self, definition: FlagDefinition) -> None:
+        """The remarks on a flag's definition (a kept flag's too: the set's warnings are all of them)."""
+        keys = {variant.key for variant in definition.variants}
+        if (
+            definition.enabled
+            and not definition.rules
+            and (definition.default_variant_when_on or "") not in keys
+        ):
+            self.warn(
+                "enabled with no rules and no defaultVariantWhenOn: every evaluation answers no value "
+                "(the caller's code default)",
+                flag=definition.key,
+            )
+        if not definition.enabled and (definition.default_variant_when_off or "") not in keys:
+            self.warn(
+                "disabled with no defaultVariantWhenOff: every evaluation answers no value "
+                "(the caller's code default)",
+                flag=definition.key,
+            )
+
     def _flag(self, definition: FlagDefinition, version_of: VersionOf | None) -> Flag:
         key = definition.key
         variants = {variant.key: variant for variant in definition.variants}
@@ -799,18 +848,7 @@ class _Compiler:
             self._rule(index, rule, variants, answer) for index, rule in enumerate(definition.rules)
         )
         enabled = definition.enabled
-        if enabled and not rules and on_default is None:
-            self.warn(
-                "enabled with no rules and no defaultVariantWhenOn: every evaluation answers no value "
-                "(the caller's code default)",
-                flag=key,
-            )
-        if not enabled and off_default is None:
-            self.warn(
-                "disabled with no defaultVariantWhenOff: every evaluation answers no value "
-                "(the caller's code default)",
-                flag=key,
-            )
+        self._warn_flag(definition)
         # A default that is needed but not set answers no value and no variant, so the caller's code
         # default applies (DESIGN.md, Evaluation semantics 5; flagd does the same).
         off_answer = (

@@ -48,6 +48,7 @@ from ..engine.evaluator import PlanStep
 from ..sources.document import Document, Source
 from ..sources.entries import EntrySource
 from .cache_keys import eval_cache_key, request_hash
+from .entry_loading import LoadedEntries, load_entries
 from .last_known_good import LastKnownGood
 from .loading import compile_document
 from .source_cache import Revalidator, SourceCache
@@ -117,7 +118,13 @@ class FlagStore:
         self._listeners: list[Callable[[FlagSetChange], None]] = []
         # Held by whatever reads the source or the cache and swaps the set in (never by evaluation).
         self._reload_lock = threading.Lock()
-        self.cache = SourceCache(cache_ttl) if isinstance(source, EntrySource) else None
+        # The source as an EntrySource, decided once: isinstance on a runtime-checkable protocol
+        # walks its members each time, and a push's refresh asked it twice.
+        self._entry_source: EntrySource | None = source if isinstance(source, EntrySource) else None
+        self.cache = SourceCache(cache_ttl) if self._entry_source is not None else None
+        # The served set of a source of entries, with the texts it was read from: the next load
+        # reads and compiles only what changed (entry_loading.py). Written under _reload_lock.
+        self._loaded_entries: LoadedEntries | None = None
         self._revalidator = Revalidator(self.cache, self._revalidate) if self.cache is not None else None
         self.loaded = threading.Event()
         self.stats = {
@@ -246,12 +253,22 @@ class FlagStore:
     def _reload(self, initial: bool, fetch: Callable[[], Document] | None = None) -> None:
         with self._reload_lock:
             document = self._fetch() if fetch is None else fetch()
-            flag_set = compile_document(document, self._versions.version_of(document.versions))
+            version_of = self._versions.version_of(document.versions)
+            loaded = None
+            if self.cache is None:
+                flag_set = compile_document(document, version_of)
+            else:
+                # The document is the cache's (_fetch, _revalidate), as its entries are now: the
+                # cache changes only under this lock.
+                loaded = load_entries(self.cache.entries, document, version_of, self._loaded_entries)
+                flag_set = loaded.flag_set
             for warning in flag_set.warnings:
                 log.warning("%s", warning)
             # Saved before they are served: a number handed out is one a restart knows.
             self._versions.applied(flag_set)
             change = self._apply(flag_set, document.revision)
+            if loaded is not None:
+                self._loaded_entries = loaded
             self.health.applied()
             self._keep(document)
         self.stats["reloads"] += 1
@@ -275,9 +292,9 @@ class FlagStore:
 
     def _fetch(self) -> Document:
         """The source's whole document; a source of entries is read whole into the cache first."""
-        if self.cache is None or not isinstance(self.source, EntrySource):
+        if self.cache is None or self._entry_source is None:
             return self.source.fetch()
-        self.cache.apply(self.source.entries())
+        self.cache.apply(self._entry_source.entries())
         return self.cache.document(self.source.origin)
 
     def refresh(self) -> None:
@@ -294,9 +311,9 @@ class FlagStore:
         """The revalidator's refresh: ask the source what changed after the cached revision (one
         small query when nothing did) and rebuild the set when something did. OSError: the source
         cannot be had (its own watcher reports that; the last good set keeps serving)."""
-        cache, source = self.cache, self.source
+        cache, source = self.cache, self._entry_source
         assert cache is not None
-        assert isinstance(source, EntrySource)
+        assert source is not None
         with self._reload_lock:
             try:
                 changes = source.entries() if cache.revision is None else source.changes_since(cache.revision)
