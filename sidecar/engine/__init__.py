@@ -15,7 +15,16 @@ from .definitions import (
     flag_set_document,
     segment_document,
 )
-from .evaluator import InvalidContextError, build_context, evaluate, evaluate_plan, evaluation_plan
+from .evaluator import (
+    InvalidContextError,
+    build_context,
+    check_context,
+    evaluate,
+    evaluate_plan,
+    evaluation_plan,
+    reads_reserved,
+)
+from .fastpath import answering
 from .model import (
     Context,
     ErrorCode,
@@ -55,9 +64,11 @@ __all__ = [
     "TraceStep",
     "Variant",
     "VariantDefinition",
+    "answering",
     "bucket",
     "bucket_text",
     "build_context",
+    "check_context",
     "compile_definitions",
     "compile_flag_set",
     "evaluate",
@@ -68,5 +79,6 @@ __all__ = [
     "flag_not_found",
     "flag_set_document",
     "read_definitions",
+    "reads_reserved",
     "segment_document",
 ]

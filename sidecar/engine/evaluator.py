@@ -38,7 +38,16 @@ _isfinite = math.isfinite
 def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The engine's view of a user: the attributes plus "$userId". Raises InvalidContextError."""
     context = dict(attributes) if attributes else {}
-    for key, value in context.items():
+    check_context(context)
+    if user_id:
+        context[USER_ID_PROPERTY] = user_id
+    return context
+
+
+def check_context(attributes: dict[str, Any]) -> None:
+    """Raise InvalidContextError unless `attributes` may be a context (build_context's check, for a
+    caller that evaluates over its own dict when the flag reads no reserved key: reads_reserved)."""
+    for key, value in attributes.items():
         # As few tests as possible for the usual attribute (this is most of an end-to-end
         # evaluation of a simple flag): keys starting with "$" sort in ["$", "%") and "" below
         # them, so a key from "%" up needs one comparison. Floats and the rest: _check_attribute.
@@ -48,9 +57,31 @@ def build_context(user_id: str, attributes: Mapping[str, Any] | None = None) -> 
             or (key < "%" and (key >= "$" or not key))
         ):
             _check_attribute(key, value)
-    if user_id:
-        context[USER_ID_PROPERTY] = user_id
-    return context
+
+
+def reads_reserved(flag: Flag) -> bool:
+    """Whether evaluating `flag` may read a key of build_context's own ("$userId"): a constraint's
+    property or a split's bucket attribute, in its rules or the segments they test."""
+    if not flag.enabled:
+        return False
+    seen: set[int] = set()
+
+    def constraints_read(constraints: Iterable[Constraint]) -> bool:
+        for constraint in constraints:
+            if constraint.property.startswith(RESERVED_PREFIX):
+                return True
+            for segment in constraint.segments:
+                if id(segment) not in seen:
+                    seen.add(id(segment))
+                    if any(constraints_read(rule.constraints) for rule in segment.rules):
+                        return True
+        return False
+
+    return any(
+        (rule.single is None and rule.bucket_by.startswith(RESERVED_PREFIX))
+        or constraints_read(rule.constraints)
+        for rule in flag.rules
+    )
 
 
 def _check_attribute(key: object, value: object) -> None:

@@ -29,7 +29,7 @@ import types
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import mmh3
 
@@ -229,4 +229,26 @@ def build_fast_path(
     if plans is not None and plan_key is not None:
         plans[plan_key] = _Plan(code, namespace, tuple(source.values), tuple(source.own))
     function = types.FunctionType(code, namespace, "fast", tuple(source.values))
+    return function
+
+
+Answer = TypeVar("Answer")
+
+
+def answering(fast: FastPath, translate: Callable[[Evaluation], Answer]) -> Callable[[Context], Answer]:
+    """`fast` returning `translate(its answer)`, with nothing added per call: the same code over
+    the same values, each answer among them translated once here. Every answer the generated
+    function returns is one of its parameter defaults, alone (a single or fallthrough answer) or in
+    a tuple (a split's answers); an embedding client (clients/python) answers its own objects so."""
+    translated: dict[int, Answer] = {}  # an answer met twice is translated once
+    defaults: list[Any] = []
+    for value in fast.__defaults__ or ():
+        if type(value) is Evaluation:
+            value = translated.setdefault(id(value), translate(value))
+        elif type(value) is tuple and value and all(type(item) is Evaluation for item in value):
+            value = tuple(translated.setdefault(id(item), translate(item)) for item in value)
+        defaults.append(value)
+    function: Callable[[Context], Answer] = types.FunctionType(
+        fast.__code__, fast.__globals__, fast.__name__, tuple(defaults)
+    )
     return function

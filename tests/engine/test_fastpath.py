@@ -3,7 +3,14 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.engine import compile_flag_set, evaluate, evaluate_plan, evaluation_plan
+from sidecar.engine import (
+    answering,
+    compile_flag_set,
+    evaluate,
+    evaluate_plan,
+    evaluation_plan,
+    reads_reserved,
+)
 from sidecar.engine.evaluator import evaluate_rules
 from sidecar.engine.fastpath import MAX_INLINE_SEGMENT_CONSTRAINTS, _shapes
 
@@ -243,3 +250,72 @@ def test_flags_of_the_same_rules_reuse_one_plan_and_answer_each_as_the_loop(cont
     for flag in flags.values():
         assert flag.fast is not None
         assert flag.fast(context) is evaluate_rules(flag, context), (flag.key, context)
+
+
+@settings(max_examples=200, deadline=None)
+@given(context=contexts)
+def test_answering_returns_the_translation_of_the_answer_the_fast_path_gives(context):
+    for flag in all_flags():
+        if flag.fast is not None:
+            translated = answering(flag.fast, lambda answer: ("translated", answer))
+            assert translated(context) == ("translated", flag.fast(context)), flag.key
+
+
+def test_answering_translates_each_answer_once_and_leaves_the_fast_path_as_it_was():
+    doc = document(
+        flag_doc(
+            "s", [rule(constraint("ONE_OF", ["pro"], "plan"), distributions=split(("hit", 50), ("miss", 50)))]
+        )
+    )
+    flag = compile_flag_set(doc, SOURCE).flags["s"]
+    made: list[object] = []
+
+    def translate(answer):
+        made.append(answer)
+        return ("translated", answer)
+
+    translated = answering(flag.fast, translate)
+    assert len(made) == len({id(answer) for answer in made})  # each distinct answer once
+    for user in ("u1", "u2", "u3", "u4", "u5"):
+        context = {"plan": "pro", "$userId": user}
+        assert translated(context)[1] is flag.fast(context) is evaluate_rules(flag, context)
+        assert translated(context) is translated(context)  # made once, not per call
+    assert translated({"plan": "free"}) == ("translated", flag.fallthrough_answer)
+
+
+def test_reads_reserved_is_true_where_a_flag_reads_the_user_id():
+    segments = [
+        segment("ids", [constraint("ONE_OF", ["u1"], "$userId")]),
+        segment("pros", [constraint("ONE_OF", ["pro"], "plan")]),
+    ]
+    doc = document(
+        flag_doc("rules", [rule(constraint("ONE_OF", ["pro"], "plan"), constraint("GREATER", [3], "n"))]),
+        flag_doc("by-id", [rule(constraint("ONE_OF", ["u1"], "$userId"))]),
+        flag_doc("split", [rule(distributions=split(("hit", 50), ("miss", 50)))]),
+        flag_doc(
+            "split-by-account", [rule(distributions=split(("hit", 50), ("miss", 50)), bucket_by="accountId")]
+        ),
+        flag_doc("in-ids", [rule(constraint("IS_IN_SEGMENT", ["ids"], None))]),
+        flag_doc("in-pros", [rule(constraint("IS_IN_SEGMENT", ["pros"], None))]),
+        flag_doc("off-by-id", [rule(constraint("ONE_OF", ["u1"], "$userId"))], enabled=False),
+        segments=segments,
+    )
+    flags = compile_flag_set(doc, SOURCE).flags
+    assert {key: reads_reserved(flag) for key, flag in flags.items()} == {
+        "rules": False,
+        "by-id": True,
+        "split": True,
+        "split-by-account": False,
+        "in-ids": True,
+        "in-pros": False,
+        "off-by-id": False,
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(context=contexts)
+def test_a_flag_that_reads_no_reserved_key_answers_the_same_without_the_user_id(context):
+    without = {key: value for key, value in context.items() if not key.startswith("$")}
+    for flag in all_flags():
+        if not reads_reserved(flag):
+            assert evaluate(flag, without) is evaluate(flag, {**without, "$userId": "user-1"}), flag.key

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import grpc
@@ -226,6 +227,21 @@ def test_a_prepared_user_answers_as_evaluate_does(plane: Plane, client: FlagSide
     assert client.flush_events(10)
     events = eventually(lambda: len(feature_events(plane)) >= 12 and feature_events(plane), timeout=15)
     assert {e["contextKind"] for e in events} == {"anonymousUser"}
+
+
+def test_the_callers_context_is_checked_and_never_changed_whatever_the_flag_reads(client: FlagSidecarClient):
+    # banner-color reads no user id (evaluated over the caller's dict); new-checkout splits by
+    # accountId and tests the email, maintenance-mode and the rest as the sample has them.
+    context = {"plan": "pro", "accountId": "acct-42", "email": "ann@example.com"}
+    before = dict(context)
+    for key in client.flag_keys():
+        assert client.evaluate(key, "u1", context) == client.evaluate(key, "u1", MappingProxyType(context)), (
+            key
+        )
+        assert context == before, key
+        refused = client.evaluate(key, "u1", {**context, "$userId": "other"})
+        assert (refused.error_code, refused.has_value) == (ErrorCode.INVALID_CONTEXT, False), key
+        assert "reserved" in refused.error_message
 
 
 def test_a_with_block_that_never_gets_a_set_closes_the_client():

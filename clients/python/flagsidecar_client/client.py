@@ -3,9 +3,10 @@
 The client follows a flag-sidecar's sync stream (SyncService.Watch on its --sync-listen address),
 compiles each change once with the sidecar's own engine, and swaps the compiled set in whole (one
 attribute assignment: an evaluation reads one snapshot). `evaluate` is a dictionary lookup, the
-context's validation (the engine's build_context, as the sidecar's RPC admits a user) and the
-compiled flag's own function: no I/O, no lock. The FeatureEvents of tracked flags are queued for
-the sidecar's EventService (reporter.py) and never delay the answer.
+context's validation (the engine's check, as the sidecar's RPC admits a user; the context is copied
+only for a flag that reads the user id) and the compiled flag's own function, which returns the
+client's Evaluation itself (snapshot.py): no I/O, no lock, no allocation. The FeatureEvents of
+tracked flags are queued for the sidecar's EventService (reporter.py) and never delay the answer.
 
 While the control plane is unreachable the client keeps serving the last set it compiled and
 reconnects with backoff and jitter; a restarted control plane is caught up from the revision held.
@@ -20,10 +21,10 @@ from typing import Any
 
 import grpc
 
-from sidecar.engine import ErrorCode, InvalidContextError, build_context, flag_not_found
+from sidecar.engine import ErrorCode, InvalidContextError, build_context, check_context, flag_not_found
 from sidecar.syncset import CLIENT_CHANNEL_OPTIONS
 
-from .evaluation import NO_METADATA, Evaluation, User, error
+from .evaluation import Evaluation, User, error
 from .follower import Follower
 from .reporter import EventReporter
 from .snapshot import EMPTY, Snapshot
@@ -186,6 +187,27 @@ class FlagSidecarClient:
         """The variant `flag_key` serves the user, as the sidecar's Evaluate would answer it. Never
         raises: errors (FLAG_NOT_FOUND, INVALID_CONTEXT, no set yet) are in the Evaluation. The
         context is checked first, as Evaluate admits a user before it looks the flag up."""
+        # The hot path, written out in one function (a call and a tuple cost as much as a test).
+        step = self._snapshot.steps.get(flag_key)
+        if step is None:
+            return self._unknown(flag_key, user_id, context)
+        compute, answer, track, reads_user_id, _ = step
+        try:
+            if reads_user_id or type(context) is not dict:
+                built: Mapping[str, Any] = build_context(user_id, context)
+            else:  # evaluated over the caller's own dict: checked, never kept or changed
+                check_context(context)
+                built = context
+        except InvalidContextError as problem:
+            return Evaluation.of(error(flag_key, ErrorCode.INVALID_CONTEXT, f"invalid context: {problem}"))
+        if compute is not None:
+            answer = compute(built)
+        if track and self._reporter is not None:
+            self._reporter.add(answer, user_id, built.get(_ANONYMOUS) is True)
+        return answer
+
+    def _unknown(self, flag_key: str, user_id: str, context: Mapping[str, Any] | None) -> Evaluation:
+        """evaluate() for a key the set does not have (an error answer, its event queued)."""
         try:
             built = build_context(user_id, context)
         except InvalidContextError as problem:
@@ -216,7 +238,7 @@ class FlagSidecarClient:
         """`evaluate(flag_key, user.id, its context)` for a user made by `user()`."""
         return self._answer(flag_key, user._context, user.id)
 
-    def _answer(self, flag_key: str, built: dict[str, Any], user_id: str) -> Evaluation:
+    def _answer(self, flag_key: str, built: Mapping[str, Any], user_id: str) -> Evaluation:
         snapshot = self._snapshot
         step = snapshot.steps.get(flag_key)
         if step is None:
@@ -226,18 +248,14 @@ class FlagSidecarClient:
                 return Evaluation.of(
                     error(flag_key, ErrorCode.GENERAL, f"no flag set received yet from {self.target}")
                 )
-            answer = flag_not_found(flag_key)
+            answer, track = Evaluation.of(flag_not_found(flag_key)), True
         else:
-            compute, answer = step[1]
+            compute, answer, track, _, _ = step
             if compute is not None:
                 answer = compute(built)
-        reporter = self._reporter
-        if reporter is not None and answer.track_events:
-            reporter.add(answer, user_id, built.get(_ANONYMOUS) is True)
-        known = snapshot.answers.get(id(answer))
-        if known is not None and known[0] is answer:
-            return known[1]
-        return Evaluation.of(answer, step[0].metadata if step is not None else NO_METADATA)
+        if track and self._reporter is not None:
+            self._reporter.add(answer, user_id, built.get(_ANONYMOUS) is True)
+        return answer
 
     def evaluate_all(
         self, user_id: str = "", context: Mapping[str, Any] | None = None, flag_keys: Sequence[str] = ()

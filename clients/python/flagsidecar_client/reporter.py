@@ -30,8 +30,9 @@ import grpc
 from google.protobuf import json_format
 
 from flagsidecar.v1 import event_pb2
-from sidecar.engine import Evaluation as EngineEvaluation
 from sidecar.syncset import backoff_delays
+
+from .evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ ACCEPTED_METADATA = "accepted-count"
 REPORT_METHOD = "/flagsidecar.v1.EventService/ReportEvaluations"
 _MAX_ENCODED_ANSWERS = 4096  # answers whose shared fields are kept (a few sets' worth)
 # One buffered event: the engine's answer, the user's id, anonymous or not, when, its number.
-Pending = tuple[EngineEvaluation, str, bool, float, int]
+Pending = tuple[Evaluation, str, bool, float, int]
 # Event ids as the sidecar makes them (a random per-process prefix and a counter), fixed when the
 # event is queued: a batch sent again after a lost answer carries the same ids, which receivers
 # use to drop duplicates.
@@ -68,7 +69,7 @@ class EventReporter:
             )
         )
         # id(answer) -> (answer, its encoded shared fields); the answer is kept so its id stays its.
-        self._encoded: dict[int, tuple[EngineEvaluation, bytes]] = {}
+        self._encoded: dict[int, tuple[Evaluation, bytes]] = {}
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_buffered = max_buffered
@@ -88,7 +89,7 @@ class EventReporter:
 
     # ------------------------------------------------------------ hot path
 
-    def add(self, answer: EngineEvaluation, user_id: str, anonymous: bool) -> None:
+    def add(self, answer: Evaluation, user_id: str, anonymous: bool) -> None:
         """Queue one evaluation's event; never blocks. A full buffer drops it (and counts it)."""
         buffer = self._buffer
         if len(buffer) >= self._max_buffered:
@@ -197,9 +198,7 @@ class EventReporter:
         log.debug("flag-sidecar client: events not sent (%s); retrying", self.last_error)
         return False
 
-    def _event(
-        self, answer: EngineEvaluation, user_id: str, anonymous: bool, when: float, number: int
-    ) -> bytes:
+    def _event(self, answer: Evaluation, user_id: str, anonymous: bool, when: float, number: int) -> bytes:
         """One ReportEvaluationsRequest.events entry (field 1), encoded."""
         shared = self._encoded.get(id(answer))
         if shared is None or shared[0] is not answer:
@@ -238,7 +237,7 @@ def _varint(number: int) -> bytes:
 _ANONYMOUS_FIELD = b"\x22" + _varint(len(b"anonymousUser")) + b"anonymousUser"
 
 
-def _shared_fields(answer: EngineEvaluation) -> event_pb2.FeatureEvent:
+def _shared_fields(answer: Evaluation) -> event_pb2.FeatureEvent:
     """The fields every event of this answer has (flag, variant, value, version, reason, error)."""
     served = answer.error_code is None and answer.has_value
     message = event_pb2.FeatureEvent(

@@ -1,56 +1,65 @@
 """The compiled flag set the client evaluates against: built once per change, swapped whole.
 
-A Snapshot is never mutated. Besides the engine's compiled set it holds, for every answer the
-engine can give without computing one (a flag's off and fallthrough answers, each rule's single
-and split answers), the client's Evaluation of it, so that an evaluation allocates nothing but
-the context it validates.
+A Snapshot is never mutated. Per flag it holds one step: a function that computes the flag's
+answer as the client's own Evaluation (the engine's generated function with the answers among
+its values translated once: fastpath.answering), or the fixed Evaluation of a disabled or
+rule-less flag; whether the flag's events are tracked; and whether it reads a key the engine's
+context adds ("$userId"), without which the client evaluates over the caller's dict uncopied.
+An evaluation so allocates nothing but what a split's bucket key needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 
 from flagsidecar.v1 import flag_pb2
+from sidecar.engine import Context, Flag, FlagSet, answering, compile_definitions, reads_reserved
 from sidecar.engine import Evaluation as EngineEvaluation
-from sidecar.engine import Flag, FlagSet, compile_definitions, evaluation_plan
-from sidecar.engine.evaluator import PlanStep
+from sidecar.engine.evaluator import evaluate_rules
 from sidecar.schema import flag_set_from_message
 
 from .evaluation import Evaluation
 
-__all__ = ["EMPTY", "Snapshot", "compile_snapshot"]
+__all__ = ["EMPTY", "Snapshot", "Step", "compile_snapshot"]
+
+# (computes the answer or None, the fixed answer, events tracked, reads "$userId", the flag)
+Step = tuple[Callable[[Context], Evaluation] | None, Evaluation, bool, bool, Flag]
 
 
 class Snapshot:
-    __slots__ = ("answers", "flag_set", "flag_set_name", "flags", "revision", "steps")
+    __slots__ = ("flag_set", "flag_set_name", "flags", "revision", "steps")
 
     def __init__(self, flag_set: FlagSet, revision: int, flag_set_name: str) -> None:
         self.flag_set = flag_set
         self.flags: Mapping[str, Flag] = flag_set.flags
         self.revision = revision
         self.flag_set_name = flag_set_name
-        # Per flag: the flag, and the engine's plan step (the function that computes its answer, or
-        # None with the fixed answer of a disabled or rule-less flag), as the store evaluates.
-        plan = evaluation_plan(flag_set.flags.values())
-        self.steps: dict[str, tuple[Flag, PlanStep]] = {
-            key: (flag, step) for (key, flag), step in zip(flag_set.flags.items(), plan, strict=True)
-        }
-        # id(engine answer) -> (that answer, the client's Evaluation): the answers live as long as
-        # the snapshot, so an id here cannot name another object while it is in use.
-        self.answers: dict[int, tuple[EngineEvaluation, Evaluation]] = {}
-        for flag in flag_set.flags.values():
-            metadata = flag.metadata
-            for answer in _fixed_answers(flag):
-                self.answers[id(answer)] = (answer, Evaluation.of(answer, metadata))
+        self.steps: dict[str, Step] = {key: _step(flag) for key, flag in flag_set.flags.items()}
 
 
-def _fixed_answers(flag: Flag) -> Iterator[EngineEvaluation]:
-    yield flag.off_answer
-    yield flag.fallthrough_answer
-    for rule in flag.rules:
-        if rule.single is not None:
-            yield rule.single
-        yield from rule.split_answers
+def _step(flag: Flag) -> Step:
+    metadata = flag.metadata
+
+    def translate(answer: EngineEvaluation) -> Evaluation:
+        return Evaluation.of(answer, metadata)
+
+    track = flag.track_events
+    if not flag.enabled:
+        return (None, translate(flag.off_answer), track, False, flag)
+    if not flag.rules:
+        return (None, translate(flag.fallthrough_answer), track, False, flag)
+    # The engine builds a fast path for every such flag; the loop, should one lack it.
+    compute = answering(flag.fast, translate) if flag.fast is not None else _looped(flag, translate)
+    return (compute, translate(flag.fallthrough_answer), track, reads_reserved(flag), flag)
+
+
+def _looped(
+    flag: Flag, translate: Callable[[EngineEvaluation], Evaluation]
+) -> Callable[[Context], Evaluation]:
+    def compute(context: Context) -> Evaluation:
+        return translate(evaluate_rules(flag, context))
+
+    return compute
 
 
 def compile_snapshot(message: flag_pb2.FlagSet, revision: int, name: str, origin: str) -> Snapshot:
