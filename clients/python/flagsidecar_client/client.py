@@ -212,22 +212,7 @@ class FlagSidecarClient:
             built = build_context(user_id, context)
         except InvalidContextError as problem:
             return Evaluation.of(error(flag_key, ErrorCode.INVALID_CONTEXT, f"invalid context: {problem}"))
-        # A known flag's answer is _answer's, written out here: one Python call less on the hot
-        # path. Anything else (an unknown key, no set yet) goes through _answer.
-        snapshot = self._snapshot
-        step = snapshot.steps.get(flag_key)
-        if step is None:
-            return self._answer(flag_key, built, user_id)
-        compute, answer = step[1]
-        if compute is not None:
-            answer = compute(built)
-        reporter = self._reporter
-        if reporter is not None and answer.track_events:
-            reporter.add(answer, user_id, built.get(_ANONYMOUS) is True)
-        known = snapshot.answers.get(id(answer))
-        if known is not None and known[0] is answer:
-            return known[1]
-        return Evaluation.of(answer, step[0].metadata)
+        return self._answer(flag_key, built, user_id)
 
     def user(self, user_id: str, context: Mapping[str, Any] | None = None) -> User:
         """A user checked once, for many evaluations (`evaluate_user`): a loop over flags for one
