@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError
 from flagsidecar.v1 import evaluation_pb2, event_pb2
 
 from ..feature_event import Event, FeatureEvent, dump_bytes
+from .otlp_wire import field
 
 FORMATS = ("json", "protobuf")
 CONTENT_TYPE_HEADER = "content-type"
@@ -111,13 +112,4 @@ def _value_field(value: Any) -> bytes:
     holder = struct_pb2.Struct()
     holder.update({"v": _as_json(value)})
     encoded = holder.fields["v"].SerializeToString()
-    return _VALUE_TAG + _varint(len(encoded)) + encoded
-
-
-def _varint(number: int) -> bytes:
-    out = bytearray()
-    while number > 0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
+    return field(_VALUE_TAG, encoded)
