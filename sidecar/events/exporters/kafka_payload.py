@@ -81,7 +81,7 @@ def encode_protobuf(events: Sequence[Event]) -> list[bytes]:
             )
             tracking.evaluation_context.update(data["evaluationContext"])
             tracking.tracking_event_details.update(data["trackingEventDetails"])
-            append(tracking.SerializeToString())
+            append(tracking.SerializeToString(deterministic=True))  # map keys sorted: same event, same bytes
     return out
 
 
@@ -111,5 +111,5 @@ def _value_field(value: Any) -> bytes:
     """ExportedEvent's serialized `value` field holding `value` (JSON null for None)."""
     holder = struct_pb2.Struct()
     holder.update({"v": _as_json(value)})
-    encoded = holder.fields["v"].SerializeToString()
+    encoded = holder.fields["v"].SerializeToString(deterministic=True)
     return field(_VALUE_TAG, encoded)
