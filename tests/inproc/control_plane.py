@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import SAMPLE_FLAGS, eventually, write_flag_file
+from tests.ports import free_ports
 from tests.serve_process import ServeProcess
 
 
@@ -19,10 +20,9 @@ class ControlPlane:
     def __init__(self, flag_file: Path, events_dir: Path, *extra: str) -> None:
         self.flag_file = flag_file
         self.events_dir = events_dir
-        # Port 0 at the first start, read back from the log (a port probed free here could go to
-        # the process's management listener, which binds first); a restart reuses them.
-        self.sync_port = 0
-        self.listen_port = 0
+        # Below the ephemeral range (tests/ports.py): a restart binds them again, and while the
+        # plane was down no other test's port-0 listener or outgoing connection can have taken them.
+        self.sync_port, self.listen_port = free_ports(2)
         self.extra = extra
         self.process: ServeProcess | None = None
         self.start()
