@@ -122,7 +122,11 @@ class KafkaBroker:
             )
         )
         (directory / "log4j2.properties").write_text(LOG4J2.format(log=self.log))
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # As Kafka's own Uuid.randomUuid: an id that starts with "-" would be read as an option
+        # by the storage tool (1 in 64 of them; a fresh clone's run drew one).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             [
                 *self._java(),
