@@ -122,8 +122,8 @@ class KafkaBroker:
             )
         )
         (directory / "log4j2.properties").write_text(LOG4J2.format(log=self.log))
-        # As Kafka's own Uuid.randomUuid: an id that starts with "-" would be read as an option
-        # by the storage tool (1 in 64 of them; a fresh clone's run drew one).
+        # An id that starts with "-" is read as an option by the storage tool (1 id in 64; a fresh
+        # clone's run drew one), so such an id is drawn again.
         cluster_id = "-"
         while cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
