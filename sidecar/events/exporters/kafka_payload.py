@@ -50,9 +50,9 @@ def encode_protobuf(events: Sequence[Event]) -> list[bytes]:
     append = out.append
     for event in events:
         if isinstance(event, FeatureEvent):
-            field = values.get(id(event.value))
-            if field is None:
-                field = values[id(event.value)] = _value_field(event.value)
+            value_field = values.get(id(event.value))
+            if value_field is None:
+                value_field = values[id(event.value)] = _value_field(event.value)
             head = message(
                 kind="feature",
                 context_kind=event.context_kind,
@@ -68,7 +68,7 @@ def encode_protobuf(events: Sequence[Event]) -> list[bytes]:
                 error_code=_ERROR_CODES.get(event.error_code, 0),
                 error_message=event.error_message,
             ).SerializeToString()
-            append(head + field)
+            append(head + value_field)
         else:
             data = _as_json(event.to_json())
             tracking = message(
