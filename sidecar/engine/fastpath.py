@@ -84,7 +84,7 @@ class _Source:
         local = self.properties.get(name)
         if local is None:
             local = self.properties[name] = f"p{len(self.properties)}"
-            self.reads.append(f"    {local} = get({self.value(name)})")
+            self.reads.append(f"    {local} = ctx.get({self.value(name)})")
         return local
 
     def segments(self, constraint: Constraint, every: bool) -> str | None:
@@ -215,7 +215,9 @@ def build_fast_path(
     ]
     rule_lines.append(f"    return {source.flag_value(fallthrough, -1, 'fallthrough')}")
     parameters = "".join(f", c{i}=None" for i in range(len(source.values)))
-    text = "\n".join([f"def fast(ctx{parameters}):", "    get = ctx.get", *source.reads, *rule_lines])
+    # ctx.get per read, not a bound `get = ctx.get`: making the bound method costs more than the
+    # method lookups it saves, even at 10 properties (bench/notes.md, "What is left per call").
+    text = "\n".join([f"def fast(ctx{parameters}):", *source.reads, *rule_lines])
     shape = _shapes.get(text)
     if shape is None:
         namespace = dict(_HELPERS)
