@@ -188,10 +188,10 @@ class FlagSidecarClient:
         raises: errors (FLAG_NOT_FOUND, INVALID_CONTEXT, no set yet) are in the Evaluation. The
         context is checked first, as Evaluate admits a user before it looks the flag up."""
         # The hot path, written out in one function (a call and a tuple cost as much as a test).
-        step = self._snapshot.steps.get(flag_key)
-        if step is None:
+        try:  # a subscript: CPython specializes it, where a .get() is a method call
+            compute, answer, track, reads_user_id, _ = self._snapshot.steps[flag_key]
+        except KeyError:
             return self._unknown(flag_key, user_id, context)
-        compute, answer, track, reads_user_id, _ = step
         try:
             if reads_user_id or type(context) is not dict:
                 built: Mapping[str, Any] = build_context(user_id, context)
