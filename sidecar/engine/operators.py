@@ -397,8 +397,11 @@ def _inline_one_of(emit: Emitter, constraint: Constraint) -> str | None:
     if scalars.numbers or scalars.booleans:
         return None
     # Strings only: a bool or number can match nothing (the predicate's other sets are empty).
-    v, accepted = emit.prop(constraint.property), emit.value(scalars.strings)
-    return f"(type({v}) is str and {v} in {accepted})"
+    v = emit.prop(constraint.property)
+    if len(scalars.strings) == 1:  # one value, the usual case: == on two str is cheaper than `in`
+        (only,) = scalars.strings
+        return f"(type({v}) is str and {v} == {emit.value(only)})"
+    return f"(type({v}) is str and {v} in {emit.value(scalars.strings)})"
 
 
 def _inline_comparison(symbol: str) -> Inline:
