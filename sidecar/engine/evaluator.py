@@ -30,9 +30,9 @@ class InvalidContextError(ValueError):
     """A caller's context cannot be evaluated (reserved key, nested value...)."""
 
 
-_SCALAR_TYPES = frozenset({str, bool, int, float, type(None)})
 # A tuple, the usual type first: `in` finds str by identity in one step, where a frozenset hashes.
 _NOT_FLOAT_TYPES = (str, int, bool, type(None))
+_SCALAR_TYPES = frozenset({*_NOT_FLOAT_TYPES, float})  # one list of the context's value types
 _isfinite = math.isfinite
 
 
