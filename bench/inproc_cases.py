@@ -13,7 +13,9 @@ flag ("the rules flag"), timeit measures from raw input (user id + attribute dic
   `get_boolean_value` through openfeature-sdk's client (hooks, context merging: the SDK's cost);
 - openfeature-flagd-core (flagd's Python evaluator) on the same flag, in the same run.
 
-`python -m bench.inproc_cases` prints the medians.
+`python -m bench.inproc_cases` prints the medians; `make bench` calls `run_isolated`, which runs
+the measurement in a fresh interpreter (`--json`), so that its figures are a client's and not the
+bench process's after the sections before it (measured alike, bench/notes.md).
 """
 
 from __future__ import annotations
@@ -142,7 +144,17 @@ def run(repeats: int = 7, number: int = 20_000) -> InprocResult:
     return result
 
 
-if __name__ == "__main__":
+def run_isolated(repeats: int = 7, number: int = 20_000) -> InprocResult:
+    """`run` in a fresh interpreter, so that what the bench process did before (its heap, its
+    threads) weighs on none of the ways in."""
+    command = [sys.executable, "-m", "bench.inproc_cases", "--json", str(repeats), str(number)]
+    output = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
+    return InprocResult(json.loads(output))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--json"]:
+    print(json.dumps(run(*map(int, sys.argv[2:])).us))
+elif __name__ == "__main__":
     measured = run()
     for what in measured.us:
         print(f"{what:36} {measured.median(what):7.2f} us (min {min(measured.us[what]):.2f})")

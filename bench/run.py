@@ -1014,8 +1014,8 @@ def write_inproc(
         "## 10. In-process evaluation",
         "",
         "`bench/inproc_cases.py`: the client package (clients/python) following a control-plane process "
-        "(`serve --flags --sync-listen`) in the bench process; the three-condition targeting flag of "
-        "section 3, from raw input (user id + attribute dict) to answer, timeit, "
+        "(`serve --flags --sync-listen`), in a fresh Python process of its own; the three-condition "
+        "targeting flag of section 3, from raw input (user id + attribute dict) to answer, timeit, "
         f"{len(next(iter(inproc.us.values())))} repeats; flagd-core on the same flag in the same run.",
         "",
     )
@@ -1521,7 +1521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def run_inproc() -> None:
             nonlocal inproc
             progress("in-process evaluation through the client package")
-            inproc = inproc_cases.run()
+            inproc = inproc_cases.run_isolated()
 
         def run_database() -> None:
             nonlocal database
