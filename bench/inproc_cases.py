@@ -148,13 +148,15 @@ def run_isolated(repeats: int = 7, number: int = 20_000) -> InprocResult:
     """`run` in a fresh interpreter, so that what the bench process did before (its heap, its
     threads) weighs on none of the ways in."""
     command = [sys.executable, "-m", "bench.inproc_cases", "--json", str(repeats), str(number)]
-    output = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
+    # stderr is left to the caller's terminal, so a failure shows its traceback.
+    output = subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.PIPE, text=True).stdout
     return InprocResult(json.loads(output))
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--json"]:
-    print(json.dumps(run(*map(int, sys.argv[2:])).us))
-elif __name__ == "__main__":
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--json"]:
+        print(json.dumps(run(*map(int, sys.argv[2:])).us))
+        sys.exit()
     measured = run()
     for what in measured.us:
         print(f"{what:36} {measured.median(what):7.2f} us (min {min(measured.us[what]):.2f})")
