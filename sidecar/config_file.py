@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .options import ConfigError, Layer, Option, RawValue
 
 
@@ -23,6 +21,8 @@ def file_layer(path: Path, options: Sequence[Option]) -> Layer:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+    import yaml  # here, not at the top: a sidecar started without a config file never needs PyYAML
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -92,6 +92,8 @@ def render_effective(settings: Any, sources: Mapping[str, str], options: Sequenc
     ]
     if getattr(settings, "config", None) is not None:
         lines.append(f"# Config file: {settings.config} (from {sources['config']})")
+    import yaml
+
     for option in options:
         if not option.in_file:
             continue

@@ -24,6 +24,8 @@ from sidecar.engine import (
     compile_flag_set,
     evaluate,
 )
+from sidecar.engine.compiler import fingerprint
+from sidecar.engine.definitions import flag_document
 
 # Valid UTF-8 text (a lone surrogate is no text: the document refuses it, protobuf cannot carry it).
 TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=8)
@@ -221,6 +223,7 @@ def test_a_flag_set_compiled_from_a_message_answers_as_from_its_document(definit
     for key, flag in from_file.flags.items():
         assert flag.definition is not None
         assert flag.fingerprint == from_message.flags[key].fingerprint
+        assert flag.fingerprint == fingerprint(flag_document(flag.definition))
         assert evaluate(flag, context) == evaluate(from_message.flags[key], context)
 
 

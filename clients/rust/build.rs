@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // At run time, not env!(): the build script's binary is reused from a shared target directory
+    // by a checkout at another path, and must read that checkout's proto/.
+    let proto = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files: Vec<PathBuf> = ["evaluation", "event"]
         .iter()
         .map(|name| proto.join(format!("flagsidecar/v1/{name}.proto")))

@@ -30,6 +30,7 @@ from .definitions import (
     SegmentRuleDefinition,
     VariantDefinition,
     flag_document,
+    rule_document,
     segment_document,
 )
 from .fastpath import Plans, build_fast_path
@@ -61,11 +62,27 @@ from .operators import (
 )
 from .reuse import Reuse
 
+# Where in a document a problem is (Problem's fields: flag, segment, rule, path).
+Where = Mapping[str, Any]
+NOWHERE: Where = {}
+
 # Decides a flag's version from its key and the fingerprint of its definition (the store keeps history).
 VersionOf = Callable[[str, str], int]
 
-TOP_LEVEL_FIELDS = ("flags", "segments")
-FLAG_FIELDS = (
+
+class Fields(tuple[str, ...]):
+    """A part's field names, in the order definitions.py writes them, and as a set (`known`)."""
+
+    known: frozenset[str]
+
+    def __new__(cls, *names: str) -> Fields:
+        fields = super().__new__(cls, names)
+        fields.known = frozenset(names)
+        return fields
+
+
+TOP_LEVEL_FIELDS = Fields("flags", "segments")
+FLAG_FIELDS = Fields(
     "key",
     "name",
     "description",
@@ -78,12 +95,12 @@ FLAG_FIELDS = (
     "trackEvents",
     "metadata",
 )
-VARIANT_FIELDS = ("key", "value", "description")
-RULE_FIELDS = ("id", "constraints", "distributions", "bucketBy")
-CONSTRAINT_FIELDS = ("property", "operation", "values")
-DISTRIBUTION_FIELDS = ("variant", "percentage")
-SEGMENT_FIELDS = ("key", "name", "description", "rules")
-SEGMENT_RULE_FIELDS = ("id", "constraints")
+VARIANT_FIELDS = Fields("key", "value", "description")
+RULE_FIELDS = Fields("id", "constraints", "distributions", "bucketBy")
+CONSTRAINT_FIELDS = Fields("property", "operation", "values")
+DISTRIBUTION_FIELDS = Fields("variant", "percentage")
+SEGMENT_FIELDS = Fields("key", "name", "description", "rules")
+SEGMENT_RULE_FIELDS = Fields("id", "constraints")
 
 
 def fingerprint(definition: Any) -> str:
@@ -91,10 +108,15 @@ def fingerprint(definition: Any) -> str:
     stdlib encoder took a fifth of a large flag set's load; json only for what orjson refuses (an
     integer beyond 64 bits)."""
     try:
-        data = orjson.dumps(definition, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        data = _fingerprint_text(definition)
     except (TypeError, orjson.JSONEncodeError):
         data = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha1(data).hexdigest()
+
+
+def _fingerprint_text(document: Any) -> bytes:
+    """The text `fingerprint` digests (TypeError for what orjson cannot write)."""
+    return orjson.dumps(document, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 def json_type(value: Any) -> str:
@@ -134,8 +156,14 @@ class _Checker:
     def warn(self, message: str, **where: Any) -> None:
         self.warnings.append(Problem(message, source=self.source, **where))
 
-    def mapping(self, value: Any, what: str, allowed: Sequence[str], **where: Any) -> Mapping[str, Any]:
+    # The checks below take their location as one mapping, not as keywords: they run for every
+    # part of a document, and collecting keywords into a new dict at each call was about a third
+    # of reading a set whose flags share no part (BENCHMARKS.md, "10,000 flags").
+
+    def mapping(self, value: Any, what: str, allowed: Fields, where: Where = NOWHERE) -> Mapping[str, Any]:
         """`value` as a mapping; unknown fields are problems (they are usually typos)."""
+        if type(value) is dict and value.keys() <= allowed.known:  # what parsers give: one C test
+            return value
         if not isinstance(value, Mapping):
             self.add(f"{what} must be a mapping, not {json_type(value)}", **where)
             return {}
@@ -146,7 +174,9 @@ class _Checker:
                 self.add(f"unknown field {name!r} in {what}{suggestion}", **where)
         return value
 
-    def sequence(self, value: Any, what: str, **where: Any) -> Sequence[Any]:
+    def sequence(self, value: Any, what: str, where: Where = NOWHERE) -> Sequence[Any]:
+        if type(value) is list:
+            return value
         if value is None:
             return []
         if not isinstance(value, list | tuple):
@@ -154,7 +184,9 @@ class _Checker:
             return []
         return value
 
-    def text(self, value: Any, what: str, *, required: bool = False, **where: Any) -> str:
+    def text(self, value: Any, what: str, where: Where = NOWHERE, *, required: bool = False) -> str:
+        if type(value) is str and (value or not required):
+            return value
         if value is None:
             if required:
                 self.add(f"{what} is required", **where)
@@ -281,8 +313,9 @@ def _raw_key(raw: Any) -> bytes | None:
 
 
 def _typed(values: Sequence[Any]) -> tuple[Any, ...]:
-    """Values with their types, as a key: 1 == 1.0 == True in Python, but not in a flag document."""
-    return tuple((type(value), value) for value in values)
+    """Values with their types, as a key: 1 == 1.0 == True in Python, but not in a flag document.
+    The types, then the values: a key's length tells where one part ends."""
+    return (*map(type, values), *values)
 
 
 _INTERNABLE = (str, bool, int, float)
@@ -327,8 +360,8 @@ class _Reader:
             check.add("the document is empty; write `flags: []` to serve no flags")
             raise FlagSetError(check.problems)
         top = check.mapping(document, "the flag document", TOP_LEVEL_FIELDS)
-        raw_segments = check.sequence(top.get("segments"), "segments", path="segments")
-        raw_flags = check.sequence(top.get("flags"), "flags", path="flags")
+        raw_segments = check.sequence(top.get("segments"), "segments", {"path": "segments"})
+        raw_flags = check.sequence(top.get("flags"), "flags", {"path": "flags"})
 
         self.segments = self._segments(raw_segments)
         self.segment_keys = {segment.key for segment in self.segments}
@@ -387,8 +420,8 @@ class _Reader:
         bodies: dict[str, tuple[int, Mapping[str, Any]]] = {}
         for index, raw in enumerate(raw_segments):
             path = f"segments[{index}]"
-            body = check.mapping(raw, "a segment", SEGMENT_FIELDS, path=path)
-            key = check.text(body.get("key"), "segment key", required=True, path=path)
+            body = check.mapping(raw, "a segment", SEGMENT_FIELDS, {"path": path})
+            key = check.text(body.get("key"), "segment key", {"path": path}, required=True)
             if not key:
                 continue
             if key in bodies:
@@ -415,18 +448,18 @@ class _Reader:
         for key, (_, body) in bodies.items():
             rules = []
             for rule_index, raw_rule in enumerate(
-                check.sequence(body.get("rules"), "segment rules", segment=key, path="rules")
+                check.sequence(body.get("rules"), "segment rules", {"segment": key, "path": "rules"})
             ):
                 where: dict[str, Any] = {"segment": key, "rule": rule_index}
-                rule_body = check.mapping(raw_rule, "a segment rule", SEGMENT_RULE_FIELDS, **where)
-                rule_id = check.text(rule_body.get("id"), "rule id", **where)
+                rule_body = check.mapping(raw_rule, "a segment rule", SEGMENT_RULE_FIELDS, where)
+                rule_id = check.text(rule_body.get("id"), "rule id", where)
                 constraints = self._constraints(rule_body.get("constraints"), known, where)
                 rules.append(SegmentRuleDefinition(sys.intern(rule_id), constraints))
             segments.append(
                 SegmentDefinition(
                     key=key,
-                    name=check.text(body.get("name"), "segment name", segment=key),
-                    description=check.text(body.get("description"), "segment description", segment=key),
+                    name=check.text(body.get("name"), "segment name", {"segment": key}),
+                    description=check.text(body.get("description"), "segment description", {"segment": key}),
                     rules=tuple(rules),
                 )
             )
@@ -442,7 +475,7 @@ class _Reader:
         # A constraint written as one read before without a problem (against the same segments) is
         # that definition again, without checking it again: flag files repeat their constraints.
         seen = _memo_for(self.read_constraints, segments)
-        for index, raw_constraint in enumerate(check.sequence(raw, "constraints", **where)):
+        for index, raw_constraint in enumerate(check.sequence(raw, "constraints", where)):
             key = _raw_key(raw_constraint) if seen.on else None
             constraint = seen.get(key) if key is not None else None
             if constraint is None:
@@ -459,7 +492,7 @@ class _Reader:
 
     def _constraint(self, raw: Any, segments: Set[str], where: dict[str, Any]) -> ConstraintDefinition | None:
         check = self.check
-        body = check.mapping(raw, "a constraint", CONSTRAINT_FIELDS, **where)
+        body = check.mapping(raw, "a constraint", CONSTRAINT_FIELDS, where)
         if not body:
             return None
         operation = body.get("operation")
@@ -470,21 +503,21 @@ class _Reader:
             suggestion = f" (did you mean {hint!r}?)" if hint else expected
             check.add(f"unknown operation {operation!r}{suggestion}", **where)
             return None
-        prop = check.text(body.get("property"), "property", **where)
+        prop = check.text(body.get("property"), "property", where)
         if not prop and not spec.tests_segments:
             check.add(f"{operation} needs a property (the context key it tests)", **where)
             return None
-        values = check.sequence(body.get("values"), "values", **where)
+        values = check.sequence(body.get("values"), "values", where)
         if not _values_fit(check, spec, values, segments, where):
             return None
-        typed = _typed(values)
-        if (spec.name, typed) not in self.prepared:
+        prepared_key = (spec.name, _typed(values))
+        if prepared_key not in self.prepared:
             try:
-                self.prepared[spec.name, typed] = spec.prepare(values, check.sets)
+                self.prepared[prepared_key] = spec.prepare(values, check.sets)
             except InvalidValues as error:
                 check.add(str(error), **where)
                 return None
-        key = ("constraint", prop, spec.name, typed)
+        key = ("constraint", prop, prepared_key)
         shared: ConstraintDefinition | None = self.shared.get(key)
         if shared is None:
             shared = self.share(key, ConstraintDefinition(sys.intern(prop), spec.name, tuple(values)))
@@ -495,8 +528,8 @@ class _Reader:
     def _flag(self, index: int, raw: Any, segments: Set[str]) -> FlagDefinition | None:
         check = self.check
         path = f"flags[{index}]"
-        body = check.mapping(raw, "a flag", FLAG_FIELDS, path=path)
-        key = check.text(body.get("key"), "flag key", required=True, path=path)
+        body = check.mapping(raw, "a flag", FLAG_FIELDS, {"path": path})
+        key = check.text(body.get("key"), "flag key", {"path": path}, required=True)
         if not key:
             return None
         where: dict[str, Any] = {"flag": key}
@@ -524,7 +557,7 @@ class _Reader:
         )
         rule_ids: set[str] = set()
         rules = []
-        for rule_index, raw_rule in enumerate(check.sequence(body.get("rules"), "rules", **where)):
+        for rule_index, raw_rule in enumerate(check.sequence(body.get("rules"), "rules", where)):
             rule = self._rule(rule_index, raw_rule, variants, segments, where)
             if rule is None:
                 continue
@@ -533,8 +566,8 @@ class _Reader:
                 check.add(f"duplicate rule id {rule_id!r}", **where, rule=rule_index)
             rule_ids.add(rule_id)
             rules.append(rule)
-        name = check.text(body.get("name"), "name", **where)
-        description = check.text(body.get("description"), "description", **where)
+        name = check.text(body.get("name"), "name", where)
+        description = check.text(body.get("description"), "description", where)
         if len(check.problems) > before:
             return None
         return FlagDefinition(
@@ -560,16 +593,16 @@ class _Reader:
             return known
         before = len(check.problems)
         variants: dict[str, VariantDefinition] = {}
-        raw_variants = check.sequence(raw, "variants", **where)
+        raw_variants = check.sequence(raw, "variants", where)
         if not raw_variants:
             check.add("a flag needs at least one variant", **where)
         types: dict[str, list[str]] = {}
         for index, raw_variant in enumerate(raw_variants):
             vwhere = {**where, "path": f"variants[{index}]"}
-            body = check.mapping(raw_variant, "a variant", VARIANT_FIELDS, **vwhere)
+            body = check.mapping(raw_variant, "a variant", VARIANT_FIELDS, vwhere)
             if not body:
                 continue
-            key = check.text(body.get("key"), "variant key", required=True, **vwhere)
+            key = check.text(body.get("key"), "variant key", vwhere, required=True)
             if not key:
                 continue
             if key in variants:
@@ -583,7 +616,7 @@ class _Reader:
                 check.add(f"variant {key!r} has a value that is not a finite number", **vwhere)
                 continue
             types.setdefault(json_type(value), []).append(key)
-            description = check.text(body.get("description"), "description", **vwhere)
+            description = check.text(body.get("description"), "description", vwhere)
             variant = VariantDefinition(sys.intern(key), value, description)
             if type(value) in _INTERNABLE:  # a list or mapping value is kept as it is
                 variant = self.share(("variant", key, type(value), value, description), variant)
@@ -618,24 +651,25 @@ class _Reader:
                 return known
         before = len(check.problems)
         where = {**flag_where, "rule": index}
-        body = check.mapping(raw, "a rule", RULE_FIELDS, **where)
+        body = check.mapping(raw, "a rule", RULE_FIELDS, where)
         if not body:
             return None
-        rule_id = sys.intern(check.text(body.get("id"), "rule id", **where))
+        rule_id = sys.intern(check.text(body.get("id"), "rule id", where))
         constraints = self._constraints(body.get("constraints"), segments, where)
-        bucket_by = sys.intern(check.text(body.get("bucketBy"), "bucketBy", **where))
+        bucket_by = sys.intern(check.text(body.get("bucketBy"), "bucketBy", where))
 
         distributions: list[DistributionDefinition] = []
-        raw_distributions = check.sequence(body.get("distributions"), "distributions", **where)
+        raw_distributions = check.sequence(body.get("distributions"), "distributions", where)
         if not raw_distributions:
             check.add("a rule needs at least one distribution (the variants it serves)", **where)
         seen: set[str] = set()
+        total = 0  # in hundredths of a percent (buckets)
         for d_index, raw_d in enumerate(raw_distributions):
             dwhere = {**where, "path": f"distributions[{d_index}]"}
-            d_body = check.mapping(raw_d, "a distribution", DISTRIBUTION_FIELDS, **dwhere)
+            d_body = check.mapping(raw_d, "a distribution", DISTRIBUTION_FIELDS, dwhere)
             if not d_body:
                 continue
-            variant_key = check.text(d_body.get("variant"), "distribution variant", required=True, **dwhere)
+            variant_key = check.text(d_body.get("variant"), "distribution variant", dwhere, required=True)
             percentage = d_body.get("percentage")
             if variant_key and variant_key not in variants:
                 check.add(
@@ -651,15 +685,17 @@ class _Reader:
             if not is_number(percentage) or not 0 <= percentage <= 100:
                 check.add(f"percentage must be a number from 0 to 100, not {percentage!r}", **dwhere)
                 continue
-            if abs(percentage * 100 - round(percentage * 100)) > 1e-6:
+            buckets = round(percentage * 100)
+            if abs(percentage * 100 - buckets) > 1e-6:
                 check.add(f"percentage {percentage} has more than two decimals", **dwhere)
                 continue
             if variant_key:
                 key = ("distribution", variant_key, type(percentage), percentage)
-                distributions.append(
-                    self.share(key, DistributionDefinition(variants[variant_key].key, percentage))
-                )
-        total = sum(round(d.percentage * 100) for d in distributions)
+                share = self.shared.get(key)
+                if share is None:
+                    share = self.share(key, DistributionDefinition(variants[variant_key].key, percentage))
+                distributions.append(share)
+                total += buckets
         if distributions and len(distributions) == len(raw_distributions) and total != BUCKET_COUNT:
             check.add(f"distribution percentages sum to {total / 100:g}, not 100", **where)
         rule_key = ("rule", rule_id, bucket_by, tuple(map(id, constraints)), tuple(map(id, distributions)))
@@ -677,7 +713,7 @@ def _variant_reference(
 ) -> str | None:
     if raw is None:
         return None
-    key = check.text(raw, what, **where)
+    key = check.text(raw, what, where)
     if not key:
         return None
     if key not in variants:
@@ -732,6 +768,8 @@ class _Compiler:
         self.tuples: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
         # Flags of the same rules share their fast path's code and its shared values (fastpath.Plans).
         self.plans: Plans = {}
+        # id(rule definition) -> (it, its text in a fingerprint): _fingerprint.
+        self.rule_texts: dict[int, tuple[FlagRuleDefinition, orjson.Fragment]] = {}
 
     def warn(self, message: str, **where: Any) -> None:
         self.warnings.append(Problem(message, source=self.source, **where))
@@ -841,7 +879,7 @@ class _Compiler:
         variants = {variant.key: variant for variant in definition.variants}
         on_default = variants.get(definition.default_variant_when_on or "")
         off_default = variants.get(definition.default_variant_when_off or "")
-        digest = fingerprint(flag_document(definition))  # names the definition for the version and the store
+        digest = self._fingerprint(definition)  # names the definition for the version and the store
         version = definition.version or (version_of(key, digest) if version_of else 1)
         answer = _AnswerFactory(key, version, definition.track_events)
         rules = tuple(
@@ -878,6 +916,25 @@ class _Compiler:
             fingerprint=digest,
             definition=definition,
         )
+
+    def _fingerprint(self, definition: FlagDefinition) -> str:
+        """fingerprint(flag_document(definition)), the same text, with each rule written out once per
+        compile (orjson.Fragment: its text as it is): flags share their rules (one definition, from
+        _Reader), and writing them again for every flag was most of what the digests cost."""
+        try:
+            text = _fingerprint_text(flag_document(definition, self._rule_text))
+        except (TypeError, orjson.JSONEncodeError):  # what orjson cannot write: fingerprint's way
+            return fingerprint(flag_document(definition))
+        return hashlib.sha1(text).hexdigest()
+
+    def _rule_text(self, rule: FlagRuleDefinition) -> orjson.Fragment:
+        known = self.rule_texts.get(id(rule))
+        if known is None:
+            known = self.rule_texts[id(rule)] = (
+                rule,
+                orjson.Fragment(_fingerprint_text(rule_document(rule))),
+            )
+        return known[1]
 
     def _rule(
         self,
@@ -981,8 +1038,8 @@ def _values_fit(
     if not values:
         check.add(f"{operation} needs at least one value; the list is empty", **where)
         return False
-    bad = [repr(v) for v in values if not kind.accepts(v)]
-    if bad:
+    if not all(map(kind.accepts, values)):
+        bad = [repr(v) for v in values if not kind.accepts(v)]
         check.add(
             f"{operation} values must each be {kind.description}; not {', '.join(bad)}{kind.hint}", **where
         )
@@ -1014,15 +1071,18 @@ class _AnySegment:
 _ANY_SEGMENT: Any = _AnySegment()
 
 
-@dataclass(frozen=True)
 class _AnswerFactory:
-    """Builds the ready-made Evaluations a flag can return."""
+    """Builds the ready-made Evaluations a flag can return. A plain class: one is made per flag,
+    and a frozen dataclass's __init__ (a setattr call per field) showed in compiling one."""
 
-    flag_key: str
-    version: int
-    track_events: bool
-    # One object per (variant, reason): rules that serve the same variant share their answer.
-    _answers: dict[tuple[str, Reason], Evaluation] = field(default_factory=dict)
+    __slots__ = ("_answers", "flag_key", "track_events", "version")
+
+    def __init__(self, flag_key: str, version: int, track_events: bool) -> None:
+        self.flag_key = flag_key
+        self.version = version
+        self.track_events = track_events
+        # One object per (variant, reason): rules that serve the same variant share their answer.
+        self._answers: dict[tuple[str, Reason], Evaluation] = {}
 
     def of(self, variant: Variant, reason: Reason) -> Evaluation:
         answer = self._answers.get((variant.key, reason))

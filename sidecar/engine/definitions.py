@@ -16,7 +16,7 @@ written, so reading the normalised document back gives an equal definition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -102,7 +102,7 @@ def _constraint_document(constraint: ConstraintDefinition) -> dict[str, Any]:
     return document
 
 
-def _rule_document(rule: FlagRuleDefinition | SegmentRuleDefinition) -> dict[str, Any]:
+def rule_document(rule: FlagRuleDefinition | SegmentRuleDefinition) -> dict[str, Any]:
     document: dict[str, Any] = {}
     if rule.id:
         document["id"] = rule.id
@@ -117,8 +117,11 @@ def _rule_document(rule: FlagRuleDefinition | SegmentRuleDefinition) -> dict[str
     return document
 
 
-def flag_document(flag: FlagDefinition) -> dict[str, Any]:
-    """The flag as the flag file writes it, in normalised form (the module's docstring)."""
+def flag_document(
+    flag: FlagDefinition, rule_as: Callable[[FlagRuleDefinition], Any] = rule_document
+) -> dict[str, Any]:
+    """The flag as the flag file writes it, in normalised form (the module's docstring);
+    `rule_as`: what stands for each of its rules."""
     document: dict[str, Any] = {"key": flag.key}
     if flag.name:
         document["name"] = flag.name
@@ -132,7 +135,7 @@ def flag_document(flag: FlagDefinition) -> dict[str, Any]:
         for v in flag.variants
     ]
     if flag.rules:
-        document["rules"] = [_rule_document(rule) for rule in flag.rules]
+        document["rules"] = list(map(rule_as, flag.rules))
     if flag.default_variant_when_on is not None:
         document["defaultVariantWhenOn"] = flag.default_variant_when_on
     if flag.default_variant_when_off is not None:
@@ -151,7 +154,7 @@ def segment_document(segment: SegmentDefinition) -> dict[str, Any]:
     if segment.description:
         document["description"] = segment.description
     if segment.rules:
-        document["rules"] = [_rule_document(rule) for rule in segment.rules]
+        document["rules"] = [rule_document(rule) for rule in segment.rules]
     return document
 
 

@@ -21,10 +21,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import FlagSetError, Problem
-from .yaml_values import FlagSink, load_yaml_values
+
+if TYPE_CHECKING:
+    from .yaml_values import FlagSink
 
 MAX_SAFE_INTEGER = 2**53
 # An item of the top-level flags list, and where its text starts and ends (JSON).
@@ -87,6 +89,8 @@ def parse_flag_document(
         if json_format:
             document = _load_json(text, problem, span_sink, checker.number_hooks())
         else:
+            from .yaml_values import load_yaml_values  # PyYAML loads only for YAML documents
+
             document = load_yaml_values(text, problem, limits.max_depth, sink)
     except RecursionError:  # deeper than the interpreter's stack: far past max_depth
         problem(f"nested more than {limits.max_depth} levels deep")
@@ -236,9 +240,10 @@ class _ValueChecker:
     def __init__(
         self, text: str, limits: DocumentLimits, problem: Callable[[str], None], *, json_format: bool = False
     ) -> None:
-        self.strings = (
-            "\\u" in text or "\\U" in text or (not text.isascii() and bool(_SURROGATE.search(text)))
-        )
+        # One backslash search first: it is a single fast scan, where each two-character search
+        # is a slow one, and most documents have no backslash at all.
+        escaped = "\\" in text and ("\\u" in text or "\\U" in text)
+        self.strings = escaped or (not text.isascii() and bool(_SURROGATE.search(text)))
         self.limits = limits
         self.problem = problem
         self.count = 0

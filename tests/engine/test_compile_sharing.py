@@ -5,6 +5,8 @@ import copy
 import yaml
 
 from sidecar.engine import build_context, compile_flag_set, evaluate
+from sidecar.engine.compiler import fingerprint
+from sidecar.engine.definitions import flag_document
 from sidecar.engine.operators import ValueSets
 
 from .helpers import EXAMPLES, SOURCE, constraint, document, flag_doc, rule
@@ -90,3 +92,15 @@ def test_consume_empties_the_flag_list_and_compiles_the_same():
     context = build_context("user-1", {"plan": "pro", "country": "PT", "email": "a@example.com"})
     for key, flag in plain.flags.items():
         assert evaluate(consumed.flags[key], context) == evaluate(flag, context)
+
+
+def test_a_fingerprint_is_its_definitions_digest_when_flags_share_rules():
+    # The compile writes a shared rule's text once (orjson.Fragment) for every flag that has it; the
+    # digest is the one fingerprint(flag_document(...)) gives, which the store's versions are keyed
+    # by. An integer beyond 64 bits, which orjson cannot write, takes fingerprint's own way.
+    huge = flag_doc("huge", [rule(constraint("GREATER", [2**70], prop="n"))])
+    flag_set = compile_flag_set(document(plans_flag("a"), plans_flag("b"), huge), SOURCE)
+    assert flag_set.flags["a"].definition.rules[0] is flag_set.flags["b"].definition.rules[0]
+    for flag in flag_set.flags.values():
+        assert flag.fingerprint == fingerprint(flag_document(flag.definition))
+    assert flag_set.flags["a"].fingerprint != flag_set.flags["b"].fingerprint  # the keys differ
