@@ -15,7 +15,7 @@ import math
 import sys
 from collections.abc import Callable, Container, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -542,7 +542,7 @@ class _Reader:
         if not isinstance(track_events, bool):
             check.add("trackEvents must be true or false", **where)
         metadata = body.get("metadata") or EMPTY_METADATA
-        if not isinstance(metadata, Mapping):
+        if type(metadata) is not dict and not isinstance(metadata, Mapping):  # dict: no ABC check
             check.add(f"metadata must be a mapping, not {json_type(metadata)}", **where)
         version = body.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
@@ -642,13 +642,13 @@ class _Reader:
         read_before = _memo_for(self.read_rules, segments)
         raw_key = _raw_key(raw) if read_before.on else None
         if raw_key is not None:
-            known = read_before.get(raw_key)
-            if known is not None and all(share.variant in variants for share in known.distributions):
+            known: _ReadRule | None = read_before.get(raw_key)
+            if known is not None and variants.keys() >= known.serves:
                 if segments is _ANY_SEGMENT:
-                    for position, constraint in enumerate(known.constraints):
+                    for position in known.segment_tests:
                         where = {**flag_where, "rule": index, "path": f"constraints[{position}]"}
-                        self._note_reference(constraint, where)
-                return known
+                        self._note_reference(known.rule.constraints[position], where)
+                return known.rule
         before = len(check.problems)
         where = {**flag_where, "rule": index}
         body = check.mapping(raw, "a rule", RULE_FIELDS, where)
@@ -704,8 +704,27 @@ class _Reader:
             rule = FlagRuleDefinition(rule_id, constraints, tuple(distributions), bucket_by)
             shared = self.share(rule_key, rule)
         if raw_key is not None and len(check.problems) == before:
-            read_before.put(raw_key, shared)
+            read_before.put(raw_key, _ReadRule.of(shared))
         return shared
+
+
+class _ReadRule(NamedTuple):
+    """A rule read without a problem, as the rule memo keeps it: what a flag must have to take it
+    again, and which of its constraints test segments (to check once the segments are read)."""
+
+    rule: FlagRuleDefinition
+    serves: frozenset[str]  # the variant keys its distributions name
+    segment_tests: tuple[int, ...]
+
+    @classmethod
+    def of(cls, rule: FlagRuleDefinition) -> _ReadRule:
+        serves = frozenset(share.variant for share in rule.distributions)
+        segment_tests = tuple(
+            position
+            for position, constraint in enumerate(rule.constraints)
+            if OPERATORS[constraint.operation].tests_segments
+        )
+        return cls(rule, serves, segment_tests)
 
 
 def _variant_reference(
