@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..engine import FlagSetError, Problem
 
 if TYPE_CHECKING:
@@ -153,7 +155,9 @@ def _load_json(
     try:
         if on_flag is None:
             return decoder.decode(text)
-        return _decode_streaming(decoder, text, pairs, on_flag)
+        # The flags, most of the document, are decoded without the key hook, then checked (_kept_every_key).
+        plain = json.JSONDecoder(parse_constant=_doubt, parse_int=parse_int, parse_float=parse_float)
+        return _decode_streaming(decoder, text, pairs, on_flag, plain)
     except json.JSONDecodeError as error:
         problem(f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}")
     except ValueError as error:  # an integer too long for int(): Python's own limit
@@ -166,6 +170,7 @@ def _decode_streaming(
     text: str,
     pairs: Callable[[list[tuple[str, Any]]], dict[str, Any]],
     on_flag: SpanSink,
+    plain: json.JSONDecoder,
 ) -> Any:
     """decoder.decode(text), but the items of a top-level object's `flags` array go to `on_flag` as
     each is decoded. The top level is walked here, every value below it by the decoder; errors are
@@ -188,7 +193,7 @@ def _decode_streaming(
             at = _skip(text, at + 1)
             if key == "flags" and text.startswith("[", at):
                 value: Any = []
-                at = _decode_items(decoder, text, at, on_flag)
+                at = _decode_items(decoder, plain, text, at, on_flag)
             else:
                 value, at = decoder.raw_decode(text, at)
             items.append((key, value))
@@ -206,15 +211,25 @@ def _decode_streaming(
     return pairs(items)
 
 
-def _decode_items(decoder: json.JSONDecoder, text: str, at: int, on_item: SpanSink) -> int:
+def _decode_items(
+    decoder: json.JSONDecoder, plain: json.JSONDecoder, text: str, at: int, on_item: SpanSink
+) -> int:
     """Decode the array at `at` item by item into `on_item` (with the span of its text); the
-    position after it."""
+    position after it. Each item is decoded by `plain` (no key hook: the C decoder builds its
+    objects itself, in half the time) and, if it may have lost a key written twice, again by
+    `decoder`, whose hook reports the key."""
     at = _skip(text, at + 1)
     if text.startswith("]", at):
         return at + 1
     while True:
         start = at
-        item, at = decoder.raw_decode(text, at)
+        try:
+            item, at = plain.raw_decode(text, at)
+            kept = _kept_every_key(item, text, start, at)
+        except _Doubt:
+            kept = False
+        if not kept:
+            item, at = decoder.raw_decode(text, start)
         on_item(item, start, at)
         at = _skip(text, at)
         if text.startswith(",", at):
@@ -223,6 +238,33 @@ def _decode_items(decoder: json.JSONDecoder, text: str, at: int, on_item: SpanSi
             return at + 1
         else:
             raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+
+
+class _Doubt(Exception):
+    """What only the checking decoder reports (NaN, Infinity): decode the item with it."""
+
+
+def _doubt(name: str) -> float:
+    raise _Doubt(name)
+
+
+def _kept_every_key(value: Any, text: str, start: int, end: int) -> bool:
+    """Whether `value`, decoded from text[start:end] by a decoder that lets a key written twice in
+    one object keep its last value silently, kept every key the text writes (False: not sure).
+
+    Without a backslash in the text, each `"` in it delimits a string, and the value's strings are
+    the text's, written the same way by orjson (which escapes only quotes, backslashes and control
+    characters, none of which such a string holds). The text's colons are then one per key written
+    plus those inside its strings; orjson's, one per key kept plus those inside the strings kept.
+    Numbers, true, false and null hold none. So equal counts mean that no key, and no value, was
+    lost: a key written twice makes orjson's count smaller."""
+    if text.find("\\", start, end) != -1:
+        return False
+    try:
+        written = orjson.dumps(value)
+    except TypeError:  # an integer beyond 64 bits (orjson.JSONEncodeError is a TypeError)
+        return False
+    return written.count(b":") == text.count(":", start, end)
 
 
 # ---------------------------------------------------------------- both

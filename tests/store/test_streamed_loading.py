@@ -179,6 +179,54 @@ def test_any_mix_of_references_and_duplicates_gives_the_same_outcome(
     assert outcome(streamed, text, fmt) == outcome(whole, text, fmt)
 
 
+# JSON text written by hand, so that an object may write a key twice (json.dumps never does): keys
+# and strings with colons, quotes and backslashes, written as they are or escaped (the same key
+# either way; an escaped colon is no colon in the text), and NaN, a problem to report once.
+def _spelled(word):
+    escaped = '"' + "".join(f"\\u{ord(char):04x}" for char in word) + '"'
+    return st.sampled_from([json.dumps(word, ensure_ascii=False), json.dumps(word), escaped])
+
+
+KEY_TEXT = st.sampled_from(["a", "a:", "b", 'q"', "\\", "é"]).flatmap(_spelled)
+SCALAR_TEXT = st.one_of(
+    st.text(alphabet=':"\\aé ', max_size=4).flatmap(_spelled),
+    st.integers(-3, 3).map(str),
+    st.sampled_from(["true", "null", "0.5", "NaN"]),
+)
+
+
+def _object_text(values):
+    pairs = st.lists(st.tuples(KEY_TEXT, values), max_size=4)
+    return pairs.map(lambda items: "{" + ", ".join(f"{key}: {value}" for key, value in items) + "}")
+
+
+def _array_text(values):
+    return st.lists(values, max_size=3).map(lambda items: f"[{', '.join(items)}]")
+
+
+VALUE_TEXT = st.recursive(
+    SCALAR_TEXT, lambda children: _object_text(children) | _array_text(children), max_leaves=10
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_object_text(VALUE_TEXT), max_size=3))
+def test_a_key_written_twice_in_a_streamed_flag_is_reported_as_in_a_whole_document(flag_texts):
+    # The flags are decoded without the key hook and checked (flag_document._kept_every_key): the
+    # same values, and the same problems, as the whole document decoded with it.
+    text = '{"flags": [' + ", ".join(flag_texts) + '], "segments": []}'
+
+    def parsed(on_flag):
+        handed = []
+        try:
+            rest = parse_flag_document(text, "flags.json", on_flag=handed.append if on_flag else None)
+        except FlagSetError as error:
+            return sorted(str(problem) for problem in error.problems)
+        return handed or rest["flags"]
+
+    assert parsed(on_flag=True) == parsed(on_flag=False)
+
+
 def test_the_memo_of_repeated_parts_gives_up_on_a_document_that_does_not_repeat():
     from sidecar.engine.compiler import FlagSetReader
 
