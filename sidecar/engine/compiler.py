@@ -788,7 +788,7 @@ class _Compiler:
         # Flags of the same rules share their fast path's code and its shared values (fastpath.Plans).
         self.plans: Plans = {}
         # id(rule definition) -> (it, its text in a fingerprint): _fingerprint.
-        self.rule_texts: dict[int, tuple[FlagRuleDefinition, orjson.Fragment]] = {}
+        self.rule_texts: dict[int, tuple[FlagRuleDefinition, orjson.Fragment | None]] = {}
 
     def warn(self, message: str, **where: Any) -> None:
         self.warnings.append(Problem(message, source=self.source, **where))
@@ -937,23 +937,28 @@ class _Compiler:
         )
 
     def _fingerprint(self, definition: FlagDefinition) -> str:
-        """fingerprint(flag_document(definition)), the same text, with each rule written out once per
-        compile (orjson.Fragment: its text as it is): flags share their rules (one definition, from
-        _Reader), and writing them again for every flag was most of what the digests cost."""
+        """fingerprint(flag_document(definition)), the same text, with a rule that flags share (one
+        definition, from _Reader) written out once per compile (orjson.Fragment: its text as it
+        is): writing it again for every flag was most of what the digests cost."""
         try:
             text = _fingerprint_text(flag_document(definition, self._rule_text))
         except (TypeError, orjson.JSONEncodeError):  # what orjson cannot write: fingerprint's way
             return fingerprint(flag_document(definition))
         return hashlib.sha1(text).hexdigest()
 
-    def _rule_text(self, rule: FlagRuleDefinition) -> orjson.Fragment:
+    def _rule_text(self, rule: FlagRuleDefinition) -> Any:
+        """The rule's document the first time, its text from the second. Only a rule met again is
+        kept as text: each text orjson writes holds a block of a few KB while it lives, which a set
+        of distinct rules (one text each) would leave behind in the process (BENCHMARKS.md)."""
         known = self.rule_texts.get(id(rule))
         if known is None:
-            known = self.rule_texts[id(rule)] = (
-                rule,
-                orjson.Fragment(_fingerprint_text(rule_document(rule))),
-            )
-        return known[1]
+            self.rule_texts[id(rule)] = (rule, None)
+            return rule_document(rule)
+        text = known[1]
+        if text is None:
+            text = orjson.Fragment(_fingerprint_text(rule_document(rule)))
+            self.rule_texts[id(rule)] = (rule, text)
+        return text
 
     def _rule(
         self,
