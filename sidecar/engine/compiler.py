@@ -157,8 +157,8 @@ class _Checker:
         self.warnings.append(Problem(message, source=self.source, **where))
 
     # The checks below take their location as one mapping, not as keywords: they run for every
-    # part of a document, and collecting keywords into a new dict at each call was about a third
-    # of reading a set whose flags share no part (BENCHMARKS.md, "10,000 flags").
+    # part of a document, and collecting keywords into a new dict at each call was more than a
+    # quarter of reading a set whose flags share no part (bench/notes.md, "the third round").
 
     def mapping(self, value: Any, what: str, allowed: Fields, where: Where = NOWHERE) -> Mapping[str, Any]:
         """`value` as a mapping; unknown fields are problems (they are usually typos)."""
