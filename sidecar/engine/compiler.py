@@ -348,8 +348,12 @@ class _Reader:
         self.early: list[tuple[int, FlagDefinition | None]] = []
         self.early_references: list[tuple[int, dict[str, Any], ConstraintDefinition]] = []
 
-    def share(self, key: Any, value: Any) -> Any:
-        return self.shared.setdefault(key, value)
+    def share(self, key: Any, make: Callable[..., Any], *arguments: Any) -> Any:
+        """The part shared under `key`, made from `arguments` the first time only."""
+        found = self.shared.get(key)
+        if found is None:
+            found = self.shared[key] = make(*arguments)
+        return found
 
     def read(self, document: Any, consume: bool) -> FlagSetDefinition:
         """The whole document's definitions; the flags `flag` was given before are among them."""
@@ -518,9 +522,9 @@ class _Reader:
                 check.add(str(error), **where)
                 return None
         key = ("constraint", prop, prepared_key)
-        shared: ConstraintDefinition | None = self.shared.get(key)
-        if shared is None:
-            shared = self.share(key, ConstraintDefinition(sys.intern(prop), spec.name, tuple(values)))
+        shared: ConstraintDefinition = self.share(
+            key, ConstraintDefinition, sys.intern(prop), spec.name, tuple(values)
+        )
         return shared
 
     # ------------------------------------------------------------ flags
@@ -617,10 +621,11 @@ class _Reader:
                 continue
             types.setdefault(json_type(value), []).append(key)
             description = check.text(body.get("description"), "description", vwhere)
-            variant = VariantDefinition(sys.intern(key), value, description)
             if type(value) in _INTERNABLE:  # a list or mapping value is kept as it is
-                variant = self.share(("variant", key, type(value), value, description), variant)
-            variants[key] = variant
+                shared_key = ("variant", key, type(value), value, description)
+                variants[key] = self.share(shared_key, VariantDefinition, sys.intern(key), value, description)
+            else:
+                variants[key] = VariantDefinition(sys.intern(key), value, description)
         if len(types) > 1:
             listing = "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in types.items())
             check.add(f"variants must all have the same type, but they mix {listing}", **where)
@@ -691,18 +696,16 @@ class _Reader:
                 continue
             if variant_key:
                 key = ("distribution", variant_key, type(percentage), percentage)
-                share = self.shared.get(key)
-                if share is None:
-                    share = self.share(key, DistributionDefinition(variants[variant_key].key, percentage))
-                distributions.append(share)
+                distributions.append(
+                    self.share(key, DistributionDefinition, variants[variant_key].key, percentage)
+                )
                 total += buckets
         if distributions and len(distributions) == len(raw_distributions) and total != BUCKET_COUNT:
             check.add(f"distribution percentages sum to {total / 100:g}, not 100", **where)
         rule_key = ("rule", rule_id, bucket_by, tuple(map(id, constraints)), tuple(map(id, distributions)))
-        shared: FlagRuleDefinition | None = self.shared.get(rule_key)
-        if shared is None:
-            rule = FlagRuleDefinition(rule_id, constraints, tuple(distributions), bucket_by)
-            shared = self.share(rule_key, rule)
+        shared: FlagRuleDefinition = self.share(
+            rule_key, FlagRuleDefinition, rule_id, constraints, tuple(distributions), bucket_by
+        )
         if raw_key is not None and len(check.problems) == before:
             read_before.put(raw_key, _ReadRule.of(shared))
         return shared
