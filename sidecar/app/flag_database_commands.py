@@ -10,15 +10,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from sidecar.engine import FlagSetError, flag_set_document
 from sidecar.sources import SourceURIError, open_database
 from sidecar.sources.settings import SELECTOR_KEY, parse_selector, selected_flag_set
 from sidecar.store import load_flag_file
-from sidecar.store.admin import FlagAdmin, SetDiff
+
+if TYPE_CHECKING:  # the admin layer and PyYAML load when a command runs: `serve` only builds the parser
+    from sidecar.store.admin import FlagAdmin, SetDiff
 
 _SOURCE_HELP = "the flag database, e.g. sqlite:///var/lib/flag-sidecar/flags.db"
 
@@ -90,6 +90,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         database = open_database(args.source)
     except SourceURIError as error:
         parser.error(str(error))
+    from sidecar.store.admin import FlagAdmin
+
     admin = FlagAdmin(database)
     try:
         admin.start()
@@ -154,6 +156,8 @@ def _summary(diff: SetDiff) -> str:
 
 
 def _export(admin: FlagAdmin, flag_set: str, args: argparse.Namespace) -> int:
+    import yaml
+
     document = flag_set_document(admin.export_set(flag_set))
     output: Path | None = args.output
     as_json = args.format == "json" or (

@@ -28,8 +28,6 @@ from typing import TYPE_CHECKING
 from sidecar.app.settings import Settings
 from sidecar.engine import FlagSetError
 from sidecar.events import EventPipeline, PipelineConfig, SpecError, SpoolLockedError, build_pipeline
-from sidecar.server.admin_access import AdminAccess
-from sidecar.server.admin_server import AdminServer
 from sidecar.server.app import SidecarServer
 from sidecar.server.flagd import FlagdSettings
 from sidecar.server.health_listener import HealthServer
@@ -38,13 +36,13 @@ from sidecar.server.listeners import TlsFiles
 from sidecar.server.management import ManagementServer
 from sidecar.server.metrics import SidecarMetrics
 from sidecar.server.streams import StreamLimits
-from sidecar.server.sync import SyncServer
 from sidecar.sources import FileSource, Source, open_database, open_source
 from sidecar.store import FlagStore, StateDirError
-from sidecar.store.admin import FlagAdmin
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where they start: a sidecar without these listeners never loads them
+    from sidecar.server.admin_server import AdminServer
     from sidecar.server.flagd.connect import FlagdConnectListener
+    from sidecar.server.sync import SyncServer
 
 logger = logging.getLogger("sidecar")
 
@@ -268,6 +266,8 @@ class Runtime:
         settings = self.settings
         if not settings.sync_listen:
             return None
+        from sidecar.server.sync import SyncServer
+
         flagd = self._flagd_settings()
         sync = SyncServer(
             self.store,
@@ -300,6 +300,10 @@ class Runtime:
         settings = self.settings
         if not settings.admin_listen or settings.source is None:
             return None
+        from sidecar.server.admin_access import AdminAccess
+        from sidecar.server.admin_server import AdminServer
+        from sidecar.store.admin import FlagAdmin
+
         try:
             access = AdminAccess.from_files(settings.admin_token_file, settings.tls_client_ca is not None)
         except (OSError, ValueError) as error:

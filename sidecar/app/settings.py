@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from sidecar.config import ConfigError, ConfigFileOptions, Layer, OptionTable
+from sidecar.events import Exporter
 from sidecar.events.exporters import FACTORIES
+from sidecar.events.options import Options
 from sidecar.events.settings import EventOptions
 from sidecar.logging_setup import LoggingOptions
 from sidecar.options import UNIX_PREFIX, Option, option, parse_seconds
@@ -34,14 +35,20 @@ from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database, ope
 from sidecar.sources.remote_options import RemoteSourceOptions
 from sidecar.sources.settings import SourceOptions, selected_flag_set
 from sidecar.store.settings import StoreOptions
-from sidecar.store.user_results import KIND as USERS_EXPORTER
-from sidecar.store.user_results import UserResultsExporter
 
 __all__ = ["OPTIONS", "TABLE", "ConfigError", "Layer", "Settings"]
 
+
+def _users_exporter(options: Options) -> Exporter:
+    # The database package loads with the first exporter of this kind, as other kinds' modules do.
+    from sidecar.store.user_results import UserResultsExporter
+
+    return UserResultsExporter.from_options(options, open_database=open_database)
+
+
 # `--exporter users:source=...` writes to a flag database, which the events layer may not know:
 # its factory is added here, by the composition root.
-FACTORIES.setdefault(USERS_EXPORTER, partial(UserResultsExporter.from_options, open_database=open_database))
+FACTORIES.setdefault("users", _users_exporter)
 
 
 @dataclass(frozen=True)

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 from urllib.request import url2pathname
 
-from .database import DEFAULT_FLAG_SET, DatabaseSource, FlagDatabase, SqliteDialect
-from .database.postgresql import PostgresDialect
 from .document import Source
 from .file import FileSource
-from .remote_options import RemoteSourceOptions, selected_flag_set
+from .remote_options import DEFAULT_FLAG_SET, RemoteSourceOptions, selected_flag_set
+
+if TYPE_CHECKING:  # the database package is imported by the database schemes' openers, when used
+    from .database import DatabaseSource, FlagDatabase
 
 # Builds a source from its URI (already split) and the source options (--source-poll-interval,
 # ...). It only checks and keeps what they say: connecting and reading are for fetch() and
 # watch(), so that an option check can build one.
 Opener = Callable[[SplitResult, RemoteSourceOptions], Source]
 # Opens the database a database URI names (without connecting yet).
-DatabaseOpener = Callable[[SplitResult], FlagDatabase]
+DatabaseOpener = Callable[[SplitResult], "FlagDatabase"]
 
 
 class SourceURIError(ValueError):
@@ -148,10 +150,14 @@ def open_sqlite_database(uri: SplitResult) -> FlagDatabase:
         raise SourceURIError(
             f"{uri.geturl()!r}: expected a file path, for example sqlite:///var/lib/flags.db"
         )
+    from .database import FlagDatabase, SqliteDialect
+
     return FlagDatabase(SqliteDialect(path))
 
 
 def open_sqlite(uri: SplitResult, options: RemoteSourceOptions) -> DatabaseSource:
+    from .database import DatabaseSource
+
     return DatabaseSource(open_sqlite_database(uri), selected_flag_set(options.selector))
 
 
@@ -160,6 +166,9 @@ def open_postgresql_database(uri: SplitResult) -> FlagDatabase:
     pool_size=N, pool_timeout=SECONDS: postgresql.py)."""
     if not uri.hostname and "host=" not in uri.query:
         raise SourceURIError(f"{uri.geturl()!r}: expected postgresql://user@host:port/database")
+    from .database import FlagDatabase
+    from .database.postgresql import PostgresDialect
+
     try:
         return FlagDatabase(PostgresDialect(uri.geturl()))
     except ValueError as error:
@@ -167,6 +176,8 @@ def open_postgresql_database(uri: SplitResult) -> FlagDatabase:
 
 
 def open_postgresql(uri: SplitResult, options: RemoteSourceOptions) -> DatabaseSource:
+    from .database import DatabaseSource
+
     return DatabaseSource(open_postgresql_database(uri), selected_flag_set(options.selector))
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from sidecar.options import option, parse_path, parse_positive_seconds
 
-from .database import DEFAULT_FLAG_SET
-
+# The flag set a source serves unless --selector names another (a file holds only this one).
+DEFAULT_FLAG_SET: Final = "default"
 _FLAG_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SELECTOR_KEY = "flag-set"
 

@@ -24,8 +24,6 @@ from ..events.options import Options
 from ..sources.database import DEFAULT_FLAG_SET, FlagDatabase, UserEvaluation, UserRecord
 from ..sources.remote_options import parse_flag_set
 
-KIND = "users"
-
 
 def _at(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

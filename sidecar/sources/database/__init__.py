@@ -2,8 +2,8 @@
 and its migrations, reading a set as a document (a Source), and the transaction writes are made
 in. What may be written is decided above, by sidecar.store.admin."""
 
+from ..remote_options import DEFAULT_FLAG_SET
 from .database import (
-    DEFAULT_FLAG_SET,
     FlagDatabase,
     HistoryEntry,
     Kind,

@@ -25,7 +25,6 @@ from .migrate import Migration, migrate
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FLAG_SET: Final = "default"
 Kind = Literal["flag", "segment"]
 _TABLES: Final[Mapping[str, str]] = {"flag": "flags", "segment": "segments"}
 
