@@ -389,9 +389,9 @@ def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float =
 
 
 @contextlib.contextmanager
-def real_sidecar(flags_file: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    """`flag-sidecar serve` as a user runs it (metrics listener included); yields (process, target,
-    seconds from spawn to SERVING)."""
+def real_sidecar(flags_file: Path, root: Path = REPO) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """`flag-sidecar serve` as a user runs it (metrics listener included), from the `sidecar` package
+    in `root` (this tree, or a `before_tree`); yields (process, target, seconds from spawn to SERVING)."""
     port, management = free_port(), free_port()
     target = f"127.0.0.1:{port}"
     command = [
@@ -409,7 +409,7 @@ def real_sidecar(flags_file: Path) -> Iterator[tuple[subprocess.Popen[bytes], st
         "warning",
     ]
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=root, stderr=subprocess.DEVNULL)
     try:
         wait_serving(target, process)
         yield process, target, time.perf_counter() - started
@@ -441,6 +441,11 @@ class Footprint:
 class MemoryResults:
     startup_s: dict[str, Series]  # by flag file (STARTS)
     idle: dict[str, Footprint]  # by the process's row label
+    # The --before revision's start on the same file, right after ours in each repeat, and the
+    # per-repeat ratio of ours to it: what a busy machine slows, it slows for both.
+    before_startup_s: dict[str, Series] = field(default_factory=dict)
+    startup_ratio: dict[str, Series] = field(default_factory=dict)
+    before: str = ""  # that revision
 
 
 IDLE_SECONDS = 3.0  # three polls of the flag file's change check
@@ -456,7 +461,9 @@ START_10K_DISTINCT = "10,000 distinct flags (JSON)"
 TARGET_KB_PER_FLAG = 3.0
 
 
-def measure_memory(files: FlagFiles, repeats: int) -> MemoryResults:
+def measure_memory(
+    files: FlagFiles, repeats: int, before: Path | None = None, before_revision: str = ""
+) -> MemoryResults:
     json_100 = files.directory / "flags-100.json"
     json_100.write_text(json.dumps(flagsets.flag_document(100)))
     json_10k = files.directory / "flags-10000.json"
@@ -479,21 +486,28 @@ def measure_memory(files: FlagFiles, repeats: int) -> MemoryResults:
     }
     labels = [*sidecars, "after a burst of 5,000 calls, 100 flags (YAML)", BARE_FLOOR, DEPENDENCY_FLOOR]
     results = MemoryResults(
-        startup_s={label: Series() for label in starts}, idle={label: Footprint() for label in labels}
+        startup_s={label: Series() for label in starts},
+        idle={label: Footprint() for label in labels},
+        before_startup_s={label: Series() for label in starts} if before else {},
+        startup_ratio={label: Series() for label in starts} if before else {},
+        before=before_revision if before else "",
     )
     request = flagsets.evaluate_request("rules")
     for repeat in range(repeats):
         progress(f"memory and start-up, repeat {repeat + 1}/{repeats}")
         for label, flags_file in sidecars.items():
             with real_sidecar(flags_file) as (process, target, ready):
-                for start_label, start_file in starts.items():
-                    if start_file == flags_file:
-                        results.startup_s[start_label].add(ready)
                 results.idle[label].idle(process.pid)
                 if label == IDLE_100_YAML:
                     with LoadGenerator(Server("sidecar", process, target, ready)) as load:
                         load.measure(flagsets.EVALUATE_METHOD, request, 5000, 8, warmup=0)
                     results.idle[labels[len(sidecars)]].idle(process.pid)
+            for start_label in (name for name, start_file in starts.items() if start_file == flags_file):
+                results.startup_s[start_label].add(ready)
+                if before is not None:
+                    with real_sidecar(flags_file, root=before) as (_, _, ready_before):
+                        results.before_startup_s[start_label].add(ready_before)
+                        results.startup_ratio[start_label].add(ready / ready_before)
         for label, dependencies in ((BARE_FLOOR, False), (DEPENDENCY_FLOOR, True)):
             with bare_server(dependencies) as pid:
                 results.idle[label].idle(pid)
@@ -1141,8 +1155,25 @@ def write_memory(report: Report, memory: MemoryResults, summary: list[tuple[str,
         for label, footprint in memory.idle.items()
     ]
     report.table(("process", "RSS", "private", "idle CPU"), rows)
-    rows = [(label, series.show(2, " s")) for label, series in memory.startup_s.items()]
-    report.table(("flag file", "start to SERVING"), rows)
+    if memory.before:
+        report.add(
+            f"Each start of ours is followed by one of `{memory.before}`'s code (the --before "
+            "revision) on the same file; the ratio is the median of the per-repeat ratios.",
+            "",
+        )
+        rows = [
+            (
+                label,
+                series.show(2, " s"),
+                memory.before_startup_s[label].show(2, " s"),
+                memory.startup_ratio[label].show(2, "x"),
+            )
+            for label, series in memory.startup_s.items()
+        ]
+        report.table(("flag file", "start to SERVING", f"before ({memory.before})", "now / before"), rows)
+    else:
+        rows = [(label, series.show(2, " s")) for label, series in memory.startup_s.items()]
+        report.table(("flag file", "start to SERVING"), rows)
     idle, floor = memory.idle[IDLE_100_YAML].rss, memory.idle[DEPENDENCY_FLOOR].rss
     summary.append(
         (
@@ -1153,11 +1184,13 @@ def write_memory(report: Report, memory: MemoryResults, summary: list[tuple[str,
         )
     )
     for label, series in memory.startup_s.items():
+        ratio = memory.startup_ratio.get(label) if memory.before else None
+        against = f" ({ratio.median:.2f}x `{memory.before}`'s)" if ratio is not None and ratio.values else ""
         summary.append(
             (
                 f"start to SERVING ≤ 1 s ({label})",
                 series.show(2, " s"),
-                verdict(series.median <= TARGETS["startup_s"]),
+                verdict(series.median <= TARGETS["startup_s"]) + against,
                 "6",
             )
         )
@@ -1495,7 +1528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def run_memory() -> None:
             nonlocal memory
-            memory = measure_memory(files, args.memory_repeats)
+            memory = measure_memory(files, args.memory_repeats, before, args.before)
 
         def run_profiles() -> None:
             nonlocal profiles

@@ -17,7 +17,7 @@ import pytest
 from bench import engine_cases, flagsets
 from bench import otlp as otlp_cases
 from bench.rpc import LoadGenerator, memory_mb, pin_to_cpus, server_process
-from bench.run import bare_server
+from bench.run import bare_server, before_tree, real_sidecar
 from bench.servers import EMPTY_METHOD, parse_request
 
 
@@ -213,3 +213,13 @@ def test_the_otlp_thread_bench_charges_the_export_thread_and_delivers_everything
     assert delivered == sent
     assert used["events-otlp-export"] > 0
     assert used["add_evaluation"] > 0
+
+
+def test_a_before_tree_serves_from_its_own_sidecar_package(tmp_path: Path):
+    # The start-up section starts the --before revision's code on the same file as ours.
+    root = before_tree("HEAD", tmp_path)
+    main = root / "sidecar" / "__main__.py"
+    main.write_text('__import__("pathlib").Path(__file__).with_name("ran").touch()\n' + main.read_text())
+    with real_sidecar(flagsets.write_flag_file(tmp_path, 10), root=root) as (_process, _target, ready):
+        assert ready > 0
+    assert (root / "sidecar" / "ran").exists()
