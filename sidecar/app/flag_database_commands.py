@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sidecar.engine import FlagSetError, flag_set_document
-from sidecar.sources import SourceURIError, open_database
+from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database
 from sidecar.sources.settings import SELECTOR_KEY, parse_selector, selected_flag_set
 from sidecar.store import load_flag_file
 
@@ -68,10 +68,10 @@ def _database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, metavar="URI", help=_SOURCE_HELP)
     parser.add_argument(
         "--selector",
-        default=f"{SELECTOR_KEY}=default",
+        default=f"{SELECTOR_KEY}={DEFAULT_FLAG_SET}",
         type=_argument(parse_selector),
-        metavar="flag-set=NAME",
-        help="the flag set (default: flag-set=default)",
+        metavar=f"{SELECTOR_KEY}=NAME",
+        help=f"the flag set (default: {SELECTOR_KEY}={DEFAULT_FLAG_SET})",
     )
 
 

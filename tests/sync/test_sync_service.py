@@ -172,8 +172,10 @@ def test_a_revision_the_server_no_longer_has_gets_the_whole_set_and_says_why(pla
     ("selector", "code", "words"),
     [
         ("flag-set=checkout", grpc.StatusCode.NOT_FOUND, "serves flag set 'default', not 'checkout'"),
-        ("checkout", grpc.StatusCode.INVALID_ARGUMENT, "use flag-set=NAME"),
-        ("source=x", grpc.StatusCode.INVALID_ARGUMENT, "use flag-set=NAME"),
+        ("checkout", grpc.StatusCode.INVALID_ARGUMENT, "expected flag-set=NAME"),
+        ("source=x", grpc.StatusCode.INVALID_ARGUMENT, "expected flag-set=NAME"),
+        # The name's grammar is --selector's (a database's flag sets), so no such set can exist.
+        ("flag-set=two words", grpc.StatusCode.INVALID_ARGUMENT, "is not a flag set name"),
     ],
 )
 def test_a_selector_that_selects_nothing_here_is_refused_with_the_reason(plane, selector, code, words):

@@ -1,16 +1,22 @@
 """The selector of a sync stream: which flag set a subscriber follows.
 
-`flag-set=NAME`, or empty for the set this sidecar serves. A sidecar serves one selection today
-(DESIGN.md: "a sidecar or SDK serves one selection"), so a name other than its own is NOT_FOUND;
-the fan-out keeps one publication per name, so serving several is a matter of feeding more.
+`flag-set=NAME`, or empty for the set this sidecar serves: the grammar of the `--selector` option
+(sources.remote_options), read here with the wire's one addition, the empty selector. A sidecar
+serves one selection today (DESIGN.md: "a sidecar or SDK serves one selection"), so a name other
+than its own is NOT_FOUND; the fan-out keeps one publication per name, so serving several is a
+matter of feeding more.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-DEFAULT_FLAG_SET: Final = "default"
-FLAG_SET_KEY: Final = "flag-set"
+from sidecar.sources.remote_options import DEFAULT_FLAG_SET, SELECTOR_KEY, selected_flag_set
+from sidecar.sources.remote_options import parse_selector as parse_selector_option
+
+FLAG_SET_KEY: Final = SELECTOR_KEY
+
+__all__ = ["DEFAULT_FLAG_SET", "FLAG_SET_KEY", "SelectorError", "parse_selector"]
 
 
 class SelectorError(ValueError):
@@ -19,13 +25,11 @@ class SelectorError(ValueError):
 
 def parse_selector(text: str) -> str | None:
     """The flag-set name `text` selects, or None for "the one this sidecar serves"."""
-    selector = text.strip()
-    if not selector:
+    if not text.strip():
         return None
-    key, equals, name = selector.partition("=")
-    if not equals or key.strip() != FLAG_SET_KEY or not name.strip():
+    try:
+        return selected_flag_set(parse_selector_option(text))
+    except ValueError as error:
         raise SelectorError(
-            f"selector {text!r} is not understood: use {FLAG_SET_KEY}=NAME (for example "
-            f"{FLAG_SET_KEY}={DEFAULT_FLAG_SET}), or leave it empty for the set this sidecar serves"
-        )
-    return name.strip()
+            f"selector {text!r} is not understood: {error}, or leave it empty for the set this sidecar serves"
+        ) from None
