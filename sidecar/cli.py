@@ -1,6 +1,7 @@
 """The `flag-sidecar` command: `serve` a flag file over gRPC, `validate` one, print the
 effective configuration (`config --print`), bring a flag database's schema up to date (`migrate`),
-and move a flag set between a flag file and a database (`flags import`, `flags export`)."""
+move a flag set between a flag file and a database (`flags import`, `flags export`), and write a
+flag file in the other format (`flags convert`)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from typing import Any
 
 import sidecar.quiet_grpc  # noqa: F401  # first: it must run before grpc is imported
 from sidecar import package_version
+from sidecar.app import flag_database_commands, plural
 from sidecar.app import settings as app_settings
+from sidecar.app.flag_database_commands import load_checked
 from sidecar.app.runtime import Runtime, StartFailed
 from sidecar.app.settings import Settings
-from sidecar.engine import FlagSetError
 from sidecar.logging_setup import configure_logging
 from sidecar.options import ENV_PREFIX, ConfigError
 from sidecar.sources import Source
-from sidecar.store import load_flag_file
 
 logger = logging.getLogger("sidecar")
 
@@ -42,8 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         return validate(args.path)
     if args.command in ("migrate", "flags"):
-        from sidecar.app import flag_database_commands
-
         return flag_database_commands.run(args, parser.commands[args.command])
     try:
         settings, sources = app_settings.load_settings_with_sources(args)
@@ -122,8 +121,6 @@ def build_parser() -> Parser:
     )
     validate_parser.add_argument("path", type=Path, help="flag file (YAML or JSON)")
     parser.commands.update(serve=serve_parser, config=config_parser, validate=validate_parser)
-    from sidecar.app import flag_database_commands
-
     parser.commands.update(flag_database_commands.add_commands(commands, Parser))
     return parser
 
@@ -133,25 +130,14 @@ def build_parser() -> Parser:
 
 def validate(path: Path) -> int:
     """Print every problem (exit 1) or a one-line summary (exit 0); warnings either way."""
-    try:
-        flag_set = load_flag_file(path)
-    except FlagSetError as error:
-        for problem in error.problems:
-            print(problem)
-        print(f"{path}: {plural(len(error.problems), 'problem')}, flag file rejected", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
+    flag_set = load_checked(path, "flag file rejected")
+    if flag_set is None:
         return 1
     for warning in flag_set.warnings:
         print(f"warning: {warning}")
     flags, segments = plural(len(flag_set.flags), "flag"), plural(len(flag_set.segments), "segment")
     print(f"OK: {path}: {flags}, {segments}")
     return 0
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 # ---------------------------------------------------------------- serve

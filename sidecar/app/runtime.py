@@ -25,6 +25,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from sidecar.app import plural
 from sidecar.app.settings import Settings
 from sidecar.engine import FlagSetError
 from sidecar.events import EventPipeline, PipelineConfig, SpecError, SpoolLockedError, build_pipeline
@@ -195,7 +196,7 @@ class Runtime:
             raise _not_serving(
                 "%s has %s:\n%s",
                 source.origin,
-                _plural(len(problems), "problem"),
+                plural(len(problems), "problem"),
                 "\n".join(problems),
                 extra={"event": "flags_rejected", "problems": problems},
             ) from error
@@ -493,10 +494,6 @@ def _deadline_exceeded(timeout: float) -> None:
 
 def _described(source: Source) -> str:
     return f"flag file {source.origin}" if isinstance(source, FileSource) else source.origin
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _tls_files(settings: Settings) -> TlsFiles | None:

@@ -4,6 +4,7 @@ lines `make run` logs, `grpcurl list`, the `config --print` excerpt and the Node
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -31,6 +32,42 @@ def test_every_option_is_in_the_readme_table() -> None:
         assert any(
             row.startswith(f"| `{option.flag} ") and f"`{option.env_var}`" in row for row in table_rows
         ), f"README's option table has no row for {option.flag} / {option.env_var}"
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_the_command_line_synopsis_shows_every_command_with_options_it_has() -> None:
+    from sidecar.cli import build_parser
+
+    synopsis = README.split("## Command line\n\n```\n", 1)[1].split("```", 1)[0]
+    shown: set[tuple[str, ...]] = set()
+    for line in synopsis.splitlines():
+        words = line.split()
+        assert words[0] == "flag-sidecar", line
+        parser: argparse.ArgumentParser = build_parser()
+        path: tuple[str, ...] = ()
+        for word in words[1:]:
+            if word not in _subcommands(parser):
+                break
+            parser, path = _subcommands(parser)[word], (*path, word)
+        known = {name for action in parser._actions for name in action.option_strings}
+        for option in re.findall(r"(?<![\w-])--?[a-z][\w-]*", line.split(" ", 1)[1]):
+            assert option in known, f"README's `{line}`: {option} is not an option of it"
+        shown.add(path)
+
+    def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        children = _subcommands(parser)
+        if not children:
+            yield path
+        for name, child in children.items():
+            yield from leaves(child, (*path, name))
+
+    assert set(leaves(build_parser(), ())) <= shown, "README's command line leaves a command out"
 
 
 def option_table_rows() -> dict[str, list[str]]:

@@ -156,3 +156,64 @@ def test_validate_a_missing_file(tmp_path):
     result = run_cli("validate", str(tmp_path / "absent.yaml"))
     assert result.returncode == 1
     assert "cannot read" in result.stderr
+
+
+# YAML that JSON cannot say as written: anchors, a merge key, YAML 1.1 scalars (0x1F, 1.5e+3, 1_000).
+CONVERTED_FLAGS = """\
+segments:
+  - key: staff
+    rules:
+      - constraints: [{property: email, operation: ENDS_WITH, values: ["@example.com"]}]
+flags:
+  - &base
+    key: limit
+    enabled: true
+    variants:
+      - {key: low, value: 0x1F}
+      - {key: mid, value: 1.5e+3}
+      - {key: high, value: 1_000}
+    defaultVariantWhenOn: low
+    rules:
+      - id: staff
+        constraints: [{operation: IS_IN_SEGMENT, values: [staff]}]
+        distributions: [{variant: high, percentage: 100}]
+  - <<: *base
+    key: limit-copy
+    defaultVariantWhenOn: mid
+"""
+
+
+def test_convert_writes_a_yaml_file_as_json_that_loads_to_the_same_flags(tmp_path):
+    from sidecar.engine import flag_set_document
+    from sidecar.store import load_flag_file
+
+    source = tmp_path / "flags.yaml"
+    source.write_text(CONVERTED_FLAGS)
+    target = tmp_path / "flags.json"
+    result = run_cli("flags", "convert", str(source), "-o", str(target))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote 2 flags and 1 segment of {source} to {target}" in result.stderr
+    written = json.loads(target.read_text())
+    assert [flag["key"] for flag in written["flags"]] == ["limit", "limit-copy"]
+    assert [variant["value"] for variant in written["flags"][1]["variants"]] == [31, 1500.0, 1000]
+    assert flag_set_document(load_flag_file(target).definitions) == flag_set_document(
+        load_flag_file(source).definitions
+    )
+
+    # And back: --format yaml to stdout, read as the same set again.
+    back = run_cli("flags", "convert", str(target), "--format", "yaml")
+    assert back.returncode == 0, back.stderr
+    again = tmp_path / "again.yaml"
+    again.write_text(back.stdout)
+    assert flag_set_document(load_flag_file(again).definitions) == written
+
+
+def test_convert_writes_nothing_from_a_broken_file(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_FLAGS)
+    target = tmp_path / "flags.json"
+    result = run_cli("flags", "convert", str(broken), "-o", str(target))
+    assert result.returncode == 1
+    assert len(result.stdout.splitlines()) == 3
+    assert f"{broken}: 3 problems, nothing written" in result.stderr
+    assert not target.exists()
