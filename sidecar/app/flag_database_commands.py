@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sidecar.app import plural
 from sidecar.engine import FlagSet, FlagSetError, flag_set_document
-from sidecar.sources import DEFAULT_FLAG_SET, SourceURIError, open_database
+from sidecar.sources import DEFAULT_FLAG_SET, JSON, SourceURIError, format_of_name, open_database
 from sidecar.sources.settings import SELECTOR_KEY, parse_selector, selected_flag_set
 from sidecar.store import load_flag_file
 
@@ -205,8 +205,9 @@ def _write(document: dict[str, Any], args: argparse.Namespace, what: str) -> Non
     """`document` as a flag file to --output (stdout by default), in --format (else by the output's
     suffix, else YAML)."""
     output: Path | None = args.output
+    # By the name as a file source reads it: FLAGS.JSON is JSON too.
     as_json = args.format == "json" or (
-        args.format is None and output is not None and output.suffix == ".json"
+        args.format is None and output is not None and format_of_name(output.name) == JSON
     )
     if as_json:
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -208,6 +208,17 @@ def test_convert_writes_a_yaml_file_as_json_that_loads_to_the_same_flags(tmp_pat
     assert flag_set_document(load_flag_file(again).definitions) == written
 
 
+def test_convert_picks_the_format_by_the_name_as_a_file_source_reads_it(tmp_path):
+    from sidecar.store import load_flag_file
+
+    source = tmp_path / "flags.yaml"
+    source.write_text(CONVERTED_FLAGS)
+    shouted = tmp_path / "FLAGS.JSON"
+    assert run_cli("flags", "convert", str(source), "-o", str(shouted)).returncode == 0
+    assert json.loads(shouted.read_text())["segments"][0]["key"] == "staff"
+    assert len(load_flag_file(shouted).flags) == 2
+
+
 def test_convert_writes_nothing_from_a_broken_file(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text(BROKEN_FLAGS)
