@@ -65,8 +65,9 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser]) -> 
         "convert",
         help="write a flag file again, checked and normalised, in either format",
         description="Check FILE as `validate` does, then write its flags and segments as `flags export` "
-        "writes a set (normalised, without versions): `-o flags.json` turns a YAML file into JSON, "
-        "which a large set starts from several times faster. Nothing is written if FILE has a problem.",
+        "writes a set (normalised; versions written in FILE are kept): `-o flags.json` turns a YAML "
+        "file into JSON, which a large set starts from several times faster. Nothing is written if "
+        "FILE has a problem.",
     )
     converted.add_argument("file", type=Path, metavar="FILE", help="flag file (YAML or JSON)")
     _output_arguments(converted)

@@ -167,6 +167,7 @@ segments:
 flags:
   - &base
     key: limit
+    version: 3
     enabled: true
     variants:
       - {key: low, value: 0x1F}
@@ -196,6 +197,7 @@ def test_convert_writes_a_yaml_file_as_json_that_loads_to_the_same_flags(tmp_pat
     written = json.loads(target.read_text())
     assert [flag["key"] for flag in written["flags"]] == ["limit", "limit-copy"]
     assert [variant["value"] for variant in written["flags"][1]["variants"]] == [31, 1500.0, 1000]
+    assert [flag["version"] for flag in written["flags"]] == [3, 3]  # written in the file: kept
     assert flag_set_document(load_flag_file(target).definitions) == flag_set_document(
         load_flag_file(source).definitions
     )
