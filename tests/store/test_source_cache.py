@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,14 @@ class Backend:
     # Make the source's reads wait (on the counting dialect); returns the release.
     hold: Callable[[CountingDialect], Callable[[], None]]
 
+    # What database() opened, closed when the test ends: a pool left to the collector is closed by
+    # its finalizer on whatever thread runs it (psycopg_pool warns: "cannot join current thread").
+    opened: list[FlagDatabase] = field(default_factory=list)
+
     def database(self) -> FlagDatabase:
-        return open_database(self.uri)
+        database = open_database(self.uri)
+        self.opened.append(database)
+        return database
 
 
 def _sqlite(tmp_path: Path) -> Backend:
@@ -126,14 +132,20 @@ def pg_server() -> Iterator[postgres_server.PostgresServer]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
-        yield _sqlite(tmp_path)
+        yield from _closing(_sqlite(tmp_path))
     elif "outage" in request.node.name:  # a server of its own: the test stops it
         if not postgres_server.available():
             pytest.skip("no pg_ctl (PostgreSQL) found")
         with postgres_server.postgres_server() as server:
-            yield _postgresql(server)
+            yield from _closing(_postgresql(server))
     else:
-        yield _postgresql(request.getfixturevalue("pg_server"))
+        yield from _closing(_postgresql(request.getfixturevalue("pg_server")))
+
+
+def _closing(backend: Backend) -> Iterator[Backend]:
+    yield backend
+    for database in backend.opened:
+        database.close()
 
 
 def _write(database: FlagDatabase, *items: tuple[str, dict[str, Any] | None], actor: str = "alice") -> None:
