@@ -20,7 +20,6 @@ import sidecar.quiet_grpc  # noqa: F401  # first: it must run before grpc is imp
 from sidecar import package_version
 from sidecar.app import flag_database_commands, plural
 from sidecar.app import settings as app_settings
-from sidecar.app.flag_database_commands import load_checked
 from sidecar.app.runtime import Runtime, StartFailed
 from sidecar.app.settings import Settings
 from sidecar.logging_setup import configure_logging
@@ -130,7 +129,7 @@ def build_parser() -> Parser:
 
 def validate(path: Path) -> int:
     """Print every problem (exit 1) or a one-line summary (exit 0); warnings either way."""
-    flag_set = load_checked(path, "flag file rejected")
+    flag_set = flag_database_commands.load_checked(path, "flag file rejected")
     if flag_set is None:
         return 1
     for warning in flag_set.warnings:

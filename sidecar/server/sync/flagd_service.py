@@ -37,7 +37,7 @@ from .calls import decode_request, subscribe, write_within
 from .calls import snapshot as read_snapshot
 from .fanout import Change, Snapshot, SubscriptionClosed, SyncFanout
 from .flagd_translation import Translation, Translator
-from .selector import FLAG_SET_KEY, SelectorError, parse_selector
+from .selector import SELECTOR_KEY, SelectorError, parse_selector
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def flagd_selector(header: str | None, field: str) -> str | None:
     text = (header if header else field).strip()
     key, equals, name = text.partition("=")
     if equals and key.strip() == FLAGD_FLAG_SET_KEY:
-        text = f"{FLAG_SET_KEY}={name}"
+        text = f"{SELECTOR_KEY}={name}"
     try:
         return parse_selector(text)
     except SelectorError as error:

@@ -9,14 +9,10 @@ matter of feeding more.
 
 from __future__ import annotations
 
-from typing import Final
-
 from sidecar.sources.remote_options import DEFAULT_FLAG_SET, SELECTOR_KEY, selected_flag_set
 from sidecar.sources.remote_options import parse_selector as parse_selector_option
 
-FLAG_SET_KEY: Final = SELECTOR_KEY
-
-__all__ = ["DEFAULT_FLAG_SET", "FLAG_SET_KEY", "SelectorError", "parse_selector"]
+__all__ = ["DEFAULT_FLAG_SET", "SELECTOR_KEY", "SelectorError", "parse_selector"]
 
 
 class SelectorError(ValueError):
