@@ -8,11 +8,12 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from flagsidecar.v1 import admin_pb2
-from sidecar.sources import open_database, open_source
+from sidecar.sources import FlagDatabase, open_database, open_source
 from sidecar.store import admin_edits
 from sidecar.store.admin import FlagAdmin
 from sidecar.store.admin_errors import VersionConflict
@@ -51,10 +52,26 @@ def uri(server):
     return server.uri.rsplit("/", 1)[0] + f"/{name}"
 
 
-def test_migrations_and_writes_on_postgresql(uri):
-    admin = FlagAdmin(open_database(uri))
+@pytest.fixture
+def databases() -> Iterator[Callable[[str], FlagDatabase]]:
+    """open_database, each database closed when the test ends: a pool left to the collector is
+    closed by its finalizer on whatever thread runs it (psycopg_pool warns: "cannot join current
+    thread")."""
+    opened: list[FlagDatabase] = []
+
+    def opening(uri: str) -> FlagDatabase:
+        opened.append(open_database(uri))
+        return opened[-1]
+
+    yield opening
+    for database in opened:
+        database.close()
+
+
+def test_migrations_and_writes_on_postgresql(uri, databases):
+    admin = FlagAdmin(databases(uri))
     admin.start()
-    assert open_database(uri).migrate() == []  # applied once
+    assert databases(uri).migrate() == []  # applied once
     record = admin.create_flag("default", dict(FLAG), "alice")
     assert record.version == 1
     edit = admin_edits.set_fields({"enabled": False}, admin_edits.FLAG_FIELDS)
@@ -64,8 +81,8 @@ def test_migrations_and_writes_on_postgresql(uri):
     assert [entry.actor for entry in admin.flag_history("default", "f", 0, "").items] == ["bob", "alice"]
 
 
-def test_two_admins_racing_on_postgresql_one_wins(uri):
-    first, second = FlagAdmin(open_database(uri)), FlagAdmin(open_database(uri))
+def test_two_admins_racing_on_postgresql_one_wins(uri, databases):
+    first, second = FlagAdmin(databases(uri)), FlagAdmin(databases(uri))
     first.start()
     first.create_flag("default", dict(FLAG), "setup")
     barrier, outcomes = threading.Barrier(2), []
@@ -88,8 +105,8 @@ def test_two_admins_racing_on_postgresql_one_wins(uri):
     assert conflict.current == 2
 
 
-def test_a_follower_is_told_by_notify(uri):
-    admin = FlagAdmin(open_database(uri))
+def test_a_follower_is_told_by_notify(uri, databases):
+    admin = FlagAdmin(databases(uri))
     admin.start()
     source = open_source(uri)
     source.fetch()
@@ -147,10 +164,10 @@ def _connections(server, uri: str) -> int:
     return int(row[0])
 
 
-def test_the_pool_is_sized_by_the_uri_and_a_bad_size_is_refused(uri):
+def test_the_pool_is_sized_by_the_uri_and_a_bad_size_is_refused(uri, databases):
     from sidecar.sources.registry import SourceURIError
 
-    database = open_database(uri + "?pool_size=2&pool_timeout=1.5&application_name=flags")
+    database = databases(uri + "?pool_size=2&pool_timeout=1.5&application_name=flags")
     dialect = database.dialect
     assert (dialect.pool_size, dialect.pool_timeout) == (2, 1.5)
     assert dialect.uri.endswith("?application_name=flags")  # libpq's own options stay
