@@ -3,6 +3,8 @@ that refuse an admin listener that could not be used safely."""
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from flagsidecar.v1 import admin_pb2
@@ -66,6 +68,9 @@ def test_import_then_export_round_trips_and_a_dry_run_writes_nothing(tmp_path, s
     assert run_cli("validate", str(out)).returncode == 0
     again = run_cli("flags", "import", str(out), "--source", uri)
     assert again.stdout.strip().endswith("no change")
+    compact = run_cli("flags", "export", "--source", uri, "--compact")  # JSON on one line
+    assert compact.stdout.count("\n") == 1
+    assert json.loads(compact.stdout) == yaml.safe_load(out.read_text())
 
     # What the database serves is what the file serves.
     from_file = yaml.safe_load(sample_flag_file.read_text())

@@ -221,6 +221,30 @@ def test_convert_picks_the_format_by_the_name_as_a_file_source_reads_it(tmp_path
     assert len(load_flag_file(shouted).flags) == 2
 
 
+def test_convert_compact_writes_one_line_of_the_same_set_and_refuses_a_yaml_target(tmp_path):
+    source = tmp_path / "flags.yaml"
+    source.write_text(CONVERTED_FLAGS)
+    indented, compact = tmp_path / "indented.json", tmp_path / "compact.json"
+    assert run_cli("flags", "convert", str(source), "-o", str(indented)).returncode == 0
+    assert run_cli("flags", "convert", str(source), "-o", str(compact), "--compact").returncode == 0
+    text = compact.read_text()
+    assert text.count("\n") == 1
+    assert ", " not in text
+    assert '": ' not in text
+    assert json.loads(text) == json.loads(indented.read_text())
+    assert len(text) < len(indented.read_text()) / 2
+    # To stdout, --compact alone says JSON.
+    assert json.loads(run_cli("flags", "convert", str(source), "--compact").stdout) == json.loads(text)
+
+    # A target that would be read as YAML: a usage error, nothing written.
+    for target in (["-o", str(tmp_path / "flags.yaml")], ["--format", "yaml"]):
+        result = run_cli("flags", "convert", str(source), "--compact", *target)
+        assert result.returncode == 2
+        assert "--compact writes JSON" in result.stderr
+        assert "write to a .json file" in result.stderr
+    assert source.read_text() == CONVERTED_FLAGS  # -o named the source itself: not overwritten
+
+
 def test_convert_writes_nothing_from_a_broken_file(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text(BROKEN_FLAGS)
