@@ -15,7 +15,7 @@ import yaml
 
 from flagsidecar.v1 import evaluation_pb2_grpc
 from sidecar.server.app import SERVICE_REGISTRARS, Registrar, SidecarServer
-from sidecar.sources import FileSource
+from sidecar.sources import FileSource, FlagDatabase, open_database
 from sidecar.store import FlagStore
 
 # Covers every reason: STATIC, TARGETING_MATCH, SPLIT, DEFAULT, DISABLED and ERROR (a missing default).
@@ -121,6 +121,22 @@ def eventually(condition: Callable[[], Any], timeout: float = 3.0, interval: flo
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s (last result: {result!r})")
         time.sleep(interval)
+
+
+@pytest.fixture
+def databases() -> Iterator[Callable[[str], FlagDatabase]]:
+    """open_database, each database closed when the test ends: a pool left to the collector is
+    closed by its finalizer on whatever thread runs it (psycopg_pool warns: "cannot join current
+    thread")."""
+    opened: list[FlagDatabase] = []
+
+    def opening(uri: str) -> FlagDatabase:
+        opened.append(open_database(uri))
+        return opened[-1]
+
+    yield opening
+    for database in opened:
+        database.close()
 
 
 @pytest.fixture

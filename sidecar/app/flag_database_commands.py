@@ -109,13 +109,14 @@ def _argument(parse: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    output_format = ""  # what export and convert write: settled before anything is opened
     if args.command == "flags" and args.flags_command in ("export", "convert"):
         try:
-            args.format = _output_format(args)
+            output_format = _output_format(args)
         except ValueError as error:
             parser.error(str(error))
     if args.command == "flags" and args.flags_command == "convert":
-        return _convert(args)
+        return _convert(args, output_format)
     try:
         database = open_database(args.source)
     except SourceURIError as error:
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         flag_set = selected_flag_set(args.selector)
         if args.flags_command == "import":
             return _import(admin, flag_set, args)
-        return _export(admin, flag_set, args)
+        return _export(admin, flag_set, args, output_format)
     except (OSError, RuntimeError) as error:
         print(f"flag-sidecar {args.command}: {error}", file=sys.stderr)
         return 1
@@ -192,12 +193,12 @@ def _summary(diff: SetDiff) -> str:
     )
 
 
-def _export(admin: FlagAdmin, flag_set: str, args: argparse.Namespace) -> int:
-    _write(flag_set_document(admin.export_set(flag_set)), args, f"flag set {flag_set!r}")
+def _export(admin: FlagAdmin, flag_set: str, args: argparse.Namespace, output_format: str) -> int:
+    _write(flag_set_document(admin.export_set(flag_set)), args, output_format, f"flag set {flag_set!r}")
     return 0
 
 
-def _convert(args: argparse.Namespace) -> int:
+def _convert(args: argparse.Namespace, output_format: str) -> int:
     loaded = load_checked(args.file, "nothing written")
     if loaded is None:
         return 1
@@ -206,7 +207,7 @@ def _convert(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     what = f"{plural(len(loaded.flags), 'flag')} and {plural(len(loaded.segments), 'segment')} of {args.file}"
     try:
-        _write(flag_set_document(loaded.definitions), args, what)
+        _write(flag_set_document(loaded.definitions), args, output_format, what)
     except OSError as error:
         print(f"{args.output}: cannot write: {error.strerror or error}", file=sys.stderr)
         return 1
@@ -231,15 +232,12 @@ def _output_format(args: argparse.Namespace) -> str:
     return named or "yaml"
 
 
-def _write(document: dict[str, Any], args: argparse.Namespace, what: str) -> None:
-    """`document` as a flag file to --output (stdout by default), in the format run() settled
-    (_output_format)."""
+def _write(document: dict[str, Any], args: argparse.Namespace, output_format: str, what: str) -> None:
+    """`document` as a flag file to --output (stdout by default), in `output_format` (_output_format)."""
     output: Path | None = args.output
-    if args.format == "json":
-        if args.compact:
-            text = json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n"
-        else:
-            text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if output_format == "json":
+        layout: dict[str, Any] = {"separators": (",", ":")} if args.compact else {"indent": 2}
+        text = json.dumps(document, ensure_ascii=False, **layout) + "\n"
     else:
         import yaml
 

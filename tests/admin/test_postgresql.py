@@ -8,12 +8,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from flagsidecar.v1 import admin_pb2
-from sidecar.sources import FlagDatabase, open_database, open_source
+from sidecar.sources import open_database, open_source
 from sidecar.store import admin_edits
 from sidecar.store.admin import FlagAdmin
 from sidecar.store.admin_errors import VersionConflict
@@ -50,22 +49,6 @@ def uri(server):
     with psycopg.connect(server.uri, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return server.uri.rsplit("/", 1)[0] + f"/{name}"
-
-
-@pytest.fixture
-def databases() -> Iterator[Callable[[str], FlagDatabase]]:
-    """open_database, each database closed when the test ends: a pool left to the collector is
-    closed by its finalizer on whatever thread runs it (psycopg_pool warns: "cannot join current
-    thread")."""
-    opened: list[FlagDatabase] = []
-
-    def opening(uri: str) -> FlagDatabase:
-        opened.append(open_database(uri))
-        return opened[-1]
-
-    yield opening
-    for database in opened:
-        database.close()
 
 
 def test_migrations_and_writes_on_postgresql(uri, databases):

@@ -11,13 +11,13 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sidecar.sources import DatabaseSource, FlagDatabase, open_database, open_source
+from sidecar.sources import DatabaseSource, FlagDatabase, open_source
 from sidecar.sources.database.dialect import Connection, Dialect
 from sidecar.store import FlagStore
 from tests import postgres_server
@@ -71,18 +71,13 @@ class Backend:
     start: Callable[[], None]  # and reachable again
     # Make the source's reads wait (on the counting dialect); returns the release.
     hold: Callable[[CountingDialect], Callable[[], None]]
-
-    # What database() opened, closed when the test ends: a pool left to the collector is closed by
-    # its finalizer on whatever thread runs it (psycopg_pool warns: "cannot join current thread").
-    opened: list[FlagDatabase] = field(default_factory=list)
+    opening: Callable[[str], FlagDatabase]  # the `databases` fixture: closed when the test ends
 
     def database(self) -> FlagDatabase:
-        database = open_database(self.uri)
-        self.opened.append(database)
-        return database
+        return self.opening(self.uri)
 
 
-def _sqlite(tmp_path: Path) -> Backend:
+def _sqlite(tmp_path: Path, opening: Callable[[str], FlagDatabase]) -> Backend:
     path = tmp_path / "flags.db"
     aside = tmp_path / "flags.db.aside"
 
@@ -98,10 +93,10 @@ def _sqlite(tmp_path: Path) -> Backend:
         dialect.gate.clear()
         return dialect.gate.set
 
-    return Backend("sqlite", f"sqlite://{path}", stop, start, hold)
+    return Backend("sqlite", f"sqlite://{path}", stop, start, hold, opening)
 
 
-def _postgresql(server: postgres_server.PostgresServer) -> Backend:
+def _postgresql(server: postgres_server.PostgresServer, opening: Callable[[str], FlagDatabase]) -> Backend:
     uri = postgres_server.fresh_database(server)
 
     def hold(dialect: CountingDialect) -> Callable[[], None]:
@@ -118,7 +113,7 @@ def _postgresql(server: postgres_server.PostgresServer) -> Backend:
 
         return release
 
-    return Backend("postgresql", uri, server.stop, server.start, hold)
+    return Backend("postgresql", uri, server.stop, server.start, hold, opening)
 
 
 @pytest.fixture(scope="module")
@@ -130,22 +125,18 @@ def pg_server() -> Iterator[postgres_server.PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, databases: Callable[[str], FlagDatabase]
+) -> Iterator[Backend]:
     if request.param == "sqlite":
-        yield from _closing(_sqlite(tmp_path))
+        yield _sqlite(tmp_path, databases)
     elif "outage" in request.node.name:  # a server of its own: the test stops it
         if not postgres_server.available():
             pytest.skip("no pg_ctl (PostgreSQL) found")
         with postgres_server.postgres_server() as server:
-            yield from _closing(_postgresql(server))
+            yield _postgresql(server, databases)
     else:
-        yield from _closing(_postgresql(request.getfixturevalue("pg_server")))
-
-
-def _closing(backend: Backend) -> Iterator[Backend]:
-    yield backend
-    for database in backend.opened:
-        database.close()
+        yield _postgresql(request.getfixturevalue("pg_server"), databases)
 
 
 def _write(database: FlagDatabase, *items: tuple[str, dict[str, Any] | None], actor: str = "alice") -> None:
