@@ -13,11 +13,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench import engine_cases, flagsets
 from bench import otlp as otlp_cases
 from bench.rpc import LoadGenerator, memory_mb, pin_to_cpus, server_process
-from bench.run import bare_server, before_tree, real_sidecar
+from bench.run import bare_server, before_tree, libyaml_events_s, real_sidecar
 from bench.servers import EMPTY_METHOD, parse_request
 
 
@@ -63,9 +64,19 @@ def test_bench_servers_answer_the_load_generator(tmp_path: Path, kind, env, meth
 
 @pytest.mark.parametrize("dependencies", [False, True], ids=["bare", "with-dependencies"])
 def test_the_memory_floors_start(dependencies):
-    with bare_server(dependencies) as pid:
+    with bare_server(dependencies) as (pid, ready):
         rss, private = memory_mb(pid)
     assert 0 < private < rss
+    assert ready > 0
+
+
+def test_the_yaml_floor_parses_the_whole_file(tmp_path: Path):
+    flags = flagsets.write_flag_file(tmp_path, 10)
+    assert libyaml_events_s(flags) > 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(flags.read_text() + "flags: [unclosed\n")
+    with pytest.raises(yaml.YAMLError):  # an error at the end is met: every event was read
+        libyaml_events_s(broken)
 
 
 @pytest.mark.skipif(not {0, 1} <= os.sched_getaffinity(0), reason="needs CPUs 0 and 1")
