@@ -168,7 +168,7 @@ lint: $(STAMP) $(TS_STAMP)
 	cd clients/rust && $(RUST_ENV) $(CARGO) clippy --locked --all-targets --quiet -- -D warnings
 	$(BIN)/python tools/proto_breaking.py
 
-# The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 16 minutes.
+# The benchmark suite (not part of `make test` or CI): writes BENCHMARKS.md, about 17 minutes.
 # BENCH_BEFORE is the revision whose sidecar/ is measured as "before the optimisations".
 BENCH_BEFORE ?= d3ab468
 

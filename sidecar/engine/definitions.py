@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .frozen import quick_init
+
 EMPTY_METADATA: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -68,6 +70,7 @@ class SegmentDefinition:
     rules: tuple[SegmentRuleDefinition, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FlagDefinition:
     key: str

@@ -15,6 +15,7 @@ from enum import IntEnum
 from typing import Any
 
 from .definitions import FlagDefinition, FlagSetDefinition, SegmentDefinition, VariantDefinition
+from .frozen import quick_init
 
 # A user's attributes as the engine sees them: the caller's context plus "$userId".
 Context = Mapping[str, Any]
@@ -48,6 +49,7 @@ class ErrorCode(IntEnum):
     GENERAL = 6
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TraceStep:
     """One step of a debug stack trace."""
@@ -61,6 +63,7 @@ class TraceStep:
     bucket: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """The outcome of evaluating one flag for one context."""
