@@ -910,18 +910,20 @@ class _Compiler:
         enabled = definition.enabled
         self._warn_flag(definition)
         # A default that is needed but not set answers no value and no variant, so the caller's code
-        # default applies (DESIGN.md, Evaluation semantics 5; flagd does the same).
-        off_answer = (
-            answer.without_value(Reason.DISABLED)
-            if off_default is None
-            else answer.of(off_default, Reason.DISABLED)
-        )
-        if on_default is None:
-            fallthrough = answer.without_value(Reason.DEFAULT)
+        # default applies (DESIGN.md, Evaluation semantics 5; flagd does the same). Only the default
+        # of the flag's own state is built: a flag's enabled state is fixed when it is compiled.
+        if not enabled:
+            default = (
+                answer.without_value(Reason.DISABLED)
+                if off_default is None
+                else answer.of(off_default, Reason.DISABLED)
+            )
+        elif on_default is None:
+            default = answer.without_value(Reason.DEFAULT)
         else:
-            fallthrough = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
+            default = answer.of(on_default, Reason.DEFAULT if rules else Reason.STATIC)
         return Flag(
-            fast=build_fast_path(key, rules, fallthrough, self.plans) if enabled and rules else None,
+            fast=build_fast_path(key, rules, default, self.plans) if enabled and rules else None,
             key=key,
             name=definition.name or key,
             description=definition.description,
@@ -933,8 +935,7 @@ class _Compiler:
             default_variant_when_off=off_default,
             track_events=definition.track_events,
             metadata=definition.metadata,
-            off_answer=off_answer,
-            fallthrough_answer=fallthrough,
+            default_answer=default,
             fingerprint=digest,
             definition=definition,
         )

@@ -113,13 +113,11 @@ def evaluate(flag: Flag, context: Context, debug: bool = False) -> Evaluation:
     """The variant `flag` serves to `context`. Never raises for any context."""
     if debug:
         return _evaluate_traced(flag, context)
-    if not flag.enabled:
-        return flag.off_answer
-    fast = flag.fast
+    fast = flag.fast  # only an enabled flag with rules has one
     if fast is not None:
         return fast(context)
-    if not flag.rules:
-        return flag.fallthrough_answer
+    if not flag.enabled or not flag.rules:
+        return flag.default_answer
     return evaluate_rules(flag, context)
 
 
@@ -132,13 +130,11 @@ def evaluation_plan(flags: Iterable[Flag]) -> tuple[PlanStep, ...]:
     """Steps for `evaluate_plan`, in the order of `flags`; built once per flag set."""
     steps: list[PlanStep] = []
     for flag in flags:
-        if not flag.enabled:
-            steps.append((None, flag.off_answer))
-        elif not flag.rules:
-            steps.append((None, flag.fallthrough_answer))
+        if not flag.enabled or not flag.rules:
+            steps.append((None, flag.default_answer))
         else:
             compute = flag.fast or functools.partial(evaluate_rules, flag)
-            steps.append((compute, flag.fallthrough_answer))
+            steps.append((compute, flag.default_answer))
     return tuple(steps)
 
 
@@ -160,7 +156,7 @@ def evaluate_rules(flag: Flag, context: Context) -> Evaluation:
             if text is None:
                 continue  # no bucket attribute: the rule does not match
             return rule.split_answers[bisect_right(rule.bounds, bucket(flag.key, text))]
-    return flag.fallthrough_answer
+    return flag.default_answer
 
 
 # ---------------------------------------------------------------- traced path
@@ -180,11 +176,11 @@ def _traced_answer(flag: Flag, context: Context, steps: list[TraceStep]) -> Eval
                 flag.key,
                 False,
                 f"flag is disabled (version {flag.version})",
-                answer=flag.off_answer.value,
+                answer=flag.default_answer.value,
             )
         )
-        steps.append(_default_step("defaultVariantWhenOff", flag.off_answer))
-        return flag.off_answer
+        steps.append(_default_step("defaultVariantWhenOff", flag.default_answer))
+        return flag.default_answer
     steps.append(
         TraceStep(
             "flag", flag.key, True, f"flag is enabled (version {flag.version}) with {len(flag.rules)} rule(s)"
@@ -241,11 +237,11 @@ def _traced_answer(flag: Flag, context: Context, steps: list[TraceStep]) -> Eval
     steps.append(
         _default_step(
             "defaultVariantWhenOn",
-            flag.fallthrough_answer,
+            flag.default_answer,
             "no rule matched" if flag.rules else "flag has no rules",
         )
     )
-    return flag.fallthrough_answer
+    return flag.default_answer
 
 
 def _default_step(which: str, answer: Evaluation, why: str = "") -> TraceStep:

@@ -183,9 +183,10 @@ class Flag:
     default_variant_when_off: Variant | None
     track_events: bool
     metadata: Mapping[str, Any]
-    # What the flag answers when disabled, and when enabled with no matching rule (may be errors).
-    off_answer: Evaluation
-    fallthrough_answer: Evaluation
+    # What the flag answers when no rule serves one (it may have no value): a disabled flag's
+    # answer (defaultVariantWhenOff, reason DISABLED), an enabled flag's fallthrough
+    # (defaultVariantWhenOn). Enabled or not is fixed when a flag is compiled: one of them is needed.
+    default_answer: Evaluation
     # A digest of the flag's definition, to tell a real change from a reload of the same text.
     fingerprint: str = ""
     # The rules as one generated function (fastpath.py), for an enabled flag with rules; the

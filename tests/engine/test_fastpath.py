@@ -280,7 +280,7 @@ def test_answering_translates_each_answer_once_and_leaves_the_fast_path_as_it_wa
         context = {"plan": "pro", "$userId": user}
         assert translated(context)[1] is flag.fast(context) is evaluate_rules(flag, context)
         assert translated(context) is translated(context)  # made once, not per call
-    assert translated({"plan": "free"}) == ("translated", flag.fallthrough_answer)
+    assert translated({"plan": "free"}) == ("translated", flag.default_answer)
 
 
 def test_reads_reserved_is_true_where_a_flag_reads_the_user_id():

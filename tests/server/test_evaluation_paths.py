@@ -117,8 +117,7 @@ class Side:
                 for answer in (rule.single, *rule.split_answers):
                     if answer is not None:
                         self.servicer._encoded.entry(answer)
-            self.servicer._encoded.entry(flag.off_answer)
-            self.servicer._encoded.entry(flag.fallthrough_answer)
+            self.servicer._encoded.entry(flag.default_answer)
         self.general_calls = 0
         guarded = self.servicer._guarded
 

@@ -44,13 +44,11 @@ def _step(flag: Flag) -> Step:
         return Evaluation.of(answer, metadata)
 
     track = flag.track_events
-    if not flag.enabled:
-        return (None, translate(flag.off_answer), track, False, flag)
-    if not flag.rules:
-        return (None, translate(flag.fallthrough_answer), track, False, flag)
+    if not flag.enabled or not flag.rules:
+        return (None, translate(flag.default_answer), track, False, flag)
     # The engine builds a fast path for every such flag; the loop, should one lack it.
     compute = answering(flag.fast, translate) if flag.fast is not None else _looped(flag, translate)
-    return (compute, translate(flag.fallthrough_answer), track, reads_reserved(flag), flag)
+    return (compute, translate(flag.default_answer), track, reads_reserved(flag), flag)
 
 
 def _looped(
