@@ -14,9 +14,9 @@ def quick_init(cls: type[T]) -> type[T]:
     """Give a frozen, slotted dataclass an __init__ that sets each slot through its descriptor.
 
     The dataclass's own __init__ for a frozen class goes through object.__setattr__ by name for
-    every field, which made building an Evaluation or a FlagDefinition cost more than twice what it
-    costs here (bench/notes.md, "Building frozen dataclasses"). Same signature, same defaults; the
-    class stays frozen to everything after __init__.
+    every field, the larger part of building an Evaluation or a FlagDefinition (bench/notes.md,
+    "Building frozen dataclasses"). Same signature, same defaults; the class stays frozen to
+    everything after __init__.
     """
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
