@@ -145,6 +145,17 @@ class ControlPlane:
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.process.pid}/task"))
 
+    def settled_threads(self, still_s: float = 0.5, limit_s: float = 5.0) -> int:
+        """The thread count once it has held still for `still_s`: a thread that the phase before
+        started late (a worker pool growing by one) is then not charged to the idle streams."""
+        count, since, deadline = self.threads(), time.monotonic(), time.monotonic() + limit_s
+        while time.monotonic() - since < still_s and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.threads()
+            if now != count:
+                count, since = now, time.monotonic()
+        return count
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -253,7 +264,7 @@ def _cpu_over(pid: int, seconds: float) -> float:
 async def _idle(plane: ControlPlane, result: SyncResult, seconds: float, streams: int) -> None:
     result.cpu_idle_none = await asyncio.to_thread(_cpu_over, plane.process.pid, seconds)
     result.rss_before_mb = memory_mb(plane.process.pid)[0]
-    result.threads_before = plane.threads()
+    result.threads_before = await asyncio.to_thread(plane.settled_threads)
     channels, calls = await _open_streams(plane.target, streams)
     try:
         await asyncio.sleep(2)
