@@ -44,7 +44,14 @@ def _start(source: str, extra: list[str], repo: Path = REPO) -> tuple[subprocess
         env=env,
     )
     lines: list[str] = []
-    threading.Thread(target=lambda: [lines.append(line) for line in process.stderr], daemon=True).start()  # type: ignore[union-attr]
+    stderr = process.stderr
+    assert stderr is not None
+
+    def collect() -> None:  # each line as it comes: the caller reads the list while it grows
+        for line in stderr:
+            lines.append(line)
+
+    threading.Thread(target=collect, daemon=True).start()
     return process, lines
 
 

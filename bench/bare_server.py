@@ -67,7 +67,7 @@ def _with_dependencies(server: grpc.Server) -> list[object]:
 
 def main(port_file: str, dependencies: bool = False) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    handler = grpc.unary_unary_rpc_method_handler(lambda _request, _context: b"")
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(lambda _r, _c: b"")
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Empty", {"Call": handler}),))
     kept = _with_dependencies(server) if dependencies else []
     port = server.add_insecure_port("127.0.0.1:0")

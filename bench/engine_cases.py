@@ -14,7 +14,7 @@ from typing import Any
 
 from sidecar.engine import build_context, compile_flag_set, evaluate
 
-ATTRIBUTES = {"plan": "pro", "email": "ana@example.com", "age": 34, "country": "PT"}
+ATTRIBUTES: dict[str, str | int] = {"plan": "pro", "email": "ana@example.com", "age": 34, "country": "PT"}
 
 OURS: dict[str, Any] = {
     "flags": [

@@ -16,17 +16,25 @@ import dataclasses
 import json
 import statistics
 import time
+from typing import TypeVar
 
 from sidecar.engine import compile_flag_set
 from sidecar.server.sync.flagd_translation import Translator
 
 from .flagsets import flag_document
 
+D = TypeVar("D")
+
+
+def _kept(definition: D | None) -> D:
+    assert definition is not None, "compile_flag_set keeps each definition"
+    return definition
+
 
 def measure(count: int, repeat: int) -> dict[str, float | int]:
     flag_set = compile_flag_set(flag_document(count, distinct=True))
-    flags = {key: flag.definition for key, flag in flag_set.flags.items()}
-    segments = {key: segment.definition for key, segment in flag_set.segments.items()}
+    flags = {key: _kept(flag.definition) for key, flag in flag_set.flags.items()}
+    segments = {key: _kept(segment.definition) for key, segment in flag_set.segments.items()}
     first = next(iter(flags))
     cold: list[float] = []
     one_change: list[float] = []

@@ -56,7 +56,9 @@ def idle_rss(*args: str) -> float:
         process.address()
         time.sleep(3)
         status = Path(f"/proc/{process.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+        rss = re.search(r"VmRSS:\s+(\d+) kB", status)
+        assert rss is not None, status
+        return int(rss.group(1)) / 1024
     finally:
         process.stop()
 

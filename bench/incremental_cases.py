@@ -59,12 +59,9 @@ def _cpu_ms(work: Callable[[], Any], clock: Callable[[], float] = time.process_t
 
 def rebuild(results: IncrementalResults, document: dict[str, Any]) -> None:
     cache = SourceCache(ttl=30.0)
-    texts = [("flag", body) for body in document["flags"]] + [("segment", s) for s in document["segments"]]
-    cache.apply(
-        EntryChanges(
-            "0", tuple(Entry(k, b["key"], 1, orjson.dumps(b).decode()) for k, b in texts), whole=True
-        )  # type: ignore[arg-type]
-    )
+    entries = [Entry("flag", b["key"], 1, orjson.dumps(b).decode()) for b in document["flags"]]
+    entries += [Entry("segment", b["key"], 1, orjson.dumps(b).decode()) for b in document["segments"]]
+    cache.apply(EntryChanges("0", tuple(entries), whole=True))
     served = load_entries(cache.entries, cache.document(ORIGIN), None, None)
     flags = document["flags"]
     for write in range(results.writes):

@@ -49,10 +49,18 @@ class KafkaResult:
 
 
 def _scheduler(
-    broker: KafkaBroker, topic: str, spool: Spool | None = None, format: str = "json", **kw: int
+    broker: KafkaBroker,
+    topic: str,
+    spool: Spool | None = None,
+    format: str = "json",
+    buffer_limit: int | None = None,
+    buffer_bytes: int | None = None,
 ) -> DataExporterScheduler:
     exporter = KafkaExporter(broker.bootstrap, topic, format=format)
-    return DataExporterScheduler(10.0, 10_000, exporter, LOG, name="kafka", spool=spool, **kw)
+    return DataExporterScheduler(
+        10.0, 10_000, exporter, LOG, name="kafka", spool=spool, buffer_limit=buffer_limit,
+        buffer_bytes=buffer_bytes,
+    )  # fmt: skip
 
 
 def _sustained(broker: KafkaBroker, topic: str, events: int, format: str = "json") -> float:

@@ -63,7 +63,8 @@ def main(target: str) -> None:
         if not line.strip():
             continue
         command = json.loads(line)
-        call = channel.unary_unary(command["method"])  # bytes in, bytes out: no client-side protobuf
+        # bytes in, bytes out: no client-side protobuf
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(command["method"])
         request = bytes.fromhex(command["request"])
         if command.get("warmup"):
             run(call, request, command["warmup"], command["concurrency"])

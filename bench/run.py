@@ -379,7 +379,7 @@ def wait_serving(target: str, process: subprocess.Popen[bytes], timeout: float =
             if process.poll() is not None:
                 raise RuntimeError(f"the sidecar exited with {process.returncode}")
             try:
-                answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)  # type: ignore[attr-defined]
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
@@ -747,7 +747,7 @@ def write_rpc(
         ),
         "",
     )
-    rows = []
+    rows: list[tuple[str, ...]] = []
     # A ratio to the empty RPC moves with the machine (how cheap its grpcio call is), so each target
     # row also names what the same run measured under it: the request's own receipt and parse, which
     # no handler can skip, and the --before revision's ratio.
@@ -762,8 +762,9 @@ def write_rpc(
         )
         if target is not None:
             before = rpc.before.get(name)
-            known = before is not None and before.ratio.values
-            against = f"; `{args.before}` {before.ratio.median:.3f}x" if known else ""
+            against = ""
+            if before is not None and before.ratio.values:
+                against = f"; `{args.before}` {before.ratio.median:.3f}x"
             summary.append(
                 (
                     f"{name}: ≤ {target}x the empty RPC's CPU",
@@ -1181,7 +1182,7 @@ def write_memory(report: Report, memory: MemoryResults, summary: list[tuple[str,
         "cachetools, mmh3) but none of its code.",
         "",
     )
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             label,
             footprint.rss.show(1, " MB"),
@@ -1357,7 +1358,7 @@ def write_database(
         "",
     )
     target = TARGETS["evaluate_database"]
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for case in database_cases.CASES:
         for name in database.sources:
             vs_empty = Series(database.vs_empty[(name, case)])
@@ -1439,7 +1440,7 @@ def write_go_caller(
         "callers' HTTP/2 stacks alone cost the server).",
         "",
     )
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for case in go_caller.CASES:
         for caller in go_caller.CALLERS:
             rows.append(
@@ -1548,7 +1549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("writing flag files")
         files = write_flag_files(directory, counts)
         before = before_tree(args.before, directory) if args.before else None
-        rpc = throughput = engine = events = memory = profiles = otlp = kafka = sync = inproc = None
+        rpc = throughput = engine = events = memory = otlp = kafka = sync = inproc = None
+        profiles: dict[str, list[CaseProfile]] | None = None
         database = go = None
         steps: list[tuple[str, Callable[[], None]]] = []
 

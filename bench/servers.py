@@ -60,7 +60,7 @@ from sidecar.server.app import (
     SidecarServer,
     register_evaluation_service,
 )
-from sidecar.server.metrics import SidecarMetrics
+from sidecar.server.metrics import NullMetrics, SidecarMetrics
 from sidecar.store import FlagStore
 
 # A --before revision from before sidecar/sources/ has FileRepository, with the same constructor.
@@ -193,9 +193,9 @@ try:
     from sidecar.server.edge import plain_context
 except ImportError:  # an older revision's tree (--before): only the parse calibration needs it
     try:
-        from sidecar.server.convert import plain_context
+        from sidecar.server.convert import plain_context  # type: ignore[attr-defined, no-redef]
     except ImportError:
-        plain_context = None
+        plain_context = None  # type: ignore[assignment]
 
 
 def parse_request(request: bytes) -> object:
@@ -222,7 +222,9 @@ def _empty_call(request: bytes, _context: Any) -> bytes:
 
 
 def register_empty_service(server: grpc.Server, _deps: ServiceDependencies) -> RegisteredServices:
-    handlers = {"Call": grpc.unary_unary_rpc_method_handler(_profiled(_empty_call))}
+    handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
+        "Call": grpc.unary_unary_rpc_method_handler(_profiled(_empty_call))
+    }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(EMPTY_SERVICE, handlers),))
     server.add_registered_method_handlers(EMPTY_SERVICE, handlers)
     return RegisteredServices((EMPTY_SERVICE,))
@@ -258,7 +260,7 @@ class _CountingOnly(SidecarMetrics):
 class EdgeInterceptor(grpc.ServerInterceptor):
     """Times each unary call under its method name and ends a SidecarError with its status."""
 
-    def __init__(self, metrics: SidecarMetrics) -> None:
+    def __init__(self, metrics: SidecarMetrics | NullMetrics) -> None:
         self._metrics = metrics
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
@@ -270,7 +272,7 @@ class EdgeInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         known = self._wrapped.get(method)
         if known is not None and known[0] is handler:  # one wrapper per handler, not one per call
             return known[1]
@@ -305,7 +307,7 @@ def _server_with(interceptors: list[grpc.ServerInterceptor]) -> Callable[..., gr
     build = grpc.server
 
     def server(*args: Any, **kwargs: Any) -> grpc.Server:
-        return build(*args, interceptors=interceptors, **kwargs)
+        return build(*args, **{**kwargs, "interceptors": interceptors})
 
     return server
 
@@ -321,7 +323,7 @@ def serve_sync(kind: str, store: FlagStore, port_file: str, events: EventPipelin
     )
     metrics = SidecarMetrics(store)  # as `serve` has it
     if _INTERCEPTOR and kind == "sidecar":
-        grpc.server = _server_with([EdgeInterceptor(metrics)])  # type: ignore[assignment]
+        grpc.server = _server_with([EdgeInterceptor(metrics)])
         metrics = _CountingOnly(store)
     server = SidecarServer(store, "127.0.0.1:0", registrars=registrars, events=events, metrics=metrics)
     port = server.start()

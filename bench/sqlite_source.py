@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.synchronize
 import statistics
 import tempfile
 import threading
@@ -37,7 +38,9 @@ def _flag(key: str) -> dict:
     }
 
 
-def _writer(uri: str, count: int, stamps: multiprocessing.Queue, go: multiprocessing.Event) -> None:
+def _writer(
+    uri: str, count: int, stamps: multiprocessing.Queue, go: multiprocessing.synchronize.Event
+) -> None:
     admin = FlagAdmin(open_database(uri))
     admin.start()
     go.wait()

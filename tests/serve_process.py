@@ -114,5 +114,6 @@ class SidecarProbes:
         """The gRPC health status of `service`, by name (SERVING, NOT_SERVING, ...)."""
         with grpc.insecure_channel(self.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+            request = health_pb2.HealthCheckRequest(service=service)
+            status = stub.Check(request, timeout=5).status  # type: ignore[attr-defined]  # (stubs: no methods)
             return health_pb2.HealthCheckResponse.ServingStatus.Name(status)

@@ -209,8 +209,12 @@ class KafkaBroker:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             topic = admin.list_topics(name, timeout=5).topics.get(name)
-            ready = topic is not None and topic.error is None and len(topic.partitions) == partitions
-            if ready and all(p.leader >= 0 for p in topic.partitions.values()):
+            if (
+                topic is not None
+                and topic.error is None
+                and len(topic.partitions) == partitions
+                and all(p.leader >= 0 for p in topic.partitions.values())
+            ):
                 return
             time.sleep(0.1)
         raise AssertionError(f"topic {name} has no leaders")
@@ -240,8 +244,9 @@ class TopicReader:
             for msg in self.consumer.consume(10_000, timeout=0.1):
                 if msg.error() is not None:
                     continue
-                headers = dict(msg.headers() or [])
-                self.counts[headers["eventId"].decode()] += 1
+                event_id = dict(msg.headers() or [])["eventId"]
+                assert isinstance(event_id, bytes), "the exporter sends every header as bytes"
+                self.counts[event_id.decode()] += 1
                 if self.keep:
                     self.messages.append(msg)
 
