@@ -178,7 +178,10 @@ def test_a_read_does_not_wait_for_a_write_in_progress_and_the_pool_closes(server
         # Another connection of the pool: the read answers while the write's transaction is open
         # (one shared connection would have made it wait for the write), and sees none of it.
         assert database.read("default").flags == ()
-        assert _connections(server, uri) == 2
+        # Two at least, and never past the pool's size: psycopg_pool adds a connection whenever a
+        # caller has to wait, migrate()'s too while the pool's first one was still opening, so a
+        # third may be open already.
+        assert 2 <= _connections(server, uri) <= database.dialect.pool_size
     finally:
         done.set()
         writer.join(30)
