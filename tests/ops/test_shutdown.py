@@ -182,9 +182,12 @@ def test_sigterm_drains_in_flight_calls_refuses_new_ones_and_exits_0(start) -> N
     # A new call, on a new connection, is refused while the old ones drain. Readiness flips a
     # moment before the gRPC server stops accepting calls, and with the workers busy that moment
     # can be long on a loaded machine: a call that slips in before is simply answered, so ask again.
+    # Whether a call still runs is read after the refusal, so that it says the refusal came during
+    # the drain, not after the server had stopped.
     def refused_while_draining() -> tuple[bool] | None:
-        draining = not all(call.done() for call in in_flight)
-        return (draining,) if fresh_call_code(address) == grpc.StatusCode.UNAVAILABLE else None
+        if fresh_call_code(address) != grpc.StatusCode.UNAVAILABLE:
+            return None
+        return (not all(call.done() for call in in_flight),)
 
     (draining,) = eventually(refused_while_draining, timeout=10)
     assert draining, "the calls finished too early to prove anything"
@@ -309,8 +312,10 @@ def test_health_listener_serves_readiness_and_liveness_and_nothing_else(start) -
     sidecar.process.send_signal(signal.SIGTERM)
     eventually(lambda: health_status(health_channel) == NOT_SERVING, timeout=5)
     assert health_status(health_channel, LIVENESS) == SERVING
-    assert not all(call.done() for call in in_flight), "the calls finished too early to prove anything"
     assert health_status(health_channel, "flagsidecar.v1.EvaluationService") == NOT_SERVING
+    # Checked after the statuses: a call still running now means each of them was read during the
+    # drain (once the last call ends, the server stops and the health listener after it).
+    assert not all(call.done() for call in in_flight), "the calls finished too early to prove anything"
 
     for call in in_flight:
         assert call.result().total == DRAIN_FLAG_COUNT
