@@ -31,9 +31,11 @@ from tests.conftest import eventually
 REPO = Path(__file__).resolve().parents[2]
 FLAG_COUNT = 3000
 # Tests that must still see calls in flight after the signal and the health flip: six debug
-# EvaluateAll calls over this many flags take about 1.5 s. Not many more: each answer is about 2 MB,
-# and answers still being written when the process exits can be cut by grpc core's reset.
-DRAIN_FLAG_COUNT = 5000
+# EvaluateAll calls over this many flags take a few seconds (5,000 drained too soon on a faster
+# machine, before the health checks were read). Not many more: each answer is about 3.7 MB, under
+# the default --max-response-bytes (4 MiB), and answers still being written when the process
+# exits can be cut by grpc core's reset.
+DRAIN_FLAG_COUNT = 8000
 # Long enough for grpcio to take every one of those calls in before the signal: its polling thread
 # needs the GIL to hand a call to a worker, and the calls already running hold it most of the time.
 # A call still waiting in grpc core when shutdown begins is cancelled (the README says so).
