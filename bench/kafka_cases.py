@@ -58,9 +58,15 @@ def _scheduler(
 ) -> DataExporterScheduler:
     exporter = KafkaExporter(broker.bootstrap, topic, format=format)
     return DataExporterScheduler(
-        10.0, 10_000, exporter, LOG, name="kafka", spool=spool, buffer_limit=buffer_limit,
+        10.0,
+        10_000,
+        exporter,
+        LOG,
+        name="kafka",
+        spool=spool,
+        buffer_limit=buffer_limit,
         buffer_bytes=buffer_bytes,
-    )  # fmt: skip
+    )
 
 
 def _sustained(broker: KafkaBroker, topic: str, events: int, format: str = "json") -> float:

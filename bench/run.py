@@ -762,14 +762,15 @@ def write_rpc(
         )
         if target is not None:
             before = rpc.before.get(name)
-            against = ""
+            # The calibration parses the static flag's EvaluateRequest: a floor for Evaluate only.
+            under = [request_floor] if name.startswith("Evaluate,") else []
             if before is not None and before.ratio.values:
-                against = f"; `{args.before}` {before.ratio.median:.3f}x"
+                under.append(f"`{args.before}` {before.ratio.median:.3f}x")
             summary.append(
                 (
                     f"{name}: ≤ {target}x the empty RPC's CPU",
                     pair.ratio.show(3, "x"),
-                    verdict(pair.ratio.median <= target) + f" ({request_floor}{against})",
+                    verdict(pair.ratio.median <= target) + (f" ({'; '.join(under)})" if under else ""),
                     "1-2",
                 )
             )
