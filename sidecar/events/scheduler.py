@@ -557,16 +557,18 @@ class DataExporterScheduler:
         self._mem_events -= len(batch.events)
         self._mem_bytes -= batch.nbytes
 
+    def _spool_error(self, exc: OSError) -> None:
+        assert self.spool is not None
+        if self._throttle.ready("spool-error"):
+            self.log.error("events %s: cannot write to spool %s: %s", self.name, self.spool.directory, exc)
+
     def _spool_events(self, events: list[Event]) -> str | None:
         """Append events to the spool; None on success, else why they could not be spooled."""
         assert self.spool is not None
         try:
             record = self.spool.append(encode_batch(events), len(events))
         except OSError as exc:
-            if self._throttle.ready("spool-error"):
-                self.log.error(
-                    "events %s: cannot write to spool %s: %s", self.name, self.spool.directory, exc
-                )
+            self._spool_error(exc)
             return "spool_error"
         if record is None:
             return "spool_closed" if self.spool.closed else "spool_full"
@@ -713,19 +715,13 @@ class DataExporterScheduler:
         with self._cond:
             self.retried += 1
             self._failing = True
-        if batch.record is None:
-            moved = self.spool is not None and self._spool_events(batch.events) is None
-            with self._cond:
-                if self._abandoned:
-                    return False  # close() already took the in-flight batch
-                self._inflight = None
-                if moved:
-                    self._forget(batch)
-                else:
-                    self._memory.appendleft(batch)  # still counted in _mem_events
-        else:
-            with self._cond:
-                self._inflight = None
+            if self._abandoned:
+                return False  # close() already took the in-flight batch
+            self._inflight = None
+            if batch.record is None:
+                # Back to the front of memory, still counted in _mem_events; _spill_memory moves
+                # it on to the spool under the lock, so close() cannot spool it a second time.
+                self._memory.appendleft(batch)
         if self.spool is not None:
             self._spill_memory()
         return self._sleep(delay)
@@ -739,13 +735,15 @@ class DataExporterScheduler:
                 batch = self._memory[0]
                 try:
                     record = self.spool.append(encode_batch(batch.events), len(batch.events))
-                except OSError:
-                    return  # logged when the collector meets it; the batch stays in memory
+                except OSError as exc:
+                    self._spool_error(exc)
+                    return  # the batch stays in memory
                 if record is None:
                     return
                 self._memory.popleft()
                 self._forget(batch)
                 self.spooled += len(batch.events)
+                self._cond.notify_all()
 
     def _sleep(self, delay: float) -> bool:
         """Wait `delay` seconds; cut short when close() starts. False once past the deadline."""

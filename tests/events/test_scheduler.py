@@ -19,6 +19,7 @@ from sidecar.events import (
     RetryPolicy,
     Spool,
 )
+from sidecar.events.spool import SpoolRecord
 from tests.conftest import eventually
 
 from .helpers import RecordingExporter, StuckExporter, feature_events
@@ -371,6 +372,42 @@ def test_spooled_events_from_a_previous_run_are_replayed_first(tmp_path: Path) -
     assert exporter.ids[:5] == [e.event_id for e in old]
     assert sorted(exporter.ids[5:]) == sorted(e.event_id for e in new)
     second.close(timeout=1)
+
+
+class SlowFirstAppendSpool(Spool):
+    """A spool whose first write outlasts close()'s deadline, as an fsync on a busy disk can."""
+
+    slow = True
+
+    def append(self, payload: bytes, count: int) -> SpoolRecord | None:
+        record = super().append(payload, count)
+        if self.slow:
+            self.slow = False
+            time.sleep(0.3)  # written, not yet returned: the fsync
+        return record
+
+
+def test_a_batch_being_spooled_when_close_gives_up_is_spooled_once(tmp_path: Path) -> None:
+    # The export thread moves a failed batch to the spool while close() gives up on it: one of
+    # the two must write it, not both (a fresh clone saw every old event replayed twice).
+    events = feature_events(5, prefix="old")
+    first = DataExporterScheduler(
+        60, 10, RecordingExporter(fail=10**9), spool=SlowFirstAppendSpool(tmp_path), retry=FAST
+    )
+    first.start_daemon()
+    for event in events:
+        first.add_event(event)
+    first.flush()  # one batch, in memory: its first write to the spool is the export thread's
+    eventually(lambda: first.retried >= 1)  # the first export failed: its batch goes to the spool
+    first.close(timeout=0.1)
+    assert first.stats()["spool_pending"] == 5
+
+    exporter = RecordingExporter()
+    second = DataExporterScheduler(0.01, 10, exporter, spool=Spool(tmp_path), retry=FAST)
+    second.start_daemon()
+    eventually(lambda: exporter.count >= 5)
+    second.close(timeout=1)
+    assert exporter.ids == [e.event_id for e in events]
 
 
 class CountingIntake(queue.SimpleQueue):
